@@ -1,0 +1,102 @@
+/* Picks the bootstrap backend: built-ins are called directly, the others are plugins
+ * (libmnnvl-bootstrap-<name>.so) loaded with dlopen on first use, so that libmnnvl.so
+ * itself never links MPI, UCX or libfabric. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bootstrap/bootstrap.h"
+#include "error.h"
+#include "log.h"
+
+#ifndef MNNVL_PLUGIN_DIR
+#define MNNVL_PLUGIN_DIR ""
+#endif
+
+typedef struct builtin {
+    const char *name;
+    mnnvl_bootstrap_create_fn create;
+} builtin_t;
+
+static const builtin_t builtins[] = {
+    {"tcp", mnnvl_bootstrap_tcp_create},
+};
+
+static const builtin_t *find_builtin(const char *name)
+{
+    for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
+        if (strcmp(builtins[i].name, name) == 0)
+            return &builtins[i];
+    return NULL;
+}
+
+/* Where the plugin for `name` is looked for: $MNNVL_PLUGIN_DIR, else the install dir, else
+ * the loader's search path. */
+static void plugin_path(const char *name, char *buf, size_t len)
+{
+    const char *dir = getenv("MNNVL_PLUGIN_DIR");
+    if (!dir || !dir[0])
+        dir = MNNVL_PLUGIN_DIR;
+    snprintf(buf, len, "%s%slibmnnvl-bootstrap-%s.so", dir, dir[0] ? "/" : "", name);
+}
+
+/* Loads a plugin once per process; later calls reuse the handle (plugins are never
+ * unloaded: their threads or their dependency's may outlive a communicator). */
+static pthread_mutex_t plugin_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static mnnvl_status_t load_plugin(const char *name, mnnvl_bootstrap_create_fn *create)
+{
+    char path[4096];
+    plugin_path(name, path, sizeof(path));
+    pthread_mutex_lock(&plugin_lock);
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    const char *why = lib ? NULL : dlerror();
+    void *sym = lib ? dlsym(lib, "mnnvl_bootstrap_plugin_create") : NULL;
+    if (lib && !sym)
+        why = dlerror();
+    pthread_mutex_unlock(&plugin_lock);
+    if (!sym)
+        return mnnvl_error(MNNVL_ERR_UNSUPPORTED,
+                           "bootstrap: backend \"%s\" needs the plugin %s, which could not be "
+                           "loaded (%s); build libmnnvl with its dependency or set "
+                           "MNNVL_PLUGIN_DIR",
+                           name, path, why ? why : "no mnnvl_bootstrap_plugin_create symbol");
+    *create = (mnnvl_bootstrap_create_fn)sym;
+    return MNNVL_SUCCESS;
+}
+
+mnnvl_status_t mnnvl_bootstrap_create(const mnnvl_bootstrap_args_t *args,
+                                      mnnvl_bootstrap_t **out)
+{
+    const char *name = args->config_get(args->config, "bootstrap");
+    const builtin_t *b = find_builtin(name);
+    mnnvl_bootstrap_create_fn create = b ? b->create : NULL;
+    if (!create)
+        MNNVL_CHECK(load_plugin(name, &create));
+    mnnvl_bootstrap_t *bs = NULL;
+    MNNVL_CHECK(create(args, &bs));
+    if (bs->abi_version != MNNVL_BOOTSTRAP_ABI_VERSION) {
+        int got = bs->abi_version;
+        bs->destroy(bs);
+        return mnnvl_error(MNNVL_ERR_UNSUPPORTED,
+                           "bootstrap: backend \"%s\" speaks interface version %d, this "
+                           "libmnnvl speaks %d",
+                           name, got, MNNVL_BOOTSTRAP_ABI_VERSION);
+    }
+    *out = bs;
+    return MNNVL_SUCCESS;
+}
+
+int mnnvl_bootstrap_available(const char *name)
+{
+    if (find_builtin(name))
+        return 1;
+    mnnvl_bootstrap_create_fn create;
+    return load_plugin(name, &create) == MNNVL_SUCCESS;
+}

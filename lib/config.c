@@ -1,0 +1,242 @@
+/* Opaque string key/value configuration: a fixed table of keys, each with a default, a
+ * validator and an MNNVL_<KEY> environment override. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "error.h"
+#include "log.h"
+
+typedef int (*validator_fn)(const char *value, const char **allowed);
+
+typedef struct key_spec {
+    const char *name;
+    const char *default_value;
+    validator_fn validate;
+    const char *allowed[8]; /* for enums; a human-readable hint otherwise */
+} key_spec_t;
+
+static int any_string(const char *value, const char **allowed)
+{
+    (void)allowed;
+    return value != NULL;
+}
+
+static int one_of(const char *value, const char **allowed)
+{
+    for (const char **a = allowed; *a; a++)
+        if (strcmp(value, *a) == 0)
+            return 1;
+    return 0;
+}
+
+static int positive_int(const char *value, const char **allowed)
+{
+    (void)allowed;
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    return errno == 0 && end != value && *end == '\0' && v > 0 && v <= INT_MAX;
+}
+
+/* "host:port" or "[v6]:port"; an empty value means unset. */
+static int host_port(const char *value, const char **allowed)
+{
+    (void)allowed;
+    if (value[0] == '\0')
+        return 1;
+    const char *colon = strrchr(value, ':');
+    if (!colon || colon == value || colon[1] == '\0')
+        return 0;
+    for (const char *p = colon + 1; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return 0;
+    return atol(colon + 1) <= 65535;
+}
+
+static int log_level_or_empty(const char *value, const char **allowed)
+{
+    (void)allowed;
+    return value[0] == '\0' || mnnvl_log_level_parse(value) >= 0;
+}
+
+static const key_spec_t keys[] = {
+    {"bootstrap", "tcp", one_of, {"tcp", "torch-store", "mpi", "ucx", "ofi", NULL}},
+    {"root", "", host_port, {"host:port", NULL}},
+    {"root_mode", "rank0", one_of, {"rank0", "external", NULL}},
+    {"comm_name", "world", any_string, {"any name", NULL}},
+    {"job_key", "", any_string, {"any string", NULL}},
+    {"handle_type", "auto", one_of, {"auto", "fabric", "posix-fd", NULL}},
+    {"timeout_ms", "120000", positive_int, {"a positive number of milliseconds", NULL}},
+    {"log_level", "", log_level_or_empty,
+     {"none", "error", "warn", "info", "debug", "trace", NULL}},
+    {"store", "", host_port, {"host:port", NULL}},
+    {"store_prefix", "mnnvl", any_string, {"any string", NULL}},
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+struct mnnvl_config_s {
+    char *values[NKEYS];
+};
+
+static int key_index(const char *key)
+{
+    for (size_t i = 0; key && i < NKEYS; i++)
+        if (strcmp(keys[i].name, key) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void describe_allowed(const key_spec_t *spec, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (const char *const *a = spec->allowed; *a; a++) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, len - used, "%s%s", a == spec->allowed ? "" : "|", *a);
+    }
+}
+
+static mnnvl_status_t set_index(struct mnnvl_config_s *cfg, int i, const char *value,
+                                const char *origin)
+{
+    const key_spec_t *spec = &keys[i];
+    if (!value || !spec->validate(value, (const char **)spec->allowed)) {
+        char allowed[160];
+        describe_allowed(spec, allowed, sizeof(allowed));
+        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
+                           "config: %s%s=\"%s\" is not valid; expected %s", origin, spec->name,
+                           value ? value : "(null)", allowed);
+    }
+    char *copy = strdup(value);
+    if (!copy)
+        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "config: out of memory storing %s", spec->name);
+    free(cfg->values[i]);
+    cfg->values[i] = copy;
+    return MNNVL_SUCCESS;
+}
+
+static mnnvl_status_t config_new(struct mnnvl_config_s **out)
+{
+    struct mnnvl_config_s *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg)
+        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "config: out of memory");
+    for (size_t i = 0; i < NKEYS; i++) {
+        cfg->values[i] = strdup(keys[i].default_value);
+        if (!cfg->values[i]) {
+            mnnvl_config_destroy(cfg);
+            return mnnvl_error(MNNVL_ERR_NO_MEMORY, "config: out of memory");
+        }
+    }
+    *out = cfg;
+    return MNNVL_SUCCESS;
+}
+
+MNNVL_API mnnvl_status_t mnnvl_config_create(mnnvl_config_t *config)
+{
+    if (!config)
+        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "config_create: config is NULL");
+    *config = NULL;
+    struct mnnvl_config_s *cfg;
+    MNNVL_CHECK(config_new(&cfg));
+    for (size_t i = 0; i < NKEYS; i++) {
+        char env_name[64] = "MNNVL_";
+        for (size_t j = 0; keys[i].name[j] && j + 7 < sizeof(env_name); j++)
+            env_name[6 + j] = (char)toupper((unsigned char)keys[i].name[j]);
+        const char *env = getenv(env_name);
+        if (!env)
+            continue;
+        char origin[80];
+        snprintf(origin, sizeof(origin), "environment variable %s, key ", env_name);
+        mnnvl_status_t st = set_index(cfg, (int)i, env, origin);
+        if (st != MNNVL_SUCCESS) {
+            mnnvl_config_destroy(cfg);
+            return st;
+        }
+    }
+    *config = cfg;
+    return MNNVL_SUCCESS;
+}
+
+static mnnvl_status_t unknown_key(const char *what, const char *key)
+{
+    char names[256] = "";
+    for (size_t i = 0; i < NKEYS; i++) {
+        size_t used = strlen(names);
+        snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "", keys[i].name);
+    }
+    return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: unknown key \"%s\"; known keys: %s",
+                       what, key ? key : "(null)", names);
+}
+
+MNNVL_API mnnvl_status_t mnnvl_config_set(mnnvl_config_t config, const char *key,
+                                          const char *value)
+{
+    if (!config)
+        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "config_set: config is NULL");
+    int i = key_index(key);
+    if (i < 0)
+        return unknown_key("config_set", key);
+    return set_index(config, i, value, "");
+}
+
+MNNVL_API const char *mnnvl_config_get(const mnnvl_config_t config, const char *key)
+{
+    if (!config) {
+        mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "config_get: config is NULL");
+        return NULL;
+    }
+    int i = key_index(key);
+    if (i < 0) {
+        unknown_key("config_get", key);
+        return NULL;
+    }
+    return config->values[i];
+}
+
+MNNVL_API mnnvl_status_t mnnvl_config_destroy(mnnvl_config_t config)
+{
+    if (!config)
+        return MNNVL_SUCCESS;
+    for (size_t i = 0; i < NKEYS; i++)
+        free(config->values[i]);
+    free(config);
+    return MNNVL_SUCCESS;
+}
+
+const char *mnnvl_config_value(const struct mnnvl_config_s *config, const char *key)
+{
+    int i = key_index(key);
+    return i < 0 ? NULL : config->values[i];
+}
+
+int mnnvl_config_timeout_ms(const struct mnnvl_config_s *config)
+{
+    return atoi(mnnvl_config_value(config, "timeout_ms"));
+}
+
+mnnvl_status_t mnnvl_config_clone(const struct mnnvl_config_s *src, mnnvl_config_t *out)
+{
+    if (!src)
+        return mnnvl_config_create(out);
+    struct mnnvl_config_s *cfg;
+    MNNVL_CHECK(config_new(&cfg));
+    for (size_t i = 0; i < NKEYS; i++) {
+        mnnvl_status_t st = set_index(cfg, (int)i, src->values[i], "");
+        if (st != MNNVL_SUCCESS) {
+            mnnvl_config_destroy(cfg);
+            return st;
+        }
+    }
+    *out = cfg;
+    return MNNVL_SUCCESS;
+}
+
+const char *mnnvl_config_get_for_bootstrap(const void *config, const char *key)
+{
+    const char *v = mnnvl_config_value(config, key);
+    return v ? v : "";
+}

@@ -1,0 +1,30 @@
+/* The one timeout helper on the host: a deadline in monotonic milliseconds. */
+#ifndef MNNVL_DEADLINE_H
+#define MNNVL_DEADLINE_H
+
+#include <stdint.h>
+#include <time.h>
+
+static inline uint64_t mnnvl_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static inline uint64_t mnnvl_deadline_after(int timeout_ms)
+{
+    return mnnvl_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+}
+
+/* Milliseconds left before `deadline`, 0 when it has passed; fits poll()'s int. */
+static inline int mnnvl_deadline_left(uint64_t deadline)
+{
+    uint64_t now = mnnvl_now_ms();
+    if (now >= deadline)
+        return 0;
+    uint64_t left = deadline - now;
+    return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+#endif

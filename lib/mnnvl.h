@@ -1,0 +1,319 @@
+/*
+ * libmnnvl — cross-GPU workspaces and the kernels that run on them.
+ *
+ * This is the library's one public header. It needs no CUDA header: device pointers and
+ * CUDA streams cross the ABI as `void *` (a `cudaStream_t` / `CUstream` cast to `void *`;
+ * NULL is the legacy default stream).
+ *
+ * Conventions that hold for every function below unless its comment says otherwise:
+ * - A function that can fail returns `mnnvl_status_t`. On failure, `mnnvl_last_error()` on
+ *   the same thread holds one sentence naming the values involved.
+ * - "Collective": every rank of the communicator must call it, in the same order relative to
+ *   the other collective calls on that communicator. A collective call agrees on its outcome:
+ *   when one rank fails locally, every rank returns an error instead of waiting forever.
+ * - "Capture-safe": may be called while a CUDA stream is being captured into a graph (the
+ *   work is recorded and runs at each replay). Calls that are not capture-safe and need the
+ *   GPU return MNNVL_ERR_GRAPH_CAPTURE when they detect an active capture.
+ * - destroy/release of NULL is a no-op that returns MNNVL_SUCCESS.
+ * - Handles may be used from any thread, but a handle must not be used by two threads at
+ *   once. Several communicators and several ranks (one thread each) may live in one process.
+ */
+#ifndef MNNVL_H
+#define MNNVL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Symbols of the library are hidden unless marked with MNNVL_API. */
+#if defined(MNNVL_BUILDING_LIBRARY) && defined(__GNUC__)
+#define MNNVL_API __attribute__((visibility("default")))
+#else
+#define MNNVL_API
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Version                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The single source of the version: configure.ac reads these three lines. */
+#define MNNVL_VERSION_MAJOR 0
+#define MNNVL_VERSION_MINOR 1
+#define MNNVL_VERSION_PATCH 0
+#define MNNVL_VERSION_CODE \
+    (MNNVL_VERSION_MAJOR * 10000 + MNNVL_VERSION_MINOR * 100 + MNNVL_VERSION_PATCH)
+
+/* The version of the library loaded at run time, as MNNVL_VERSION_CODE computes it.
+ * Compare with MNNVL_VERSION_CODE to detect a header/library mismatch. Never fails. */
+MNNVL_API unsigned mnnvl_version(void);
+
+/* The same version as "MAJOR.MINOR.PATCH" (static storage). Never fails. */
+MNNVL_API const char *mnnvl_version_string(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Status and errors                                                                        */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef enum mnnvl_status {
+    MNNVL_SUCCESS = 0,
+    MNNVL_ERR_INVALID_ARGUMENT = -1, /* a value passed in is out of range or inconsistent */
+    MNNVL_ERR_INVALID_USAGE = -2,    /* calls in the wrong order or on the wrong handle */
+    MNNVL_ERR_NO_MEMORY = -3,        /* host or device allocation failed */
+    MNNVL_ERR_CUDA = -4,             /* a CUDA call failed; the sentence names it */
+    MNNVL_ERR_NO_DEVICE = -5,        /* no usable GPU or driver */
+    MNNVL_ERR_UNSUPPORTED = -6,      /* not built in, or not possible on this system */
+    MNNVL_ERR_BOOTSTRAP = -7,        /* the bootstrap backend failed (network, protocol) */
+    MNNVL_ERR_TIMEOUT = -8,          /* a wait exceeded timeout_ms */
+    MNNVL_ERR_PEER_LOST = -9,        /* another rank died or left */
+    MNNVL_ERR_GRAPH_CAPTURE = -10,   /* not allowed while a CUDA graph is being captured */
+    MNNVL_ERR_ABORTED = -11,         /* the communicator was aborted or saw an async error */
+    MNNVL_ERR_MISMATCH = -12,        /* ranks disagree on a value that must be equal */
+    MNNVL_ERR_AUTH = -13,            /* a peer did not prove the job key */
+    MNNVL_ERR_INTERNAL = -14         /* a bug in libmnnvl; please report it */
+} mnnvl_status_t;
+
+/* The name of a status ("MNNVL_ERR_TIMEOUT"); "MNNVL_ERR_UNKNOWN" for values outside the
+ * enum. Static storage. Never fails. */
+MNNVL_API const char *mnnvl_status_string(mnnvl_status_t status);
+
+/* The sentence describing the last failure on the calling thread, e.g.
+ * "mem_alloc: rank 1 asked for 1048576 bytes but rank 0 asked for 2097152".
+ * Thread-local; valid until the next libmnnvl call on this thread. "" when nothing failed. */
+MNNVL_API const char *mnnvl_last_error(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Logging                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef enum mnnvl_log_level {
+    MNNVL_LOG_NONE = 0,
+    MNNVL_LOG_ERROR = 1,
+    MNNVL_LOG_WARN = 2, /* the default */
+    MNNVL_LOG_INFO = 3,
+    MNNVL_LOG_DEBUG = 4,
+    MNNVL_LOG_TRACE = 5
+} mnnvl_log_level_t;
+
+/* Receives each log line at or below the current level (without a trailing newline). May be
+ * called from any thread, including libmnnvl's own background threads. */
+typedef void (*mnnvl_log_fn)(mnnvl_log_level_t level, const char *message, void *user_data);
+
+/* Sets the process-wide log level. The initial level comes from MNNVL_LOG_LEVEL
+ * (none|error|warn|info|debug|trace), default warn. A communicator created with the config
+ * key log_level sets it too. Never fails. */
+MNNVL_API void mnnvl_set_log_level(mnnvl_log_level_t level);
+MNNVL_API mnnvl_log_level_t mnnvl_get_log_level(void);
+
+/* Sends log lines to `fn` instead of stderr; NULL restores stderr. Never fails. */
+MNNVL_API void mnnvl_set_log_callback(mnnvl_log_fn fn, void *user_data);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Configuration                                                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct mnnvl_config_s *mnnvl_config_t;
+
+/* Creates a configuration holding every key's default, overridden by the environment
+ * variable MNNVL_<KEY> (upper case) where set. Keys and defaults:
+ *   bootstrap     tcp | torch-store | mpi | ucx | ofi           default tcp
+ *   root          host:port of the TCP root (the job's unique id)  no default
+ *   root_mode     rank0 (rank 0 listens on `root`) | external (a root already runs there,
+ *                 e.g. tools/mnnvl-store or mnnvl_root_start())  default rank0
+ *   comm_name     name distinguishing communicators that share one root   default world
+ *   job_key       secret every connection must prove             default "" (no secret)
+ *   handle_type   auto | fabric | posix-fd                       default auto
+ *   timeout_ms    bound on every wait, host and device, in ms    default 120000
+ *   log_level     none | error | warn | info | debug | trace     default: the process level
+ *   store         host:port of a PyTorch TCPStore (torch-store)  no default
+ *   store_prefix  key prefix inside that store                   default mnnvl
+ * Returns INVALID_ARGUMENT when an MNNVL_<KEY> variable holds a bad value, NO_MEMORY. */
+MNNVL_API mnnvl_status_t mnnvl_config_create(mnnvl_config_t *config);
+
+/* Sets one key. Returns INVALID_ARGUMENT for an unknown key or a bad value, with a sentence
+ * naming both; the configuration is unchanged then. */
+MNNVL_API mnnvl_status_t mnnvl_config_set(mnnvl_config_t config, const char *key,
+                                          const char *value);
+
+/* The current value of a key (owned by the configuration, valid until it changes), or NULL
+ * for an unknown key (with a sentence). Keys without a value read as "". */
+MNNVL_API const char *mnnvl_config_get(const mnnvl_config_t config, const char *key);
+
+MNNVL_API mnnvl_status_t mnnvl_config_destroy(mnnvl_config_t config);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Parallel mapping                                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+/* How the ranks of a job are split into parallel groups. Rank order: tp fastest, then cp,
+ * then pp: rank = pp_rank*(cp*tp) + cp_rank*tp + tp_rank. The MoE groups subdivide each TP
+ * group, moe_ep fastest: tp_rank = moe_tp_rank*moe_ep + moe_ep_rank. */
+typedef struct mnnvl_mapping {
+    int world_size;
+    int rank;
+    int gpus_per_node;
+    int tp;     /* tensor parallel */
+    int pp;     /* pipeline parallel */
+    int cp;     /* context parallel */
+    int moe_tp; /* MoE tensor parallel, inside a TP group */
+    int moe_ep; /* MoE expert parallel, inside a TP group */
+} mnnvl_mapping_t;
+
+typedef enum mnnvl_group {
+    MNNVL_GROUP_WORLD = 0,
+    MNNVL_GROUP_TP = 1,
+    MNNVL_GROUP_PP = 2,
+    MNNVL_GROUP_CP = 3,
+    MNNVL_GROUP_MOE_TP = 4,
+    MNNVL_GROUP_MOE_EP = 5
+} mnnvl_group_t;
+
+/* Fills a mapping of pure tensor parallelism: tp = moe_tp = world_size, every other degree 1,
+ * gpus_per_node = world_size. Never fails (a NULL mapping is ignored). */
+MNNVL_API void mnnvl_mapping_init(mnnvl_mapping_t *mapping, int world_size, int rank);
+
+/* Checks every rule: world_size >= 1; 0 <= rank < world_size; every degree >= 1;
+ * gpus_per_node >= 1; tp*pp*cp == world_size; moe_tp*moe_ep == tp; when the job spans
+ * several nodes, world_size is a multiple of gpus_per_node. Returns INVALID_ARGUMENT with
+ * one sentence per broken rule. Local; never touches a GPU. */
+MNNVL_API mnnvl_status_t mnnvl_mapping_validate(const mnnvl_mapping_t *mapping);
+
+/* Lists, in ascending order, the world ranks of the `group` that contains mapping->rank.
+ * `ranks` receives at most `capacity` entries (it may be NULL when capacity is 0); `count`
+ * receives the group's size and `index` (may be NULL) the position of mapping->rank in it.
+ * Returns INVALID_ARGUMENT for an invalid mapping or group, or when capacity < the size. */
+MNNVL_API mnnvl_status_t mnnvl_mapping_group(const mnnvl_mapping_t *mapping, mnnvl_group_t group,
+                                             int *ranks, int capacity, int *count, int *index);
+
+/* ---------------------------------------------------------------------------------------- */
+/* TCP root (the rendezvous server of the tcp bootstrap)                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct mnnvl_root_s *mnnvl_root_t;
+
+/* Starts a TCP root on a background thread of this process, listening on `listen_address`
+ * ("host:port"; port 0 picks a free port; NULL means this host's name and a free port).
+ * Its address, from mnnvl_root_address(), is the job's unique id: pass it to every rank and
+ * create the communicators with root=<address> and root_mode=external. It serves any number
+ * of jobs and communicators until stopped; every connection must prove `config`'s job_key.
+ * Local. Returns INVALID_ARGUMENT (bad address), BOOTSTRAP (cannot listen), NO_MEMORY. */
+MNNVL_API mnnvl_status_t mnnvl_root_start(const mnnvl_config_t config,
+                                          const char *listen_address, mnnvl_root_t *root);
+
+/* The "host:port" the root listens on, owned by the root. NULL for a NULL root. */
+MNNVL_API const char *mnnvl_root_address(const mnnvl_root_t root);
+
+/* Stops the root: ranks still connected to it fail with PEER_LOST. */
+MNNVL_API mnnvl_status_t mnnvl_root_stop(mnnvl_root_t root);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Communicator                                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct mnnvl_comm_s *mnnvl_comm_t;
+
+/* Creates the communicator of `size` ranks; this is rank `rank`. Collective. Not
+ * capture-safe. `device` is the CUDA device this rank uses, or -1 for a CPU-only
+ * communicator (bootstrap collectives only). With a device it also agrees on the memory
+ * handle type (config handle_type) and sets up the device-side error word, abort flag and
+ * barrier signals. Returns INVALID_ARGUMENT, BOOTSTRAP, AUTH (job key refused), TIMEOUT,
+ * PEER_LOST, NO_DEVICE, CUDA, UNSUPPORTED (no handle type all ranks share, or built
+ * without CUDA and device >= 0), GRAPH_CAPTURE, NO_MEMORY. */
+MNNVL_API mnnvl_status_t mnnvl_comm_create(const mnnvl_config_t config, int rank, int size,
+                                           int device, mnnvl_comm_t *comm);
+
+/* Creates the communicator of the mapping group that contains this rank, e.g. the EP group
+ * for MoE all-to-all. Collective over `parent`: every parent rank calls it with the same
+ * mapping fields (only `rank` differs, and must equal the parent rank) and the same group.
+ * The new communicator uses the parent's device and configuration. Returns the statuses of
+ * mnnvl_comm_create, plus INVALID_ARGUMENT when the mapping is invalid or does not match
+ * the parent's size and rank. */
+MNNVL_API mnnvl_status_t mnnvl_comm_split(mnnvl_comm_t parent, const mnnvl_mapping_t *mapping,
+                                          mnnvl_group_t group, mnnvl_comm_t *comm);
+
+/* Rank, size and CUDA device (-1 when CPU-only) of a communicator; -1 for NULL. Never fail. */
+MNNVL_API int mnnvl_comm_rank(const mnnvl_comm_t comm);
+MNNVL_API int mnnvl_comm_size(const mnnvl_comm_t comm);
+MNNVL_API int mnnvl_comm_device(const mnnvl_comm_t comm);
+
+/* The memory handle type the ranks agreed on: "fabric", "posix-fd", or "none" for a CPU-only
+ * communicator; NULL for NULL. Never fails. */
+MNNVL_API const char *mnnvl_comm_handle_type(const mnnvl_comm_t comm);
+
+/* Host-side collectives over the bootstrap. Collective. `bytes` must be equal on every rank
+ * (allgather: `recv` holds size*bytes, rank r's block at r*bytes; broadcast: from `root`).
+ * Return TIMEOUT, PEER_LOST, BOOTSTRAP, MISMATCH (ranks passed different byte counts),
+ * ABORTED, INVALID_ARGUMENT. */
+MNNVL_API mnnvl_status_t mnnvl_comm_allgather(mnnvl_comm_t comm, const void *send, void *recv,
+                                              size_t bytes);
+MNNVL_API mnnvl_status_t mnnvl_comm_broadcast(mnnvl_comm_t comm, void *buffer, size_t bytes,
+                                              int root);
+MNNVL_API mnnvl_status_t mnnvl_comm_barrier(mnnvl_comm_t comm);
+
+/* Enqueues on `stream` a barrier across the GPUs of the communicator: the kernel returns on
+ * each GPU once every rank's kernel has arrived. Collective (in stream order). Capture-safe:
+ * a captured barrier works at every replay. If a peer does not arrive within timeout_ms, or
+ * the communicator is aborted, the kernel records the failure in the async error (see
+ * below) and exits without trapping. Returns INVALID_USAGE (CPU-only communicator),
+ * ABORTED, CUDA. */
+MNNVL_API mnnvl_status_t mnnvl_comm_device_barrier(mnnvl_comm_t comm, void *stream);
+
+/* Reads, without synchronizing, the error a kernel of this communicator recorded
+ * (MNNVL_SUCCESS while none). When it is not success, mnnvl_last_error() names the
+ * operation and the peer, and every later call on the communicator returns ABORTED.
+ * Local. Capture-safe. Returns INVALID_ARGUMENT for NULL arguments. */
+MNNVL_API mnnvl_status_t mnnvl_comm_get_async_error(mnnvl_comm_t comm,
+                                                    mnnvl_status_t *async_error);
+
+/* Aborts the communicator after an error: running and future kernels exit with ABORTED,
+ * blocked host calls on other threads return, peers are told (their calls fail with
+ * PEER_LOST). Local; safe to call at any time, also from another thread. The communicator
+ * must still be destroyed. */
+MNNVL_API mnnvl_status_t mnnvl_comm_abort(mnnvl_comm_t comm);
+
+/* Waits until every rank has called finalize, so that destroying afterwards cannot make a
+ * peer's pending call fail. Collective. Returns the statuses of mnnvl_comm_barrier. */
+MNNVL_API mnnvl_status_t mnnvl_comm_finalize(mnnvl_comm_t comm);
+
+/* Drops the caller's reference. Local. The communicator lives on while symmetric memory or
+ * an operation created on it still holds a reference. */
+MNNVL_API mnnvl_status_t mnnvl_comm_destroy(mnnvl_comm_t comm);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Symmetric memory                                                                         */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct mnnvl_mem_s *mnnvl_mem_t;
+
+/* Allocates `bytes` of device memory on every rank and maps all ranks' pieces into one
+ * reserved virtual range on every GPU: rank p's piece starts at base + p*stride, the same
+ * address on every rank. Collective; every rank must ask for the same size. Not
+ * capture-safe. The memory holds a reference to the communicator. Contents start
+ * undefined. Returns MISMATCH (sizes differ; on every rank), INVALID_ARGUMENT (bytes 0),
+ * INVALID_USAGE (CPU-only communicator), NO_MEMORY, CUDA, GRAPH_CAPTURE, TIMEOUT,
+ * PEER_LOST, ABORTED, UNSUPPORTED (built without CUDA). */
+MNNVL_API mnnvl_status_t mnnvl_mem_alloc(mnnvl_comm_t comm, size_t bytes, mnnvl_mem_t *mem);
+
+/* Device address of rank 0's piece; NULL for NULL. Never fails. */
+MNNVL_API void *mnnvl_mem_base(const mnnvl_mem_t mem);
+/* Distance in bytes between consecutive ranks' pieces (>= size); 0 for NULL. */
+MNNVL_API size_t mnnvl_mem_stride(const mnnvl_mem_t mem);
+/* Bytes requested at allocation; 0 for NULL. */
+MNNVL_API size_t mnnvl_mem_size(const mnnvl_mem_t mem);
+/* Device address of `peer`'s piece (base + peer*stride); NULL for NULL or a peer out of
+ * range. Never fails. */
+MNNVL_API void *mnnvl_mem_ptr(const mnnvl_mem_t mem, int peer);
+
+/* Adds a reference. Local. */
+MNNVL_API mnnvl_status_t mnnvl_mem_retain(mnnvl_mem_t mem);
+/* Drops a reference; the last one unmaps the range and frees this rank's piece. Local: a
+ * peer's piece stays valid for the peers that still map it. Not capture-safe. */
+MNNVL_API mnnvl_status_t mnnvl_mem_release(mnnvl_mem_t mem);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MNNVL_H */

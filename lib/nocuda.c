@@ -1,0 +1,79 @@
+/* The GPU entry points of a build configured --without-cuda: every one fails with
+ * UNSUPPORTED and says why, so scheduler hosts without a CUDA toolkit still get the
+ * mapping, config, bootstrap and planning parts. */
+#include "device.h"
+#include "error.h"
+
+static mnnvl_status_t no_cuda(const char *what)
+{
+    return mnnvl_error(MNNVL_ERR_UNSUPPORTED,
+                       "%s: this libmnnvl was built without CUDA (configure --without-cuda); "
+                       "only CPU-only communicators (device -1) work",
+                       what);
+}
+
+mnnvl_status_t mnnvl_device_setup(mnnvl_comm_t comm)
+{
+    return no_cuda("comm_create");
+}
+
+void mnnvl_device_teardown(mnnvl_comm_t comm)
+{
+}
+
+mnnvl_status_t mnnvl_device_async_error(mnnvl_comm_t comm, mnnvl_status_t *async_error)
+{
+    *async_error = MNNVL_SUCCESS;
+    return MNNVL_SUCCESS;
+}
+
+void mnnvl_device_abort(mnnvl_comm_t comm)
+{
+}
+
+mnnvl_status_t mnnvl_device_check_not_capturing(mnnvl_comm_t comm, const char *what)
+{
+    return MNNVL_SUCCESS;
+}
+
+mnnvl_status_t mnnvl_device_barrier(mnnvl_comm_t comm, void *stream)
+{
+    return no_cuda("comm_device_barrier");
+}
+
+MNNVL_API mnnvl_status_t mnnvl_mem_alloc(mnnvl_comm_t comm, size_t bytes, mnnvl_mem_t *mem)
+{
+    if (mem)
+        *mem = NULL;
+    return no_cuda("mem_alloc");
+}
+
+MNNVL_API void *mnnvl_mem_base(const mnnvl_mem_t mem)
+{
+    return NULL;
+}
+
+MNNVL_API size_t mnnvl_mem_stride(const mnnvl_mem_t mem)
+{
+    return 0;
+}
+
+MNNVL_API size_t mnnvl_mem_size(const mnnvl_mem_t mem)
+{
+    return 0;
+}
+
+MNNVL_API void *mnnvl_mem_ptr(const mnnvl_mem_t mem, int peer)
+{
+    return NULL;
+}
+
+MNNVL_API mnnvl_status_t mnnvl_mem_retain(mnnvl_mem_t mem)
+{
+    return mem ? no_cuda("mem_retain") : MNNVL_SUCCESS;
+}
+
+MNNVL_API mnnvl_status_t mnnvl_mem_release(mnnvl_mem_t mem)
+{
+    return mem ? no_cuda("mem_release") : MNNVL_SUCCESS;
+}

@@ -1,0 +1,43 @@
+/* Fixtures shared by the test programs: running ranks as real processes, finding a free
+ * loopback port, and deciding whether GPU tests run or skip. */
+#ifndef MNNVL_TESTUTIL_H
+#define MNNVL_TESTUTIL_H
+
+#include <stddef.h>
+
+#include "mnnvl.h"
+
+/* The body of one rank; its return value becomes the process's exit code (0 = success). */
+typedef int (*mt_rank_fn)(int rank, int size, void *arg);
+
+/* Forks `size` processes running fn(rank, size, arg) and waits for all of them, killing the
+ * rest with SIGKILL after `timeout_s` seconds. exit_codes (may be NULL) receives each rank's
+ * exit code, or 128+signal when it was killed. Returns the number of ranks that did not
+ * exit with 0. Must be called before this process initialises CUDA. */
+int mt_run_ranks(int size, mt_rank_fn fn, void *arg, int timeout_s, int *exit_codes);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int mt_free_port(void);
+
+/* Fills buf with "127.0.0.1:<free port>". */
+void mt_loopback_root(char *buf, size_t len);
+
+/* Creates a config with bootstrap=tcp, root=`root`, the given job key and timeout, or aborts
+ * the process with a message. */
+mnnvl_config_t mt_config(const char *root, const char *job_key, int timeout_ms);
+
+/* Number of CUDA devices, counted in a child process so that the caller can still fork
+ * ranks that use CUDA. 0 when there is no driver or no device. */
+int mt_gpu_count(void);
+
+/* Call at the start of a GPU test that needs `needed` GPUs. Returns 1 when the test should
+ * run. Otherwise skips the test visibly (cr_skip) or, with MNNVL_REQUIRE_GPU=1 in the
+ * environment, fails it. */
+int mt_require_gpus(int needed);
+
+/* Prints "rank R: <what> failed: STATUS: sentence" to stderr and returns 1 when st is not
+ * success, else 0. For use inside rank bodies: `if (mt_fail(st, rank, "comm_create"))
+ * return 1;`. */
+int mt_fail(mnnvl_status_t st, int rank, const char *what);
+
+#endif
