@@ -93,8 +93,12 @@ mnnvl_status_t mnnvl_bootstrap_create(const mnnvl_bootstrap_args_t *args,
     return MNNVL_SUCCESS;
 }
 
-int mnnvl_bootstrap_available(const char *name)
+MNNVL_API int mnnvl_bootstrap_available(const char *name)
 {
+    if (!name) {
+        mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "bootstrap_available: name is NULL");
+        return 0;
+    }
     if (find_builtin(name))
         return 1;
     mnnvl_bootstrap_create_fn create;

@@ -76,7 +76,6 @@ mnnvl_status_t mnnvl_bootstrap_tcp_create(const mnnvl_bootstrap_args_t *args,
 mnnvl_status_t mnnvl_bootstrap_create(const mnnvl_bootstrap_args_t *args,
                                       mnnvl_bootstrap_t **out);
 
-/* Whether the named backend can be used in this build/installation (for mnnvl-info). */
-int mnnvl_bootstrap_available(const char *name);
+/* mnnvl_bootstrap_available(name), declared in mnnvl.h, lives in bootstrap.c too. */
 
 #endif

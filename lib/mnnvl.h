@@ -187,6 +187,11 @@ MNNVL_API mnnvl_status_t mnnvl_mapping_validate(const mnnvl_mapping_t *mapping);
 MNNVL_API mnnvl_status_t mnnvl_mapping_group(const mnnvl_mapping_t *mapping, mnnvl_group_t group,
                                              int *ranks, int capacity, int *count, int *index);
 
+/* Whether the bootstrap backend `name` (tcp, torch-store, mpi, ucx, ofi) can be used here:
+ * 1 when it is built in or its plugin loads, else 0 with the reason in mnnvl_last_error()
+ * (e.g. the plugin path and the dlopen error). Local; never fails otherwise. */
+MNNVL_API int mnnvl_bootstrap_available(const char *name);
+
 /* ---------------------------------------------------------------------------------------- */
 /* TCP root (the rendezvous server of the tcp bootstrap)                                     */
 /* ---------------------------------------------------------------------------------------- */

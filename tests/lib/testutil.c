@@ -168,7 +168,7 @@ int mt_require_gpus(int needed)
     const char *why = "GPUs usable: libmnnvl was built without CUDA, and";
 #endif
     if (strict && strcmp(strict, "1") == 0)
-        cr_fail("needs %d GPUs but %d %s; MNNVL_REQUIRE_GPU=1 makes this a failure", needed,
+        cr_assert_fail("needs %d GPUs but %d %s; MNNVL_REQUIRE_GPU=1 makes this a failure", needed,
                 have, why);
     else
         cr_skip_test("needs %d GPUs but %d %s (set MNNVL_REQUIRE_GPU=1 to fail instead)", needed,

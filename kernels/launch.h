@@ -1,0 +1,76 @@
+/* The only door between lib/ and kernels/: plain structs and extern "C" launchers. Every
+ * launcher enqueues on the given stream (a cudaStream_t as void *), never synchronizes, and
+ * returns 0 or the cudaError_t of the launch. */
+#ifndef MNNVL_KERNELS_LAUNCH_H
+#define MNNVL_KERNELS_LAUNCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#define MNNVL_HOST_DEVICE __host__ __device__
+#else
+#define MNNVL_HOST_DEVICE
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Which operation recorded an async error. */
+typedef enum mnnvl_op {
+    MNNVL_OP_NONE = 0,
+    MNNVL_OP_DEVICE_BARRIER = 1,
+    MNNVL_OP_ALLREDUCE = 2,
+    MNNVL_OP_MOE_DISPATCH = 3,
+    MNNVL_OP_MOE_COMBINE = 4
+} mnnvl_op_t;
+
+/* A communicator's control block, in host memory mapped into the device, so the host reads
+ * it without synchronizing and a kernel stuck on a dead peer can be told to stop.
+ * `error` packs one record into a single 64-bit word so that a reader never sees half of
+ * two writers' records: bits 0-7 the negated mnnvl_status_t, 8-15 the mnnvl_op_t, 32-63
+ * the peer. 0 means no error; the first writer wins (kernels check before writing). */
+typedef struct mnnvl_device_control {
+    uint64_t error;
+    int32_t abort; /* set by the host (mnnvl_comm_abort) */
+    int32_t pad;
+} mnnvl_device_control_t;
+
+static inline MNNVL_HOST_DEVICE uint64_t mnnvl_error_pack(int status, int op, int peer)
+{
+    return (uint64_t)(uint8_t)(-status) | (uint64_t)(uint8_t)op << 8 | (uint64_t)(uint32_t)peer << 32;
+}
+
+static inline MNNVL_HOST_DEVICE void mnnvl_error_unpack(uint64_t word, int *status, int *op, int *peer)
+{
+    *status = -(int)(word & 0xff);
+    *op = (int)(word >> 8 & 0xff);
+    *peer = (int)(int32_t)(word >> 32);
+}
+
+/* What every waiting kernel needs to give up cleanly. */
+typedef struct mnnvl_wait_params {
+    mnnvl_device_control_t *control; /* device address of the control block */
+    uint64_t timeout_ns;
+} mnnvl_wait_params_t;
+
+/* Barrier across the ranks of a communicator. `signals` is the communicator's symmetric
+ * signal area: rank p's flags start at signals + p*stride, one uint32_t per source rank;
+ * `epoch` is this rank's barrier counter in device memory (so graph replays advance it). */
+typedef struct mnnvl_barrier_args {
+    char *signals;
+    size_t stride;
+    uint32_t *epoch;
+    int rank;
+    int size;
+    mnnvl_wait_params_t wait;
+} mnnvl_barrier_args_t;
+
+int mnnvl_launch_barrier(const mnnvl_barrier_args_t *args, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

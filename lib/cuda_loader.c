@@ -1,0 +1,94 @@
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cuda_loader.h"
+#include "error.h"
+#include "log.h"
+
+static mnnvl_cuda_driver_t driver;
+static pthread_once_t load_once = PTHREAD_ONCE_INIT;
+static mnnvl_status_t load_status;
+static char load_why[512];
+
+static void load(void)
+{
+    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        load_status = MNNVL_ERR_NO_DEVICE;
+        snprintf(load_why, sizeof(load_why), "cannot load the CUDA driver libcuda.so.1 (%s)",
+                 dlerror());
+        return;
+    }
+    /* cuGetProcAddress itself is looked up under its versioned name. */
+    typedef CUresult (*get_proc_fn)(const char *, void **, int, cuuint64_t,
+                                    CUdriverProcAddressQueryResult *);
+    get_proc_fn get_proc = (get_proc_fn)dlsym(lib, "cuGetProcAddress_v2");
+    if (!get_proc) {
+        load_status = MNNVL_ERR_NO_DEVICE;
+        snprintf(load_why, sizeof(load_why),
+                 "the CUDA driver is older than 12.0 (no cuGetProcAddress_v2); libmnnvl needs a "
+                 "driver for CUDA %d.%d or newer",
+                 CUDA_VERSION / 1000, CUDA_VERSION % 1000 / 10);
+        return;
+    }
+#define MNNVL_CU_LOOKUP(name)                                                                  \
+    {                                                                                          \
+        CUdriverProcAddressQueryResult found;                                                  \
+        void *fn = NULL;                                                                       \
+        if (get_proc(#name, &fn, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &found) !=         \
+                CUDA_SUCCESS ||                                                                \
+            !fn) {                                                                             \
+            load_status = MNNVL_ERR_NO_DEVICE;                                                 \
+            snprintf(load_why, sizeof(load_why),                                               \
+                     "the CUDA driver lacks %s for CUDA %d (query result %d); update the "     \
+                     "driver",                                                                 \
+                     #name, CUDA_VERSION, (int)found);                                         \
+            return;                                                                            \
+        }                                                                                      \
+        memcpy(&driver.name, &fn, sizeof(fn));                                                 \
+    }
+    MNNVL_CU_FUNCTIONS(MNNVL_CU_LOOKUP)
+#undef MNNVL_CU_LOOKUP
+    CUresult res = driver.cuInit(0);
+    if (res != CUDA_SUCCESS) {
+        const char *name = NULL;
+        driver.cuGetErrorName(res, &name);
+        load_status = MNNVL_ERR_NO_DEVICE;
+        snprintf(load_why, sizeof(load_why), "cuInit failed with %s (%d): no usable GPU",
+                 name ? name : "?", (int)res);
+        return;
+    }
+    load_status = MNNVL_SUCCESS;
+}
+
+mnnvl_status_t mnnvl_cuda_load(const mnnvl_cuda_driver_t **out)
+{
+    pthread_once(&load_once, load);
+    if (load_status != MNNVL_SUCCESS)
+        return mnnvl_error(load_status, "%s", load_why);
+    *out = &driver;
+    return MNNVL_SUCCESS;
+}
+
+mnnvl_status_t mnnvl_cuda_error(CUresult res, const char *what, const char *call)
+{
+    const char *name = NULL, *text = NULL;
+    if (driver.cuGetErrorName) {
+        driver.cuGetErrorName(res, &name);
+        driver.cuGetErrorString(res, &text);
+    }
+    mnnvl_status_t status = MNNVL_ERR_CUDA;
+    switch (res) {
+    case CUDA_ERROR_OUT_OF_MEMORY: status = MNNVL_ERR_NO_MEMORY; break;
+    case CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED:
+    case CUDA_ERROR_STREAM_CAPTURE_INVALIDATED:
+    case CUDA_ERROR_STREAM_CAPTURE_IMPLICIT:
+    case CUDA_ERROR_CAPTURED_EVENT:
+    case CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD: status = MNNVL_ERR_GRAPH_CAPTURE; break;
+    default: break;
+    }
+    return mnnvl_error(status, "%s: %s failed with %s (%d): %s", what, call, name ? name : "?",
+                       (int)res, text ? text : "unknown CUDA error");
+}

@@ -1,0 +1,280 @@
+/* The GPU side of a communicator: context, handle-type agreement, the host-mapped control
+ * block that kernels report errors into, and the device barrier. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "device.h"
+#include "device_state.h"
+#include "error.h"
+#include "log.h"
+
+/* Offsets inside a rank's piece of the signal memory. */
+#define SIGNAL_EPOCH_OFFSET 65536 /* flags for up to 16384 ranks come before it */
+#define SIGNAL_BYTES (SIGNAL_EPOCH_OFFSET + 256)
+
+mnnvl_status_t mnnvl_device_enter(mnnvl_comm_t comm, const char *what)
+{
+    MNNVL_CU(what, comm->dev->cu->cuCtxSetCurrent(comm->dev->ctx));
+    return MNNVL_SUCCESS;
+}
+
+mnnvl_status_t mnnvl_device_check_not_capturing(mnnvl_comm_t comm, const char *what)
+{
+    const mnnvl_cuda_driver_t *cu = comm->dev->cu;
+    /* Querying the legacy stream fails with STREAM_CAPTURE_IMPLICIT while a blocking stream
+     * captures; the per-thread stream covers code built for it. */
+    CUstream streams[] = {CU_STREAM_LEGACY, CU_STREAM_PER_THREAD};
+    for (size_t i = 0; i < 2; i++) {
+        CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
+        CUresult res = cu->cuStreamIsCapturing(streams[i], &status);
+        if (res == CUDA_ERROR_STREAM_CAPTURE_IMPLICIT || status != CU_STREAM_CAPTURE_STATUS_NONE)
+            return mnnvl_error(MNNVL_ERR_GRAPH_CAPTURE,
+                               "%s: a CUDA graph is being captured on device %d; collective "
+                               "setup calls allocate and synchronize, so make them before "
+                               "capture (they are cached) and call the operations inside it",
+                               what, comm->device);
+    }
+    return MNNVL_SUCCESS;
+}
+
+/* A real allocation with a FABRIC handle, exported: the device attribute alone can say 1
+ * where the IMEX channel is missing (CUDA_ERROR_NOT_PERMITTED on our H200 machines). */
+static int probe_fabric(const mnnvl_cuda_driver_t *cu, CUdevice dev)
+{
+    int supported = 0;
+    if (cu->cuDeviceGetAttribute(&supported, CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_FABRIC_SUPPORTED,
+                                 dev) != CUDA_SUCCESS ||
+        !supported)
+        return 0;
+    CUmemAllocationProp prop = {.type = CU_MEM_ALLOCATION_TYPE_PINNED,
+                                .requestedHandleTypes = CU_MEM_HANDLE_TYPE_FABRIC,
+                                .location = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = dev}};
+    size_t gran = 0;
+    if (cu->cuMemGetAllocationGranularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM) !=
+        CUDA_SUCCESS)
+        return 0;
+    CUmemGenericAllocationHandle handle;
+    CUresult res = cu->cuMemCreate(&handle, gran, &prop, 0);
+    if (res != CUDA_SUCCESS) {
+        MNNVL_INFO("device %d: FABRIC allocation failed (%d): using another handle type",
+                   (int)dev, (int)res);
+        return 0;
+    }
+    CUmemFabricHandle fabric;
+    res = cu->cuMemExportToShareableHandle(&fabric, handle, CU_MEM_HANDLE_TYPE_FABRIC, 0);
+    cu->cuMemRelease(handle);
+    return res == CUDA_SUCCESS;
+}
+
+/* Hostname plus boot id: two containers on one host share the boot id but may differ in
+ * hostname and cannot share abstract sockets unless they share a network namespace, so
+ * both must match for POSIX fds. */
+static uint64_t host_identity(void)
+{
+    char buf[512] = {0};
+    gethostname(buf, 255);
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        size_t used = strlen(buf);
+        if (!fgets(buf + used, (int)(sizeof(buf) - used), f))
+            buf[used] = 0;
+        fclose(f);
+    }
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = buf; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+typedef struct rank_info {
+    uint64_t host;
+    int32_t pid;
+    int32_t fabric;
+} rank_info_t;
+
+/* Decides the handle type from every rank's probe, as config handle_type asks. */
+static mnnvl_status_t choose_handle_type(mnnvl_comm_t comm, const rank_info_t *info)
+{
+    const char *want = mnnvl_config_value(comm->config, "handle_type");
+    int all_fabric = 1, one_host = 1;
+    char lacking[256] = "";
+    for (int r = 0; r < comm->size; r++) {
+        one_host &= info[r].host == info[0].host;
+        if (!info[r].fabric) {
+            size_t used = strlen(lacking);
+            if (used + 16 < sizeof(lacking))
+                snprintf(lacking + used, sizeof(lacking) - used, "%s%d", all_fabric ? "" : " ",
+                         r);
+            all_fabric = 0;
+        }
+    }
+    if (strcmp(want, "fabric") == 0 || (strcmp(want, "auto") == 0 && all_fabric)) {
+        if (!all_fabric)
+            return mnnvl_error(MNNVL_ERR_UNSUPPORTED,
+                               "comm_create: handle_type=fabric but ranks %s cannot allocate "
+                               "FABRIC memory (no IMEX channel?)",
+                               lacking);
+        comm->dev->fabric = 1;
+        return MNNVL_SUCCESS;
+    }
+    if (!one_host)
+        return mnnvl_error(MNNVL_ERR_UNSUPPORTED,
+                           "comm_create: the ranks span several hosts, which needs FABRIC "
+                           "handles, but ranks %s cannot allocate FABRIC memory (check the IMEX "
+                           "channel, /dev/nvidia-caps-imex-channels); POSIX fds only work "
+                           "within one host",
+                           lacking);
+    comm->dev->fabric = 0;
+    return MNNVL_SUCCESS;
+}
+
+/* Local part of setup: context, capture check, probe. */
+static mnnvl_status_t setup_local(mnnvl_comm_t comm, rank_info_t *mine)
+{
+    mnnvl_device_state_t *d = comm->dev;
+    MNNVL_CHECK(mnnvl_cuda_load(&d->cu));
+    int count = 0;
+    MNNVL_CU("comm_create", d->cu->cuDeviceGetCount(&count));
+    if (comm->device >= count)
+        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
+                           "comm_create: rank %d asked for device %d but this process sees %d "
+                           "devices",
+                           comm->rank, comm->device, count);
+    MNNVL_CU("comm_create", d->cu->cuDeviceGet(&d->cu_device, comm->device));
+    MNNVL_CU("comm_create", d->cu->cuDevicePrimaryCtxRetain(&d->ctx, d->cu_device));
+    MNNVL_CHECK(mnnvl_device_enter(comm, "comm_create"));
+    MNNVL_CHECK(mnnvl_device_check_not_capturing(comm, "comm_create"));
+    const char *want = mnnvl_config_value(comm->config, "handle_type");
+    mine->fabric = strcmp(want, "posix-fd") != 0 && probe_fabric(d->cu, d->cu_device);
+    mine->host = host_identity();
+    mine->pid = (int32_t)getpid();
+    void *host = NULL;
+    MNNVL_CU("comm_create", d->cu->cuMemHostAlloc(&host, sizeof(mnnvl_device_control_t),
+                                                  CU_MEMHOSTALLOC_DEVICEMAP |
+                                                      CU_MEMHOSTALLOC_PORTABLE));
+    d->control = host;
+    memset(d->control, 0, sizeof(*d->control));
+    MNNVL_CU("comm_create", d->cu->cuMemHostGetDevicePointer(&d->control_dev, host, 0));
+    return MNNVL_SUCCESS;
+}
+
+mnnvl_status_t mnnvl_device_setup(mnnvl_comm_t comm)
+{
+    comm->dev = calloc(1, sizeof(*comm->dev));
+    rank_info_t mine = {0};
+    mnnvl_status_t st = comm->dev ? setup_local(comm, &mine)
+                                  : mnnvl_error(MNNVL_ERR_NO_MEMORY, "comm_create: out of memory");
+    if (!comm->dev)
+        return st; /* no bootstrap traffic possible without memory: peers time out */
+    MNNVL_CHECK(mnnvl_comm_agree(comm, st, "comm_create"));
+
+    rank_info_t *info = calloc((size_t)comm->size, sizeof(*info));
+    comm->dev->pids = calloc((size_t)comm->size, sizeof(pid_t));
+    if (!info || !comm->dev->pids) {
+        free(info);
+        return mnnvl_comm_agree(comm, mnnvl_error(MNNVL_ERR_NO_MEMORY, "comm_create: out of memory"),
+                                "comm_create");
+    }
+    st = comm->bs->allgather(comm->bs, &mine, info, sizeof(mine));
+    if (st == MNNVL_SUCCESS) {
+        for (int r = 0; r < comm->size; r++)
+            comm->dev->pids[r] = info[r].pid;
+        st = choose_handle_type(comm, info); /* every rank decides alike from the same data */
+    }
+    free(info);
+    MNNVL_CHECK(st);
+    comm->handle_type = comm->dev->fabric ? "fabric" : "posix-fd";
+    comm->dev->timeout_ns = (uint64_t)mnnvl_config_timeout_ms(comm->config) * 1000000ull;
+
+    CUmemAllocationProp prop = {
+        .type = CU_MEM_ALLOCATION_TYPE_PINNED,
+        .requestedHandleTypes = comm->dev->fabric ? CU_MEM_HANDLE_TYPE_FABRIC
+                                                  : CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR,
+        .location = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = comm->dev->cu_device}};
+    CUresult res = comm->dev->cu->cuMemGetAllocationGranularity(
+        &comm->dev->granularity, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED);
+    st = res == CUDA_SUCCESS
+             ? MNNVL_SUCCESS
+             : mnnvl_cuda_error(res, "comm_create", "cuMemGetAllocationGranularity");
+    MNNVL_CHECK(mnnvl_comm_agree(comm, st, "comm_create"));
+    return mnnvl_mem_alloc_internal(comm, SIGNAL_BYTES, 0, 1, &comm->dev->signals);
+}
+
+void mnnvl_device_teardown(mnnvl_comm_t comm)
+{
+    mnnvl_device_state_t *d = comm->dev;
+    if (!d)
+        return;
+    if (d->ctx)
+        d->cu->cuCtxSetCurrent(d->ctx);
+    mnnvl_mem_release(d->signals);
+    if (d->control)
+        d->cu->cuMemFreeHost(d->control);
+    if (d->ctx)
+        d->cu->cuDevicePrimaryCtxRelease(d->cu_device);
+    free(d->pids);
+    free(d);
+    comm->dev = NULL;
+}
+
+static const char *op_name(int op)
+{
+    switch (op) {
+    case MNNVL_OP_DEVICE_BARRIER: return "device barrier";
+    case MNNVL_OP_ALLREDUCE: return "all-reduce";
+    case MNNVL_OP_MOE_DISPATCH: return "MoE dispatch";
+    case MNNVL_OP_MOE_COMBINE: return "MoE combine";
+    default: return "kernel";
+    }
+}
+
+mnnvl_status_t mnnvl_device_async_error(mnnvl_comm_t comm, mnnvl_status_t *async_error)
+{
+    uint64_t word = *(volatile uint64_t *)&comm->dev->control->error;
+    *async_error = MNNVL_SUCCESS;
+    if (word == 0)
+        return MNNVL_SUCCESS;
+    int status, op, peer;
+    mnnvl_error_unpack(word, &status, &op, &peer);
+    *async_error = (mnnvl_status_t)status;
+    if (status == MNNVL_ERR_TIMEOUT)
+        mnnvl_error(*async_error,
+                    "%s: rank %d waited more than timeout_ms=%d for peer %d; that rank stopped "
+                    "calling it or died",
+                    op_name(op), comm->rank, mnnvl_config_timeout_ms(comm->config), peer);
+    else
+        mnnvl_error(*async_error, "%s: rank %d's kernel stopped with %s (peer %d)", op_name(op),
+                    comm->rank, mnnvl_status_string(*async_error), peer);
+    return MNNVL_SUCCESS;
+}
+
+void mnnvl_device_abort(mnnvl_comm_t comm)
+{
+    *(volatile int32_t *)&comm->dev->control->abort = 1;
+}
+
+mnnvl_status_t mnnvl_device_barrier(mnnvl_comm_t comm, void *stream)
+{
+    mnnvl_device_state_t *d = comm->dev;
+    MNNVL_CHECK(mnnvl_device_enter(comm, "comm_device_barrier"));
+    char *signals = mnnvl_mem_base(d->signals);
+    mnnvl_barrier_args_t args = {
+        .signals = signals,
+        .stride = mnnvl_mem_stride(d->signals),
+        .epoch = (uint32_t *)(signals + (size_t)comm->rank * mnnvl_mem_stride(d->signals) +
+                              SIGNAL_EPOCH_OFFSET),
+        .rank = comm->rank,
+        .size = comm->size,
+        .wait = {.control = (mnnvl_device_control_t *)(uintptr_t)d->control_dev,
+                 .timeout_ns = d->timeout_ns},
+    };
+    int err = mnnvl_launch_barrier(&args, stream);
+    if (err != 0)
+        return mnnvl_error(MNNVL_ERR_CUDA, "comm_device_barrier: kernel launch failed with CUDA "
+                                           "runtime error %d",
+                           err);
+    return MNNVL_SUCCESS;
+}

@@ -1,0 +1,55 @@
+/* Shared by the GPU tests: one process per GPU, bootstrapped over TCP on loopback. */
+#ifndef MNNVL_GPU_RANKS_H
+#define MNNVL_GPU_RANKS_H
+
+#include <cuda_runtime.h>
+#include <stdio.h>
+
+#include "testutil.h"
+
+typedef struct gpu_job {
+    char root[64];
+    int timeout_ms;
+    int param; /* test-specific */
+} gpu_job_t;
+
+/* Creates rank's communicator on device `rank`, or prints why not and returns NULL. */
+static inline mnnvl_comm_t gpu_comm(const gpu_job_t *job, int rank, int size)
+{
+    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key", job->timeout_ms);
+    mnnvl_comm_t comm = NULL;
+    mnnvl_status_t st = mnnvl_comm_create(cfg, rank, size, rank, &comm);
+    mnnvl_config_destroy(cfg);
+    if (mt_fail(st, rank, "comm_create"))
+        return NULL;
+    if (cudaSetDevice(rank) != cudaSuccess) {
+        fprintf(stderr, "rank %d: cudaSetDevice failed\n", rank);
+        return NULL;
+    }
+    return comm;
+}
+
+#define CUDA_OK(rank, call)                                                                    \
+    do {                                                                                       \
+        cudaError_t e_ = (call);                                                               \
+        if (e_ != cudaSuccess) {                                                               \
+            fprintf(stderr, "rank %d: %s failed: %s\n", rank, #call, cudaGetErrorString(e_)); \
+            return 1;                                                                          \
+        }                                                                                      \
+    } while (0)
+
+/* Runs `fn` on `size` GPUs unless the test must skip; asserts every rank succeeded. */
+#define RUN_ON_GPUS(size, fn, job)                                                             \
+    do {                                                                                       \
+        if (!mt_require_gpus(size))                                                            \
+            return;                                                                            \
+        mt_loopback_root((job)->root, sizeof((job)->root));                                    \
+        int codes_[16];                                                                        \
+        int failed_ = mt_run_ranks(size, fn, job, 110, codes_);                                \
+        for (int r_ = 0; r_ < (size); r_++)                                                    \
+            cr_expect_eq(codes_[r_], 0, "rank %d exited with %d", r_, codes_[r_]);             \
+        cr_assert_eq(failed_, 0, "%d of %d ranks failed (see their stderr above)", failed_,    \
+                     (int)(size));                                                             \
+    } while (0)
+
+#endif

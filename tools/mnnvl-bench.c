@@ -1,0 +1,32 @@
+/* mnnvl-bench: benchmarks of libmnnvl, one subcommand each. Benchmarks are not tests: each
+ * checks correctness first, then measures with warm-up and medians. */
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/bench.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: mnnvl-bench [SUBCOMMAND] [OPTIONS]\n"
+                 "  init       (default) communicator creation + a 64 MiB symmetric allocation,\n"
+                 "             one process per visible GPU, TCP bootstrap on loopback\n"
+                 "  bootstrap  CPU-only communicators: create + allgather(64 B) + barrier\n"
+                 "Run `mnnvl-bench SUBCOMMAND --help` for its options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc < 2 || argv[1][0] == '-')
+        return bench_init(argc, argv);
+    if (strcmp(argv[1], "init") == 0)
+        return bench_init(argc - 1, argv + 1);
+    if (strcmp(argv[1], "bootstrap") == 0)
+        return bench_bootstrap(argc - 1, argv + 1);
+    fprintf(stderr, "mnnvl-bench: unknown subcommand \"%s\"\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
