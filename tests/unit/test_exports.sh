@@ -12,7 +12,7 @@ fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 # Declarations: "MNNVL_API <type> <name>(" possibly with the name on the same line.
-tr '\n' ' ' < "$srcdir/lib/mnnvl.h" | grep -o 'MNNVL_API [^;(]*(' \
+grep -v '^#' "$srcdir/lib/mnnvl.h" | tr '\n' ' ' | grep -o 'MNNVL_API [^;(]*(' \
   | sed 's/($//; s/.*[ *]//' | sort -u > "$tmp/header"
 nm -D --defined-only "$lib" | awk '$2 == "T" {print $3}' | sed 's/@.*//' | sort -u > "$tmp/exported"
 sed -n 's/^ *\(mnnvl_[a-z0-9_]*\);$/\1/p' "$srcdir/lib/mnnvl.map" | sort -u > "$tmp/map"

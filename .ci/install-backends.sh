@@ -1,0 +1,3 @@
+#!/bin/bash
+# Installs what the bootstrap backends' tests need (called by .ci/run).
+set -euo pipefail
