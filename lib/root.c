@@ -11,8 +11,8 @@ struct mnnvl_root_s {
     mnnvl_tcp_root_t *tcp;
 };
 
-MNNVL_API mnnvl_status_t mnnvl_root_start(const mnnvl_config_t config,
-                                          const char *listen_address, mnnvl_root_t *root)
+MNNVL_API mnnvl_status_t mnnvl_root_start(const mnnvl_config_t config, const char *listen_address,
+                                          mnnvl_root_t *root)
 {
     if (!root)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "root_start: root is NULL");

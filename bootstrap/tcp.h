@@ -1,0 +1,38 @@
+/* The root of the tcp bootstrap: a rendezvous and relay server on a background thread.
+ *
+ * Ranks connect, prove the job key (auth.h) and join a group by its 64-bit id; the root
+ * relays the star-shaped collectives of each group (tcp_wire.h describes the protocol). One
+ * root serves any number of groups at once, and a group id may be reused once its previous
+ * generation formed, so communicators with the same name can be created again and again.
+ *
+ * Used by lib/root.c (mnnvl_root_start), tools/mnnvl-store (through that) and tcp.c (the
+ * embedded root of root_mode=rank0).
+ */
+#ifndef MNNVL_TCP_H
+#define MNNVL_TCP_H
+
+#include "mnnvl.h"
+
+typedef struct mnnvl_tcp_root mnnvl_tcp_root_t;
+
+/* Listens on `listen_address` ("host:port", port 0 for a free one) and starts the root's
+ * thread. `job_key` is the secret every connection must prove (NULL reads as ""). The root
+ * starts with one reference. Returns INVALID_ARGUMENT (bad address), BOOTSTRAP (cannot
+ * listen or start the thread), NO_MEMORY. */
+mnnvl_status_t mnnvl_tcp_root_start(const char *listen_address, const char *job_key,
+                                    mnnvl_tcp_root_t **root);
+
+/* The numeric "ip:port" the root listens on, owned by the root. */
+const char *mnnvl_tcp_root_address(const mnnvl_tcp_root_t *root);
+
+/* Adds a reference: split children of a root_mode=rank0 communicator hold one each, so the
+ * root lives while any communicator of rank 0's process still needs it. Thread-safe. */
+void mnnvl_tcp_root_retain(mnnvl_tcp_root_t *root);
+
+/* Drops a reference (the one from start, or one from retain). The last one stops the root:
+ * it stops accepting, delivers what it already queued (for at most a short linger), closes
+ * every connection (connected ranks see PEER_LOST), joins the thread and frees everything.
+ * NULL is a no-op. Thread-safe. */
+void mnnvl_tcp_root_stop(mnnvl_tcp_root_t *root);
+
+#endif

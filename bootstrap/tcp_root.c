@@ -1,0 +1,1063 @@
+/* The tcp bootstrap's root: one thread, one poll() over every connection, non-blocking I/O.
+ *
+ * Nothing in the thread blocks except poll itself, so one slow or dead rank cannot hold up
+ * the others. Consequences of a connection's death (telling its group) are applied in one
+ * place, reap(), at the end of each loop iteration, so that no handler re-enters another.
+ *
+ * Work per message is O(1) apart from the unavoidable fan-out (a collective's result goes
+ * to every member; the result buffer is shared by reference, not copied per member), and
+ * each loop iteration is O(connections) to build the poll set.
+ *
+ * Why one file of about 1000 lines: the connection state machine, the groups and their
+ * collectives share private structures and the no-re-entry rule above; split apart they
+ * would need a private header exposing all of it, for no gain in what a reader must hold.
+ */
+#include "tcp.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "deadline.h"
+#include "error.h"
+#include "log.h"
+#include "sock.h"
+#include "tcp_wire.h"
+
+#define ROOT_POLL_MS 1000
+/* A connection must authenticate and say HELLO within this, or it is closed. */
+#define JOIN_GRACE_MS 30000
+/* A connection being closed after a last message gets this long to take it. */
+#define CLOSE_GRACE_MS 5000
+/* On stop, queued messages get this long to be delivered before connections close. */
+#define STOP_LINGER_MS 2000
+/* After running out of file descriptors, accepting pauses this long. */
+#define ACCEPT_PAUSE_MS 100
+#define IN_BUFFER_MIN 256
+/* An input buffer grown past this for a large message is freed once it is empty. */
+#define IN_BUFFER_KEEP (1u << 20)
+
+/* A payload shared by the messages of a fan-out. */
+struct blob {
+    int refs;
+    size_t len;
+    uint8_t data[];
+};
+
+struct out_msg {
+    struct out_msg *next;
+    struct blob *blob; /* sent after head; NULL for none */
+    size_t sent;       /* bytes of head and blob written so far */
+    size_t head_len;
+    uint8_t head[]; /* the frame header and any small payload */
+};
+
+enum conn_state {
+    CONN_CHALLENGE, /* waiting for the rank's CHALLENGE */
+    CONN_PROOF,     /* waiting for its PROOF */
+    CONN_HELLO,     /* authenticated, waiting for HELLO */
+    CONN_MEMBER,    /* in a group (forming or formed) */
+    CONN_CLOSING,   /* delivering a last message; input is discarded */
+    CONN_DEAD       /* closed by reap() at the end of this iteration */
+};
+
+struct group;
+
+struct conn {
+    int fd;
+    enum conn_state state;
+    uint64_t since_ms; /* when the current state began */
+    char peer[MNNVL_SOCK_ADDR_MAX];
+    char why[160]; /* why it died, for the group's PEER_LOST sentence */
+    uint8_t rank_nonce[MNNVL_WIRE_NONCE_BYTES];
+    uint8_t root_nonce[MNNVL_WIRE_NONCE_BYTES];
+    uint8_t *in;
+    size_t in_len;
+    size_t in_cap;
+    struct out_msg *out_head;
+    struct out_msg *out_tail;
+    struct group *group;
+    int rank;
+};
+
+enum member_state { MEMBER_ABSENT = 0, MEMBER_ACTIVE, MEMBER_LEFT, MEMBER_LOST };
+
+struct group {
+    struct group *next; /* in the root's list of forming groups */
+    uint64_t id;
+    char label[MNNVL_WIRE_MAX_LABEL + 1];
+    int size;
+    int attached; /* connections whose ->group is this one */
+    int formed;
+    struct conn **members; /* by rank */
+    uint8_t *state;        /* enum member_state by rank */
+    int lost_rank;         /* first rank lost without BYE, -1: none */
+    char lost_msg[MNNVL_WIRE_MAX_TEXT];
+    int left_rank; /* first rank that left with BYE, -1: none */
+    /* The collective in progress. */
+    int arrived;
+    uint8_t *has; /* by rank: contributed to it */
+    int first_rank;
+    uint8_t op;
+    uint32_t bcast_root;
+    uint64_t bytes;
+    struct blob *result;
+    mnnvl_status_t coll_status; /* MISMATCH or NO_MEMORY once known */
+    char coll_msg[MNNVL_WIRE_MAX_TEXT];
+};
+
+struct mnnvl_tcp_root {
+    atomic_int refs;
+    atomic_int stop;
+    pthread_t thread;
+    int listen_fd;
+    int wake_fd;
+    char address[MNNVL_SOCK_ADDR_MAX];
+    mnnvl_auth_key_t key;
+    struct conn **conns;
+    size_t nconns;
+    size_t conns_cap;
+    struct pollfd *pfds;
+    size_t pfds_cap;
+    struct group *forming;
+    uint64_t linger_deadline; /* 0 until stopping */
+    uint64_t accept_paused_until;
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* Output                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+static void blob_unref(struct blob *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+static void conn_kill(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void conn_kill(struct conn *c, const char *fmt, ...)
+{
+    if (c->state == CONN_DEAD)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->why, sizeof(c->why), fmt, ap);
+    va_end(ap);
+    c->state = CONN_DEAD;
+}
+
+/* Queues a frame of `type`: `len` bytes of payload, then the shared blob (may be NULL). */
+static void conn_queue(struct conn *c, uint16_t type, const void *payload, size_t len,
+                       struct blob *blob)
+{
+    if (c->state == CONN_DEAD)
+        return;
+    struct out_msg *m = malloc(sizeof(*m) + MNNVL_WIRE_HEADER_BYTES + len);
+    if (!m) {
+        conn_kill(c, "the root ran out of memory");
+        return;
+    }
+    m->next = NULL;
+    m->blob = blob;
+    if (blob)
+        blob->refs++;
+    m->sent = 0;
+    m->head_len = MNNVL_WIRE_HEADER_BYTES + len;
+    mnnvl_wire_header(m->head, type, len + (blob ? blob->len : 0));
+    if (len)
+        memcpy(m->head + MNNVL_WIRE_HEADER_BYTES, payload, len);
+    if (c->out_tail)
+        c->out_tail->next = m;
+    else
+        c->out_head = m;
+    c->out_tail = m;
+}
+
+static void conn_send_error(struct conn *c, mnnvl_status_t status, int rank, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void conn_send_error(struct conn *c, mnnvl_status_t status, int rank, const char *fmt, ...)
+{
+    uint8_t msg[MNNVL_WIRE_ERROR_FIXED + MNNVL_WIRE_MAX_TEXT];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf((char *)msg + MNNVL_WIRE_ERROR_FIXED, MNNVL_WIRE_MAX_TEXT, fmt, ap);
+    va_end(ap);
+    size_t text = n < 0                              ? 0
+                  : (size_t)n >= MNNVL_WIRE_MAX_TEXT ? MNNVL_WIRE_MAX_TEXT - 1
+                                                     : (size_t)n;
+    mnnvl_wire_put32(msg, (uint32_t)status);
+    mnnvl_wire_put32(msg + 4, (uint32_t)rank);
+    conn_queue(c, MNNVL_WIRE_ERROR, msg, MNNVL_WIRE_ERROR_FIXED + text, NULL);
+}
+
+/* Writes what the socket takes now; a CLOSING connection dies once all is written. */
+static void conn_flush(struct conn *c)
+{
+    while (c->out_head && c->state != CONN_DEAD) {
+        struct out_msg *m = c->out_head;
+        size_t blob_len = m->blob ? m->blob->len : 0;
+        struct iovec iov[2];
+        int n = 0;
+        if (m->sent < m->head_len)
+            iov[n++] = (struct iovec){m->head + m->sent, m->head_len - m->sent};
+        size_t blob_off = m->sent > m->head_len ? m->sent - m->head_len : 0;
+        if (blob_off < blob_len)
+            iov[n++] = (struct iovec){m->blob->data + blob_off, blob_len - blob_off};
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (w < 0) {
+            conn_kill(c, "sending to it failed (%s)", strerror(errno));
+            return;
+        }
+        m->sent += (size_t)w;
+        if (m->sent < m->head_len + blob_len)
+            continue;
+        c->out_head = m->next;
+        if (!c->out_head)
+            c->out_tail = NULL;
+        blob_unref(m->blob);
+        free(m);
+    }
+    if (!c->out_head && c->state == CONN_CLOSING)
+        c->state = CONN_DEAD;
+}
+
+static void conn_close_after_flush(struct conn *c)
+{
+    if (c->state != CONN_DEAD) {
+        c->state = CONN_CLOSING;
+        c->since_ms = mnnvl_now_ms();
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Groups                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+static void group_unlink_forming(struct mnnvl_tcp_root *r, struct group *g)
+{
+    for (struct group **p = &r->forming; *p; p = &(*p)->next) {
+        if (*p == g) {
+            *p = g->next;
+            return;
+        }
+    }
+}
+
+static struct group *group_find_forming(struct mnnvl_tcp_root *r, uint64_t id)
+{
+    for (struct group *g = r->forming; g; g = g->next)
+        if (g->id == id)
+            return g;
+    return NULL;
+}
+
+static void group_free(struct group *g)
+{
+    blob_unref(g->result);
+    free(g->members);
+    free(g->state);
+    free(g->has);
+    free(g);
+}
+
+static struct group *group_new(struct mnnvl_tcp_root *r, uint64_t id, int size,
+                               const uint8_t *label, size_t label_len)
+{
+    struct group *g = calloc(1, sizeof(*g));
+    if (!g)
+        return NULL;
+    g->members = calloc((size_t)size, sizeof(*g->members));
+    g->state = calloc((size_t)size, 1);
+    g->has = calloc((size_t)size, 1);
+    if (!g->members || !g->state || !g->has) {
+        group_free(g);
+        return NULL;
+    }
+    g->id = id;
+    g->size = size;
+    g->lost_rank = -1;
+    g->left_rank = -1;
+    /* The label only ends up in sentences; keep it printable. */
+    for (size_t i = 0; i < label_len; i++)
+        g->label[i] = label[i] >= 0x20 && label[i] < 0x7f ? (char)label[i] : '?';
+    g->next = r->forming;
+    r->forming = g;
+    return g;
+}
+
+/* Takes `c` out of its group; the group is freed with its last connection. */
+static void group_detach(struct mnnvl_tcp_root *r, struct conn *c)
+{
+    struct group *g = c->group;
+    if (!g)
+        return;
+    if (g->members[c->rank] == c)
+        g->members[c->rank] = NULL;
+    c->group = NULL;
+    if (--g->attached > 0)
+        return;
+    if (!g->formed)
+        group_unlink_forming(r, g);
+    group_free(g);
+}
+
+static void coll_reset(struct group *g)
+{
+    memset(g->has, 0, (size_t)g->size);
+    g->arrived = 0;
+    blob_unref(g->result);
+    g->result = NULL;
+    g->coll_status = MNNVL_SUCCESS;
+}
+
+/* Fails the collective in progress for the ranks that already contributed. */
+static void coll_fail_arrived(struct group *g, int rank, const char *msg)
+{
+    for (int i = 0; i < g->size; i++)
+        if (g->has[i] && g->members[i])
+            conn_send_error(g->members[i], MNNVL_ERR_PEER_LOST, rank, "%s", msg);
+    coll_reset(g);
+}
+
+/* A formed group's member died or aborted: every other active member learns PEER_LOST
+ * (those in a collective at once, the others at their next call), and so does every later
+ * collective of the group. */
+static void member_lost(struct mnnvl_tcp_root *r, struct conn *c, const char *why)
+{
+    struct group *g = c->group;
+    g->state[c->rank] = MEMBER_LOST;
+    if (g->lost_rank < 0) {
+        g->lost_rank = c->rank;
+        snprintf(g->lost_msg, sizeof(g->lost_msg), "rank %d of comm '%s' %s", c->rank, g->label,
+                 why);
+        MNNVL_INFO("tcp root %s: %s", r->address, g->lost_msg);
+        for (int i = 0; i < g->size; i++) {
+            struct conn *m = g->members[i];
+            if (m && m != c && g->state[i] == MEMBER_ACTIVE)
+                conn_send_error(m, MNNVL_ERR_PEER_LOST, c->rank, "%s", g->lost_msg);
+        }
+        coll_reset(g);
+    }
+    group_detach(r, c);
+}
+
+static void group_form(struct mnnvl_tcp_root *r, struct group *g)
+{
+    uint8_t size[4];
+    mnnvl_wire_put32(size, (uint32_t)g->size);
+    group_unlink_forming(r, g);
+    g->formed = 1;
+    for (int i = 0; i < g->size; i++)
+        conn_queue(g->members[i], MNNVL_WIRE_FORMED, size, sizeof(size), NULL);
+    MNNVL_DEBUG("tcp root %s: comm '%s' formed with %d ranks", r->address, g->label, g->size);
+}
+
+/* Refuses a forming group whose ranks disagree on its size: all of its ranks fail now
+ * rather than wait for a group that cannot form. */
+static void group_refuse_forming(struct mnnvl_tcp_root *r, struct group *g, const char *msg)
+{
+    int size = g->size;
+    int left = g->attached;
+    for (int i = 0; i < size && left > 0; i++) {
+        struct conn *m = g->members[i];
+        if (!m)
+            continue;
+        left--;
+        conn_send_error(m, MNNVL_ERR_MISMATCH, -1, "%s", msg);
+        group_detach(r, m); /* frees g with the last member */
+        conn_close_after_flush(m);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Messages                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+static void on_challenge(struct mnnvl_tcp_root *r, struct conn *c, const uint8_t *p, size_t len)
+{
+    if (len != MNNVL_WIRE_NONCE_BYTES) {
+        conn_kill(c, "it sent a malformed challenge");
+        return;
+    }
+    memcpy(c->rank_nonce, p, MNNVL_WIRE_NONCE_BYTES);
+    if (mnnvl_auth_nonce(c->root_nonce) != MNNVL_SUCCESS) {
+        conn_kill(c, "%s", mnnvl_last_error());
+        return;
+    }
+    uint8_t reply[MNNVL_WIRE_NONCE_BYTES + 8];
+    memcpy(reply, c->root_nonce, MNNVL_WIRE_NONCE_BYTES);
+    mnnvl_wire_put64(reply + MNNVL_WIRE_NONCE_BYTES,
+                     mnnvl_auth_proof(&r->key, MNNVL_AUTH_ROOT, c->rank_nonce, c->root_nonce));
+    conn_queue(c, MNNVL_WIRE_CHALLENGE, reply, sizeof(reply), NULL);
+    c->state = CONN_PROOF;
+}
+
+static void on_proof(struct mnnvl_tcp_root *r, struct conn *c, const uint8_t *p, size_t len)
+{
+    uint64_t expected = mnnvl_auth_proof(&r->key, MNNVL_AUTH_RANK, c->rank_nonce, c->root_nonce);
+    if (len != 8 || !mnnvl_auth_proof_equal(mnnvl_wire_get64(p), expected)) {
+        MNNVL_WARN("tcp root %s: refused the connection from %s: it did not prove the job key",
+                   r->address, c->peer);
+        conn_send_error(c, MNNVL_ERR_AUTH, -1,
+                        "the root at %s refused the connection: this rank's job_key differs "
+                        "from the root's",
+                        r->address);
+        conn_close_after_flush(c);
+        return;
+    }
+    c->state = CONN_HELLO;
+}
+
+static void on_hello(struct mnnvl_tcp_root *r, struct conn *c, const uint8_t *p, size_t len)
+{
+    if (len < MNNVL_WIRE_HELLO_FIXED) {
+        conn_kill(c, "it sent a malformed HELLO");
+        return;
+    }
+    uint64_t id = mnnvl_wire_get64(p);
+    uint32_t rank = mnnvl_wire_get32(p + 8);
+    uint32_t size = mnnvl_wire_get32(p + 12);
+    const uint8_t *label = p + MNNVL_WIRE_HELLO_FIXED;
+    size_t label_len = len - MNNVL_WIRE_HELLO_FIXED;
+    if (size == 0 || size > MNNVL_WIRE_MAX_RANKS || rank >= size) {
+        conn_send_error(c, MNNVL_ERR_INVALID_ARGUMENT, -1,
+                        "the root refuses rank %u of size %u (at most %d ranks)", rank, size,
+                        MNNVL_WIRE_MAX_RANKS);
+        conn_close_after_flush(c);
+        return;
+    }
+    struct group *g = group_find_forming(r, id);
+    if (g && g->size != (int)size) {
+        char msg[MNNVL_WIRE_MAX_TEXT];
+        snprintf(msg, sizeof(msg),
+                 "ranks of comm '%s' disagree on its size: rank %u joined with size %u but "
+                 "earlier ranks with size %d",
+                 g->label, rank, size, g->size);
+        group_refuse_forming(r, g, msg);
+        conn_send_error(c, MNNVL_ERR_MISMATCH, -1, "%s", msg);
+        conn_close_after_flush(c);
+        return;
+    }
+    if (!g)
+        g = group_new(r, id, (int)size, label, label_len);
+    if (!g) {
+        conn_send_error(c, MNNVL_ERR_NO_MEMORY, -1, "the root ran out of memory for %u ranks",
+                        size);
+        conn_close_after_flush(c);
+        return;
+    }
+    struct conn *old = g->members[rank];
+    if (old) {
+        /* Most likely a stale connection of a rank that reconnected; the newest wins. */
+        conn_send_error(old, MNNVL_ERR_INVALID_USAGE, (int)rank,
+                        "rank %u of comm '%s' joined again from %s; this connection from %s was "
+                        "replaced",
+                        rank, g->label, c->peer, old->peer);
+        g->attached++; /* keeps g alive across the detach */
+        group_detach(r, old);
+        g->attached--;
+        conn_close_after_flush(old);
+    }
+    g->members[rank] = c;
+    g->state[rank] = MEMBER_ACTIVE;
+    g->attached++;
+    c->group = g;
+    c->rank = (int)rank;
+    c->state = CONN_MEMBER;
+    if (g->attached == g->size)
+        group_form(r, g);
+}
+
+static void coll_finish(struct group *g)
+{
+    for (int i = 0; i < g->size; i++) {
+        struct conn *m = g->members[i];
+        if (!m)
+            continue;
+        if (g->coll_status != MNNVL_SUCCESS)
+            conn_send_error(m, g->coll_status, -1, "%s", g->coll_msg);
+        else if (g->op == MNNVL_WIRE_OP_BROADCAST && (uint32_t)i == g->bcast_root)
+            conn_queue(m, MNNVL_WIRE_RESULT, NULL, 0, NULL);
+        else
+            conn_queue(m, MNNVL_WIRE_RESULT, NULL, 0, g->result);
+    }
+    coll_reset(g);
+}
+
+static const char *op_name(uint8_t op)
+{
+    return op == MNNVL_WIRE_OP_BROADCAST ? "broadcast" : "allgather";
+}
+
+/* The first contribution fixes the collective; later ones must agree with it. */
+static void coll_check(struct group *g, int rank, uint8_t op, uint32_t root, uint64_t bytes)
+{
+    if (g->arrived == 0) {
+        g->first_rank = rank;
+        g->op = op;
+        g->bcast_root = root;
+        g->bytes = bytes;
+        size_t total = op == MNNVL_WIRE_OP_ALLGATHER ? (size_t)bytes * (size_t)g->size : bytes;
+        if (total == 0)
+            return;
+        g->result = malloc(sizeof(*g->result) + total);
+        if (g->result) {
+            g->result->refs = 1;
+            g->result->len = total;
+            return;
+        }
+        g->coll_status = MNNVL_ERR_NO_MEMORY;
+        snprintf(g->coll_msg, sizeof(g->coll_msg),
+                 "the root ran out of memory for a %s of %zu bytes", op_name(op), total);
+        return;
+    }
+    if (g->coll_status != MNNVL_SUCCESS)
+        return;
+    if (op != g->op)
+        snprintf(g->coll_msg, sizeof(g->coll_msg), "rank %d called %s but rank %d called %s", rank,
+                 op_name(op), g->first_rank, op_name(g->op));
+    else if (bytes != g->bytes)
+        snprintf(g->coll_msg, sizeof(g->coll_msg),
+                 "%s: rank %d passed %llu bytes but rank %d passed %llu", op_name(op), rank,
+                 (unsigned long long)bytes, g->first_rank, (unsigned long long)g->bytes);
+    else if (op == MNNVL_WIRE_OP_BROADCAST && root != g->bcast_root)
+        snprintf(g->coll_msg, sizeof(g->coll_msg),
+                 "broadcast: rank %d named root %u but rank %d named root %u", rank, root,
+                 g->first_rank, g->bcast_root);
+    else
+        return;
+    g->coll_status = MNNVL_ERR_MISMATCH;
+}
+
+static void on_coll(struct conn *c, const uint8_t *p, size_t len)
+{
+    struct group *g = c->group;
+    if (!g->formed || len < MNNVL_WIRE_COLL_FIXED || g->has[c->rank]) {
+        conn_kill(c, "it sent a collective out of turn");
+        return;
+    }
+    if (g->lost_rank >= 0) {
+        conn_send_error(c, MNNVL_ERR_PEER_LOST, g->lost_rank, "%s", g->lost_msg);
+        return;
+    }
+    if (g->left_rank >= 0) {
+        conn_send_error(c, MNNVL_ERR_PEER_LOST, g->left_rank,
+                        "rank %d left comm '%s' (it destroyed its communicator), so no "
+                        "collective on it can complete",
+                        g->left_rank, g->label);
+        return;
+    }
+    uint8_t op = p[0];
+    uint32_t root = mnnvl_wire_get32(p + 4);
+    uint64_t bytes = mnnvl_wire_get64(p + 8);
+    size_t data_len = len - MNNVL_WIRE_COLL_FIXED;
+    int valid = op == MNNVL_WIRE_OP_ALLGATHER
+                    ? bytes <= MNNVL_WIRE_MAX_RESULT / (uint64_t)g->size && data_len == bytes
+                    : op == MNNVL_WIRE_OP_BROADCAST && root < (uint32_t)g->size &&
+                          bytes <= MNNVL_WIRE_MAX_RESULT &&
+                          data_len == ((uint32_t)c->rank == root ? bytes : 0);
+    if (!valid) {
+        conn_kill(c, "it sent a malformed collective (op %u, %llu bytes, %zu data bytes)", op,
+                  (unsigned long long)bytes, data_len);
+        return;
+    }
+    coll_check(g, c->rank, op, root, bytes);
+    if (g->coll_status == MNNVL_SUCCESS && data_len > 0) {
+        size_t at = op == MNNVL_WIRE_OP_ALLGATHER ? (size_t)c->rank * (size_t)bytes : 0;
+        memcpy(g->result->data + at, p + MNNVL_WIRE_COLL_FIXED, data_len);
+    }
+    g->has[c->rank] = 1;
+    if (++g->arrived == g->size)
+        coll_finish(g);
+}
+
+static void on_query(struct conn *c)
+{
+    struct group *g = c->group;
+    uint8_t msg[MNNVL_WIRE_STATUS_BYTES] = {0};
+    int count = 0;
+    int missing = -1;
+    for (int i = 0; i < g->size; i++) {
+        int here = g->formed ? g->has[i] : g->members[i] != NULL;
+        count += here;
+        if (!here && missing < 0)
+            missing = i;
+    }
+    msg[0] = g->formed ? MNNVL_WIRE_PHASE_COLLECTIVE : MNNVL_WIRE_PHASE_FORMING;
+    mnnvl_wire_put32(msg + 4, (uint32_t)count);
+    mnnvl_wire_put32(msg + 8, (uint32_t)g->size);
+    mnnvl_wire_put32(msg + 12, (uint32_t)missing);
+    conn_queue(c, MNNVL_WIRE_STATUS, msg, sizeof(msg), NULL);
+}
+
+static void on_bye(struct mnnvl_tcp_root *r, struct conn *c)
+{
+    struct group *g = c->group;
+    if (g->formed) {
+        g->state[c->rank] = MEMBER_LEFT;
+        if (g->left_rank < 0)
+            g->left_rank = c->rank;
+        if (g->arrived > 0) {
+            char msg[MNNVL_WIRE_MAX_TEXT];
+            snprintf(msg, sizeof(msg),
+                     "rank %d left comm '%s' (it destroyed its communicator) during a %s", c->rank,
+                     g->label, op_name(g->op));
+            coll_fail_arrived(g, c->rank, msg);
+        }
+    }
+    group_detach(r, c);
+    conn_kill(c, "it left");
+}
+
+static void on_abort(struct mnnvl_tcp_root *r, struct conn *c, const uint8_t *p, size_t len)
+{
+    char why[MNNVL_WIRE_MAX_TEXT + 64];
+    int n = (int)(len < MNNVL_WIRE_MAX_TEXT ? len : MNNVL_WIRE_MAX_TEXT);
+    if (n > 0)
+        snprintf(why, sizeof(why), "aborted its communicator (%.*s)", n, (const char *)p);
+    else
+        snprintf(why, sizeof(why), "aborted its communicator");
+    if (c->group->formed)
+        member_lost(r, c, why);
+    else
+        group_detach(r, c);
+    conn_kill(c, "it aborted");
+}
+
+static void on_member_frame(struct mnnvl_tcp_root *r, struct conn *c, uint16_t type,
+                            const uint8_t *p, size_t len)
+{
+    switch (type) {
+    case MNNVL_WIRE_COLL: on_coll(c, p, len); break;
+    case MNNVL_WIRE_QUERY: on_query(c); break;
+    case MNNVL_WIRE_BYE: on_bye(r, c); break;
+    case MNNVL_WIRE_ABORT: on_abort(r, c, p, len); break;
+    default: conn_kill(c, "it sent message type %u out of turn", type);
+    }
+}
+
+static void on_frame(struct mnnvl_tcp_root *r, struct conn *c, uint16_t type, const uint8_t *p,
+                     size_t len)
+{
+    static const uint16_t expected[] = {
+        [CONN_CHALLENGE] = MNNVL_WIRE_CHALLENGE,
+        [CONN_PROOF] = MNNVL_WIRE_PROOF,
+        [CONN_HELLO] = MNNVL_WIRE_HELLO,
+    };
+    if (c->state == CONN_MEMBER) {
+        on_member_frame(r, c, type, p, len);
+        return;
+    }
+    if (c->state > CONN_HELLO)
+        return; /* CLOSING discards input */
+    if (type != expected[c->state]) {
+        conn_kill(c, "it sent message type %u while authenticating", type);
+        return;
+    }
+    if (c->state == CONN_CHALLENGE)
+        on_challenge(r, c, p, len);
+    else if (c->state == CONN_PROOF)
+        on_proof(r, c, p, len);
+    else
+        on_hello(r, c, p, len);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Input                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+static uint64_t max_payload(const struct conn *c)
+{
+    if (c->state == CONN_MEMBER)
+        return MNNVL_WIRE_COLL_FIXED + MNNVL_WIRE_MAX_RESULT;
+    if (c->state == CONN_HELLO)
+        return MNNVL_WIRE_HELLO_FIXED + MNNVL_WIRE_MAX_LABEL;
+    return MNNVL_WIRE_MAX_AUTH_PAYLOAD;
+}
+
+static int reserve_input(struct conn *c, size_t need)
+{
+    if (c->in_cap >= need)
+        return 0;
+    size_t cap = c->in_cap ? c->in_cap : IN_BUFFER_MIN;
+    while (cap < need)
+        cap *= 2;
+    uint8_t *in = realloc(c->in, cap);
+    if (!in)
+        return -1;
+    c->in = in;
+    c->in_cap = cap;
+    return 0;
+}
+
+/* Handles every complete frame in the input buffer; makes room for the next one. */
+static void process_input(struct mnnvl_tcp_root *r, struct conn *c)
+{
+    size_t at = 0;
+    while (c->state != CONN_DEAD && c->in_len - at >= MNNVL_WIRE_HEADER_BYTES) {
+        uint16_t type;
+        uint64_t length;
+        if (mnnvl_wire_parse_header(c->in + at, &type, &length) != 0) {
+            conn_kill(c, "it does not speak mnnvl tcp protocol version %d", MNNVL_WIRE_VERSION);
+            break;
+        }
+        if (length > max_payload(c)) {
+            conn_kill(c, "it announced a message of %llu bytes", (unsigned long long)length);
+            break;
+        }
+        size_t frame = MNNVL_WIRE_HEADER_BYTES + (size_t)length;
+        if (c->in_len - at < frame)
+            break;
+        on_frame(r, c, type, c->in + at + MNNVL_WIRE_HEADER_BYTES, (size_t)length);
+        at += frame;
+    }
+    c->in_len -= at;
+    memmove(c->in, c->in + at, c->in_len);
+    if (c->in_len == 0 && c->in_cap > IN_BUFFER_KEEP) {
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
+    }
+}
+
+/* The size the input buffer needs for the frame now being received. */
+static size_t input_need(const struct conn *c)
+{
+    if (c->in_len < MNNVL_WIRE_HEADER_BYTES)
+        return IN_BUFFER_MIN;
+    uint16_t type;
+    uint64_t length;
+    if (mnnvl_wire_parse_header(c->in, &type, &length) != 0 || length > max_payload(c))
+        return IN_BUFFER_MIN; /* process_input kills it */
+    return MNNVL_WIRE_HEADER_BYTES + (size_t)length;
+}
+
+static void conn_read(struct mnnvl_tcp_root *r, struct conn *c)
+{
+    while (c->state != CONN_DEAD) {
+        size_t need = input_need(c);
+        if (reserve_input(c, need < c->in_len + 1 ? c->in_len + IN_BUFFER_MIN : need) != 0) {
+            conn_kill(c, "the root ran out of memory for its message");
+            return;
+        }
+        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+        if (n > 0) {
+            c->in_len += (size_t)n;
+            process_input(r, c);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n == 0)
+            conn_kill(c, "closed its connection to the root without leaving (the process "
+                         "died, or exited without destroying its communicator)");
+        else
+            conn_kill(c, "lost its connection to the root (%s)", strerror(errno));
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The loop                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+static void conn_free(struct conn *c)
+{
+    while (c->out_head) {
+        struct out_msg *m = c->out_head;
+        c->out_head = m->next;
+        blob_unref(m->blob);
+        free(m);
+    }
+    /* shutdown reaches the peer even when a forked child still holds a copy of the fd. */
+    shutdown(c->fd, SHUT_RDWR);
+    close(c->fd);
+    free(c->in);
+    free(c);
+}
+
+static int conns_reserve(struct mnnvl_tcp_root *r)
+{
+    if (r->nconns < r->conns_cap)
+        return 0;
+    size_t cap = r->conns_cap * 2 + 64;
+    struct conn **conns = reallocarray(r->conns, cap, sizeof(*conns));
+    if (!conns)
+        return -1;
+    r->conns = conns;
+    r->conns_cap = cap;
+    return 0;
+}
+
+static void accept_all(struct mnnvl_tcp_root *r)
+{
+    for (;;) {
+        int fd = accept4(r->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                MNNVL_WARN("tcp root %s: out of file descriptors with %zu connections; raise "
+                           "the open files limit (ulimit -n)",
+                           r->address, r->nconns);
+                r->accept_paused_until = mnnvl_deadline_after(ACCEPT_PAUSE_MS);
+            }
+            return;
+        }
+        struct conn *c = conns_reserve(r) == 0 ? calloc(1, sizeof(*c)) : NULL;
+        if (!c) {
+            MNNVL_WARN("tcp root %s: out of memory; dropping a connection", r->address);
+            close(fd);
+            return;
+        }
+        mnnvl_sock_nodelay(fd);
+        c->fd = fd;
+        c->state = CONN_CHALLENGE;
+        c->since_ms = mnnvl_now_ms();
+        mnnvl_sock_peer_name(fd, c->peer, sizeof(c->peer));
+        r->conns[r->nconns++] = c;
+    }
+}
+
+/* Closes connections that took too long to join or to take their last message. */
+static void sweep(struct mnnvl_tcp_root *r)
+{
+    uint64_t now = mnnvl_now_ms();
+    for (size_t i = 0; i < r->nconns; i++) {
+        struct conn *c = r->conns[i];
+        if (c->state <= CONN_HELLO && now - c->since_ms > JOIN_GRACE_MS)
+            conn_kill(c, "it did not authenticate and join within %d ms", JOIN_GRACE_MS);
+        else if (c->state == CONN_CLOSING && now - c->since_ms > CLOSE_GRACE_MS)
+            c->state = CONN_DEAD;
+    }
+}
+
+/* Applies the consequences of every dead connection, then frees them. Telling a group may
+ * kill more connections (out of memory), hence the outer loop. */
+static void reap(struct mnnvl_tcp_root *r)
+{
+    for (int again = 1; again;) {
+        again = 0;
+        for (size_t i = 0; i < r->nconns; i++) {
+            struct conn *c = r->conns[i];
+            if (c->state != CONN_DEAD || !c->group)
+                continue;
+            again = 1;
+            if (c->group->formed)
+                member_lost(r, c, c->why);
+            else
+                group_detach(r, c);
+        }
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < r->nconns; i++) {
+        struct conn *c = r->conns[i];
+        if (c->state == CONN_DEAD) {
+            MNNVL_DEBUG("tcp root %s: closed the connection from %s: %s", r->address, c->peer,
+                        c->why);
+            conn_free(c);
+        } else {
+            r->conns[kept++] = c;
+        }
+    }
+    r->nconns = kept;
+}
+
+static int poll_all(struct mnnvl_tcp_root *r, size_t *polled)
+{
+    if (r->pfds_cap < r->nconns + 2) {
+        size_t cap = r->nconns * 2 + 64;
+        struct pollfd *p = reallocarray(r->pfds, cap, sizeof(*p));
+        if (!p)
+            return -1;
+        r->pfds = p;
+        r->pfds_cap = cap;
+    }
+    int accepting = r->listen_fd >= 0 && mnnvl_deadline_left(r->accept_paused_until) == 0;
+    r->pfds[0] = (struct pollfd){.fd = r->wake_fd, .events = POLLIN};
+    r->pfds[1] = (struct pollfd){.fd = accepting ? r->listen_fd : -1, .events = POLLIN};
+    for (size_t i = 0; i < r->nconns; i++) {
+        struct conn *c = r->conns[i];
+        short ev = (short)(POLLIN | (c->out_head ? POLLOUT : 0));
+        r->pfds[i + 2] = (struct pollfd){.fd = c->fd, .events = ev};
+    }
+    *polled = r->nconns;
+    int timeout = r->linger_deadline ? mnnvl_deadline_left(r->linger_deadline) : ROOT_POLL_MS;
+    if (r->listen_fd >= 0 && !accepting)
+        timeout = ACCEPT_PAUSE_MS;
+    return poll(r->pfds, r->nconns + 2, timeout);
+}
+
+static int has_output(const struct mnnvl_tcp_root *r)
+{
+    for (size_t i = 0; i < r->nconns; i++)
+        if (r->conns[i]->out_head)
+            return 1;
+    return 0;
+}
+
+static void loop_once(struct mnnvl_tcp_root *r)
+{
+    size_t polled = 0;
+    if (poll_all(r, &polled) < 0) {
+        if (errno != EINTR) {
+            MNNVL_WARN("tcp root %s: poll failed: %s", r->address, strerror(errno));
+            poll(NULL, 0, 10); /* no busy loop on a persistent failure */
+        }
+        return;
+    }
+    if (r->pfds[0].revents) {
+        uint64_t v;
+        (void)!read(r->wake_fd, &v, sizeof(v));
+    }
+    for (size_t i = 0; i < polled; i++) {
+        short ev = r->pfds[i + 2].revents;
+        if (ev & (POLLIN | POLLHUP | POLLERR))
+            conn_read(r, r->conns[i]);
+    }
+    if (r->pfds[1].revents)
+        accept_all(r);
+    for (size_t i = 0; i < r->nconns; i++)
+        if (r->conns[i]->out_head)
+            conn_flush(r->conns[i]);
+    sweep(r);
+    reap(r);
+}
+
+static void *root_main(void *arg)
+{
+    struct mnnvl_tcp_root *r = arg;
+    for (;;) {
+        if (atomic_load(&r->stop) && !r->linger_deadline) {
+            close(r->listen_fd);
+            r->listen_fd = -1;
+            r->linger_deadline = mnnvl_deadline_after(STOP_LINGER_MS);
+        }
+        if (r->linger_deadline && (!has_output(r) || !mnnvl_deadline_left(r->linger_deadline)))
+            break;
+        loop_once(r);
+    }
+    for (size_t i = 0; i < r->nconns; i++) {
+        group_detach(r, r->conns[i]);
+        conn_free(r->conns[i]);
+    }
+    r->nconns = 0;
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Start and stop                                                                           */
+/* ---------------------------------------------------------------------------------------- */
+
+/* One connection per rank: a root for a few thousand ranks needs more descriptors than the
+ * usual soft limit of 1024. Raising the soft limit to the hard one is what NCCL's root does
+ * too; it only widens what the process may open. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void root_free(struct mnnvl_tcp_root *r)
+{
+    if (r->listen_fd >= 0)
+        close(r->listen_fd);
+    if (r->wake_fd >= 0)
+        close(r->wake_fd);
+    free(r->conns);
+    free(r->pfds);
+    free(r);
+}
+
+/* Starts the thread with every signal blocked: signals belong to the application's threads
+ * (mnnvl-store waits for SIGINT in its main thread). */
+static int start_thread(struct mnnvl_tcp_root *r)
+{
+    sigset_t all;
+    sigset_t old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&r->thread, NULL, root_main, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+mnnvl_status_t mnnvl_tcp_root_start(const char *listen_address, const char *job_key,
+                                    mnnvl_tcp_root_t **root)
+{
+    *root = NULL;
+    struct mnnvl_tcp_root *r = calloc(1, sizeof(*r));
+    if (!r)
+        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "tcp root: out of memory");
+    r->listen_fd = -1;
+    r->wake_fd = -1;
+    atomic_init(&r->refs, 1);
+    atomic_init(&r->stop, 0);
+    mnnvl_auth_derive_key(job_key, &r->key);
+    mnnvl_status_t st =
+        mnnvl_sock_listen(listen_address, &r->listen_fd, r->address, sizeof(r->address));
+    if (st != MNNVL_SUCCESS) {
+        root_free(r);
+        return mnnvl_error_wrap(st, "tcp root");
+    }
+    r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (r->wake_fd < 0) {
+        int err = errno;
+        root_free(r);
+        return mnnvl_error(MNNVL_ERR_BOOTSTRAP, "tcp root: eventfd failed: %s", strerror(err));
+    }
+    raise_fd_limit();
+    int rc = start_thread(r);
+    if (rc != 0) {
+        root_free(r);
+        return mnnvl_error(MNNVL_ERR_BOOTSTRAP, "tcp root: cannot start its thread: %s",
+                           strerror(rc));
+    }
+    MNNVL_INFO("tcp root listening on %s", r->address);
+    *root = r;
+    return MNNVL_SUCCESS;
+}
+
+const char *mnnvl_tcp_root_address(const mnnvl_tcp_root_t *root)
+{
+    return root ? root->address : NULL;
+}
+
+void mnnvl_tcp_root_retain(mnnvl_tcp_root_t *root)
+{
+    atomic_fetch_add(&root->refs, 1);
+}
+
+void mnnvl_tcp_root_stop(mnnvl_tcp_root_t *root)
+{
+    if (!root || atomic_fetch_sub(&root->refs, 1) != 1)
+        return;
+    atomic_store(&root->stop, 1);
+    uint64_t one = 1;
+    (void)!write(root->wake_fd, &one, sizeof(one));
+    pthread_join(root->thread, NULL);
+    MNNVL_DEBUG("tcp root %s stopped", root->address);
+    root_free(root);
+}

@@ -1,0 +1,561 @@
+/* The tcp bootstrap through the public API: CPU-only communicators (device -1) whose ranks
+ * are real processes (mt_run_ranks) or threads, on loopback. Every rank body returns 0 on
+ * success; a failing rank prints why to stderr. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "deadline.h"
+#include "mnnvl.h"
+#include "testutil.h"
+
+#define TIMEOUT_MS 3000
+#define RANKS_TIMEOUT_S 15
+
+TestSuite(bootstrap, .timeout = 20);
+
+/* What every rank body needs to know about its job. */
+typedef struct job {
+    char root[64];
+    const char *root_mode; /* NULL: the default (rank0) */
+    const char *job_key;
+    int timeout_ms;
+} job_t;
+
+static void job_rank0(job_t *job)
+{
+    mt_loopback_root(job->root, sizeof(job->root));
+    job->root_mode = NULL;
+    job->job_key = NULL;
+    job->timeout_ms = TIMEOUT_MS;
+}
+
+static mnnvl_root_t job_external(job_t *job, const char *job_key)
+{
+    mnnvl_config_t cfg = mt_config(NULL, job_key, TIMEOUT_MS);
+    mnnvl_root_t root = NULL;
+    cr_assert_eq(mnnvl_root_start(cfg, "127.0.0.1:0", &root), MNNVL_SUCCESS, "%s",
+                 mnnvl_last_error());
+    mnnvl_config_destroy(cfg);
+    snprintf(job->root, sizeof(job->root), "%s", mnnvl_root_address(root));
+    job->root_mode = "external";
+    job->job_key = job_key;
+    job->timeout_ms = TIMEOUT_MS;
+    return root;
+}
+
+static mnnvl_status_t job_create(const job_t *job, int rank, int size, mnnvl_comm_t *comm)
+{
+    mnnvl_config_t cfg = mt_config(job->root, job->job_key, job->timeout_ms);
+    if (job->root_mode)
+        mnnvl_config_set(cfg, "root_mode", job->root_mode);
+    mnnvl_status_t st = mnnvl_comm_create(cfg, rank, size, -1, comm);
+    mnnvl_config_destroy(cfg);
+    return st;
+}
+
+static uint8_t pattern(int rank, size_t i, size_t salt)
+{
+    return (uint8_t)(rank * 37 + i * 7 + (i >> 8) * 13 + salt);
+}
+
+static double elapsed_ms(uint64_t since)
+{
+    return (double)(mnnvl_now_ms() - since);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static int allgather_sizes_rank(int rank, int size, void *arg)
+{
+    static const size_t sizes[] = {1, 1024, 64 * 1024, 1024 * 1024};
+    mnnvl_comm_t comm;
+    if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
+        return 1;
+    int rc = 0;
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]) && rc == 0; s++) {
+        size_t bytes = sizes[s];
+        uint8_t *send = malloc(bytes);
+        uint8_t *recv = calloc((size_t)size, bytes);
+        for (size_t i = 0; i < bytes; i++)
+            send[i] = pattern(rank, i, bytes);
+        rc = mt_fail(mnnvl_comm_allgather(comm, send, recv, bytes), rank, "allgather");
+        for (int r = 0; r < size && rc == 0; r++) {
+            for (size_t i = 0; i < bytes; i++) {
+                if (recv[(size_t)r * bytes + i] != pattern(r, i, bytes)) {
+                    fprintf(stderr, "rank %d: allgather of %zu: byte %zu of rank %d wrong\n", rank,
+                            bytes, i, r);
+                    rc = 1;
+                    break;
+                }
+            }
+        }
+        free(send);
+        free(recv);
+    }
+    if (rc == 0)
+        rc = mt_fail(mnnvl_comm_finalize(comm), rank, "finalize");
+    mnnvl_comm_destroy(comm);
+    return rc;
+}
+
+Test(bootstrap, allgather_8_ranks_1B_to_1MiB)
+{
+    job_t job;
+    job_rank0(&job);
+    cr_assert_eq(mt_run_ranks(8, allgather_sizes_rank, &job, RANKS_TIMEOUT_S, NULL), 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static int broadcast_rank(int rank, int size, void *arg)
+{
+    enum { BYTES = 5000, ROOT = 2 };
+    mnnvl_comm_t comm;
+    if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
+        return 1;
+    uint8_t buf[BYTES];
+    for (size_t i = 0; i < BYTES; i++)
+        buf[i] = rank == ROOT ? pattern(ROOT, i, 1) : 0;
+    int rc = mt_fail(mnnvl_comm_broadcast(comm, buf, BYTES, ROOT), rank, "broadcast");
+    for (size_t i = 0; rc == 0 && i < BYTES; i++) {
+        if (buf[i] != pattern(ROOT, i, 1)) {
+            fprintf(stderr, "rank %d: broadcast byte %zu wrong\n", rank, i);
+            rc = 1;
+        }
+    }
+    mnnvl_comm_destroy(comm);
+    return rc;
+}
+
+Test(bootstrap, broadcast_from_rank_2)
+{
+    job_t job;
+    job_rank0(&job);
+    cr_assert_eq(mt_run_ranks(4, broadcast_rank, &job, RANKS_TIMEOUT_S, NULL), 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* Rank 3 arrives 300 ms late: nobody may leave the barrier before it. */
+static int barrier_rank(int rank, int size, void *arg)
+{
+    mnnvl_comm_t comm;
+    if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
+        return 1;
+    int rc = mt_fail(mnnvl_comm_barrier(comm), rank, "barrier 1");
+    if (rank == 3)
+        usleep(300 * 1000);
+    uint64_t t0 = mnnvl_now_ms();
+    rc = rc || mt_fail(mnnvl_comm_barrier(comm), rank, "barrier 2");
+    if (rc == 0 && rank != 3 && elapsed_ms(t0) < 250) {
+        fprintf(stderr, "rank %d left the barrier after %.0f ms, before rank 3 arrived\n", rank,
+                elapsed_ms(t0));
+        rc = 1;
+    }
+    for (int i = 0; i < 20 && rc == 0; i++)
+        rc = mt_fail(mnnvl_comm_barrier(comm), rank, "barrier loop");
+    mnnvl_comm_destroy(comm);
+    return rc;
+}
+
+Test(bootstrap, barrier_waits_for_the_last_rank)
+{
+    job_t job;
+    job_rank0(&job);
+    cr_assert_eq(mt_run_ranks(4, barrier_rank, &job, RANKS_TIMEOUT_S, NULL), 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct kill_job {
+    job_t job;
+    int victim;
+} kill_job_t;
+
+/* The victim dies with SIGKILL while the others wait in a barrier; they must fail (not
+ * hang) within timeout_ms + 2 s, measured inside each of them. */
+static int killed_rank_body(int rank, int size, void *arg)
+{
+    kill_job_t *kj = arg;
+    mnnvl_comm_t comm;
+    if (mt_fail(job_create(&kj->job, rank, size, &comm), rank, "comm_create"))
+        return 1;
+    if (mt_fail(mnnvl_comm_barrier(comm), rank, "first barrier"))
+        return 1;
+    if (rank == kj->victim) {
+        usleep(200 * 1000);
+        raise(SIGKILL);
+    }
+    uint64_t t0 = mnnvl_now_ms();
+    mnnvl_status_t st = mnnvl_comm_barrier(comm);
+    double ms = elapsed_ms(t0);
+    int rc = 0;
+    if (st != MNNVL_ERR_PEER_LOST && st != MNNVL_ERR_TIMEOUT) {
+        fprintf(stderr, "rank %d: barrier returned %s, expected PEER_LOST or TIMEOUT\n", rank,
+                mnnvl_status_string(st));
+        rc = 1;
+    }
+    if (ms > TIMEOUT_MS + 2000) {
+        fprintf(stderr, "rank %d: barrier failed only after %.0f ms\n", rank, ms);
+        rc = 1;
+    }
+    if (st == MNNVL_ERR_PEER_LOST && kj->victim != 0 && !strstr(mnnvl_last_error(), "rank 2")) {
+        fprintf(stderr, "rank %d: the sentence does not name rank 2: %s\n", rank,
+                mnnvl_last_error());
+        rc = 1;
+    }
+    mnnvl_comm_destroy(comm);
+    return rc;
+}
+
+static void run_kill(int victim)
+{
+    kill_job_t kj = {.victim = victim};
+    job_rank0(&kj.job);
+    int codes[4];
+    mt_run_ranks(4, killed_rank_body, &kj, RANKS_TIMEOUT_S, codes);
+    for (int r = 0; r < 4; r++)
+        cr_expect_eq(codes[r], r == victim ? 128 + SIGKILL : 0, "rank %d exited with %d", r,
+                     codes[r]);
+}
+
+Test(bootstrap, sigkilled_rank_fails_the_others)
+{
+    run_kill(2);
+}
+
+Test(bootstrap, sigkilled_root_host_fails_the_others)
+{
+    run_kill(0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static atomic_int refusals_logged;
+
+static void log_sink(mnnvl_log_level_t level, const char *message, void *user)
+{
+    (void)user;
+    if (level <= MNNVL_LOG_WARN && strstr(message, "refused") && strstr(message, "127.0.0.1:"))
+        atomic_fetch_add(&refusals_logged, 1);
+}
+
+/* Ranks 0..2 form a job with the right key; the fourth process claims rank 0 of the same
+ * communicator with a wrong key. */
+static int auth_rank(int rank, int size, void *arg)
+{
+    job_t job = *(job_t *)arg;
+    mnnvl_comm_t comm;
+    if (rank == size - 1) {
+        job.job_key = "wrong";
+        mnnvl_status_t st = job_create(&job, 0, size - 1, &comm);
+        if (st != MNNVL_ERR_AUTH) {
+            fprintf(stderr, "intruder: comm_create returned %s, expected AUTH\n",
+                    mnnvl_status_string(st));
+            return 1;
+        }
+        return 0;
+    }
+    if (mt_fail(job_create(&job, rank, size - 1, &comm), rank, "comm_create"))
+        return 1;
+    int mine = rank * 10;
+    int all[3] = {0};
+    int rc = mt_fail(mnnvl_comm_allgather(comm, &mine, all, sizeof(int)), rank, "allgather");
+    for (int r = 0; rc == 0 && r < 3; r++)
+        rc = all[r] != r * 10;
+    mnnvl_comm_destroy(comm);
+    return rc;
+}
+
+Test(bootstrap, wrong_job_key_is_refused_and_logged)
+{
+    job_t job;
+    mnnvl_set_log_callback(log_sink, NULL);
+    mnnvl_root_t root = job_external(&job, "right key");
+    int rc = mt_run_ranks(4, auth_rank, &job, RANKS_TIMEOUT_S, NULL);
+    mnnvl_root_stop(root);
+    mnnvl_set_log_callback(NULL, NULL);
+    cr_assert_eq(rc, 0);
+    cr_assert_geq(atomic_load(&refusals_logged), 1, "the root logged no refusal");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static int mismatch_rank(int rank, int size, void *arg)
+{
+    mnnvl_comm_t comm;
+    if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
+        return 1;
+    uint8_t send[16] = {0};
+    uint8_t recv[16 * 4];
+    mnnvl_status_t st = mnnvl_comm_allgather(comm, send, recv, rank == 3 ? 16 : 8);
+    int rc = 0;
+    if (st != MNNVL_ERR_MISMATCH || !strstr(mnnvl_last_error(), "16")) {
+        fprintf(stderr, "rank %d: unequal allgather returned %s: %s\n", rank,
+                mnnvl_status_string(st), mnnvl_last_error());
+        rc = 1;
+    }
+    /* Every rank got the same answer, so the communicator is still usable. */
+    rc = rc || mt_fail(mnnvl_comm_allgather(comm, send, recv, 8), rank, "allgather after");
+    mnnvl_comm_destroy(comm);
+    return rc;
+}
+
+Test(bootstrap, unequal_allgather_sizes_give_mismatch_everywhere)
+{
+    job_t job;
+    job_rank0(&job);
+    cr_assert_eq(mt_run_ranks(4, mismatch_rank, &job, RANKS_TIMEOUT_S, NULL), 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* Splits into `group` and checks that the child holds exactly the expected parent ranks. */
+static int check_split(mnnvl_comm_t parent, const mnnvl_mapping_t *m, mnnvl_group_t group,
+                       int first, int step)
+{
+    int rank = m->rank;
+    mnnvl_comm_t child;
+    if (mt_fail(mnnvl_comm_split(parent, m, group, &child), rank, "comm_split"))
+        return 1;
+    int rc = mnnvl_comm_size(child) != 2 || mnnvl_comm_rank(child) != (rank - first) / step;
+    int all[2] = {-1, -1};
+    rc = rc || mt_fail(mnnvl_comm_allgather(child, &rank, all, sizeof(int)), rank, "allgather");
+    if (rc == 0 && (all[0] != first || all[1] != first + step)) {
+        fprintf(stderr, "rank %d: group %d holds %d,%d; expected %d,%d\n", rank, group, all[0],
+                all[1], first, first + step);
+        rc = 1;
+    }
+    mnnvl_comm_destroy(child);
+    return rc;
+}
+
+static int split_rank(int rank, int size, void *arg)
+{
+    mnnvl_comm_t comm;
+    if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
+        return 1;
+    mnnvl_mapping_t m = {.world_size = 4,
+                         .rank = rank,
+                         .gpus_per_node = 4,
+                         .tp = 2,
+                         .pp = 2,
+                         .cp = 1,
+                         .moe_tp = 1,
+                         .moe_ep = 2};
+    int rc = check_split(comm, &m, MNNVL_GROUP_TP, rank - rank % 2, 1);
+    rc = rc || check_split(comm, &m, MNNVL_GROUP_PP, rank % 2, 2);
+    rc = rc || mt_fail(mnnvl_comm_barrier(comm), rank, "parent barrier");
+    mnnvl_comm_destroy(comm);
+    return rc;
+}
+
+Test(bootstrap, split_tp_and_pp_groups)
+{
+    job_t job;
+    job_rank0(&job);
+    cr_assert_eq(mt_run_ranks(4, split_rank, &job, RANKS_TIMEOUT_S, NULL), 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static int many_comms_rank(int rank, int size, void *arg)
+{
+    for (int i = 0; i < 20; i++) {
+        mnnvl_comm_t comm;
+        if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
+            return 1;
+        int mine = i * 100 + rank;
+        int all[4];
+        int rc = mt_fail(mnnvl_comm_allgather(comm, &mine, all, sizeof(int)), rank, "allgather");
+        for (int r = 0; rc == 0 && r < size; r++)
+            rc = all[r] != i * 100 + r;
+        mnnvl_comm_destroy(comm);
+        if (rc) {
+            fprintf(stderr, "rank %d: communicator %d failed\n", rank, i);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+Test(bootstrap, twenty_communicators_in_a_row_on_one_external_root)
+{
+    job_t job;
+    mnnvl_root_t root = job_external(&job, "k");
+    int rc = mt_run_ranks(4, many_comms_rank, &job, RANKS_TIMEOUT_S, NULL);
+    mnnvl_root_stop(root);
+    cr_assert_eq(rc, 0);
+}
+
+Test(bootstrap, communicators_in_a_row_with_rank0_roots_on_one_port)
+{
+    job_t job;
+    job_rank0(&job);
+    cr_assert_eq(mt_run_ranks(4, many_comms_rank, &job, RANKS_TIMEOUT_S, NULL), 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct thread_rank {
+    const job_t *job;
+    int rank;
+    int failed;
+    pthread_t thread;
+} thread_rank_t;
+
+static void *thread_rank_main(void *arg)
+{
+    thread_rank_t *t = arg;
+    t->failed = many_comms_rank(t->rank, 4, (void *)t->job);
+    return NULL;
+}
+
+Test(bootstrap, four_ranks_as_threads_of_one_process)
+{
+    job_t job;
+    mnnvl_root_t root = job_external(&job, NULL);
+    thread_rank_t t[4];
+    for (int r = 0; r < 4; r++) {
+        t[r] = (thread_rank_t){.job = &job, .rank = r};
+        cr_assert_eq(pthread_create(&t[r].thread, NULL, thread_rank_main, &t[r]), 0);
+    }
+    for (int r = 0; r < 4; r++)
+        pthread_join(t[r].thread, NULL);
+    mnnvl_root_stop(root);
+    for (int r = 0; r < 4; r++)
+        cr_expect_eq(t[r].failed, 0, "thread rank %d failed", r);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void *abort_later(void *arg)
+{
+    usleep(300 * 1000);
+    mnnvl_comm_abort(arg);
+    return NULL;
+}
+
+/* Rank 0 blocks in a barrier that rank 1 joins only much later; another thread of rank 0
+ * aborts. Rank 0's barrier must return at once, and rank 1 must learn PEER_LOST. */
+static int abort_rank(int rank, int size, void *arg)
+{
+    mnnvl_comm_t comm;
+    if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
+        return 1;
+    int rc = 0;
+    uint64_t t0 = mnnvl_now_ms();
+    if (rank == 0) {
+        pthread_t aborter;
+        pthread_create(&aborter, NULL, abort_later, comm);
+        mnnvl_status_t st = mnnvl_comm_barrier(comm);
+        pthread_join(aborter, NULL);
+        if (st == MNNVL_SUCCESS || elapsed_ms(t0) > 1500) {
+            fprintf(stderr, "rank 0: barrier returned %s after %.0f ms\n", mnnvl_status_string(st),
+                    elapsed_ms(t0));
+            rc = 1;
+        }
+    } else {
+        usleep(1000 * 1000);
+        t0 = mnnvl_now_ms();
+        mnnvl_status_t st = mnnvl_comm_barrier(comm);
+        if (st != MNNVL_ERR_PEER_LOST || elapsed_ms(t0) > 1000 ||
+            !strstr(mnnvl_last_error(), "abort")) {
+            fprintf(stderr, "rank 1: barrier returned %s after %.0f ms: %s\n",
+                    mnnvl_status_string(st), elapsed_ms(t0), mnnvl_last_error());
+            rc = 1;
+        }
+    }
+    mnnvl_comm_destroy(comm);
+    return rc;
+}
+
+Test(bootstrap, abort_from_another_thread_wakes_a_blocked_barrier)
+{
+    job_t job;
+    mnnvl_root_t root = job_external(&job, NULL);
+    job.timeout_ms = 10000;
+    int rc = mt_run_ranks(2, abort_rank, &job, RANKS_TIMEOUT_S, NULL);
+    mnnvl_root_stop(root);
+    cr_assert_eq(rc, 0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+Test(bootstrap, external_root_nobody_listening_times_out)
+{
+    job_t job;
+    job_rank0(&job);
+    job.root_mode = "external";
+    job.timeout_ms = 1000;
+    mnnvl_comm_t comm = NULL;
+    uint64_t t0 = mnnvl_now_ms();
+    mnnvl_status_t st = job_create(&job, 1, 2, &comm);
+    double ms = elapsed_ms(t0);
+    cr_assert_eq(st, MNNVL_ERR_TIMEOUT, "%s: %s", mnnvl_status_string(st), mnnvl_last_error());
+    cr_assert_lt(ms, 1000 + 1000, "took %.0f ms", ms);
+    cr_assert(strstr(mnnvl_last_error(), job.root), "%s", mnnvl_last_error());
+    cr_assert_null(comm);
+}
+
+/* Ranks 0 and 1 of 3 join; rank 2 never comes. Rank 0 gives up first, while rank 1 is still
+ * there, so it must read "2 of 3 ranks joined (rank 2 is missing)". */
+static int partial_group_rank(int rank, int size, void *arg)
+{
+    job_t job = *(job_t *)arg;
+    job.timeout_ms = rank == 0 ? 1000 : 2500;
+    mnnvl_comm_t comm;
+    mnnvl_status_t st = job_create(&job, rank, size + 1, &comm);
+    const char *expect_count = rank == 0 ? "2 of 3 ranks joined" : "of 3 ranks joined";
+    const char *expect_missing = rank == 0 ? "rank 2 is missing" : "is missing";
+    if (st != MNNVL_ERR_TIMEOUT || !strstr(mnnvl_last_error(), expect_count) ||
+        !strstr(mnnvl_last_error(), expect_missing)) {
+        fprintf(stderr, "rank %d: %s: %s\n", rank, mnnvl_status_string(st), mnnvl_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+Test(bootstrap, group_that_never_forms_says_who_is_missing)
+{
+    job_t job;
+    mnnvl_root_t root = job_external(&job, NULL);
+    int rc = mt_run_ranks(2, partial_group_rank, &job, RANKS_TIMEOUT_S, NULL);
+    mnnvl_root_stop(root);
+    cr_assert_eq(rc, 0);
+}
+
+Test(bootstrap, missing_root_is_invalid_argument)
+{
+    unsetenv("MNNVL_ROOT");
+    mnnvl_config_t cfg = mt_config(NULL, NULL, TIMEOUT_MS);
+    mnnvl_comm_t comm = NULL;
+    mnnvl_status_t st = mnnvl_comm_create(cfg, 0, 2, -1, &comm);
+    mnnvl_config_destroy(cfg);
+    cr_assert_eq(st, MNNVL_ERR_INVALID_ARGUMENT, "%s", mnnvl_status_string(st));
+    cr_assert(strstr(mnnvl_last_error(), "root=host:port"), "%s", mnnvl_last_error());
+    cr_assert(strstr(mnnvl_last_error(), "mnnvl_root_start"), "%s", mnnvl_last_error());
+}
+
+Test(bootstrap, root_start_and_stop)
+{
+    mnnvl_config_t cfg = mt_config(NULL, NULL, TIMEOUT_MS);
+    mnnvl_root_t root = NULL;
+    cr_assert_eq(mnnvl_root_start(cfg, NULL, &root), MNNVL_SUCCESS, "%s", mnnvl_last_error());
+    const char *address = mnnvl_root_address(root);
+    cr_assert(address && strrchr(address, ':') && atoi(strrchr(address, ':') + 1) > 0, "%s",
+              address);
+    cr_assert_eq(mnnvl_root_stop(root), MNNVL_SUCCESS);
+    cr_assert_eq(mnnvl_root_start(cfg, "no-port-here", &root), MNNVL_ERR_INVALID_ARGUMENT);
+    cr_assert_null(root);
+    cr_assert_eq(mnnvl_root_stop(NULL), MNNVL_SUCCESS);
+    cr_assert_null(mnnvl_root_address(NULL));
+    mnnvl_config_destroy(cfg);
+}

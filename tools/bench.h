@@ -1,0 +1,14 @@
+/* The subcommands of mnnvl-bench; tools/mnnvl-bench.c picks one by its first argument.
+ * Each gets the arguments from the subcommand's name on (argv[0] is "init", "bootstrap",
+ * or the program's name when no subcommand was given) and returns the exit code. */
+#ifndef MNNVL_BENCH_H
+#define MNNVL_BENCH_H
+
+/* Communicator creation + a symmetric allocation, one process per GPU (bench_init.c). */
+int bench_init(int argc, char **argv);
+
+/* CPU-only communicators: comm_create + allgather(64 B) + barrier over forked processes,
+ * `--ranks N --reps K` (bench_bootstrap.c). */
+int bench_bootstrap(int argc, char **argv);
+
+#endif
