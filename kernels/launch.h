@@ -69,6 +69,47 @@ typedef struct mnnvl_barrier_args {
 
 int mnnvl_launch_barrier(const mnnvl_barrier_args_t *args, void *stream);
 
+/* All-reduce protocol state in device memory, one set per protocol (one-shot and two-shot
+ * never share a counter: switching between them must not desynchronise either). */
+typedef struct mnnvl_allreduce_control {
+    uint32_t epoch;         /* the buffer in use is epoch % 3 */
+    uint32_t arrived;       /* blocks done with this call; the last one advances epoch */
+    uint64_t last_vectors;  /* 16-byte vectors the previous call wrote (for clearing) */
+} mnnvl_allreduce_control_t;
+
+/* One all-reduce launch: at most one workspace-sized chunk. Sizes are in 16-byte vectors.
+ * Workspace of rank p (peers[p], as mapped on this GPU):
+ *   one-shot buffer b (b = epoch % 3): [size source ranks][oneshot_slot_vectors]
+ *   two-shot buffer b: A = [size source ranks][twoshot_part_vectors], then
+ *                      B = [size * twoshot_part_vectors] (the whole reduced message) */
+typedef struct mnnvl_allreduce_args {
+    int dtype; /* mnnvl_dtype_t */
+    int rank;
+    int size;
+    int twoshot;
+    char *const *peers; /* device array of `size` workspace bases */
+    size_t oneshot_offset;
+    size_t oneshot_slot_vectors;
+    size_t twoshot_offset;
+    size_t twoshot_part_vectors; /* capacity of one rank's share */
+    mnnvl_allreduce_control_t *control; /* this protocol's control, device memory */
+    const void *in;
+    void *out;
+    size_t count; /* elements in this chunk */
+    /* Fused residual + RMSNorm (rows of `hidden` elements) when residual_out != NULL. */
+    const void *residual_in;
+    const void *gamma;
+    void *residual_out;
+    void *norm_out;
+    size_t hidden;
+    float eps;
+    int weight_bias;
+    int blocks; /* grid size: at most one block per SM, so all blocks are co-resident */
+    mnnvl_wait_params_t wait;
+} mnnvl_allreduce_args_t;
+
+int mnnvl_launch_allreduce(const mnnvl_allreduce_args_t *args, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

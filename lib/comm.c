@@ -70,6 +70,60 @@ void mnnvl_comm_retain(mnnvl_comm_t comm)
     atomic_fetch_add(&comm->refs, 1);
 }
 
+struct mnnvl_cached_op {
+    struct mnnvl_cached_op *next;
+    int kind;
+    size_t key_len;
+    void *handle;
+    unsigned char key[];
+};
+
+void *mnnvl_comm_cache_find(mnnvl_comm_t comm, int kind, const void *key, size_t key_len,
+                            void (*retain)(void *handle))
+{
+    void *found = NULL;
+    pthread_mutex_lock(&comm->ops_lock);
+    for (struct mnnvl_cached_op *op = comm->ops; op && !found; op = op->next) {
+        if (op->kind == kind && op->key_len == key_len && memcmp(op->key, key, key_len) == 0) {
+            found = op->handle;
+            retain(found);
+        }
+    }
+    pthread_mutex_unlock(&comm->ops_lock);
+    return found;
+}
+
+mnnvl_status_t mnnvl_comm_cache_add(mnnvl_comm_t comm, int kind, const void *key, size_t key_len,
+                                    void *handle)
+{
+    struct mnnvl_cached_op *op = malloc(sizeof(*op) + key_len);
+    if (!op)
+        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "out of memory caching an operation handle");
+    op->kind = kind;
+    op->key_len = key_len;
+    op->handle = handle;
+    memcpy(op->key, key, key_len);
+    pthread_mutex_lock(&comm->ops_lock);
+    op->next = comm->ops;
+    comm->ops = op;
+    pthread_mutex_unlock(&comm->ops_lock);
+    return MNNVL_SUCCESS;
+}
+
+void mnnvl_comm_cache_remove(mnnvl_comm_t comm, void *handle)
+{
+    pthread_mutex_lock(&comm->ops_lock);
+    for (struct mnnvl_cached_op **at = &comm->ops; *at; at = &(*at)->next) {
+        if ((*at)->handle == handle) {
+            struct mnnvl_cached_op *gone = *at;
+            *at = gone->next;
+            free(gone);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&comm->ops_lock);
+}
+
 /* Builds a communicator around an existing bootstrap (the backend is owned from here on)
  * and sets up the device side when there is one. */
 static mnnvl_status_t comm_finish(mnnvl_config_t config, mnnvl_bootstrap_t *bs, int device,
@@ -83,6 +137,7 @@ static mnnvl_status_t comm_finish(mnnvl_config_t config, mnnvl_bootstrap_t *bs, 
     }
     atomic_init(&comm->refs, 1);
     atomic_init(&comm->aborted, 0);
+    pthread_mutex_init(&comm->ops_lock, NULL);
     comm->rank = bs->rank;
     comm->size = bs->size;
     comm->device = device;
@@ -319,6 +374,7 @@ MNNVL_API mnnvl_status_t mnnvl_comm_destroy(mnnvl_comm_t comm)
     if (comm->bs)
         comm->bs->destroy(comm->bs);
     mnnvl_config_destroy(comm->config);
+    pthread_mutex_destroy(&comm->ops_lock);
     free(comm);
     return MNNVL_SUCCESS;
 }

@@ -58,6 +58,21 @@ static int host_port(const char *value, const char **allowed)
     return atol(colon + 1) <= 65535;
 }
 
+static int byte_count(const char *value, const char **allowed)
+{
+    (void)allowed;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(value, &end, 10);
+    return errno == 0 && end != value && *end == '\0' && value[0] != '-' && v < (1ull << 40);
+}
+
+static int boolean(const char *value, const char **allowed)
+{
+    (void)allowed;
+    return strcmp(value, "0") == 0 || strcmp(value, "1") == 0;
+}
+
 static int log_level_or_empty(const char *value, const char **allowed)
 {
     (void)allowed;
@@ -76,6 +91,9 @@ static const key_spec_t keys[] = {
      {"none", "error", "warn", "info", "debug", "trace", NULL}},
     {"store", "", host_port, {"host:port", NULL}},
     {"store_prefix", "mnnvl", any_string, {"any string", NULL}},
+    {"allreduce_oneshot_max", "0", byte_count,
+     {"a message size in bytes up to which AUTO uses one-shot (0: the built-in table)", NULL}},
+    {"external_buffers", "0", boolean, {"0", "1", NULL}},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

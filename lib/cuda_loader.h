@@ -39,7 +39,12 @@
     X(cuMemsetD8)                                                                              \
     X(cuMemHostAlloc)                                                                          \
     X(cuMemFreeHost)                                                                           \
-    X(cuMemHostGetDevicePointer)
+    X(cuMemHostGetDevicePointer)                                                               \
+    X(cuMemAlloc)                                                                              \
+    X(cuMemFree)                                                                               \
+    X(cuMemcpyHtoD)                                                                            \
+    X(cuMemsetD16)                                                                             \
+    X(cuMemsetD32)
 
 typedef struct mnnvl_cuda_driver {
 #define MNNVL_CU_MEMBER(name) __typeof__(name) *name;

@@ -317,6 +317,92 @@ MNNVL_API mnnvl_status_t mnnvl_mem_retain(mnnvl_mem_t mem);
  * peer's piece stays valid for the peers that still map it. Not capture-safe. */
 MNNVL_API mnnvl_status_t mnnvl_mem_release(mnnvl_mem_t mem);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Element types                                                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef enum mnnvl_dtype {
+    MNNVL_DTYPE_FP32 = 0,
+    MNNVL_DTYPE_FP16 = 1,
+    MNNVL_DTYPE_BF16 = 2
+} mnnvl_dtype_t;
+
+/* Bytes per element of a dtype; 0 for values outside the enum. Never fails. */
+MNNVL_API size_t mnnvl_dtype_size(mnnvl_dtype_t dtype);
+
+/* ---------------------------------------------------------------------------------------- */
+/* All-reduce                                                                               */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct mnnvl_allreduce_s *mnnvl_allreduce_t;
+
+typedef enum mnnvl_allreduce_strategy {
+    MNNVL_ALLREDUCE_AUTO = 0,    /* by size and world size (config: allreduce_oneshot_max) */
+    MNNVL_ALLREDUCE_ONESHOT = 1, /* every rank pushes everything to every peer: latency */
+    MNNVL_ALLREDUCE_TWOSHOT = 2  /* reduce-scatter then all-gather: bandwidth */
+} mnnvl_allreduce_strategy_t;
+
+/* Parameters of an all-reduce handle. Always fill with mnnvl_allreduce_params_init() first,
+ * then change fields: new fields are added at the end with defaults, so code built against
+ * this header keeps working with later libraries. */
+typedef struct mnnvl_allreduce_params {
+    uint32_t struct_size;               /* set by init: sizeof at build time */
+    mnnvl_dtype_t dtype;                /* default BF16 */
+    size_t max_count;                   /* the largest message (elements) the caller plans;
+                                           larger ones still work, in chunks. Default 1<<20 */
+    mnnvl_allreduce_strategy_t strategy; /* default AUTO */
+    int rmsnorm_weight_bias;            /* 1: norm_out = y*rsqrt(...)*(1+gamma). Default 0 */
+    /* Explicit opt-in to workspace memory the caller allocated elsewhere (e.g. PyTorch
+     * symmetric memory): external_buffers[p] is rank p's buffer as mapped on this GPU, every
+     * one external_buffer_bytes long. Needs config external_buffers=1 as well. Never chosen
+     * automatically. Default NULL: libmnnvl's own symmetric memory. */
+    void *const *external_buffers;
+    int external_buffer_count;
+    size_t external_buffer_bytes;
+} mnnvl_allreduce_params_t;
+
+/* Fills the defaults. Never fails (a NULL pointer is ignored). */
+MNNVL_API void mnnvl_allreduce_params_init(mnnvl_allreduce_params_t *params);
+
+/* Bytes of workspace each rank needs for these parameters on `world_size` ranks (pure CPU:
+ * for planning memory). 0 with a sentence for invalid parameters. */
+MNNVL_API size_t mnnvl_allreduce_workspace_size(const mnnvl_allreduce_params_t *params,
+                                                int world_size);
+
+/* Creates the all-reduce of `comm`, or returns the cached handle with the same parameters
+ * (with one more reference). Collective. Not capture-safe (create before capture; calls
+ * inside it). Returns INVALID_ARGUMENT (dtype, max_count, external buffers wrong in count
+ * or size), INVALID_USAGE (CPU-only communicator, external buffers without the config
+ * opt-in), NO_MEMORY, CUDA, GRAPH_CAPTURE, TIMEOUT, PEER_LOST, ABORTED. */
+MNNVL_API mnnvl_status_t mnnvl_allreduce_create(mnnvl_comm_t comm,
+                                                const mnnvl_allreduce_params_t *params,
+                                                mnnvl_allreduce_t *allreduce);
+
+/* out = sum over ranks of in, `count` elements of the handle's dtype, enqueued on `stream`.
+ * Collective (in stream order); in == out is allowed; any count (0 is a no-op; messages
+ * larger than the workspace go in chunks). Every rank gets bit-identical results: sums run
+ * in rank order in fp32. Capture-safe. No host synchronisation. in and out must be aligned
+ * to the element size. Returns INVALID_ARGUMENT (NULL or misaligned pointers), ABORTED,
+ * CUDA. A peer that stops calling makes this rank's kernel end with TIMEOUT in the
+ * communicator's async error. */
+MNNVL_API mnnvl_status_t mnnvl_allreduce(mnnvl_allreduce_t allreduce, const void *in, void *out,
+                                         size_t count, void *stream);
+
+/* Fused all-reduce + residual + RMSNorm over [tokens, hidden] rows of the handle's dtype:
+ *   y = allreduce(in) + residual_in;  residual_out = y;
+ *   norm_out = y * rsqrt(mean(y^2) + eps) * (gamma, or 1 + gamma with rmsnorm_weight_bias)
+ * with the math in fp32. gamma has `hidden` elements. residual_out may equal residual_in.
+ * Collective, capture-safe, as mnnvl_allreduce. Returns INVALID_ARGUMENT (NULL pointers,
+ * hidden 0, larger than 32768 or not a multiple of 16 bytes; misalignment; in aliasing an
+ * output), ABORTED, CUDA. */
+MNNVL_API mnnvl_status_t mnnvl_allreduce_residual_rmsnorm(
+    mnnvl_allreduce_t allreduce, const void *in, const void *residual_in, const void *gamma,
+    float eps, size_t tokens, size_t hidden, void *residual_out, void *norm_out, void *stream);
+
+/* Drops a reference; the last one frees the workspace (local; synchronizes the device like
+ * cudaFree). Not capture-safe. */
+MNNVL_API mnnvl_status_t mnnvl_allreduce_destroy(mnnvl_allreduce_t allreduce);
+
 #ifdef __cplusplus
 }
 #endif

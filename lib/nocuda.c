@@ -77,3 +77,30 @@ MNNVL_API mnnvl_status_t mnnvl_mem_release(mnnvl_mem_t mem)
 {
     return mem ? no_cuda("mem_release") : MNNVL_SUCCESS;
 }
+
+MNNVL_API mnnvl_status_t mnnvl_allreduce_create(mnnvl_comm_t comm,
+                                                const mnnvl_allreduce_params_t *params,
+                                                mnnvl_allreduce_t *allreduce)
+{
+    if (allreduce)
+        *allreduce = NULL;
+    return no_cuda("allreduce_create");
+}
+
+MNNVL_API mnnvl_status_t mnnvl_allreduce(mnnvl_allreduce_t allreduce, const void *in, void *out,
+                                         size_t count, void *stream)
+{
+    return no_cuda("allreduce");
+}
+
+MNNVL_API mnnvl_status_t mnnvl_allreduce_residual_rmsnorm(
+    mnnvl_allreduce_t allreduce, const void *in, const void *residual_in, const void *gamma,
+    float eps, size_t tokens, size_t hidden, void *residual_out, void *norm_out, void *stream)
+{
+    return no_cuda("allreduce_residual_rmsnorm");
+}
+
+MNNVL_API mnnvl_status_t mnnvl_allreduce_destroy(mnnvl_allreduce_t allreduce)
+{
+    return allreduce ? no_cuda("allreduce_destroy") : MNNVL_SUCCESS;
+}

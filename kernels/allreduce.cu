@@ -1,0 +1,436 @@
+/* All-reduce on the symmetric workspace: one-shot and two-shot, both Lamport-style.
+ *
+ * Lamport buffers: every slot starts as the element type's negative zero, which real data
+ * never holds (inputs' -0 become +0 before they are sent, and so do reduced values, since a
+ * sum that rounds to -0 would otherwise look empty). A reader polls its own, local buffer
+ * until no element of a 16-byte vector is -0; no flag or barrier is needed. Three buffers
+ * rotate per call: call k writes buffer k%3 and clears buffer (k+2)%3, which call k-1 used;
+ * buffer (k+1)%3 was cleared during call k-1. A peer can only write buffer (k+2)%3 again at
+ * call k+2, after it received this rank's data of call k+1, which this rank sends only after
+ * its call k (and so the clearing) finished.
+ *
+ * One-shot: every rank pushes its whole input into slot [rank] of every peer's buffer, then
+ * sums the `size` slots of its own buffer in rank order.
+ * Two-shot: rank r pushes the part of its input that rank j owns into rank j's buffer A at
+ * slot [r] (reduce-scatter); rank j sums its A slots in rank order and pushes the reduced
+ * part into every rank's buffer B (all-gather); every rank then reads B.
+ *
+ * Sums run in fp32 in rank order, so every rank gets bit-identical results. Every wait goes
+ * through the timeout/abort helper. The grid never exceeds one block per SM: blocks poll for
+ * data that other blocks (here or on peers) produce, so all of them must be resident. */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "kernels/device_wait.cuh"
+
+/* Per element type: its size, its empty mark, and conversions through fp32. */
+template <typename T> struct elem;
+
+template <> struct elem<float> {
+    typedef uint32_t bits_t;
+    static constexpr bits_t empty = 0x80000000u;
+    static __device__ __forceinline__ float to_float(bits_t b)
+    {
+        return __uint_as_float(b);
+    }
+    static __device__ __forceinline__ bits_t from_float(float f)
+    {
+        return __float_as_uint(f);
+    }
+};
+
+template <> struct elem<__half> {
+    typedef uint16_t bits_t;
+    static constexpr bits_t empty = 0x8000u;
+    static __device__ __forceinline__ float to_float(bits_t b)
+    {
+        return __half2float(__ushort_as_half(b));
+    }
+    static __device__ __forceinline__ bits_t from_float(float f)
+    {
+        return __half_as_ushort(__float2half_rn(f));
+    }
+};
+
+template <> struct elem<__nv_bfloat16> {
+    typedef uint16_t bits_t;
+    static constexpr bits_t empty = 0x8000u;
+    static __device__ __forceinline__ float to_float(bits_t b)
+    {
+        return __uint_as_float((uint32_t)b << 16);
+    }
+    static __device__ __forceinline__ bits_t from_float(float f)
+    {
+        return __bfloat16_as_ushort(__float2bfloat16_rn(f));
+    }
+};
+
+/* A 16-byte vector of NV elements: the unit of every load, store and poll. */
+template <typename T> struct vec {
+    typedef typename elem<T>::bits_t bits_t;
+    static constexpr int NV = 16 / sizeof(bits_t);
+    union {
+        uint4 raw;
+        bits_t e[NV];
+    };
+};
+
+template <typename T> static __device__ __forceinline__ vec<T> empty_vec()
+{
+    vec<T> v;
+#pragma unroll
+    for (int i = 0; i < vec<T>::NV; i++)
+        v.e[i] = elem<T>::empty;
+    return v;
+}
+
+template <typename T> static __device__ __forceinline__ bool is_ready(const vec<T> &v)
+{
+#pragma unroll
+    for (int i = 0; i < vec<T>::NV; i++)
+        if (v.e[i] == elem<T>::empty)
+            return false;
+    return true;
+}
+
+/* -0 would read as "not arrived": send +0 instead (numerically equal). */
+template <typename T> static __device__ __forceinline__ vec<T> sanitize(vec<T> v)
+{
+#pragma unroll
+    for (int i = 0; i < vec<T>::NV; i++)
+        if (v.e[i] == elem<T>::empty)
+            v.e[i] = 0;
+    return v;
+}
+
+static __device__ __forceinline__ uint4 load_volatile(const uint4 *p)
+{
+    uint4 v;
+    asm volatile("ld.volatile.global.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p)
+                 : "memory");
+    return v;
+}
+
+/* Vector `v` of a user array of `count` elements; elements past the end read as +0. The
+ * fast path needs 16-byte alignment; the slow one only the element's. */
+template <typename T>
+static __device__ __forceinline__ vec<T> load_user(const void *base, size_t v, size_t count)
+{
+    typedef typename elem<T>::bits_t bits_t;
+    vec<T> out;
+    const size_t first = v * vec<T>::NV;
+    if (((uintptr_t)base & 15) == 0 && first + vec<T>::NV <= count) {
+        out.raw = reinterpret_cast<const uint4 *>(base)[v];
+        return out;
+    }
+    const bits_t *p = reinterpret_cast<const bits_t *>(base);
+#pragma unroll
+    for (int i = 0; i < vec<T>::NV; i++)
+        out.e[i] = first + i < count ? p[first + i] : (bits_t)0;
+    return out;
+}
+
+template <typename T>
+static __device__ __forceinline__ void store_user(void *base, size_t v, size_t count,
+                                                  const vec<T> &x)
+{
+    typedef typename elem<T>::bits_t bits_t;
+    const size_t first = v * vec<T>::NV;
+    if (((uintptr_t)base & 15) == 0 && first + vec<T>::NV <= count) {
+        reinterpret_cast<uint4 *>(base)[v] = x.raw;
+        return;
+    }
+    bits_t *p = reinterpret_cast<bits_t *>(base);
+#pragma unroll
+    for (int i = 0; i < vec<T>::NV; i++)
+        if (first + i < count)
+            p[first + i] = x.e[i];
+}
+
+/* Polls a local Lamport slot until the vector arrived; false when the wait gave up. */
+template <typename T>
+static __device__ __forceinline__ bool poll(const uint4 *slot, const mnnvl_wait_params_t *wait,
+                                            int peer, vec<T> *out)
+{
+    mnnvl_waiter_t w = mnnvl_wait_begin();
+    for (;;) {
+        out->raw = load_volatile(slot);
+        if (is_ready(*out))
+            return true;
+        if (mnnvl_wait_should_stop(wait, &w, MNNVL_OP_ALLREDUCE, peer))
+            return false;
+    }
+}
+
+template <typename T>
+static __device__ __forceinline__ void accumulate(float *acc, const vec<T> &x)
+{
+#pragma unroll
+    for (int i = 0; i < vec<T>::NV; i++)
+        acc[i] += elem<T>::to_float(x.e[i]);
+}
+
+template <typename T> static __device__ __forceinline__ vec<T> to_vec(const float *f)
+{
+    vec<T> v;
+#pragma unroll
+    for (int i = 0; i < vec<T>::NV; i++)
+        v.e[i] = elem<T>::from_float(f[i]);
+    return v;
+}
+
+/* Where things live in a workspace, for one call. */
+struct layout {
+    size_t buffer_vectors; /* one Lamport buffer */
+    size_t slot_vectors;   /* one source rank's slot in it (one-shot), or A slot (two-shot) */
+    size_t a_vectors;      /* two-shot: size of region A, B follows */
+};
+
+static __device__ __forceinline__ layout make_layout(const mnnvl_allreduce_args_t &a)
+{
+    layout l;
+    if (a.twoshot) {
+        l.slot_vectors = a.twoshot_part_vectors;
+        l.a_vectors = (size_t)a.size * a.twoshot_part_vectors;
+        l.buffer_vectors = 2 * l.a_vectors;
+    } else {
+        l.slot_vectors = a.oneshot_slot_vectors;
+        l.a_vectors = 0;
+        l.buffer_vectors = (size_t)a.size * a.oneshot_slot_vectors;
+    }
+    return l;
+}
+
+static __device__ __forceinline__ uint4 *buffer_of(const mnnvl_allreduce_args_t &a, int rank,
+                                                   const layout &l, uint32_t buffer)
+{
+    size_t offset = a.twoshot ? a.twoshot_offset : a.oneshot_offset;
+    return reinterpret_cast<uint4 *>(a.peers[rank] + offset) + (size_t)buffer * l.buffer_vectors;
+}
+
+/* The reduced vector `v` of this call, once it is here: summed from the one-shot slots, or
+ * read from two-shot region B. */
+template <typename T>
+static __device__ __forceinline__ bool fetch_reduced(const mnnvl_allreduce_args_t &a,
+                                                     const layout &l, const uint4 *mine,
+                                                     size_t v, size_t part, float *acc)
+{
+#pragma unroll
+    for (int i = 0; i < vec<T>::NV; i++)
+        acc[i] = 0.f;
+    vec<T> x;
+    if (a.twoshot) {
+        if (!poll<T>(mine + l.a_vectors + v, &a.wait, (int)(v / part), &x))
+            return false;
+        accumulate(acc, x);
+        return true;
+    }
+    for (int r = 0; r < a.size; r++) {
+        if (!poll<T>(mine + (size_t)r * l.slot_vectors + v, &a.wait, r, &x))
+            return false;
+        accumulate(acc, x);
+    }
+    return true;
+}
+
+/* Sum of `x` over the block (blockDim.x a multiple of 32), returned to every thread. */
+static __device__ float block_sum(float x)
+{
+    __shared__ float partial[32];
+#pragma unroll
+    for (int d = 16; d > 0; d >>= 1)
+        x += __shfl_xor_sync(0xffffffffu, x, d);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    __syncthreads(); /* partial[] may still be read by the previous row */
+    if (lane == 0)
+        partial[warp] = x;
+    __syncthreads();
+    float total = 0.f;
+    for (int i = 0; i < (int)(blockDim.x / 32); i++)
+        total += partial[i];
+    return total;
+}
+
+/* The fused epilogue, one row per block iteration: y = reduced + residual_in,
+ * residual_out = y, norm_out = y * rsqrt(mean(y^2) + eps) * gamma (or 1 + gamma). */
+template <typename T>
+static __device__ void residual_rmsnorm_rows(const mnnvl_allreduce_args_t &a, const layout &l,
+                                             const uint4 *mine, size_t part)
+{
+    constexpr int NV = vec<T>::NV;
+    constexpr int VPT = 64 / NV; /* vectors per thread: 64 fp32 values in registers */
+    const size_t per_row = a.hidden / NV;
+    const size_t rows = a.count / a.hidden;
+    for (size_t row = blockIdx.x; row < rows; row += gridDim.x) {
+        float y[VPT][NV];
+        float squares = 0.f;
+#pragma unroll
+        for (int k = 0; k < VPT; k++) {
+            const size_t c = threadIdx.x + (size_t)k * blockDim.x;
+            if (c >= per_row)
+                continue;
+            const size_t v = row * per_row + c;
+            fetch_reduced<T>(a, l, mine, v, part, y[k]); /* on failure: garbage, error set */
+            vec<T> res = load_user<T>(a.residual_in, v, a.count);
+#pragma unroll
+            for (int i = 0; i < NV; i++) {
+                y[k][i] += elem<T>::to_float(res.e[i]);
+                squares += y[k][i] * y[k][i];
+            }
+            store_user<T>(a.residual_out, v, a.count, to_vec<T>(y[k]));
+        }
+        const float scale = rsqrtf(block_sum(squares) / (float)a.hidden + a.eps);
+#pragma unroll
+        for (int k = 0; k < VPT; k++) {
+            const size_t c = threadIdx.x + (size_t)k * blockDim.x;
+            if (c >= per_row)
+                continue;
+            vec<T> g = load_user<T>(a.gamma, c, a.hidden);
+            float n[NV];
+#pragma unroll
+            for (int i = 0; i < NV; i++)
+                n[i] = y[k][i] * scale *
+                       (elem<T>::to_float(g.e[i]) + (a.weight_bias ? 1.f : 0.f));
+            store_user<T>(a.norm_out, row * per_row + c, a.count, to_vec<T>(n));
+        }
+    }
+}
+
+template <typename T, bool FUSED>
+static __global__ void __launch_bounds__(512) allreduce_kernel(mnnvl_allreduce_args_t a)
+{
+    constexpr int NV = vec<T>::NV;
+    mnnvl_allreduce_control_t *control = a.control;
+    const uint32_t epoch = control->epoch;
+    const size_t previous = (size_t)control->last_vectors;
+    const size_t vectors = (a.count + NV - 1) / NV;
+    const layout l = make_layout(a);
+    const size_t part = a.twoshot ? (vectors + a.size - 1) / a.size : vectors;
+    const size_t tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const size_t threads = (size_t)gridDim.x * blockDim.x;
+    uint4 *mine = buffer_of(a, a.rank, l, epoch % 3);
+
+    /* Send: one-shot, everything to slot [rank] of every peer; two-shot, each part to its
+     * owner's slot [rank] in region A. Peers are visited starting after this rank so that
+     * not every rank hits the same peer first. */
+    for (size_t v = tid; v < vectors; v += threads) {
+        const vec<T> x = sanitize(load_user<T>(a.in, v, a.count));
+        if (a.twoshot) {
+            const int owner = (int)(v / part);
+            buffer_of(a, owner, l, epoch % 3)[(size_t)a.rank * l.slot_vectors + (v - owner * part)] =
+                x.raw;
+        } else {
+            for (int i = 0; i < a.size; i++) {
+                const int peer = (a.rank + 1 + i) % a.size;
+                buffer_of(a, peer, l, epoch % 3)[(size_t)a.rank * l.slot_vectors + v] = x.raw;
+            }
+        }
+    }
+
+    /* Two-shot: reduce this rank's part in rank order and push it to every rank's B. */
+    if (a.twoshot) {
+        const size_t begin = (size_t)a.rank * part;
+        const size_t mine_count = begin < vectors ? min(part, vectors - begin) : 0;
+        for (size_t i = tid; i < mine_count; i += threads) {
+            float acc[NV];
+#pragma unroll
+            for (int k = 0; k < NV; k++)
+                acc[k] = 0.f;
+            bool ok = true;
+            for (int r = 0; r < a.size && ok; r++) {
+                vec<T> x;
+                ok = poll<T>(mine + (size_t)r * l.slot_vectors + i, &a.wait, r, &x);
+                accumulate(acc, x);
+            }
+            if (!ok)
+                break;
+            const uint4 reduced = sanitize(to_vec<T>(acc)).raw;
+            for (int k = 0; k < a.size; k++) {
+                const int peer = (a.rank + 1 + k) % a.size;
+                buffer_of(a, peer, l, epoch % 3)[l.a_vectors + begin + i] = reduced;
+            }
+        }
+    }
+
+    /* Clear what the previous call wrote into buffer (epoch+2)%3 of this rank. */
+    {
+        uint4 *old = buffer_of(a, a.rank, l, (epoch + 2) % 3);
+        const uint4 e = empty_vec<T>().raw;
+        const size_t old_part = a.twoshot ? (previous + a.size - 1) / a.size : previous;
+        const size_t slots = (size_t)a.size * old_part;
+        for (size_t k = tid; k < slots; k += threads)
+            old[(k / old_part) * l.slot_vectors + k % old_part] = e;
+        if (a.twoshot)
+            for (size_t k = tid; k < previous; k += threads)
+                old[l.a_vectors + k] = e;
+    }
+
+    /* Receive and finish. */
+    if (FUSED) {
+        residual_rmsnorm_rows<T>(a, l, mine, part);
+    } else {
+        for (size_t v = tid; v < vectors; v += threads) {
+            float acc[NV];
+            if (!fetch_reduced<T>(a, l, mine, v, part, acc))
+                break;
+            store_user<T>(a.out, v, a.count, to_vec<T>(acc));
+        }
+    }
+
+    /* The last block to finish advances the protocol state for the next call. */
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        if (atomicAdd(&control->arrived, 1u) == gridDim.x - 1) {
+            control->arrived = 0;
+            control->last_vectors = vectors;
+            control->epoch = epoch + 1;
+            __threadfence();
+        }
+    }
+}
+
+template <typename T>
+static int launch(const mnnvl_allreduce_args_t *args, int blocks, int threads, void *stream)
+{
+    cudaStream_t s = (cudaStream_t)stream;
+    if (args->residual_out)
+        allreduce_kernel<T, true><<<blocks, threads, 0, s>>>(*args);
+    else
+        allreduce_kernel<T, false><<<blocks, threads, 0, s>>>(*args);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int mnnvl_launch_allreduce(const mnnvl_allreduce_args_t *args, void *stream)
+{
+    const size_t elem_bytes = args->dtype == MNNVL_DTYPE_FP32 ? 4 : 2;
+    const size_t nv = 16 / elem_bytes;
+    const size_t vectors = (args->count + nv - 1) / nv;
+    int threads, blocks;
+    if (args->residual_out) {
+        /* One row per block iteration: enough threads that each holds at most 64 values;
+         * 512 threads (the launch bound that keeps the fused kernel free of spills) hold a
+         * row of 32768 elements. */
+        const size_t per_row = args->hidden / nv;
+        const size_t vpt = 64 / nv;
+        size_t t = (per_row + vpt - 1) / vpt;
+        t = t < 128 ? 128 : t;
+        threads = (int)((t + 31) / 32 * 32);
+        const size_t rows = args->count / args->hidden;
+        blocks = (int)(rows < (size_t)args->blocks ? rows : (size_t)args->blocks);
+    } else {
+        threads = 512;
+        const size_t want = (vectors + threads - 1) / threads;
+        blocks = (int)(want < (size_t)args->blocks ? want : (size_t)args->blocks);
+    }
+    if (blocks < 1)
+        blocks = 1;
+    switch (args->dtype) {
+    case MNNVL_DTYPE_FP32: return launch<float>(args, blocks, threads, stream);
+    case MNNVL_DTYPE_FP16: return launch<__half>(args, blocks, threads, stream);
+    case MNNVL_DTYPE_BF16: return launch<__nv_bfloat16>(args, blocks, threads, stream);
+    default: return (int)cudaErrorInvalidValue;
+    }
+}
