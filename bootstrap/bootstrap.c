@@ -2,7 +2,7 @@
  * (libmnnvl-bootstrap-<name>.so) loaded with dlopen on first use, so that libmnnvl.so
  * itself never links MPI, UCX or libfabric. */
 #ifdef HAVE_CONFIG_H
-#include "config.h"
+#include "build_config.h"
 #endif
 
 #include <dlfcn.h>

@@ -1,7 +1,7 @@
 /* mnnvl-bench init: how long a job waits for libmnnvl before its first operation:
  * communicator creation plus a 64 MiB symmetric allocation, one process per GPU. */
 #ifdef HAVE_CONFIG_H
-#include "config.h"
+#include "build_config.h"
 #endif
 
 #include <signal.h>

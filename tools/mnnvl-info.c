@@ -2,7 +2,7 @@
  * matrix, whether FABRIC handles work, which handle type `auto` picks, and which bootstrap
  * backends are available. */
 #ifdef HAVE_CONFIG_H
-#include "config.h"
+#include "build_config.h"
 #endif
 
 #include <stdio.h>
