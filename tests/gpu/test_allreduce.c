@@ -257,7 +257,7 @@ static int special_body(int rank, int size, void *arg)
         double sum = elem_get(MNNVL_DTYPE_BF16, host, 3);
         if (zero != 0.0 || !isinf(inf) || inf < 0 || !isnan(nan) || sum != (double)size) {
             fprintf(stderr, "rank %d strategy %d: got %g %g %g %g, want 0 inf nan %d\n", rank,
-                    strategy, zero, inf, nan, size);
+                    strategy, zero, inf, nan, sum, size);
             return 1;
         }
         cudaFree(buf);
