@@ -21,30 +21,17 @@ static void load(void)
                  dlerror());
         return;
     }
-    /* cuGetProcAddress itself is looked up under its versioned name. */
-    typedef CUresult (*get_proc_fn)(const char *, void **, int, cuuint64_t,
-                                    CUdriverProcAddressQueryResult *);
-    get_proc_fn get_proc = (get_proc_fn)dlsym(lib, "cuGetProcAddress_v2");
-    if (!get_proc) {
-        load_status = MNNVL_ERR_NO_DEVICE;
-        snprintf(load_why, sizeof(load_why),
-                 "the CUDA driver is older than 12.0 (no cuGetProcAddress_v2); libmnnvl needs a "
-                 "driver for CUDA %d.%d or newer",
-                 CUDA_VERSION / 1000, CUDA_VERSION % 1000 / 10);
-        return;
-    }
+#define MNNVL_STR_(x) #x
+#define MNNVL_STR(x) MNNVL_STR_(x) /* expands the version macro first */
 #define MNNVL_CU_LOOKUP(name)                                                                  \
     {                                                                                          \
-        CUdriverProcAddressQueryResult found;                                                  \
-        void *fn = NULL;                                                                       \
-        if (get_proc(#name, &fn, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &found) !=         \
-                CUDA_SUCCESS ||                                                                \
-            !fn) {                                                                             \
+        void *fn = dlsym(lib, MNNVL_STR(name));                                                \
+        if (!fn) {                                                                             \
             load_status = MNNVL_ERR_NO_DEVICE;                                                 \
             snprintf(load_why, sizeof(load_why),                                               \
-                     "the CUDA driver lacks %s for CUDA %d (query result %d); update the "     \
-                     "driver",                                                                 \
-                     #name, CUDA_VERSION, (int)found);                                         \
+                     "the CUDA driver lacks %s; libmnnvl was built with CUDA %d.%d and needs " \
+                     "a driver at least that new",                                             \
+                     MNNVL_STR(name), CUDA_VERSION / 1000, CUDA_VERSION % 1000 / 10);          \
             return;                                                                            \
         }                                                                                      \
         memcpy(&driver.name, &fn, sizeof(fn));                                                 \

@@ -8,9 +8,10 @@
 #include "mnnvl.h"
 
 /* X-macro of every driver function libmnnvl uses. The member names go through cuda.h's
- * version macros (cuMemHostGetDevicePointer -> ..._v2), so each pointer has the type of the
- * ABI version this build was compiled against, which is the version requested from
- * cuGetProcAddress. */
+ * version macros (cuMemHostGetDevicePointer -> ..._v2), and the loader looks each one up by
+ * that expanded name, so every pointer has exactly the ABI of the prototype it was declared
+ * with. (cuGetProcAddress with the toolkit's version would not: it returns the newest ABI,
+ * e.g. CUDA 13's cuCtxSynchronize(CUcontext), while cuda.h still declares the old one.) */
 #define MNNVL_CU_FUNCTIONS(X)                                                                  \
     X(cuInit)                                                                                  \
     X(cuDriverGetVersion)                                                                      \
