@@ -26,6 +26,7 @@ typedef struct builtin {
 
 static const builtin_t builtins[] = {
     {"tcp", mnnvl_bootstrap_tcp_create},
+    {"torch-store", mnnvl_bootstrap_torch_store_create},
 };
 
 static const builtin_t *find_builtin(const char *name)

@@ -70,6 +70,8 @@ typedef mnnvl_status_t (*mnnvl_bootstrap_create_fn)(const mnnvl_bootstrap_args_t
 /* Built-in backends. */
 mnnvl_status_t mnnvl_bootstrap_tcp_create(const mnnvl_bootstrap_args_t *args,
                                           mnnvl_bootstrap_t **out);
+mnnvl_status_t mnnvl_bootstrap_torch_store_create(const mnnvl_bootstrap_args_t *args,
+                                                  mnnvl_bootstrap_t **out);
 
 /* Creates the backend named by args' config key "bootstrap": built-ins directly, plugins
  * through dlopen (UNSUPPORTED with the plugin path and dlerror() when absent). */

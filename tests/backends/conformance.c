@@ -1,0 +1,234 @@
+/* The conformance scenarios; see conformance.h. Each returns 0 on success and prints why it
+ * failed otherwise (the exit code of a rank process). */
+#include "conformance.h"
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "deadline.h"
+#include "testutil.h"
+
+#define KILL_GRACE_S 5
+
+mnnvl_config_t bk_config(const bk_target_t *t, const char *name)
+{
+    mnnvl_config_t cfg = NULL;
+    char timeout[32];
+    snprintf(timeout, sizeof(timeout), "%d", t->timeout_ms);
+    const char *address_key = strcmp(t->backend, "torch-store") == 0 ? "store" : "root";
+    if (mnnvl_config_create(&cfg) != MNNVL_SUCCESS ||
+        mnnvl_config_set(cfg, "bootstrap", t->backend) != MNNVL_SUCCESS ||
+        mnnvl_config_set(cfg, "comm_name", name) != MNNVL_SUCCESS ||
+        mnnvl_config_set(cfg, "timeout_ms", timeout) != MNNVL_SUCCESS ||
+        (t->address[0] && mnnvl_config_set(cfg, address_key, t->address) != MNNVL_SUCCESS) ||
+        (t->prefix[0] && mnnvl_config_set(cfg, "store_prefix", t->prefix) != MNNVL_SUCCESS)) {
+        fprintf(stderr, "bk_config: %s\n", mnnvl_last_error());
+        abort();
+    }
+    return cfg;
+}
+
+static mnnvl_status_t create(const bk_target_t *t, const char *name, int rank, int size,
+                             mnnvl_comm_t *comm)
+{
+    mnnvl_config_t cfg = bk_config(t, name);
+    mnnvl_status_t st = mnnvl_comm_create(cfg, rank, size, -1, comm);
+    mnnvl_config_destroy(cfg);
+    return st;
+}
+
+static uint8_t pattern(int rank, size_t i, size_t bytes)
+{
+    return (uint8_t)(rank * 131 + i * 7 + bytes);
+}
+
+static int check_allgather(mnnvl_comm_t comm, int rank, int size, size_t bytes)
+{
+    uint8_t *send = malloc(bytes ? bytes : 1);
+    uint8_t *recv = malloc(bytes ? bytes * (size_t)size : 1);
+    for (size_t i = 0; i < bytes; i++)
+        send[i] = pattern(rank, i, bytes);
+    memset(recv, 0xee, bytes * (size_t)size);
+    mnnvl_status_t st = mnnvl_comm_allgather(comm, send, recv, bytes);
+    int bad = mt_fail(st, rank, "allgather");
+    for (int r = 0; !bad && r < size; r++) {
+        for (size_t i = 0; i < bytes; i++) {
+            if (recv[(size_t)r * bytes + i] != pattern(r, i, bytes)) {
+                fprintf(stderr, "rank %d: allgather of %zu bytes: byte %zu of rank %d is %u, "
+                                "expected %u\n",
+                        rank, bytes, i, r, recv[(size_t)r * bytes + i], pattern(r, i, bytes));
+                bad = 1;
+                break;
+            }
+        }
+    }
+    free(send);
+    free(recv);
+    return bad;
+}
+
+static int check_broadcast(mnnvl_comm_t comm, int rank, int root, size_t bytes)
+{
+    uint8_t *buf = malloc(bytes);
+    for (size_t i = 0; i < bytes; i++)
+        buf[i] = rank == root ? pattern(root, i, bytes) : 0;
+    int bad = mt_fail(mnnvl_comm_broadcast(comm, buf, bytes, root), rank, "broadcast");
+    for (size_t i = 0; !bad && i < bytes; i++) {
+        if (buf[i] != pattern(root, i, bytes)) {
+            fprintf(stderr, "rank %d: broadcast of %zu bytes from %d: byte %zu is wrong\n",
+                    rank, bytes, root, i);
+            bad = 1;
+        }
+    }
+    free(buf);
+    return bad;
+}
+
+/* Pairs of neighbouring ranks, through the TP group of a tp=2 mapping. */
+static int check_split(mnnvl_comm_t comm, int rank, int size)
+{
+    mnnvl_mapping_t m;
+    mnnvl_mapping_init(&m, size, rank);
+    m.tp = 2;
+    m.moe_tp = 2;
+    m.pp = size / 2;
+    mnnvl_comm_t pair = NULL;
+    if (mt_fail(mnnvl_comm_split(comm, &m, MNNVL_GROUP_TP, &pair), rank, "split"))
+        return 1;
+    int32_t mine = rank, both[2] = {-1, -1};
+    int bad = mt_fail(mnnvl_comm_allgather(pair, &mine, both, sizeof(mine)), rank,
+                      "allgather in the split");
+    if (!bad && (mnnvl_comm_size(pair) != 2 || mnnvl_comm_rank(pair) != rank % 2 ||
+                 both[0] != rank - rank % 2 || both[1] != rank - rank % 2 + 1)) {
+        fprintf(stderr, "rank %d: split gave rank %d of %d holding world ranks %d, %d\n", rank,
+                mnnvl_comm_rank(pair), mnnvl_comm_size(pair), both[0], both[1]);
+        bad = 1;
+    }
+    bad |= mt_fail(mnnvl_comm_barrier(pair), rank, "barrier in the split");
+    mnnvl_comm_destroy(pair);
+    return bad;
+}
+
+int bk_collectives(int rank, int size, void *target)
+{
+    const bk_target_t *t = target;
+    mnnvl_comm_t comm = NULL;
+    if (mt_fail(create(t, "conformance", rank, size, &comm), rank, "comm_create"))
+        return 1;
+    int bad = 0;
+    for (size_t bytes = 1; !bad && bytes <= t->max_bytes; bytes *= 8)
+        bad = check_allgather(comm, rank, size, bytes);
+    size_t last = 1;
+    while (last * 8 <= t->max_bytes)
+        last *= 8;
+    if (!bad && last != t->max_bytes)
+        bad = check_allgather(comm, rank, size, t->max_bytes);
+    bad = bad || check_allgather(comm, rank, size, 0);
+    bad = bad || check_broadcast(comm, rank, 0, 1);
+    bad = bad || check_broadcast(comm, rank, size - 1, 4096);
+    bad = bad || check_broadcast(comm, rank, size / 2, t->max_bytes);
+    for (int i = 0; !bad && i < 3; i++)
+        bad = mt_fail(mnnvl_comm_barrier(comm), rank, "barrier");
+    if (!bad && size % 2 == 0)
+        bad = check_split(comm, rank, size);
+    bad = bad || mt_fail(mnnvl_comm_barrier(comm), rank, "final barrier");
+    mnnvl_comm_destroy(comm);
+    return bad;
+}
+
+int bk_many_comms(int rank, int size, void *target)
+{
+    const bk_target_t *t = target;
+    for (int i = 0; i < 100; i++) {
+        mnnvl_comm_t comm = NULL;
+        if (mt_fail(create(t, "many", rank, size, &comm), rank, "comm_create")) {
+            fprintf(stderr, "rank %d: creating communicator %d of 100 failed\n", rank, i);
+            return 1;
+        }
+        int32_t mine[2] = {i, rank};
+        int32_t *all = calloc((size_t)size, sizeof(mine));
+        int bad = mt_fail(mnnvl_comm_allgather(comm, mine, all, sizeof(mine)), rank,
+                          "allgather");
+        for (int r = 0; !bad && r < size; r++) {
+            if (all[2 * r] != i || all[2 * r + 1] != r) {
+                fprintf(stderr, "rank %d: communicator %d got (%d, %d) from rank %d\n", rank, i,
+                        all[2 * r], all[2 * r + 1], r);
+                bad = 1;
+            }
+        }
+        free(all);
+        mnnvl_comm_destroy(comm);
+        if (bad)
+            return 1;
+    }
+    return 0;
+}
+
+int bk_killed_rank(int rank, int size, void *target)
+{
+    const bk_target_t *t = target;
+    mnnvl_comm_t comm = NULL;
+    if (mt_fail(create(t, "killed", rank, size, &comm), rank, "comm_create") ||
+        mt_fail(mnnvl_comm_barrier(comm), rank, "first barrier"))
+        return 1;
+    if (rank == size - 1)
+        raise(SIGKILL);
+    uint64_t start = mnnvl_now_ms();
+    mnnvl_status_t st = mnnvl_comm_barrier(comm);
+    int waited = (int)(mnnvl_now_ms() - start);
+    int bad = 0;
+    if (st != MNNVL_ERR_TIMEOUT && st != MNNVL_ERR_PEER_LOST) {
+        fprintf(stderr, "rank %d: the barrier after rank %d died returned %s (%s), expected "
+                        "TIMEOUT or PEER_LOST\n",
+                rank, size - 1, mnnvl_status_string(st), mnnvl_last_error());
+        bad = 1;
+    } else if (waited > t->timeout_ms + KILL_GRACE_S * 1000) {
+        fprintf(stderr, "rank %d: the failure took %d ms, more than timeout_ms %d + %d s\n",
+                rank, waited, t->timeout_ms, KILL_GRACE_S);
+        bad = 1;
+    } else {
+        fprintf(stderr, "rank %d: after %d ms: %s: %s\n", rank, waited,
+                mnnvl_status_string(st), mnnvl_last_error());
+    }
+    mnnvl_comm_destroy(comm);
+    return bad;
+}
+
+int bk_measure(int rank, int size, void *target)
+{
+    const bk_target_t *t = target;
+    uint64_t start = mnnvl_now_ms();
+    mnnvl_comm_t comm = NULL;
+    if (mt_fail(create(t, "measure", rank, size, &comm), rank, "comm_create"))
+        return 1;
+    uint64_t created = mnnvl_now_ms();
+    uint8_t mine[64];
+    memset(mine, rank, sizeof(mine));
+    uint8_t *all = malloc(sizeof(mine) * (size_t)size);
+    int bad = mt_fail(mnnvl_comm_allgather(comm, mine, all, sizeof(mine)), rank, "allgather") ||
+              mt_fail(mnnvl_comm_barrier(comm), rank, "barrier");
+    uint64_t done = mnnvl_now_ms();
+    if (!bad && rank == 0)
+        printf("%s: %d ranks: comm_create %llu ms, allgather(64 B) + barrier %llu ms\n",
+               t->backend, size, (unsigned long long)(created - start),
+               (unsigned long long)(done - created));
+    free(all);
+    mnnvl_comm_destroy(comm);
+    return bad;
+}
+
+int bk_run_scenario(const char *name, int rank, int size, bk_target_t *t)
+{
+    if (strcmp(name, "collectives") == 0)
+        return bk_collectives(rank, size, t);
+    if (strcmp(name, "many") == 0)
+        return bk_many_comms(rank, size, t);
+    if (strcmp(name, "killed") == 0)
+        return bk_killed_rank(rank, size, t);
+    if (strcmp(name, "measure") == 0)
+        return bk_measure(rank, size, t);
+    return -1;
+}
