@@ -274,9 +274,12 @@ static __device__ void residual_rmsnorm_rows(const mnnvl_allreduce_args_t &a, co
             const size_t v = row * per_row + c;
             fetch_reduced<T>(a, l, mine, v, part, y[k]); /* on failure: garbage, error set */
             vec<T> res = load_user<T>(a.residual_in, v, a.count);
+            /* The all-reduce result in the element type, exactly as mnnvl_allreduce returns
+             * it (two-shot already carries it so): the fused op equals the unfused pair. */
+            const vec<T> reduced = to_vec<T>(y[k]);
 #pragma unroll
             for (int i = 0; i < NV; i++) {
-                y[k][i] += elem<T>::to_float(res.e[i]);
+                y[k][i] = elem<T>::to_float(reduced.e[i]) + elem<T>::to_float(res.e[i]);
                 squares += y[k][i] * y[k][i];
             }
             store_user<T>(a.residual_out, v, a.count, to_vec<T>(y[k]));

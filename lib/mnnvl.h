@@ -391,7 +391,10 @@ MNNVL_API mnnvl_status_t mnnvl_allreduce(mnnvl_allreduce_t allreduce, const void
 /* Fused all-reduce + residual + RMSNorm over [tokens, hidden] rows of the handle's dtype:
  *   y = allreduce(in) + residual_in;  residual_out = y;
  *   norm_out = y * rsqrt(mean(y^2) + eps) * (gamma, or 1 + gamma with rmsnorm_weight_bias)
- * with the math in fp32. gamma has `hidden` elements. residual_out may equal residual_in.
+ * where allreduce(in) is rounded to the dtype exactly as mnnvl_allreduce returns it (so the
+ * fused call equals the all-reduce followed by a residual+RMSNorm kernel, whatever the
+ * strategy) and the rest of the math is fp32. gamma has `hidden` elements. residual_out may
+ * equal residual_in; in must not alias an output.
  * Collective, capture-safe, as mnnvl_allreduce. Returns INVALID_ARGUMENT (NULL pointers,
  * hidden 0, larger than 32768 or not a multiple of 16 bytes; misalignment; in aliasing an
  * output), ABORTED, CUDA. */

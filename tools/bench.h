@@ -11,4 +11,13 @@ int bench_init(int argc, char **argv);
  * `--ranks N --reps K` (bench_bootstrap.c). */
 int bench_bootstrap(int argc, char **argv);
 
+/* All-reduce against NCCL in the same run, one process per GPU (bench_allreduce.c). */
+int bench_allreduce(int argc, char **argv);
+
+/* Writes a log-log line chart as SVG: `nseries` series of `npoints` points sharing `x`
+ * (bench_svg.c). Returns 0, or -1 when the file cannot be written. */
+int bench_svg_write(const char *path, const char *title, const char *x_label,
+                    const char *y_label, int nseries, const char *const *names, const double *x,
+                    const double *const *y, int npoints);
+
 #endif

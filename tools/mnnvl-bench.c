@@ -11,6 +11,7 @@ static void usage(FILE *out)
                  "  init       (default) communicator creation + a 64 MiB symmetric allocation,\n"
                  "             one process per visible GPU, TCP bootstrap on loopback\n"
                  "  bootstrap  CPU-only communicators: create + allgather(64 B) + barrier\n"
+                 "  allreduce  bf16 all-reduce and fused residual+RMSNorm against NCCL\n"
                  "Run `mnnvl-bench SUBCOMMAND --help` for its options.\n");
 }
 
@@ -26,6 +27,8 @@ int main(int argc, char **argv)
         return bench_init(argc - 1, argv + 1);
     if (strcmp(argv[1], "bootstrap") == 0)
         return bench_bootstrap(argc - 1, argv + 1);
+    if (strcmp(argv[1], "allreduce") == 0)
+        return bench_allreduce(argc - 1, argv + 1);
     fprintf(stderr, "mnnvl-bench: unknown subcommand \"%s\"\n", argv[1]);
     usage(stderr);
     return 2;

@@ -593,7 +593,8 @@ static int fused_body(int rank, int size, void *arg)
                             elem_set(dt, one, 0, input_value(seed, r, i));
                             sum += elem_get(dt, one, 0);
                         }
-                        y[c] = sum + elem_get(dt, h_res, i);
+                        elem_set(dt, one, 0, (float)sum); /* the all-reduce result, rounded */
+                        y[c] = elem_get(dt, one, 0) + elem_get(dt, h_res, i);
                         ss += y[c] * y[c];
                     }
                     double scale = 1.0 / sqrt(ss / hidden + eps);
