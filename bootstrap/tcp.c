@@ -240,9 +240,14 @@ static mnnvl_status_t join_once(tcp_state_t *st, uint64_t deadline)
         if (s != MNNVL_SUCCESS)
             s = connection_error(st, s, what);
     }
-    uint8_t formed[4];
-    if (s == MNNVL_SUCCESS)
+    if (s == MNNVL_SUCCESS) {
+        uint8_t formed[4];
         s = await_frame(st, MNNVL_WIRE_FORMED, formed, sizeof(formed), deadline, what);
+        if (s == MNNVL_SUCCESS && mnnvl_wire_get32(formed) != (uint32_t)st->size)
+            s = mnnvl_error(MNNVL_ERR_BOOTSTRAP,
+                            "tcp bootstrap: %s: the root formed the group with %u ranks", what,
+                            mnnvl_wire_get32(formed));
+    }
     if (s != MNNVL_SUCCESS) {
         close(st->fd);
         st->fd = -1;

@@ -629,12 +629,10 @@ static void on_bye(struct mnnvl_tcp_root *r, struct conn *c)
 
 static void on_abort(struct mnnvl_tcp_root *r, struct conn *c, const uint8_t *p, size_t len)
 {
-    char why[MNNVL_WIRE_MAX_TEXT + 64];
-    int n = (int)(len < MNNVL_WIRE_MAX_TEXT ? len : MNNVL_WIRE_MAX_TEXT);
-    if (n > 0)
-        snprintf(why, sizeof(why), "aborted its communicator (%.*s)", n, (const char *)p);
-    else
-        snprintf(why, sizeof(why), "aborted its communicator");
+    char why[MNNVL_WIRE_MAX_TEXT + 64] = "aborted its communicator";
+    if (len > 0)
+        snprintf(why, sizeof(why), "aborted its communicator (%.*s)",
+                 (int)(len < MNNVL_WIRE_MAX_TEXT ? len : MNNVL_WIRE_MAX_TEXT), (const char *)p);
     if (c->group->formed)
         member_lost(r, c, why);
     else

@@ -75,7 +75,11 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* Blocked before the root's thread exists, so the signals reach sigwait below only. */
+    /* Blocked before the root's thread exists, so the signals reach sigwait below only. The
+     * default action comes back first: a shell starts background commands with SIGINT
+     * ignored, and an ignored signal is discarded instead of waiting for sigwait. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
