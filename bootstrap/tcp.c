@@ -100,6 +100,11 @@ static mnnvl_status_t connection_error(const tcp_state_t *st, mnnvl_status_t s, 
                            "tcp bootstrap: %s on rank %d was interrupted: the communicator "
                            "was aborted",
                            what, st->rank);
+    if (s == MNNVL_ERR_TIMEOUT)
+        return mnnvl_error(s,
+                           "tcp bootstrap: %s on rank %d timed out (timeout_ms %d) in the middle "
+                           "of a message to or from the root at %s",
+                           what, st->rank, st->timeout_ms, st->root_address);
     if (s == MNNVL_ERR_PEER_LOST && st->root_host[0])
         return mnnvl_error_wrap(s,
                                 "tcp bootstrap: %s on rank %d: lost the connection to the root "
