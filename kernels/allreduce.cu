@@ -172,6 +172,35 @@ static __device__ __forceinline__ void accumulate(float *acc, const vec<T> &x)
         acc[i] += elem<T>::to_float(x.e[i]);
 }
 
+/* acc = sum over r < n, in rank order, of the vectors at slot0 + r*stride, polling each
+ * until it arrived. The loads of a group of ranks are issued together: waiting for them one
+ * after the other would put n memory latencies in series. */
+template <typename T>
+static __device__ __forceinline__ bool sum_slots(const uint4 *slot0, size_t stride, int n,
+                                                 const mnnvl_wait_params_t *wait, float *acc)
+{
+    constexpr int GROUP = 4;
+#pragma unroll
+    for (int i = 0; i < vec<T>::NV; i++)
+        acc[i] = 0.f;
+    for (int r0 = 0; r0 < n; r0 += GROUP) {
+        vec<T> x[GROUP];
+#pragma unroll
+        for (int g = 0; g < GROUP; g++)
+            if (r0 + g < n)
+                x[g].raw = load_volatile(slot0 + (size_t)(r0 + g) * stride);
+#pragma unroll
+        for (int g = 0; g < GROUP; g++) {
+            if (r0 + g >= n)
+                break;
+            if (!is_ready(x[g]) && !poll<T>(slot0 + (size_t)(r0 + g) * stride, wait, r0 + g, &x[g]))
+                return false;
+            accumulate(acc, x[g]);
+        }
+    }
+    return true;
+}
+
 template <typename T> static __device__ __forceinline__ vec<T> to_vec(const float *f)
 {
     vec<T> v;
@@ -207,7 +236,8 @@ static __device__ __forceinline__ uint4 *buffer_of(const mnnvl_allreduce_args_t 
                                                    const layout &l, uint32_t buffer)
 {
     size_t offset = a.twoshot ? a.twoshot_offset : a.oneshot_offset;
-    return reinterpret_cast<uint4 *>(a.peers[rank] + offset) + (size_t)buffer * l.buffer_vectors;
+    char *base = a.size <= MNNVL_INLINE_PEERS ? a.inline_peers[rank] : a.peers[rank];
+    return reinterpret_cast<uint4 *>(base + offset) + (size_t)buffer * l.buffer_vectors;
 }
 
 /* The reduced vector `v` of this call, once it is here: summed from the one-shot slots, or
@@ -220,19 +250,14 @@ static __device__ __forceinline__ bool fetch_reduced(const mnnvl_allreduce_args_
 #pragma unroll
     for (int i = 0; i < vec<T>::NV; i++)
         acc[i] = 0.f;
-    vec<T> x;
     if (a.twoshot) {
+        vec<T> x;
         if (!poll<T>(mine + l.a_vectors + v, &a.wait, (int)(v / part), &x))
             return false;
         accumulate(acc, x);
         return true;
     }
-    for (int r = 0; r < a.size; r++) {
-        if (!poll<T>(mine + (size_t)r * l.slot_vectors + v, &a.wait, r, &x))
-            return false;
-        accumulate(acc, x);
-    }
-    return true;
+    return sum_slots<T>(mine + v, l.slot_vectors, a.size, &a.wait, acc);
 }
 
 /* Sum of `x` over the block (blockDim.x a multiple of 32), returned to every thread. */
@@ -255,12 +280,11 @@ static __device__ float block_sum(float x)
 
 /* The fused epilogue, one row per block iteration: y = reduced + residual_in,
  * residual_out = y, norm_out = y * rsqrt(mean(y^2) + eps) * gamma (or 1 + gamma). */
-template <typename T>
+template <typename T, int VPT>
 static __device__ void residual_rmsnorm_rows(const mnnvl_allreduce_args_t &a, const layout &l,
                                              const uint4 *mine, size_t part)
 {
     constexpr int NV = vec<T>::NV;
-    constexpr int VPT = 64 / NV; /* vectors per thread: 64 fp32 values in registers */
     const size_t per_row = a.hidden / NV;
     const size_t rows = a.count / a.hidden;
     for (size_t row = blockIdx.x; row < rows; row += gridDim.x) {
@@ -301,8 +325,11 @@ static __device__ void residual_rmsnorm_rows(const mnnvl_allreduce_args_t &a, co
     }
 }
 
-template <typename T, bool FUSED>
-static __global__ void __launch_bounds__(512) allreduce_kernel(mnnvl_allreduce_args_t a)
+/* VPT: 0 for the plain all-reduce; otherwise the fused epilogue with VPT vectors of a row per
+ * thread (a thread holds VPT*NV fp32 values in registers). */
+template <typename T, int VPT, int THREADS, int MIN_BLOCKS>
+static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
+    allreduce_kernel(mnnvl_allreduce_args_t a)
 {
     constexpr int NV = vec<T>::NV;
     mnnvl_allreduce_control_t *control = a.control;
@@ -338,16 +365,7 @@ static __global__ void __launch_bounds__(512) allreduce_kernel(mnnvl_allreduce_a
         const size_t mine_count = begin < vectors ? min(part, vectors - begin) : 0;
         for (size_t i = tid; i < mine_count; i += threads) {
             float acc[NV];
-#pragma unroll
-            for (int k = 0; k < NV; k++)
-                acc[k] = 0.f;
-            bool ok = true;
-            for (int r = 0; r < a.size && ok; r++) {
-                vec<T> x;
-                ok = poll<T>(mine + (size_t)r * l.slot_vectors + i, &a.wait, r, &x);
-                accumulate(acc, x);
-            }
-            if (!ok)
+            if (!sum_slots<T>(mine + i, l.slot_vectors, a.size, &a.wait, acc))
                 break;
             const uint4 reduced = sanitize(to_vec<T>(acc)).raw;
             for (int k = 0; k < a.size; k++) {
@@ -371,8 +389,8 @@ static __global__ void __launch_bounds__(512) allreduce_kernel(mnnvl_allreduce_a
     }
 
     /* Receive and finish. */
-    if (FUSED) {
-        residual_rmsnorm_rows<T>(a, l, mine, part);
+    if (VPT > 0) {
+        residual_rmsnorm_rows<T, VPT ? VPT : 1>(a, l, mine, part);
     } else {
         for (size_t v = tid; v < vectors; v += threads) {
             float acc[NV];
@@ -395,45 +413,65 @@ static __global__ void __launch_bounds__(512) allreduce_kernel(mnnvl_allreduce_a
     }
 }
 
-template <typename T>
-static int launch(const mnnvl_allreduce_args_t *args, int blocks, int threads, void *stream)
+/* Blocks of `kernel` that fit on one SM at once, computed once per kernel. */
+template <typename K> static int resident_blocks(K kernel, int threads, int *cache)
 {
-    cudaStream_t s = (cudaStream_t)stream;
-    if (args->residual_out)
-        allreduce_kernel<T, true><<<blocks, threads, 0, s>>>(*args);
-    else
-        allreduce_kernel<T, false><<<blocks, threads, 0, s>>>(*args);
+    if (*cache == 0) {
+        int n = 0;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, 0) != cudaSuccess ||
+            n < 1)
+            n = 1;
+        *cache = n;
+    }
+    return *cache;
+}
+
+/* Blocks poll for data that other blocks produce, so the grid never exceeds what is resident
+ * at once (several blocks per SM where registers allow: more loads in flight). */
+template <typename K>
+static int launch_kernel(K kernel, const mnnvl_allreduce_args_t *args, size_t work_blocks,
+                         int threads, int *cache, void *stream)
+{
+    size_t limit = (size_t)args->sm_count * (size_t)resident_blocks(kernel, threads, cache);
+    size_t blocks = work_blocks < limit ? work_blocks : limit;
+    kernel<<<(unsigned)(blocks ? blocks : 1), threads, 0, (cudaStream_t)stream>>>(*args);
     return (int)cudaGetLastError();
+}
+
+enum { PLAIN_THREADS = 512, SMALL_ROW_THREADS = 512, LARGE_ROW_THREADS = 512 };
+
+template <typename T> static int launch(const mnnvl_allreduce_args_t *args, void *stream)
+{
+    constexpr int NV = vec<T>::NV;
+    /* Cached occupancy of each instance (the kernels never change at run time). */
+    static int plain_cache, small_cache, large_cache;
+    if (!args->residual_out) {
+        const size_t vectors = (args->count + NV - 1) / NV;
+        return launch_kernel(allreduce_kernel<T, 0, PLAIN_THREADS, 2>, args,
+                             (vectors + PLAIN_THREADS - 1) / PLAIN_THREADS, PLAIN_THREADS,
+                             &plain_cache, stream);
+    }
+    /* Fused: one row per block iteration. Rows up to 2*SMALL_ROW_THREADS vectors take two
+     * vectors per thread (more threads, fewer serial polls); longer rows up to 64 values per
+     * thread (the limit that keeps the kernel free of spills). */
+    const size_t per_row = args->hidden / NV, rows = args->count / args->hidden;
+    if (per_row <= 2 * SMALL_ROW_THREADS) {
+        int threads = (int)((per_row + 1) / 2 + 31) / 32 * 32;
+        return launch_kernel(allreduce_kernel<T, 2, SMALL_ROW_THREADS, 1>, args, rows,
+                             threads < 64 ? 64 : threads, &small_cache, stream);
+    }
+    constexpr int VPT = 64 / NV;
+    int threads = (int)((per_row + VPT - 1) / VPT + 31) / 32 * 32;
+    return launch_kernel(allreduce_kernel<T, VPT, LARGE_ROW_THREADS, 1>, args, rows, threads,
+                         &large_cache, stream);
 }
 
 extern "C" int mnnvl_launch_allreduce(const mnnvl_allreduce_args_t *args, void *stream)
 {
-    const size_t elem_bytes = args->dtype == MNNVL_DTYPE_FP32 ? 4 : 2;
-    const size_t nv = 16 / elem_bytes;
-    const size_t vectors = (args->count + nv - 1) / nv;
-    int threads, blocks;
-    if (args->residual_out) {
-        /* One row per block iteration: enough threads that each holds at most 64 values;
-         * 512 threads (the launch bound that keeps the fused kernel free of spills) hold a
-         * row of 32768 elements. */
-        const size_t per_row = args->hidden / nv;
-        const size_t vpt = 64 / nv;
-        size_t t = (per_row + vpt - 1) / vpt;
-        t = t < 128 ? 128 : t;
-        threads = (int)((t + 31) / 32 * 32);
-        const size_t rows = args->count / args->hidden;
-        blocks = (int)(rows < (size_t)args->blocks ? rows : (size_t)args->blocks);
-    } else {
-        threads = 512;
-        const size_t want = (vectors + threads - 1) / threads;
-        blocks = (int)(want < (size_t)args->blocks ? want : (size_t)args->blocks);
-    }
-    if (blocks < 1)
-        blocks = 1;
     switch (args->dtype) {
-    case MNNVL_DTYPE_FP32: return launch<float>(args, blocks, threads, stream);
-    case MNNVL_DTYPE_FP16: return launch<__half>(args, blocks, threads, stream);
-    case MNNVL_DTYPE_BF16: return launch<__nv_bfloat16>(args, blocks, threads, stream);
+    case MNNVL_DTYPE_FP32: return launch<float>(args, stream);
+    case MNNVL_DTYPE_FP16: return launch<__half>(args, stream);
+    case MNNVL_DTYPE_BF16: return launch<__nv_bfloat16>(args, stream);
     default: return (int)cudaErrorInvalidValue;
     }
 }

@@ -82,12 +82,17 @@ typedef struct mnnvl_allreduce_control {
  *   one-shot buffer b (b = epoch % 3): [size source ranks][oneshot_slot_vectors]
  *   two-shot buffer b: A = [size source ranks][twoshot_part_vectors], then
  *                      B = [size * twoshot_part_vectors] (the whole reduced message) */
+/* Up to this many ranks, the workspace bases travel in the kernel's parameters: reading them
+ * from a device table would put a dependent load before the first store. */
+#define MNNVL_INLINE_PEERS 16
+
 typedef struct mnnvl_allreduce_args {
     int dtype; /* mnnvl_dtype_t */
     int rank;
     int size;
     int twoshot;
     char *const *peers; /* device array of `size` workspace bases */
+    char *inline_peers[MNNVL_INLINE_PEERS]; /* the same, when size <= MNNVL_INLINE_PEERS */
     size_t oneshot_offset;
     size_t oneshot_slot_vectors;
     size_t twoshot_offset;
@@ -104,7 +109,7 @@ typedef struct mnnvl_allreduce_args {
     size_t hidden;
     float eps;
     int weight_bias;
-    int blocks; /* grid size: at most one block per SM, so all blocks are co-resident */
+    int sm_count; /* the grid never exceeds what is co-resident on this many SMs */
     mnnvl_wait_params_t wait;
 } mnnvl_allreduce_args_t;
 

@@ -22,6 +22,7 @@ struct mnnvl_allreduce_s {
     mnnvl_mem_t mem;             /* NULL when the caller's buffers are used */
     CUdeviceptr peers;           /* device array: each rank's workspace base */
     CUdeviceptr controls;        /* two mnnvl_allreduce_control_t: one-shot, two-shot */
+    char **bases;                /* host copy of the peer table */
     int blocks;                  /* SM count */
 };
 
@@ -50,6 +51,7 @@ static void free_handle(mnnvl_allreduce_t ar)
         cu->cuMemFree(ar->peers);
     if (ar->controls)
         cu->cuMemFree(ar->controls);
+    free(ar->bases);
     mnnvl_mem_release(ar->mem);
     mnnvl_comm_destroy(ar->comm);
     free(ar);
@@ -140,7 +142,10 @@ static mnnvl_status_t create_new(mnnvl_comm_t comm, const mnnvl_allreduce_params
         bases[r] = p->external_buffers ? p->external_buffers[r] : mnnvl_mem_ptr(ar->mem, r);
     if (st == MNNVL_SUCCESS)
         st = setup_local(ar, bases);
-    free(bases);
+    if (ar)
+        ar->bases = (char **)bases;
+    else
+        free(bases);
     /* Every rank's buffers must be empty before any rank's first call writes into them. */
     st = mnnvl_comm_agree(comm, st, "allreduce_create");
     if (st != MNNVL_SUCCESS) {
@@ -271,11 +276,13 @@ static mnnvl_status_t common_args(mnnvl_allreduce_t ar, const char *what,
     args->rank = ar->comm->rank;
     args->size = ar->comm->size;
     args->peers = (char *const *)(uintptr_t)ar->peers;
+    for (int r = 0; r < ar->comm->size && r < MNNVL_INLINE_PEERS; r++)
+        args->inline_peers[r] = ar->bases[r];
     args->oneshot_offset = ar->layout.oneshot_offset;
     args->oneshot_slot_vectors = ar->layout.oneshot_slot_vectors;
     args->twoshot_offset = ar->layout.twoshot_offset;
     args->twoshot_part_vectors = ar->layout.twoshot_part_vectors;
-    args->blocks = ar->blocks;
+    args->sm_count = ar->blocks;
     args->wait.control = (mnnvl_device_control_t *)(uintptr_t)ar->comm->dev->control_dev;
     args->wait.timeout_ns = ar->comm->dev->timeout_ns;
     return MNNVL_SUCCESS;
