@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -372,6 +373,12 @@ static int netns_rank(int rank, int size, void *arg)
         return 1;
     }
     close(fd);
+    /* As `ip netns exec` does: a /sys of the new namespace, where UCX lists the interfaces. */
+    if (unshare(CLONE_NEWNS) != 0 || mount("", "/", NULL, MS_SLAVE | MS_REC, NULL) != 0 ||
+        umount2("/sys", MNT_DETACH) != 0 || mount(job->ns[rank % 2], "/sys", "sysfs", 0, NULL) != 0)
+        fprintf(stderr, "rank %d: cannot mount the namespace's /sys (%s); UCX may not find its "
+                        "interfaces\n",
+                rank, strerror(errno));
     return bk_collectives(rank, size, &job->t);
 }
 
@@ -390,6 +397,9 @@ static void run_two_hosts(const char *backend)
                      backend);
     }
     target_init(&job.t, backend, NULL, 30000, 64 * 1024);
+    /* Both namespaces share this machine's identity, so UCX would take their loopback for
+     * a shared one; two real hosts only share the link between them. */
+    setenv("UCX_NET_DEVICES", "mnnvl0", 1);
     snprintf(job.t.address, sizeof(job.t.address), "10.231.0.1:%d", mt_free_port());
     int codes[4] = {0};
     int failed = mt_run_ranks(4, netns_rank, &job, 120, codes);
