@@ -30,6 +30,7 @@
 #define REPS 15
 #define HIDDEN 7168
 #define FUSED_CASES 4
+#define FORCED_MAX ((size_t)16 << 20) /* forced strategies are timed up to this size */
 static const int fused_tokens[FUSED_CASES] = {1, 8, 32, 128};
 
 int bench_launch_residual_rmsnorm(const void *x, const void *res_in, const void *gamma, float eps,
@@ -52,6 +53,8 @@ enum { NCCL_BF16 = 9, NCCL_SUM = 0 };
 typedef struct result {
     double mnnvl_us[MAX_SIZES];
     double nccl_us[MAX_SIZES];
+    double oneshot_us[MAX_SIZES]; /* forced strategies, to choose AUTO's threshold */
+    double twoshot_us[MAX_SIZES];
     double fused_us[FUSED_CASES];
     double unfused_us[FUSED_CASES];
     int failed;
@@ -206,8 +209,18 @@ static int rank_main(int rank, const job_t *job, result_t *res)
     mnnvl_config_set(cfg, "root", job->root);
     mnnvl_config_set(cfg, "root_mode", "external");
     mnnvl_config_set(cfg, "timeout_ms", "30000");
-    mnnvl_comm_t comm;
+    mnnvl_comm_t comm, forced_comm;
     if (mnnvl_comm_create(cfg, rank, n, rank, &comm) != MNNVL_SUCCESS) {
+        snprintf(res->why, sizeof(res->why), "comm_create: %s", mnnvl_last_error());
+        return 1;
+    }
+    /* The forced strategies live on a second communicator whose one-shot workspace covers
+     * every size they are timed at. */
+    char forced_max[32];
+    snprintf(forced_max, sizeof(forced_max), "%zu", FORCED_MAX);
+    mnnvl_config_set(cfg, "comm_name", "forced");
+    mnnvl_config_set(cfg, "allreduce_oneshot_max", forced_max);
+    if (mnnvl_comm_create(cfg, rank, n, rank, &forced_comm) != MNNVL_SUCCESS) {
         snprintf(res->why, sizeof(res->why), "comm_create: %s", mnnvl_last_error());
         return 1;
     }
@@ -217,8 +230,14 @@ static int rank_main(int rank, const job_t *job, result_t *res)
     mnnvl_allreduce_params_init(&p);
     p.dtype = MNNVL_DTYPE_BF16;
     p.max_count = max_bytes / 2;
-    mnnvl_allreduce_t ar;
-    if (mnnvl_allreduce_create(comm, &p, &ar) != MNNVL_SUCCESS) {
+    mnnvl_allreduce_t ar, forced[2];
+    mnnvl_status_t st = mnnvl_allreduce_create(comm, &p, &ar);
+    for (int f = 0; f < 2 && st == MNNVL_SUCCESS; f++) {
+        p.strategy = f ? MNNVL_ALLREDUCE_TWOSHOT : MNNVL_ALLREDUCE_ONESHOT;
+        p.max_count = FORCED_MAX / 2;
+        st = mnnvl_allreduce_create(forced_comm, &p, &forced[f]);
+    }
+    if (st != MNNVL_SUCCESS) {
         snprintf(res->why, sizeof(res->why), "allreduce_create: %s", mnnvl_last_error());
         return 1;
     }
@@ -278,7 +297,13 @@ static int rank_main(int rank, const job_t *job, result_t *res)
             res->nccl_us[k] = nccl_comm ? time_op(comm, &theirs, s, (int)calls) : 0;
             res->mnnvl_us[k] = time_op(comm, &mine, s, (int)calls);
         }
-        if (res->mnnvl_us[k] < 0 || res->nccl_us[k] < 0) {
+        for (int f = 0; f < 2 && job->sizes[k] <= FORCED_MAX; f++) {
+            op_t o = mine;
+            o.ar = forced[f];
+            *(f ? &res->twoshot_us[k] : &res->oneshot_us[k]) = time_op(comm, &o, s, (int)calls);
+        }
+        if (res->mnnvl_us[k] < 0 || res->nccl_us[k] < 0 || res->oneshot_us[k] < 0 ||
+            res->twoshot_us[k] < 0) {
             snprintf(res->why, sizeof(res->why), "timing failed at %zu bytes: %s", job->sizes[k],
                      mnnvl_last_error());
             return 1;
@@ -301,6 +326,9 @@ static int rank_main(int rank, const job_t *job, result_t *res)
     if (nccl_comm)
         nccl.destroy(nccl_comm);
     mnnvl_allreduce_destroy(ar);
+    mnnvl_allreduce_destroy(forced[0]);
+    mnnvl_allreduce_destroy(forced[1]);
+    mnnvl_comm_destroy(forced_comm);
     mnnvl_comm_barrier(comm);
     mnnvl_comm_destroy(comm);
     return 0;
@@ -349,6 +377,10 @@ static int run_world(job_t *job, result_t *out)
     for (int k = 0; k < job->nsizes; k++) {
         out->mnnvl_us[k] = slowest(res, job->size, offsetof(result_t, mnnvl_us) + k * sizeof(double));
         out->nccl_us[k] = slowest(res, job->size, offsetof(result_t, nccl_us) + k * sizeof(double));
+        out->oneshot_us[k] =
+            slowest(res, job->size, offsetof(result_t, oneshot_us) + k * sizeof(double));
+        out->twoshot_us[k] =
+            slowest(res, job->size, offsetof(result_t, twoshot_us) + k * sizeof(double));
     }
     for (int t = 0; t < FUSED_CASES; t++) {
         out->fused_us[t] = slowest(res, job->size, offsetof(result_t, fused_us) + t * sizeof(double));
@@ -365,17 +397,20 @@ static void print_world(const job_t *job, const result_t *r, FILE *json, int fir
 {
     const int n = job->size;
     printf("\nall-reduce, bf16, %d GPUs, CUDA graphs, median per call of the slowest rank\n", n);
-    printf("%10s %12s %12s %8s %14s %14s\n", "bytes", "NCCL us", "mnnvl us", "ratio",
-           "mnnvl busbw", "NCCL busbw");
+    printf("%10s %10s %10s %7s %12s %12s %10s %10s\n", "bytes", "NCCL us", "mnnvl us", "ratio",
+           "mnnvl busbw", "NCCL busbw", "1-shot us", "2-shot us");
     fprintf(json, "%s{\"world\": %d, \"sizes\": [", first ? "" : ",\n", n);
     for (int k = 0; k < job->nsizes; k++) {
         double factor = 2.0 * (n - 1) / n * (double)job->sizes[k] / 1e3; /* GB/s from us */
         double ratio = r->nccl_us[k] > 0 ? r->mnnvl_us[k] / r->nccl_us[k] : 0;
-        printf("%10zu %12.2f %12.2f %8.2f %10.1f GB/s %10.1f GB/s\n", job->sizes[k], r->nccl_us[k],
-               r->mnnvl_us[k], ratio, factor / r->mnnvl_us[k],
-               r->nccl_us[k] > 0 ? factor / r->nccl_us[k] : 0);
-        fprintf(json, "%s{\"bytes\": %zu, \"nccl_us\": %.3f, \"mnnvl_us\": %.3f, \"ratio\": %.4f}",
-                k ? ", " : "", job->sizes[k], r->nccl_us[k], r->mnnvl_us[k], ratio);
+        printf("%10zu %10.2f %10.2f %7.2f %7.1f GB/s %7.1f GB/s %10.2f %10.2f\n", job->sizes[k],
+               r->nccl_us[k], r->mnnvl_us[k], ratio, factor / r->mnnvl_us[k],
+               r->nccl_us[k] > 0 ? factor / r->nccl_us[k] : 0, r->oneshot_us[k], r->twoshot_us[k]);
+        fprintf(json,
+                "%s{\"bytes\": %zu, \"nccl_us\": %.3f, \"mnnvl_us\": %.3f, \"ratio\": %.4f, "
+                "\"oneshot_us\": %.3f, \"twoshot_us\": %.3f}",
+                k ? ", " : "", job->sizes[k], r->nccl_us[k], r->mnnvl_us[k], ratio,
+                r->oneshot_us[k], r->twoshot_us[k]);
     }
     printf("fused all-reduce + residual + RMSNorm, hidden %d (us per call)\n", HIDDEN);
     printf("%8s %12s %16s %10s\n", "tokens", "fused", "allreduce+norm", "fused-unf");

@@ -150,6 +150,9 @@ static int checked_call(mnnvl_comm_t comm, mnnvl_allreduce_t ar, mnnvl_dtype_t d
     CUDA_OK(rank, cudaMemcpy(in, host, bytes, cudaMemcpyHostToDevice));
     if (!in_place)
         CUDA_OK(rank, cudaMemset(out, 0xff, bytes)); /* poison: NaN everywhere */
+    /* The copies and the memset ran on the legacy stream, which `s` (non-blocking) does not
+     * wait for. */
+    CUDA_OK(rank, cudaDeviceSynchronize());
     if (mt_fail(mnnvl_allreduce(ar, in, out, count, s), rank, what))
         return 1;
     CUDA_OK(rank, cudaStreamSynchronize(s));
@@ -247,6 +250,7 @@ static int special_body(int rank, int size, void *arg)
         void *buf;
         CUDA_OK(rank, cudaMalloc(&buf, n * 2));
         CUDA_OK(rank, cudaMemcpy(buf, host, n * 2, cudaMemcpyHostToDevice));
+        CUDA_OK(rank, cudaDeviceSynchronize()); /* `s` does not wait for the legacy stream */
         if (mt_fail(mnnvl_allreduce(ar, buf, buf, n, s), rank, "allreduce of -0/inf/NaN"))
             return 1;
         CUDA_OK(rank, cudaStreamSynchronize(s));
@@ -307,6 +311,7 @@ static int rotation_body(int rank, int size, void *arg)
             CUDA_OK(rank, cudaMemcpy(in[k][j], host, sizes[k] * 2, cudaMemcpyHostToDevice));
         }
     }
+    CUDA_OK(rank, cudaDeviceSynchronize()); /* `s` does not wait for the legacy stream */
     for (int i = 0; i < ROUNDS; i++) {
         int k = i % 2, j = (i / 2) % INPUT_SETS;
         if (mt_fail(mnnvl_allreduce(ar, in[k][j], out[k][j], sizes[k], s), rank, "allreduce"))
@@ -320,6 +325,7 @@ static int rotation_body(int rank, int size, void *arg)
                     return 1;
                 CUDA_OK(rank, cudaMemset(out[kk][jj], 0xff, sizes[kk] * 2));
             }
+            CUDA_OK(rank, cudaDeviceSynchronize());
         }
     }
     int bad = no_async_error(comm, rank);
@@ -376,6 +382,7 @@ static int graph_body(int rank, int size, void *arg)
                 fill_input(dt, 1000 + replay * 10 + c, rank, counts[c], host);
                 CUDA_OK(rank, cudaMemcpy(in[c], host, counts[c] * 2, cudaMemcpyHostToDevice));
             }
+            CUDA_OK(rank, cudaDeviceSynchronize()); /* before the graph runs on `s` */
         }
         CUDA_OK(rank, cudaGraphLaunch(exec, s));
         if (!check)
@@ -576,6 +583,7 @@ static int fused_body(int rank, int size, void *arg)
                 CUDA_OK(rank, cudaMemcpy(gamma, h_gamma, hidden * 2, cudaMemcpyHostToDevice));
                 CUDA_OK(rank, cudaMemset(rout, 0xff, n * 2));
                 CUDA_OK(rank, cudaMemset(norm, 0xff, n * 2));
+                CUDA_OK(rank, cudaDeviceSynchronize()); /* `s` does not wait for them */
                 if (mt_fail(mnnvl_allreduce_residual_rmsnorm(ar, in, res, gamma, eps, tokens, hidden,
                                                              rout, norm, s),
                             rank, "allreduce_residual_rmsnorm"))
@@ -655,6 +663,7 @@ static int stop_body(int rank, int size, void *arg)
     void *buf;
     CUDA_OK(rank, cudaMalloc(&buf, 1u << 17));
     CUDA_OK(rank, cudaMemset(buf, 0, 1u << 17));
+    CUDA_OK(rank, cudaDeviceSynchronize());
     if (mt_fail(mnnvl_allreduce(ar, buf, buf, 1u << 16, s), rank, "first allreduce"))
         return 1;
     CUDA_OK(rank, cudaStreamSynchronize(s));
