@@ -1,6 +1,9 @@
 /* The torch-store bootstrap: ranks meet in a PyTorch c10d TCPStore that the application
  * already runs, speaking its wire protocol directly (no torch dependency).
  *
+ * One file of ~950 lines: the wire client, the round protocol and the failure marks share
+ * one state and one set of key names; split apart they would need a private header.
+ *
  * Config keys: store (host:port, required), store_prefix (default "mnnvl").
  *
  * Protocol generations: torch 2.x servers (legacy and libuv) expect VALIDATE first and

@@ -1,5 +1,6 @@
 /* The ucx bootstrap plugin (libmnnvl-bootstrap-ucx.so): a star around rank 0 over UCX active
  * messages. libmnnvl loads it with dlopen, so the library itself never links UCX.
+ * A plugin is one shared object built from one source file, hence ~950 lines here.
  *
  * Config key: root (host:port): rank 0 listens there with UCX's sockaddr listener (works
  * with UCX_TLS=tcp), the other ranks connect and say HELLO; once all arrived rank 0 answers
