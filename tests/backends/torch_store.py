@@ -2,7 +2,8 @@
 (Debian's /usr/bin/python3 with python3-torch).
 
   torch_store.py serve PORTFILE [libuv|legacy]  master store on a free port; writes the port to
-                                                PORTFILE, serves until stdin closes
+                                                PORTFILE, serves until stdin closes; exits 3
+                                                when this torch cannot pick the server
   torch_store.py peer PORT SECONDS              a torch client busy with its own keys meanwhile;
                                                 exits 0 when all of them kept their values
   torch_store.py numkeys PORT                   prints the number of keys in the store
@@ -26,7 +27,11 @@ def serve(portfile, backend=None):
     kwargs = {"wait_for_workers": False}
     if backend:
         kwargs["use_libuv"] = backend == "libuv"
-    store = dist.TCPStore("127.0.0.1", 0, None, True, TIMEOUT, **kwargs)
+    try:
+        store = dist.TCPStore("127.0.0.1", 0, None, True, TIMEOUT, **kwargs)
+    except TypeError:
+        print("torch %s has no use_libuv choice (torch >= 2.4 has)" % torch.__version__)
+        sys.exit(3)
     tmp = portfile + ".tmp"
     with open(tmp, "w") as f:
         f.write("%d %s\n" % (store.port, torch.__version__))

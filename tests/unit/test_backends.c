@@ -139,6 +139,10 @@ static void store_start(store_server_t *s, const char *server_backend)
                 return;
         }
         int status;
+        if (waitpid(s->pid, &status, WNOHANG) == s->pid && WEXITSTATUS(status) == 3)
+            cr_skip_test("torch-store: the %s server needs torch >= 2.4 (use_libuv); this torch "
+                         "has only one server, tested by the other torch_store tests",
+                         server_backend);
         if (waitpid(s->pid, &status, WNOHANG) == s->pid)
             cr_skip_test("torch-store: no TCPStore server: %s %s/torch_store.py exited with %d "
                          "(is python3-torch installed for that interpreter? set "
@@ -330,6 +334,28 @@ Test(torch_store, shared_with_torch, .timeout = 300)
                            "expected 52 (torch's 51 and one joins counter)",
                  keys);
 }
+
+/* torch >= 2.4 has two servers, libuv (the default) and the legacy one; both must work. */
+static void run_server_backend(const char *server_backend)
+{
+    require_backend("torch-store");
+    store_server_t server;
+    store_start(&server, server_backend);
+    bk_target_t t;
+    target_init(&t, "torch-store", &server, 30000, MIB);
+    int failed = mt_run_ranks(8, bk_collectives, &t, 200, NULL);
+    t.timeout_ms = 3000;
+    int codes[4] = {0};
+    mt_run_ranks(4, bk_killed_rank, &t, 60, codes);
+    store_stop(&server);
+    cr_expect_eq(failed, 0, "%d ranks failed against torch %s's %s server", failed,
+                 server.version, server_backend);
+    for (int r = 0; r < 3; r++)
+        cr_expect_eq(codes[r], 0, "killed rank scenario: rank %d exited with %d", r, codes[r]);
+}
+
+Test(torch_store, libuv_server, .timeout = 300) { run_server_backend("libuv"); }
+Test(torch_store, legacy_server, .timeout = 300) { run_server_backend("legacy"); }
 
 /* Values over the server's limit are split: a small limit forced through the environment,
  * and the real 8 MiB limit with a 9 MiB allgather. */
