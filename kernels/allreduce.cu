@@ -3,11 +3,12 @@
  * Lamport buffers: every slot starts as the element type's negative zero, which real data
  * never holds (inputs' -0 become +0 before they are sent, and so do reduced values, since a
  * sum that rounds to -0 would otherwise look empty). A reader polls its own, local buffer
- * until no element of a 16-byte vector is -0; no flag or barrier is needed. Three buffers
- * rotate per call: call k writes buffer k%3 and clears buffer (k+2)%3, which call k-1 used;
- * buffer (k+1)%3 was cleared during call k-1. A peer can only write buffer (k+2)%3 again at
- * call k+2, after it received this rank's data of call k+1, which this rank sends only after
- * its call k (and so the clearing) finished.
+ * until no element of a 16-byte vector is -0; no flag or barrier is needed. Every slot is
+ * read by exactly one thread, which writes -0 back right after reading it, in the same pass
+ * (no separate clearing pass over memory). Three buffers rotate per call (call k uses
+ * k % 3): a peer writes a slot of buffer k % 3 again only at call k+3, after it received this
+ * rank's data of call k+1, which this rank sends only after its call k, and with it the
+ * reset of that slot, completed. (Two buffers would do; the third is margin.)
  *
  * One-shot: every rank pushes its whole input into slot [rank] of every peer's buffer, then
  * sums the `size` slots of its own buffer in rank order.
@@ -164,6 +165,12 @@ static __device__ __forceinline__ bool poll(const uint4 *slot, const mnnvl_wait_
     }
 }
 
+/* Marks a slot empty again once its one reader has it. */
+template <typename T> static __device__ __forceinline__ void reset(uint4 *slot)
+{
+    *slot = empty_vec<T>().raw;
+}
+
 template <typename T>
 static __device__ __forceinline__ void accumulate(float *acc, const vec<T> &x)
 {
@@ -176,7 +183,7 @@ static __device__ __forceinline__ void accumulate(float *acc, const vec<T> &x)
  * until it arrived. The loads of a group of ranks are issued together: waiting for them one
  * after the other would put n memory latencies in series. */
 template <typename T>
-static __device__ __forceinline__ bool sum_slots(const uint4 *slot0, size_t stride, int n,
+static __device__ __forceinline__ bool sum_slots(uint4 *slot0, size_t stride, int n,
                                                  const mnnvl_wait_params_t *wait, float *acc)
 {
     constexpr int GROUP = 4;
@@ -195,6 +202,7 @@ static __device__ __forceinline__ bool sum_slots(const uint4 *slot0, size_t stri
                 break;
             if (!is_ready(x[g]) && !poll<T>(slot0 + (size_t)(r0 + g) * stride, wait, r0 + g, &x[g]))
                 return false;
+            reset<T>(slot0 + (size_t)(r0 + g) * stride);
             accumulate(acc, x[g]);
         }
     }
@@ -244,8 +252,8 @@ static __device__ __forceinline__ uint4 *buffer_of(const mnnvl_allreduce_args_t 
  * read from two-shot region B. */
 template <typename T>
 static __device__ __forceinline__ bool fetch_reduced(const mnnvl_allreduce_args_t &a,
-                                                     const layout &l, const uint4 *mine,
-                                                     size_t v, size_t part, float *acc)
+                                                     const layout &l, uint4 *mine, size_t v,
+                                                     size_t part, float *acc)
 {
 #pragma unroll
     for (int i = 0; i < vec<T>::NV; i++)
@@ -254,6 +262,7 @@ static __device__ __forceinline__ bool fetch_reduced(const mnnvl_allreduce_args_
         vec<T> x;
         if (!poll<T>(mine + l.a_vectors + v, &a.wait, (int)(v / part), &x))
             return false;
+        reset<T>(mine + l.a_vectors + v);
         accumulate(acc, x);
         return true;
     }
@@ -282,7 +291,7 @@ static __device__ float block_sum(float x)
  * residual_out = y, norm_out = y * rsqrt(mean(y^2) + eps) * gamma (or 1 + gamma). */
 template <typename T, int VPT>
 static __device__ void residual_rmsnorm_rows(const mnnvl_allreduce_args_t &a, const layout &l,
-                                             const uint4 *mine, size_t part)
+                                             uint4 *mine, size_t part)
 {
     constexpr int NV = vec<T>::NV;
     const size_t per_row = a.hidden / NV;
@@ -334,7 +343,6 @@ static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
     constexpr int NV = vec<T>::NV;
     mnnvl_allreduce_control_t *control = a.control;
     const uint32_t epoch = control->epoch;
-    const size_t previous = (size_t)control->last_vectors;
     const size_t vectors = (a.count + NV - 1) / NV;
     const layout l = make_layout(a);
     const size_t part = a.twoshot ? (vectors + a.size - 1) / a.size : vectors;
@@ -375,19 +383,6 @@ static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
         }
     }
 
-    /* Clear what the previous call wrote into buffer (epoch+2)%3 of this rank. */
-    {
-        uint4 *old = buffer_of(a, a.rank, l, (epoch + 2) % 3);
-        const uint4 e = empty_vec<T>().raw;
-        const size_t old_part = a.twoshot ? (previous + a.size - 1) / a.size : previous;
-        const size_t slots = (size_t)a.size * old_part;
-        for (size_t k = tid; k < slots; k += threads)
-            old[(k / old_part) * l.slot_vectors + k % old_part] = e;
-        if (a.twoshot)
-            for (size_t k = tid; k < previous; k += threads)
-                old[l.a_vectors + k] = e;
-    }
-
     /* Receive and finish. */
     if (VPT > 0) {
         residual_rmsnorm_rows<T, VPT ? VPT : 1>(a, l, mine, part);
@@ -406,7 +401,6 @@ static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
         __threadfence();
         if (atomicAdd(&control->arrived, 1u) == gridDim.x - 1) {
             control->arrived = 0;
-            control->last_vectors = vectors;
             control->epoch = epoch + 1;
             __threadfence();
         }

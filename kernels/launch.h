@@ -72,9 +72,8 @@ int mnnvl_launch_barrier(const mnnvl_barrier_args_t *args, void *stream);
 /* All-reduce protocol state in device memory, one set per protocol (one-shot and two-shot
  * never share a counter: switching between them must not desynchronise either). */
 typedef struct mnnvl_allreduce_control {
-    uint32_t epoch;         /* the buffer in use is epoch % 3 */
-    uint32_t arrived;       /* blocks done with this call; the last one advances epoch */
-    uint64_t last_vectors;  /* 16-byte vectors the previous call wrote (for clearing) */
+    uint32_t epoch;   /* the buffer in use is epoch % 3 */
+    uint32_t arrived; /* blocks done with this call; the last one advances epoch */
 } mnnvl_allreduce_control_t;
 
 /* One all-reduce launch: at most one workspace-sized chunk. Sizes are in 16-byte vectors.

@@ -19,6 +19,7 @@
 #include "tools/cuda_dl.h"
 #endif
 
+#ifdef HAVE_CUDA
 typedef struct rank_times {
     double context_ms; /* CUDA context creation, once per process, outside the loop */
     double create_ms[64];
@@ -45,7 +46,6 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-#ifdef HAVE_CUDA
 static int run_rank(int rank, int size, const char *root, int reps, size_t bytes, rank_times_t *t)
 {
     tool_cuda_t cu;

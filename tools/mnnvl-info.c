@@ -21,6 +21,7 @@ static void usage(void)
            "host, and the bootstrap backends this installation can use.\n");
 }
 
+#ifdef HAVE_CUDA
 /* Creates a one-rank communicator on device 0 with the given handle_type through a root of
  * our own, and reports the handle type it settled on (or why it could not). */
 static void probe_handle_type(const char *handle_type, char *out, size_t len)
@@ -49,6 +50,7 @@ static void probe_handle_type(const char *handle_type, char *out, size_t len)
     mnnvl_root_stop(root);
     mnnvl_config_destroy(cfg);
 }
+#endif
 
 int main(int argc, char **argv)
 {
