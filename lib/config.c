@@ -73,6 +73,17 @@ static int boolean(const char *value, const char **allowed)
     return strcmp(value, "0") == 0 || strcmp(value, "1") == 0;
 }
 
+static int integer_or_empty(const char *value, const char **allowed)
+{
+    (void)allowed;
+    if (value[0] == '\0')
+        return 1;
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    return errno == 0 && *end == '\0' && v >= INT_MIN && v <= INT_MAX;
+}
+
 static int log_level_or_empty(const char *value, const char **allowed)
 {
     (void)allowed;
@@ -94,6 +105,8 @@ static const key_spec_t keys[] = {
     {"allreduce_oneshot_max", "0", byte_count,
      {"a message size in bytes up to which AUTO uses one-shot (0: the built-in table)", NULL}},
     {"external_buffers", "0", boolean, {"0", "1", NULL}},
+    {"mpi_comm", "", integer_or_empty, {"an MPI Fortran communicator handle (empty: WORLD)", NULL}},
+    {"mpi_init", "0", boolean, {"0", "1", NULL}},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 

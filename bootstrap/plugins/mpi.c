@@ -271,17 +271,10 @@ static mnnvl_status_t wrap_comm(mpi_state_t *like, MPI_Comm comm, int timeout_ms
 /* Create                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
-/* A config key, else MNNVL_<KEY> from the environment (for keys the library's table may
- * not know yet), else "". */
+/* A config key ("" when unset); MNNVL_<KEY> in the environment is applied by the config. */
 static const char *setting(const mnnvl_bootstrap_args_t *args, const char *key)
 {
     const char *v = args->config_get(args->config, key);
-    if (v && v[0])
-        return v;
-    char env[64] = "MNNVL_";
-    for (size_t i = 0; key[i] && i + 7 < sizeof(env); i++)
-        env[6 + i] = (char)(key[i] >= 'a' && key[i] <= 'z' ? key[i] - 32 : key[i]);
-    v = getenv(env);
     return v ? v : "";
 }
 
