@@ -114,6 +114,56 @@ typedef struct mnnvl_allreduce_args {
 
 int mnnvl_launch_allreduce(const mnnvl_allreduce_args_t *args, void *stream);
 
+/* MoE all-to-all. Limits mirror mnnvl.h's MNNVL_MOE_MAX_*. */
+#define MNNVL_MOE_RANKS 64
+#define MNNVL_MOE_PAYLOADS 8
+
+/* Local (not symmetric) device state of one all-to-all. */
+typedef struct mnnvl_moe_control {
+    uint32_t dispatch_epoch;
+    uint32_t combine_epoch;
+    uint32_t dispatch_arrived; /* blocks done; the last one signals the peers */
+    uint32_t combine_arrived;
+    int32_t send_counts[MNNVL_MOE_RANKS]; /* tokens this rank sends to each rank */
+} mnnvl_moe_control_t;
+
+typedef struct mnnvl_moe_args {
+    int rank;
+    int ep_size;
+    int num_experts;
+    int top_k;
+    int tokens;  /* local_num_tokens of this call */
+    int r;       /* runtime max tokens per rank (row pitch of a source's block) */
+    int max_tokens;
+    char *peers[MNNVL_MOE_RANKS]; /* every rank's workspace base as mapped here */
+    /* Workspace layout (byte offsets), see lib/moe_plan.h. */
+    size_t dispatch_flags, combine_flags, recv_counts, recv_r;
+    int num_payloads;
+    size_t payload_offset[MNNVL_MOE_PAYLOADS];
+    size_t payload_bytes[MNNVL_MOE_PAYLOADS];
+    size_t combine_offset;
+    size_t combine_row_bytes;
+    int combine_dtype; /* mnnvl_dtype_t */
+    /* Per call. */
+    const int32_t *experts;                  /* [tokens, top_k] */
+    const void *payload_src[MNNVL_MOE_PAYLOADS];
+    const void *expert_out;                  /* combine staging source, or NULL */
+    void *out;                               /* combine output [tokens, hidden] */
+    int sanitize_index;
+    /* Routing of this rank's tokens, written by dispatch and read by combine: token t goes
+     * to route_n[t] ranks, route_dest[t*top_k + j] (ascending), at route_slot[...]. */
+    int8_t *route_dest;
+    int32_t *route_slot;
+    uint8_t *route_n;
+    mnnvl_moe_control_t *control;
+    int sm_count;
+    mnnvl_wait_params_t wait;
+} mnnvl_moe_args_t;
+
+int mnnvl_launch_moe_dispatch(const mnnvl_moe_args_t *args, void *stream);
+int mnnvl_launch_moe_sanitize(const mnnvl_moe_args_t *args, void *stream);
+int mnnvl_launch_moe_combine(const mnnvl_moe_args_t *args, void *stream);
+
 #ifdef __cplusplus
 }
 #endif

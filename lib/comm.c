@@ -24,6 +24,14 @@ mnnvl_status_t mnnvl_comm_check(mnnvl_comm_t comm, const char *what)
 {
     if (!comm)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: comm is NULL", what);
+    /* A kernel's error counts as soon as it is recorded, whether or not the caller asked. */
+    mnnvl_status_t async = MNNVL_SUCCESS;
+    if (comm->dev && !atomic_load(&comm->aborted))
+        mnnvl_device_async_error(comm, &async);
+    if (async != MNNVL_SUCCESS) {
+        atomic_store(&comm->aborted, 1);
+        return mnnvl_error_wrap(MNNVL_ERR_ABORTED, "%s: the communicator is aborted", what);
+    }
     if (atomic_load(&comm->aborted))
         return mnnvl_error(MNNVL_ERR_ABORTED,
                            "%s: rank %d's communicator was aborted (by mnnvl_comm_abort or "

@@ -406,6 +406,102 @@ MNNVL_API mnnvl_status_t mnnvl_allreduce_residual_rmsnorm(
  * cudaFree). Not capture-safe. */
 MNNVL_API mnnvl_status_t mnnvl_allreduce_destroy(mnnvl_allreduce_t allreduce);
 
+/* ---------------------------------------------------------------------------------------- */
+/* MoE all-to-all (expert parallelism)                                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Dispatch moves each token's payload rows to the ranks that own its top-k experts; after
+ * the experts ran, combine brings the per-rank partial results back and sums them. Expert e
+ * belongs to rank r when e is in r's contiguous block; with E experts on n ranks the first
+ * E % n ranks own E/n + 1 experts, the others E/n. */
+
+typedef struct mnnvl_moe_a2a_s *mnnvl_moe_a2a_t;
+
+#define MNNVL_MOE_MAX_PAYLOADS 8
+#define MNNVL_MOE_MAX_TOP_K 32
+#define MNNVL_MOE_MAX_RANKS 64
+
+/* Fill with mnnvl_moe_a2a_params_init(), then set the fields (new fields come at the end). */
+typedef struct mnnvl_moe_a2a_params {
+    uint32_t struct_size;      /* set by init */
+    int ep_size;               /* ranks of the EP group: must equal the communicator's size */
+    int num_experts;           /* >= ep_size */
+    int top_k;                 /* 1 .. MNNVL_MOE_MAX_TOP_K */
+    int max_tokens_per_rank;   /* the largest local_num_tokens and runtime R of any call */
+    int num_payloads;          /* dispatch payloads, 1 .. MNNVL_MOE_MAX_PAYLOADS */
+    size_t payload_bytes[MNNVL_MOE_MAX_PAYLOADS]; /* bytes per token row; multiples of 4 */
+    int hidden;                /* elements per combine row */
+    mnnvl_dtype_t combine_dtype;
+} mnnvl_moe_a2a_params_t;
+
+/* Defaults: everything 0 except struct_size, top_k 1, num_payloads 1, combine BF16. Never
+ * fails (a NULL pointer is ignored). */
+MNNVL_API void mnnvl_moe_a2a_params_init(mnnvl_moe_a2a_params_t *params);
+
+/* Bytes of symmetric workspace each rank needs for these parameters. Pure CPU, for planning
+ * memory without a GPU. 0 with a sentence for invalid parameters. */
+MNNVL_API size_t mnnvl_moe_a2a_workspace_size(const mnnvl_moe_a2a_params_t *params);
+
+/* Creates the all-to-all of `comm`, which must be the EP group (see mnnvl_comm_split), or
+ * returns the cached handle with equal parameters (one more reference). Collective; ends
+ * with a barrier, so no rank dispatches into a peer that is not ready. Not capture-safe.
+ * Returns INVALID_ARGUMENT (parameters; ep_size differing from the communicator's size),
+ * INVALID_USAGE (CPU-only communicator), NO_MEMORY, CUDA, GRAPH_CAPTURE, TIMEOUT, PEER_LOST,
+ * ABORTED. */
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create(mnnvl_comm_t comm,
+                                              const mnnvl_moe_a2a_params_t *params,
+                                              mnnvl_moe_a2a_t *a2a);
+
+/* Dispatch. token_selected_experts: device int32 [local_num_tokens, top_k]; an id that is
+ * negative or >= num_experts means "no expert". payloads: a host array of num_payloads
+ * device pointers, payload i a [local_num_tokens, payload_bytes[i]] row-major array (16-byte
+ * aligned rows go faster). Each token goes at most once to each rank that owns one of its
+ * experts; on the receiver its rows land at [source rank][slot] of that payload's region
+ * [ep_size, R, payload_bytes[i]] (mnnvl_moe_a2a_recv_buffer), slots in token order.
+ * runtime_max_tokens (R) must be the same on every rank and at least every rank's
+ * local_num_tokens; local_num_tokens may be 0 (on any or every rank). A rank whose R differs
+ * makes every rank's kernel record MISMATCH in the async error. Collective (in stream
+ * order), capture-safe. Must alternate with combine. Returns INVALID_ARGUMENT (sizes, NULL
+ * pointers), INVALID_USAGE (dispatch twice without combine), ABORTED, CUDA. */
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_dispatch(mnnvl_moe_a2a_t a2a,
+                                                const int32_t *token_selected_experts,
+                                                const void *const *payloads,
+                                                int local_num_tokens, int runtime_max_tokens,
+                                                void *stream);
+
+/* Device address of payload `index`'s receive region [ep_size, R, payload_bytes[index]] for
+ * the R of the last dispatch (row [s][j] holds source s's j-th token for j < the count of
+ * s). NULL for a bad index or before the first dispatch. Never fails otherwise. */
+MNNVL_API void *mnnvl_moe_a2a_recv_buffer(const mnnvl_moe_a2a_t a2a, int index);
+
+/* Device address of int32 [ep_size]: how many tokens each source sent to this rank in the
+ * last dispatch (valid in stream order after it). NULL for NULL. */
+MNNVL_API const int32_t *mnnvl_moe_a2a_recv_counts(const mnnvl_moe_a2a_t a2a);
+
+/* In the received payload `index`, which must hold top_k int32 expert ids per row: every
+ * slot past its source's count and every id this rank does not own becomes -1. Local,
+ * capture-safe, after dispatch and before combine. Returns INVALID_ARGUMENT (index, or a
+ * row that is not top_k int32), INVALID_USAGE (no dispatch pending), ABORTED, CUDA. */
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_sanitize(mnnvl_moe_a2a_t a2a, int index, void *stream);
+
+/* Device address of this rank's combine region [ep_size, R, hidden] (combine_dtype) for the
+ * R of the last dispatch: write the expert output of each valid received slot there and
+ * pass NULL (or this address) to combine to skip the staging copy. NULL for NULL. */
+MNNVL_API void *mnnvl_moe_a2a_combine_buffer(const mnnvl_moe_a2a_t a2a);
+
+/* Combine: expert_out [ep_size, R, hidden] holds, for each valid received slot, this rank's
+ * weighted sum over its own experts of that token (rows of invalid slots are ignored);
+ * NULL means it is already in mnnvl_moe_a2a_combine_buffer(). out [local_num_tokens, hidden]
+ * receives, per token, the sum of the partials of the ranks it was sent to, in ascending
+ * rank order in fp32 (bit-identical run after run; a token with no expert gets zeros).
+ * Collective (in stream order), capture-safe. Returns INVALID_ARGUMENT (NULL out with
+ * tokens), INVALID_USAGE (no dispatch pending), ABORTED, CUDA. */
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_combine(mnnvl_moe_a2a_t a2a, const void *expert_out,
+                                               void *out, void *stream);
+
+/* Drops a reference; the last frees the workspace (local; synchronizes like cudaFree). */
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_destroy(mnnvl_moe_a2a_t a2a);
+
 #ifdef __cplusplus
 }
 #endif

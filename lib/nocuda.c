@@ -104,3 +104,52 @@ MNNVL_API mnnvl_status_t mnnvl_allreduce_destroy(mnnvl_allreduce_t allreduce)
 {
     return allreduce ? no_cuda("allreduce_destroy") : MNNVL_SUCCESS;
 }
+
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create(mnnvl_comm_t comm,
+                                              const mnnvl_moe_a2a_params_t *params,
+                                              mnnvl_moe_a2a_t *a2a)
+{
+    if (a2a)
+        *a2a = NULL;
+    return no_cuda("moe_a2a_create");
+}
+
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_dispatch(mnnvl_moe_a2a_t a2a,
+                                                const int32_t *token_selected_experts,
+                                                const void *const *payloads,
+                                                int local_num_tokens, int runtime_max_tokens,
+                                                void *stream)
+{
+    return no_cuda("moe_a2a_dispatch");
+}
+
+MNNVL_API void *mnnvl_moe_a2a_recv_buffer(const mnnvl_moe_a2a_t a2a, int index)
+{
+    return NULL;
+}
+
+MNNVL_API const int32_t *mnnvl_moe_a2a_recv_counts(const mnnvl_moe_a2a_t a2a)
+{
+    return NULL;
+}
+
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_sanitize(mnnvl_moe_a2a_t a2a, int index, void *stream)
+{
+    return no_cuda("moe_a2a_sanitize");
+}
+
+MNNVL_API void *mnnvl_moe_a2a_combine_buffer(const mnnvl_moe_a2a_t a2a)
+{
+    return NULL;
+}
+
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_combine(mnnvl_moe_a2a_t a2a, const void *expert_out,
+                                               void *out, void *stream)
+{
+    return no_cuda("moe_a2a_combine");
+}
+
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_destroy(mnnvl_moe_a2a_t a2a)
+{
+    return a2a ? no_cuda("moe_a2a_destroy") : MNNVL_SUCCESS;
+}

@@ -14,6 +14,9 @@ int bench_bootstrap(int argc, char **argv);
 /* All-reduce against NCCL in the same run, one process per GPU (bench_allreduce.c). */
 int bench_allreduce(int argc, char **argv);
 
+/* MoE dispatch and combine against NCCL all-to-all-v (bench_moe.c). */
+int bench_moe(int argc, char **argv);
+
 /* Writes a log-log line chart as SVG: `nseries` series of `npoints` points sharing `x`
  * (bench_svg.c). Returns 0, or -1 when the file cannot be written. */
 int bench_svg_write(const char *path, const char *title, const char *x_label,

@@ -10,7 +10,6 @@
 #include "build_config.h"
 #endif
 
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 #ifdef HAVE_CUDA
 #include <cuda_runtime.h>
 
+#include "tools/bench_nccl.h"
 #include "tools/cuda_dl.h"
 
 #define MAX_SIZES 32
@@ -37,19 +37,6 @@ int bench_launch_residual_rmsnorm(const void *x, const void *res_in, const void 
                                   int tokens, int hidden, void *res_out, void *norm_out,
                                   void *stream);
 
-/* The part of NCCL's ABI the benchmark uses (nccl.h is not needed to build). */
-typedef struct {
-    char internal[128];
-} nccl_id_t;
-typedef struct nccl {
-    int (*get_unique_id)(nccl_id_t *);
-    int (*init_rank)(void **, int, nccl_id_t, int);
-    int (*all_reduce)(const void *, void *, size_t, int, int, void *, cudaStream_t);
-    int (*destroy)(void *);
-    const char *(*error_string)(int);
-} nccl_t;
-enum { NCCL_BF16 = 9, NCCL_SUM = 0 };
-
 typedef struct result {
     double mnnvl_us[MAX_SIZES];
     double nccl_us[MAX_SIZES];
@@ -60,26 +47,6 @@ typedef struct result {
     int failed;
     char why[256];
 } result_t;
-
-static int load_nccl(nccl_t *n, char *why, size_t len)
-{
-    const char *path = getenv("MNNVL_BENCH_NCCL");
-    void *lib = dlopen(path && *path ? path : "libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-        snprintf(why, len, "%s", dlerror());
-        return -1;
-    }
-    *(void **)&n->get_unique_id = dlsym(lib, "ncclGetUniqueId");
-    *(void **)&n->init_rank = dlsym(lib, "ncclCommInitRank");
-    *(void **)&n->all_reduce = dlsym(lib, "ncclAllReduce");
-    *(void **)&n->destroy = dlsym(lib, "ncclCommDestroy");
-    *(void **)&n->error_string = dlsym(lib, "ncclGetErrorString");
-    if (!n->get_unique_id || !n->init_rank || !n->all_reduce || !n->destroy) {
-        snprintf(why, len, "libnccl lacks the expected symbols");
-        return -1;
-    }
-    return 0;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -244,7 +211,7 @@ static int rank_main(int rank, const job_t *job, result_t *res)
     nccl_t nccl;
     char why[256];
     void *nccl_comm = NULL;
-    if (job->have_nccl && load_nccl(&nccl, why, sizeof(why)) == 0) {
+    if (job->have_nccl && bench_nccl_load(&nccl, why, sizeof(why)) == 0) {
         nccl_id_t id;
         if (rank == 0)
             nccl.get_unique_id(&id);
@@ -459,7 +426,7 @@ int bench_allreduce(int argc, char **argv)
     for (size_t b = min; b <= max && job.nsizes < MAX_SIZES; b *= 2)
         job.sizes[job.nsizes++] = b;
     nccl_t probe;
-    job.have_nccl = load_nccl(&probe, why, sizeof(why)) == 0;
+    job.have_nccl = bench_nccl_load(&probe, why, sizeof(why)) == 0;
     if (!job.have_nccl)
         printf("NCCL: not loaded (%s); set MNNVL_BENCH_NCCL=/path/libnccl.so.2. Timing "
                "libmnnvl alone.\n", why);

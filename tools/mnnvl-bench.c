@@ -12,6 +12,7 @@ static void usage(FILE *out)
                  "             one process per visible GPU, TCP bootstrap on loopback\n"
                  "  bootstrap  CPU-only communicators: create + allgather(64 B) + barrier\n"
                  "  allreduce  bf16 all-reduce and fused residual+RMSNorm against NCCL\n"
+                 "  moe        MoE dispatch and combine against NCCL all-to-all-v\n"
                  "Run `mnnvl-bench SUBCOMMAND --help` for its options.\n");
 }
 
@@ -29,6 +30,8 @@ int main(int argc, char **argv)
         return bench_bootstrap(argc - 1, argv + 1);
     if (strcmp(argv[1], "allreduce") == 0)
         return bench_allreduce(argc - 1, argv + 1);
+    if (strcmp(argv[1], "moe") == 0)
+        return bench_moe(argc - 1, argv + 1);
     fprintf(stderr, "mnnvl-bench: unknown subcommand \"%s\"\n", argv[1]);
     usage(stderr);
     return 2;
