@@ -3,7 +3,8 @@
  * 7168, top_k 8 of 256 experts, a bf16 row plus int32 ids and fp32 weights dispatched, a bf16
  * row combined; uniform random routing.
  *
- * Each phase is captured with events around it in one CUDA graph (dispatch, then combine;
+ * Each phase is captured with event-record nodes (cudaEventRecordExternal) around it in one
+ * CUDA graph (dispatch, then combine;
  * NCCL's grouped sends/receives likewise), replayed after a device barrier, 20 times; the
  * median per phase of the slowest rank counts. The result is checked before timing. Remote
  * bytes per rank: for dispatch, the rows this rank sends to other ranks; for combine, the
@@ -224,11 +225,11 @@ static int rank_main(int rank, int size, const char *root, int use_nccl, moe_res
         cudaGraph_t graph;
         cudaGraphExec_t exec;
         cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
-        cudaEventRecord(ev[0], s);
+        cudaEventRecordWithFlags(ev[0], s, cudaEventRecordExternal);
         mnnvl_moe_a2a_dispatch(a2a, d_ids, (const void *const *)payload, T, T, s);
-        cudaEventRecord(ev[1], s);
+        cudaEventRecordWithFlags(ev[1], s, cudaEventRecordExternal);
         mnnvl_moe_a2a_combine(a2a, NULL, out, s);
-        cudaEventRecord(ev[2], s);
+        cudaEventRecordWithFlags(ev[2], s, cudaEventRecordExternal);
         if (cudaStreamEndCapture(s, &graph) != cudaSuccess ||
             cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess) {
             snprintf(res->why, sizeof(res->why), "graph capture failed: %s", mnnvl_last_error());
@@ -245,7 +246,7 @@ static int rank_main(int rank, int size, const char *root, int use_nccl, moe_res
             cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
             for (int phase = 0; phase < 2; phase++) {
                 const size_t row = phase == 0 ? DISPATCH_BYTES : ROW_BYTES;
-                cudaEventRecord(ev[phase], s);
+                cudaEventRecordWithFlags(ev[phase], s, cudaEventRecordExternal);
                 nccl.group_start();
                 size_t at_send = 0, at_recv = 0;
                 for (int d = 0; d < size; d++) {
@@ -261,7 +262,7 @@ static int rank_main(int rank, int size, const char *root, int use_nccl, moe_res
                 }
                 nccl.group_end();
             }
-            cudaEventRecord(ev[2], s);
+            cudaEventRecordWithFlags(ev[2], s, cudaEventRecordExternal);
             if (cudaStreamEndCapture(s, &graph) != cudaSuccess ||
                 cudaGraphInstantiate(&exec, graph, 0) != cudaSuccess) {
                 snprintf(res->why, sizeof(res->why), "NCCL graph capture failed");
