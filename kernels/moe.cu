@@ -112,7 +112,9 @@ static __device__ void dispatch_handshake(const mnnvl_moe_args_t &a)
         at<int32_t>(a.peers[d], a.recv_counts)[a.rank] = c->send_counts[d];
         at<int32_t>(a.peers[d], a.recv_r)[a.rank] = a.r;
     }
-    __threadfence_system(); /* the counts, R and every block's rows before the flags */
+    __syncthreads();
+    if (threadIdx.x == 0)
+        __threadfence_system(); /* the counts and R (and every block's rows) before the flags */
     __syncthreads();
     for (int d = threadIdx.x; d < a.ep_size; d += blockDim.x)
         mnnvl_store_release_sys(&at<uint32_t>(a.peers[d], a.dispatch_flags)[a.rank], epoch);
@@ -163,14 +165,17 @@ static __global__ void __launch_bounds__(PUSH_THREADS) push_kernel(mnnvl_moe_arg
             __syncthreads();
         }
     }
-    /* Every block's remote stores are ordered before its arrival, so the last block's
-     * release covers them all. */
-    __threadfence_system();
+    /* One system fence per block, after the barrier, orders every thread's rows before the
+     * block's arrival (fences are cumulative); the last block fences again after seeing all
+     * arrivals, so its signals come after every block's rows. */
     __syncthreads();
     if (threadIdx.x == 0) {
+        __threadfence_system();
         last = atomicAdd(&a.control->dispatch_arrived, 1u) == gridDim.x - 1;
-        if (last)
+        if (last) {
             a.control->dispatch_arrived = 0;
+            __threadfence_system();
+        }
     }
     __syncthreads();
     if (last)
@@ -241,7 +246,9 @@ static __global__ void stage_kernel(mnnvl_moe_args_t a)
 static __device__ void combine_barrier(const mnnvl_moe_args_t &a, uint32_t epoch)
 {
     if (blockIdx.x == 0) {
-        __threadfence_system(); /* the experts' and the staging copy's rows first */
+        if (threadIdx.x == 0)
+            __threadfence_system(); /* the experts' and the staging copy's rows first */
+        __syncthreads();
         for (int d = threadIdx.x; d < a.ep_size; d += blockDim.x)
             mnnvl_store_release_sys(&at<uint32_t>(a.peers[d], a.combine_flags)[a.rank], epoch);
     }
