@@ -17,6 +17,23 @@ int bench_allreduce(int argc, char **argv);
 /* MoE dispatch and combine against NCCL all-to-all-v (bench_moe.c). */
 int bench_moe(int argc, char **argv);
 
+#include <stddef.h>
+
+#define BENCH_MAX_RANKS 64
+
+/* The body of one benchmark rank; its return value is the process's exit code. */
+typedef int (*bench_rank_fn)(int rank, int size, const char *root, void *arg);
+
+/* Starts a TCP root on loopback, forks `size` processes running fn(rank, size, root's
+ * address, arg), waits for them and stops the root (bench_ranks.c). Returns the number of
+ * ranks that failed, -1 when no root could start. Call it before this process touches CUDA:
+ * each child initialises CUDA itself. */
+int bench_run_ranks(int size, bench_rank_fn fn, void *arg);
+
+/* Zeroed memory shared with the forked ranks, for their results; NULL on failure. */
+void *bench_shared_alloc(size_t bytes);
+void bench_shared_free(void *p, size_t bytes);
+
 /* Writes a log-log line chart as SVG: `nseries` series of `npoints` points sharing `x`
  * (bench_svg.c). Returns 0, or -1 when the file cannot be written. */
 int bench_svg_write(const char *path, const char *title, const char *x_label,

@@ -13,8 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mnnvl.h"
@@ -158,14 +156,13 @@ static double time_op(mnnvl_comm_t comm, const op_t *o, cudaStream_t s, int call
 }
 
 typedef struct job {
-    char root[64];
     int size;
     size_t sizes[MAX_SIZES];
     int nsizes;
     int have_nccl;
 } job_t;
 
-static int rank_main(int rank, const job_t *job, result_t *res)
+static int rank_main(int rank, const job_t *job, const char *root, result_t *res)
 {
     const int n = job->size;
     size_t max_bytes = job->sizes[job->nsizes - 1];
@@ -173,7 +170,7 @@ static int rank_main(int rank, const job_t *job, result_t *res)
         max_bytes = (size_t)128 * HIDDEN * 2;
     mnnvl_config_t cfg;
     mnnvl_config_create(&cfg);
-    mnnvl_config_set(cfg, "root", job->root);
+    mnnvl_config_set(cfg, "root", root);
     mnnvl_config_set(cfg, "root_mode", "external");
     mnnvl_config_set(cfg, "timeout_ms", "30000");
     mnnvl_comm_t comm, forced_comm;
@@ -311,36 +308,27 @@ static double slowest(const result_t *r, int n, size_t offset)
     return worst;
 }
 
-/* Runs one world size; fills `out` with the slowest rank's numbers. */
-static int run_world(job_t *job, result_t *out)
+typedef struct world {
+    const job_t *job;
+    result_t *results; /* one per rank, shared with the parent */
+} world_t;
+
+static int world_rank(int rank, int size, const char *root, void *arg)
 {
-    mnnvl_config_t cfg;
-    mnnvl_root_t root;
-    mnnvl_config_create(&cfg);
-    if (mnnvl_root_start(cfg, "127.0.0.1:0", &root) != MNNVL_SUCCESS) {
-        fprintf(stderr, "mnnvl-bench allreduce: %s\n", mnnvl_last_error());
-        return 1;
-    }
-    snprintf(job->root, sizeof(job->root), "%s", mnnvl_root_address(root));
-    result_t *res = mmap(NULL, sizeof(result_t) * (size_t)job->size, PROT_READ | PROT_WRITE,
-                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    memset(res, 0, sizeof(result_t) * (size_t)job->size);
-    pid_t pids[64];
-    for (int r = 0; r < job->size; r++) {
-        pids[r] = fork();
-        if (pids[r] == 0) {
-            int rc = rank_main(r, job, &res[r]);
-            if (rc)
-                fprintf(stderr, "rank %d: %s\n", r, res[r].why);
-            _exit(rc);
-        }
-    }
-    int failed = 0;
-    for (int r = 0; r < job->size; r++) {
-        int status;
-        waitpid(pids[r], &status, 0);
-        failed += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
-    }
+    world_t *w = arg;
+    int rc = rank_main(rank, w->job, root, &w->results[rank]);
+    if (rc)
+        fprintf(stderr, "rank %d of %d: %s\n", rank, size, w->results[rank].why);
+    return rc;
+}
+
+/* Runs one world size; fills `out` with the slowest rank's numbers. */
+static int run_world(const job_t *job, result_t *out)
+{
+    const size_t bytes = sizeof(result_t) * (size_t)job->size;
+    world_t w = {.job = job, .results = bench_shared_alloc(bytes)};
+    result_t *res = w.results;
+    int failed = res ? bench_run_ranks(job->size, world_rank, &w) : -1;
     for (int k = 0; k < job->nsizes; k++) {
         out->mnnvl_us[k] = slowest(res, job->size, offsetof(result_t, mnnvl_us) + k * sizeof(double));
         out->nccl_us[k] = slowest(res, job->size, offsetof(result_t, nccl_us) + k * sizeof(double));
@@ -354,9 +342,7 @@ static int run_world(job_t *job, result_t *out)
         out->unfused_us[t] =
             slowest(res, job->size, offsetof(result_t, unfused_us) + t * sizeof(double));
     }
-    munmap(res, sizeof(result_t) * (size_t)job->size);
-    mnnvl_root_stop(root);
-    mnnvl_config_destroy(cfg);
+    bench_shared_free(res, bytes);
     return failed;
 }
 

@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,6 +90,18 @@ static int run_rank(int rank, int size, const char *root, int reps, size_t bytes
     mnnvl_config_destroy(cfg);
     return 0;
 }
+
+typedef struct init_job {
+    int reps;
+    size_t bytes;
+    rank_times_t *times; /* shared with the parent */
+} init_job_t;
+
+static int init_rank(int rank, int size, const char *root, void *arg)
+{
+    init_job_t *job = arg;
+    return run_rank(rank, size, root, job->reps, job->bytes, &job->times[rank]);
+}
 #endif
 
 int bench_init(int argc, char **argv)
@@ -130,32 +140,13 @@ int bench_init(int argc, char **argv)
     }
     if (n > 64)
         n = 64;
-    mnnvl_config_t cfg;
-    mnnvl_root_t root;
-    mnnvl_config_create(&cfg);
-    if (mnnvl_root_start(cfg, "127.0.0.1:0", &root) != MNNVL_SUCCESS) {
-        fprintf(stderr, "mnnvl-bench init: cannot start a root: %s\n", mnnvl_last_error());
-        return 1;
-    }
-    rank_times_t *times = mmap(NULL, sizeof(rank_times_t) * (size_t)n, PROT_READ | PROT_WRITE,
-                               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    init_job_t job = {.reps = reps, .bytes = bytes,
+                      .times = bench_shared_alloc(sizeof(rank_times_t) * (size_t)n)};
+    rank_times_t *times = job.times;
     printf("mnnvl-bench init: %d GPUs, one process each, %d repetitions, %zu-byte allocation\n",
            n, reps, bytes);
     fflush(stdout);
-    pid_t pids[64];
-    for (int r = 0; r < n; r++) {
-        pids[r] = fork();
-        if (pids[r] == 0)
-            _exit(run_rank(r, n, mnnvl_root_address(root), reps, bytes, &times[r]));
-    }
-    int failed = 0;
-    for (int r = 0; r < n; r++) {
-        int status;
-        waitpid(pids[r], &status, 0);
-        failed += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
-    }
-    mnnvl_root_stop(root);
-    mnnvl_config_destroy(cfg);
+    int failed = times ? bench_run_ranks(n, init_rank, &job) : -1;
     if (failed) {
         fprintf(stderr, "mnnvl-bench init: %d rank(s) failed\n", failed);
         return 1;
@@ -198,7 +189,7 @@ int bench_init(int argc, char **argv)
             fclose(f);
         }
     }
-    munmap(times, sizeof(rank_times_t) * (size_t)n);
+    bench_shared_free(times, sizeof(rank_times_t) * (size_t)n);
     return 0;
 #endif
 }

@@ -16,8 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "mnnvl.h"
@@ -293,6 +291,20 @@ static int rank_main(int rank, int size, const char *root, int use_nccl, moe_res
     return 0;
 }
 
+typedef struct moe_job {
+    int use_nccl;
+    moe_result_t *results; /* one per rank, shared with the parent */
+} moe_job_t;
+
+static int moe_rank(int rank, int size, const char *root, void *arg)
+{
+    moe_job_t *job = arg;
+    int rc = rank_main(rank, size, root, job->use_nccl, &job->results[rank]);
+    if (rc)
+        fprintf(stderr, "rank %d of %d: %s\n", rank, size, job->results[rank].why);
+    return rc;
+}
+
 int bench_moe(int argc, char **argv)
 {
     const char *json_path = "moe.json";
@@ -332,32 +344,10 @@ int bench_moe(int argc, char **argv)
             printf("mnnvl-bench moe: skipping EP %d\n", n);
             continue;
         }
-        mnnvl_config_t cfg;
-        mnnvl_root_t root;
-        mnnvl_config_create(&cfg);
-        if (mnnvl_root_start(cfg, "127.0.0.1:0", &root) != MNNVL_SUCCESS)
-            return fprintf(stderr, "%s\n", mnnvl_last_error()), 1;
-        moe_result_t *res = mmap(NULL, sizeof(moe_result_t) * (size_t)n, PROT_READ | PROT_WRITE,
-                                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-        memset(res, 0, sizeof(moe_result_t) * (size_t)n);
-        pid_t pids[64];
-        for (int r = 0; r < n; r++) {
-            pids[r] = fork();
-            if (pids[r] == 0) {
-                int rc = rank_main(r, n, mnnvl_root_address(root), use_nccl, &res[r]);
-                if (rc)
-                    fprintf(stderr, "rank %d: %s\n", r, res[r].why);
-                _exit(rc);
-            }
-        }
-        int bad = 0;
-        for (int r = 0; r < n; r++) {
-            int status;
-            waitpid(pids[r], &status, 0);
-            bad += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
-        }
-        mnnvl_root_stop(root);
-        mnnvl_config_destroy(cfg);
+        moe_job_t job = {.use_nccl = use_nccl,
+                         .results = bench_shared_alloc(sizeof(moe_result_t) * (size_t)n)};
+        moe_result_t *res = job.results;
+        int bad = res ? bench_run_ranks(n, moe_rank, &job) : -1;
         if (bad) {
             failed = 1;
             continue;
@@ -396,7 +386,7 @@ int bench_moe(int argc, char **argv)
                     c ? ", " : "", token_cases[c], d_us, c_us, d_mb, c_mb, nd, nc);
         }
         fprintf(json, "]}");
-        munmap(res, sizeof(moe_result_t) * (size_t)n);
+        bench_shared_free(res, sizeof(moe_result_t) * (size_t)n);
     }
     fprintf(json, "]}\n");
     fclose(json);

@@ -52,4 +52,18 @@ static inline mnnvl_comm_t gpu_comm(const gpu_job_t *job, int rank, int size)
                      (int)(size));                                                             \
     } while (0)
 
+/* Defines the tests suite::name_2_gpus and suite::name_4_gpus, running `body` on 2 and on 4
+ * GPUs with the given timeout_ms. */
+#define GPU_TESTS_2_AND_4(suite, name, body, timeout)                                          \
+    Test(suite, name##_2_gpus)                                                                 \
+    {                                                                                          \
+        gpu_job_t job = {.timeout_ms = (timeout)};                                             \
+        RUN_ON_GPUS(2, body, &job);                                                            \
+    }                                                                                          \
+    Test(suite, name##_4_gpus)                                                                 \
+    {                                                                                          \
+        gpu_job_t job = {.timeout_ms = (timeout)};                                             \
+        RUN_ON_GPUS(4, body, &job);                                                            \
+    }
+
 #endif

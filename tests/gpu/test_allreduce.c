@@ -215,17 +215,7 @@ static int sizes_body(int rank, int size, void *arg)
     return bad;
 }
 
-Test(allreduce, every_dtype_strategy_and_size_2_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(2, sizes_body, &job);
-}
-
-Test(allreduce, every_dtype_strategy_and_size_4_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(4, sizes_body, &job);
-}
+GPU_TESTS_2_AND_4(allreduce, every_dtype_strategy_and_size, sizes_body, 30000)
 
 /* -0.0, +inf and NaN inputs: -0 must not be taken for "empty" (no hang), inf and NaN pass
  * through the sum. */
@@ -273,17 +263,7 @@ static int special_body(int rank, int size, void *arg)
     return bad;
 }
 
-Test(allreduce, negative_zero_inf_and_nan_2_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 20000};
-    RUN_ON_GPUS(2, special_body, &job);
-}
-
-Test(allreduce, negative_zero_inf_and_nan_4_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 20000};
-    RUN_ON_GPUS(4, special_body, &job);
-}
+GPU_TESTS_2_AND_4(allreduce, negative_zero_inf_and_nan, special_body, 20000)
 
 /* 1000 back-to-back calls alternating a one-shot and a two-shot size, with the inputs
  * changing from call to call (a rotation bug would surface as stale data or a hang). */
@@ -335,17 +315,7 @@ static int rotation_body(int rank, int size, void *arg)
     return bad;
 }
 
-Test(allreduce, thousand_calls_alternating_sizes_4_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(4, rotation_body, &job);
-}
-
-Test(allreduce, thousand_calls_alternating_sizes_2_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(2, rotation_body, &job);
-}
+GPU_TESTS_2_AND_4(allreduce, thousand_calls_alternating_sizes, rotation_body, 30000)
 
 /* Ten calls captured into a graph and replayed 100 times; the inputs change between some
  * replays, so stale Lamport data would be caught. */
@@ -404,17 +374,7 @@ static int graph_body(int rank, int size, void *arg)
     return bad;
 }
 
-Test(allreduce, ten_calls_in_a_graph_replayed_100_times_2_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(2, graph_body, &job);
-}
-
-Test(allreduce, ten_calls_in_a_graph_replayed_100_times_4_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(4, graph_body, &job);
-}
+GPU_TESTS_2_AND_4(allreduce, ten_calls_in_a_graph_replayed_100_times, graph_body, 30000)
 
 /* Two handles on two communicators, used alternately; plus caching and argument checks. */
 static int two_comms_body(int rank, int size, void *arg)
@@ -635,17 +595,7 @@ static int fused_body(int rank, int size, void *arg)
     return bad;
 }
 
-Test(allreduce, fused_residual_rmsnorm_2_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(2, fused_body, &job);
-}
-
-Test(allreduce, fused_residual_rmsnorm_4_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(4, fused_body, &job);
-}
+GPU_TESTS_2_AND_4(allreduce, fused_residual_rmsnorm, fused_body, 30000)
 
 /* The last rank stops calling: the others' kernels end with TIMEOUT, no trap, the process
  * stays usable. */
@@ -691,14 +641,4 @@ static int stop_body(int rank, int size, void *arg)
     return 0;
 }
 
-Test(allreduce, a_rank_that_stops_calling_gives_timeout_4_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 2000};
-    RUN_ON_GPUS(4, stop_body, &job);
-}
-
-Test(allreduce, a_rank_that_stops_calling_gives_timeout_2_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 2000};
-    RUN_ON_GPUS(2, stop_body, &job);
-}
+GPU_TESTS_2_AND_4(allreduce, a_rank_that_stops_calling_gives_timeout, stop_body, 2000)

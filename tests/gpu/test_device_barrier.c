@@ -58,17 +58,7 @@ static int many_body(int rank, int size, void *arg)
     return bad;
 }
 
-Test(device_barrier, thousand_in_a_row_2_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 20000};
-    RUN_ON_GPUS(2, many_body, &job);
-}
-
-Test(device_barrier, thousand_in_a_row_4_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 20000};
-    RUN_ON_GPUS(4, many_body, &job);
-}
+GPU_TESTS_2_AND_4(device_barrier, thousand_in_a_row, many_body, 20000)
 
 /* Ten barriers captured once, replayed 100 times; the epoch advances on the device, so each
  * replay is a real barrier (checked with a late rank on the last replay). */
@@ -109,17 +99,7 @@ static int graph_body(int rank, int size, void *arg)
     return bad;
 }
 
-Test(device_barrier, captured_graph_replayed_100_times_2_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 20000};
-    RUN_ON_GPUS(2, graph_body, &job);
-}
-
-Test(device_barrier, captured_graph_replayed_100_times_4_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 20000};
-    RUN_ON_GPUS(4, graph_body, &job);
-}
+GPU_TESTS_2_AND_4(device_barrier, captured_graph_replayed_100_times, graph_body, 20000)
 
 /* The last rank never calls the barrier. The others' kernels give up after timeout_ms,
  * record TIMEOUT naming that peer, and the process stays usable: no trap, a later
@@ -180,17 +160,7 @@ static int skip_body(int rank, int size, void *arg)
     return 0;
 }
 
-Test(device_barrier, missing_rank_times_out_without_trap_2_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 2000};
-    RUN_ON_GPUS(2, skip_body, &job);
-}
-
-Test(device_barrier, missing_rank_times_out_without_trap_4_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 2000};
-    RUN_ON_GPUS(4, skip_body, &job);
-}
+GPU_TESTS_2_AND_4(device_barrier, missing_rank_times_out_without_trap, skip_body, 2000)
 
 /* A host abort stops a kernel that waits for a peer, long before the timeout. */
 static int abort_body(int rank, int size, void *arg)

@@ -353,17 +353,7 @@ static int scenarios_body(int rank, int size, void *arg)
     return 0;
 }
 
-Test(moe, round_trips_2_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(2, scenarios_body, &job);
-}
-
-Test(moe, round_trips_4_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(4, scenarios_body, &job);
-}
+GPU_TESTS_2_AND_4(moe, round_trips, scenarios_body, 30000)
 
 /* Wrong usage and wrong sizes: INVALID_ARGUMENT / INVALID_USAGE on the host, MISMATCH on the
  * device when the ranks disagree on R. */
@@ -423,17 +413,7 @@ static int errors_body(int rank, int size, void *arg)
     return 0;
 }
 
-Test(moe, wrong_sizes_and_usage_2_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 20000};
-    RUN_ON_GPUS(2, errors_body, &job);
-}
-
-Test(moe, wrong_sizes_and_usage_4_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 20000};
-    RUN_ON_GPUS(4, errors_body, &job);
-}
+GPU_TESTS_2_AND_4(moe, wrong_sizes_and_usage, errors_body, 20000)
 
 /* 1000 dispatch/combine rounds with varying token counts, then a captured graph replayed 100
  * times. The expert output is 1.0 everywhere, so a token's result is the number of ranks it
@@ -547,14 +527,4 @@ static int rounds_body(int rank, int size, void *arg)
     return 0;
 }
 
-Test(moe, thousand_rounds_and_a_graph_2_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(2, rounds_body, &job);
-}
-
-Test(moe, thousand_rounds_and_a_graph_4_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(4, rounds_body, &job);
-}
+GPU_TESTS_2_AND_4(moe, thousand_rounds_and_a_graph, rounds_body, 30000)

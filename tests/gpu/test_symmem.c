@@ -78,17 +78,7 @@ static int pattern_body(int rank, int size, void *arg)
     return bad;
 }
 
-Test(symmem, every_rank_reads_every_peer_2_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(2, pattern_body, &job);
-}
-
-Test(symmem, every_rank_reads_every_peer_4_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(4, pattern_body, &job);
-}
+GPU_TESTS_2_AND_4(symmem, every_rank_reads_every_peer, pattern_body, 30000)
 
 /* Rank 1 asks for a different size: every rank gets MISMATCH, and the communicator still
  * works for a correct allocation afterwards. */
@@ -120,17 +110,7 @@ static int mismatch_body(int rank, int size, void *arg)
     return 0;
 }
 
-Test(symmem, unequal_sizes_give_mismatch_on_every_rank_2_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(2, mismatch_body, &job);
-}
-
-Test(symmem, unequal_sizes_give_mismatch_on_every_rank_4_gpus)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(4, mismatch_body, &job);
-}
+GPU_TESTS_2_AND_4(symmem, unequal_sizes_give_mismatch_on_every_rank, mismatch_body, 30000)
 
 /* Rank 0 allocates while capturing a graph: GRAPH_CAPTURE there and an error on the peers,
  * never a hang. Memory keeps its communicator alive after comm_destroy. */
