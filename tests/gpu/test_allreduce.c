@@ -160,6 +160,20 @@ static int checked_call(mnnvl_comm_t comm, mnnvl_allreduce_t ar, mnnvl_dtype_t d
     CUDA_OK(rank, cudaMemcpy(host, out, bytes, cudaMemcpyDeviceToHost));
     int bad = check_sum(dt, host, count, seed, size, rank, what) ||
               check_identical(comm, rank, host, bytes, what);
+    /* Run after run: the same inputs again give the same bits. */
+    if (!bad && !in_place) {
+        uint64_t first = hash_bytes(host, bytes);
+        CUDA_OK(rank, cudaMemset(out, 0xff, bytes));
+        CUDA_OK(rank, cudaDeviceSynchronize());
+        if (mt_fail(mnnvl_allreduce(ar, in, out, count, s), rank, what))
+            return 1;
+        CUDA_OK(rank, cudaStreamSynchronize(s));
+        CUDA_OK(rank, cudaMemcpy(host, out, bytes, cudaMemcpyDeviceToHost));
+        if (hash_bytes(host, bytes) != first) {
+            fprintf(stderr, "rank %d: %s: a second run gave other bits\n", rank, what);
+            bad = 1;
+        }
+    }
     cudaFree(in);
     if (!in_place)
         cudaFree(out);

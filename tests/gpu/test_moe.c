@@ -292,14 +292,36 @@ static int round_trip(mnnvl_comm_t comm, mnnvl_moe_a2a_t a2a, const scenario_t *
     /* Combine's arithmetic on the host: ranks in ascending order, fp32, then bf16. */
     for (int t = 0; t < T; t++) {
         float acc[HIDDEN] = {0};
+        double exact[HIDDEN] = {0}, mag[HIDDEN] = {0};
         for (int d = 0; d < n; d++) {
             if (!goes_to(sc, rank, t, d))
                 continue;
             partial(sc, d, rank, t, part);
-            for (int h = 0; h < HIDDEN; h++)
+            for (int h = 0; h < HIDDEN; h++) {
                 acc[h] += bf16_to_f32(part[h]);
+                mag[h] += fabs(bf16_to_f32(part[h]));
+            }
+            /* The float64 reference: each expert's exact contribution, no rounding. */
+            for (int k = 0; k < sc->top_k; k++) {
+                int e = expert_of(sc, rank, t, k);
+                if (!valid_expert(sc, e) || owner_of(sc, e) != d)
+                    continue;
+                for (int h = 0; h < HIDDEN; h++)
+                    exact[h] += (double)weight_of(sc, rank, t, k) *
+                                ((double)bf16_to_f32(hidden_of(sc, rank, t, h)) * (e + 1) /
+                                     sc->num_experts +
+                                 0.5);
+            }
         }
         for (int h = 0; h < HIDDEN; h++) {
+            double g = bf16_to_f32(got[t * HIDDEN + h]);
+            /* Two bf16 roundings (each partial, the result) plus fp32 sums, relative to the
+             * magnitude of what was summed (contributions may cancel). */
+            if (fabs(g - exact[h]) > 0x1p-6 * (mag[h] + fabs(exact[h])) + 1e-3) {
+                fprintf(stderr, "rank %d: out[%d][%d] = %g, float64 reference %g\n", rank, t, h,
+                        g, exact[h]);
+                return 1;
+            }
             if (got[t * HIDDEN + h] != f32_to_bf16(acc[h])) {
                 fprintf(stderr, "rank %d: out[%d][%d] = %g, want %g\n", rank, t, h,
                         bf16_to_f32(got[t * HIDDEN + h]), bf16_to_f32(f32_to_bf16(acc[h])));
