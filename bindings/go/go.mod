@@ -1,0 +1,3 @@
+module github.com/libmnnvl/libmnnvl/bindings/go/mnnvl
+
+go 1.19
