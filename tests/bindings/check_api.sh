@@ -1,0 +1,46 @@
+#!/bin/sh
+# Every function lib/mnnvl.h declares with MNNVL_API reaches every binding: the generated
+# Python module has it by its C name, and so do the generated Go (internal/raw, capitalised)
+# and Java (class Native) sources. A binding that is not built is skipped.
+. "$(dirname "$0")/tap.sh"
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+grep -v '^#' "$s/lib/mnnvl.h" | tr '\n' ' ' | grep -o 'MNNVL_API [^;(]*(' \
+  | sed 's/($//; s/.*[ *]//' | sort -u > "$tmp/header"
+LC_ALL=C
+export LC_ALL
+echo "1..3"
+echo "# lib/mnnvl.h declares $(wc -l < "$tmp/header") functions"
+
+# report N LANG WHY FILE: ok when FILE lists every header function.
+report() {
+  if [ -n "$3" ]; then
+    echo "ok $1 - $2 # SKIP not built: $3"
+    return
+  fi
+  missing=$(comm -23 "$tmp/header" "$4")
+  if [ -z "$missing" ]; then
+    echo "ok $1 - $2 has every MNNVL_API function"
+  else
+    echo "not ok $1 - $2 lacks:"
+    echo "$missing" | sed 's/^/#   /'
+  fi
+}
+
+if [ -z "$MNNVL_PYTHON_WHY" ]; then
+  PYTHONPATH=$b/bindings/python/stage "$PYTHON" -c 'import mnnvl._mnnvl as m
+print("\n".join(n for n in dir(m) if n.startswith("mnnvl_")))' | sort -u > "$tmp/python"
+fi
+report 1 python "$MNNVL_PYTHON_WHY" "$tmp/python"
+
+if [ -z "$MNNVL_GO_WHY" ]; then
+  sed -n 's/^func Mnnvl_\([a-z0-9_]*\)(.*/mnnvl_\1/p' "$b/bindings/go/stage/internal/raw/mnnvl.go" \
+    | sort -u > "$tmp/go"
+fi
+report 2 go "$MNNVL_GO_WHY" "$tmp/go"
+
+if [ -z "$MNNVL_JAVA_WHY" ]; then
+  sed -n 's/^ *public static .* \(mnnvl_[a-z0-9_]*\)(.*/\1/p' \
+    "$b/bindings/java/stage/org/libmnnvl/Native.java" | sort -u > "$tmp/java"
+fi
+report 3 java "$MNNVL_JAVA_WHY" "$tmp/java"

@@ -1,0 +1,236 @@
+"""The CPU scenarios of the Python binding, as TAP (tests/bindings/python.sh runs this).
+
+The same scenarios as tests/bindings/go/mnnvl_test.go and tests/bindings/java/BindingTest.java:
+version; a mapping that breaks a rule; workspace size planning; 4 CPU-only ranks over TCP
+(allgather, barrier, broadcast, split); a wrong job key. Plus what only Python has: joining
+a torch TCPStore, the log callback from libmnnvl's threads.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+import mnnvl
+from mnnvl import _mnnvl
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+class Skip(Exception):
+    pass
+
+
+def on_ranks(size, fn):
+    """Runs fn(rank) on `size` threads; returns the results, re-raises the first failure."""
+    results, errors = [None] * size, [None] * size
+
+    def run(rank):
+        try:
+            results[rank] = fn(rank)
+        except BaseException as exc:  # reported below, with the rank
+            errors[rank] = exc
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for rank, exc in enumerate(errors):
+        if exc is not None:
+            raise AssertionError("rank %d: %r" % (rank, exc)) from exc
+    return results
+
+
+@test
+def version():
+    code = mnnvl.version()
+    assert code == _mnnvl.MNNVL_VERSION_CODE, (code, _mnnvl.MNNVL_VERSION_CODE)
+    major, minor, patch = (int(x) for x in mnnvl.__version__.split("."))
+    assert code == major * 10000 + minor * 100 + patch, (code, mnnvl.__version__)
+
+
+@test
+def mapping_rule_broken():
+    try:
+        mnnvl.Mapping(world_size=8, rank=0, tp=3, pp=2, moe_tp=3).validate()
+    except mnnvl.InvalidArgumentError as exc:
+        assert "tp*pp*cp = 3*2*1 = 6 must equal world_size 8" in exc.message, exc.message
+        assert exc.status == _mnnvl.MNNVL_ERR_INVALID_ARGUMENT
+        assert isinstance(exc, ValueError) and isinstance(exc, mnnvl.Error)
+    else:
+        raise AssertionError("an invalid mapping validated")
+    good = mnnvl.Mapping(world_size=8, rank=5, tp=2, pp=2, cp=2).validate()
+    assert good.group(mnnvl.Group.TP) == ([4, 5], 1), good.group(mnnvl.Group.TP)
+    assert good.group(mnnvl.Group.PP) == ([1, 5], 1), good.group(mnnvl.Group.PP)
+    assert mnnvl.Mapping.tensor_parallel(4, 2) == mnnvl.Mapping(4, 2)
+
+
+@test
+def workspace_size_planning():
+    small = mnnvl.AllReduce.workspace_size(4, "bf16", max_count=1 << 10)
+    large = mnnvl.AllReduce.workspace_size(4, "bf16", max_count=1 << 24)
+    assert 0 < small < large, (small, large)
+    try:
+        mnnvl.AllReduce.workspace_size(4, "bf16", max_count=0)
+    except mnnvl.InvalidArgumentError as exc:
+        assert "max_count 0" in exc.message, exc.message
+    else:
+        raise AssertionError("max_count 0 was planned")
+    moe = mnnvl.MoeAllToAll.workspace_size(ep_size=4, num_experts=16, top_k=2,
+                                           max_tokens_per_rank=128, payload_bytes=[7168 * 2],
+                                           hidden=7168)
+    assert moe > 0, moe
+
+
+@test
+def four_cpu_ranks_over_tcp():
+    with mnnvl.Root("127.0.0.1:0", job_key="python-test-key") as root:
+        world = mnnvl.Mapping(world_size=4, rank=0, tp=2, pp=2)
+
+        def rank_main(rank):
+            with mnnvl.Comm(rank, 4, device=-1, root=root.address, root_mode="external",
+                            job_key="python-test-key", timeout_ms=30000) as comm:
+                assert (comm.rank, comm.size, comm.device) == (rank, 4, -1)
+                assert comm.handle_type == "none"
+                blocks = comm.allgather(bytes([rank]) * 16)
+                assert blocks == [bytes([r]) * 16 for r in range(4)], blocks
+                comm.barrier()
+                data = comm.broadcast(b"from rank 2" if rank == 2 else bytes(11), root=2)
+                assert data == b"from rank 2", data
+                mapping = mnnvl.Mapping(world.world_size, rank, tp=2, pp=2)
+                with comm.split(mapping, mnnvl.Group.TP) as tp:
+                    assert tp.size == 2 and tp.rank == rank % 2, (tp.size, tp.rank)
+                    peers = tp.allgather(rank.to_bytes(4, "little"))
+                    expected = [(rank // 2) * 2, (rank // 2) * 2 + 1]
+                    assert [int.from_bytes(b, "little") for b in peers] == expected, peers
+                assert comm.async_error() is None
+                comm.finalize()
+            return rank
+
+        assert on_ranks(4, rank_main) == [0, 1, 2, 3]
+
+
+@test
+def rank0_root_mode():
+    port = free_port()
+
+    def rank_main(rank):
+        with mnnvl.Comm(rank, 2, root="127.0.0.1:%d" % port, root_mode="rank0",
+                        timeout_ms=30000) as comm:
+            return comm.allgather(b"r%d" % rank)
+
+    assert on_ranks(2, rank_main) == [[b"r0", b"r1"]] * 2
+
+
+@test
+def wrong_job_key_refused():
+    with mnnvl.Root("127.0.0.1:0", job_key="the right key") as root:
+        try:
+            mnnvl.Comm(0, 1, root=root.address, root_mode="external", job_key="a wrong key",
+                       timeout_ms=10000)
+        except mnnvl.AuthError as exc:
+            assert exc.status == _mnnvl.MNNVL_ERR_AUTH
+            assert "job key" in exc.message, exc.message
+            assert isinstance(exc, PermissionError)
+        else:
+            raise AssertionError("a wrong job key was accepted")
+
+
+@test
+def config_keys():
+    with mnnvl.Config(root="127.0.0.1:1", timeout_ms=1500, job_key="k") as cfg:
+        assert cfg["timeout_ms"] == "1500" and cfg["root"] == "127.0.0.1:1"
+        for bad in (lambda: cfg["no_such_key"], lambda: cfg.set("timeout_ms", "soon")):
+            try:
+                bad()
+            except mnnvl.InvalidArgumentError as exc:
+                assert exc.message, "no sentence"
+            else:
+                raise AssertionError("a bad key or value was accepted")
+
+
+@test
+def log_callback():
+    lines = []
+    mnnvl.set_log_callback(lambda level, message: lines.append((level, message)))
+    old = mnnvl.get_log_level()
+    mnnvl.set_log_level("info")
+    try:
+        with mnnvl.Comm(0, 1, root="127.0.0.1:%d" % free_port(), timeout_ms=10000):
+            pass
+    finally:
+        mnnvl.set_log_level(old)
+        mnnvl.set_log_callback(None)
+    assert any(level == mnnvl.LogLevel.INFO and "communicator" in message
+               for level, message in lines), lines
+
+
+@test
+def torch_store_join():
+    """mnnvl.Comm joins a TCPStore that torch serves (Debian's python3-torch here)."""
+    python = os.environ.get("MNNVL_TEST_TORCH_PYTHON", "/usr/bin/python3")
+    fixture = os.path.join(os.environ.get("top_srcdir", "."), "tests/backends/torch_store.py")
+    if not os.path.exists(fixture):
+        raise Skip("no %s" % fixture)
+    probe = subprocess.run([python, "-c", "import torch.distributed"], capture_output=True)
+    if probe.returncode != 0:
+        raise Skip("%s has no torch.distributed" % python)
+    with tempfile.TemporaryDirectory() as tmp:
+        portfile = os.path.join(tmp, "port")
+        server = subprocess.Popen([python, fixture, "serve", portfile], stdin=subprocess.PIPE)
+        try:
+            deadline = time.time() + 60
+            while not os.path.exists(portfile) and server.poll() is None:
+                if time.time() > deadline:
+                    raise AssertionError("the TCPStore server did not start")
+                time.sleep(0.05)
+            port = int(open(portfile).read().split()[0])
+
+            def rank_main(rank):
+                with mnnvl.Comm(rank, 2, store="127.0.0.1:%d" % port,
+                                store_prefix="python-binding", timeout_ms=30000) as comm:
+                    return comm.allgather(b"rank %d" % rank)
+
+            assert on_ranks(2, rank_main) == [[b"rank 0", b"rank 1"]] * 2
+        finally:
+            server.stdin.close()
+            server.wait(30)
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    print("1..%d" % len(TESTS))
+    failed = 0
+    for n, fn in enumerate(TESTS, 1):
+        try:
+            fn()
+            print("ok %d - %s" % (n, fn.__name__))
+        except Skip as why:
+            print("ok %d - %s # SKIP %s" % (n, fn.__name__, why))
+        except BaseException:
+            failed += 1
+            print("not ok %d - %s" % (n, fn.__name__))
+            for line in traceback.format_exc().splitlines():
+                print("# " + line)
+        sys.stdout.flush()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
