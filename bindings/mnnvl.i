@@ -5,21 +5,20 @@
  * tests/bindings/check_api.sh can prove that every MNNVL_API function reaches every language.
  * The typemaps below give the C shapes a native form in each language:
  *
- *   C                                  Python               Java                Go
- *   mnnvl_status_t (returned)          raises mnnvl.Error   throws              error
- *                                      subclass             MnnvlException
- *   handle (mnnvl_comm_t, ...)         int                  long                uintptr
- *   handle out-parameter               returned             long[1]             *uintptr
- *   device pointer, CUDA stream        int                  long                uintptr
- *   host buffer (send/recv/buffer)     bytes-like           byte[]              []byte
- *   mnnvl_mapping_t                    8 ints, field order  int[8]              []int32 (8)
- *   int/status out-parameters          returned             int[1]              *int32
- *   mnnvl_allreduce_params_t           AllReduceParams      NativeAllReduce-    AllReduceParams
- *                                      (filled by           Params
- *                                      mnnvl_allreduce_params_init)
- *   mnnvl_log_fn + user_data           a callable           LogHandler          bool (the Go
- *                                                                               function is
- *                                                                               set beside it)
+ *   C                              Python              Java                Go
+ *   mnnvl_status_t returned        raises a subclass   throws (a subclass  error (*StatusError),
+ *                                  of mnnvl.Error      of) MnnvlException  nil on success
+ *   0 or NULL with a sentence      raises              throws              the value (package
+ *   (workspace sizes, config_get)                                          mnnvl reads why)
+ *   handle (mnnvl_comm_t, ...)     int                 long                uintptr
+ *   handle out-parameter           returned            long[1]             *uintptr
+ *   device pointer, CUDA stream    int                 long                uintptr
+ *   host buffer (send/recv/buffer) bytes-like          byte[]              []byte
+ *   mnnvl_mapping_t                8 ints, field order int[8]              []int32 (8)
+ *   int/status out-parameter       returned            int[1]              *int32
+ *   *_params_t                     AllReduceParams and MoeA2AParams, filled by *_params_init
+ *   mnnvl_log_fn + user_data       a callable          an object with      bool (the function
+ *                                                      log(int, String)    is set in Go)
  *
  * The failing status and the sentence of mnnvl_last_error() are read in the same C wrapper
  * right after the call, on the same thread, so neither Python threads nor goroutines moving
@@ -45,10 +44,8 @@
 
 /* mnnvl_mapping_t crosses every binding as its int fields in declaration order. */
 enum { MNNVL_SWIG_MAPPING_INTS = sizeof(mnnvl_mapping_t) / sizeof(int) };
-typedef char mnnvl_swig_mapping_is_ints[sizeof(mnnvl_mapping_t) ==
-                                                MNNVL_SWIG_MAPPING_INTS * sizeof(int)
-                                            ? 1
-                                            : -1];
+_Static_assert(sizeof(mnnvl_mapping_t) == MNNVL_SWIG_MAPPING_INTS * sizeof(int),
+               "mnnvl_mapping_t is a struct of ints");
 
 /* The device addresses of a dispatch's payloads, NULL past the ones given. */
 typedef struct {
@@ -184,6 +181,7 @@ enum { MNNVL_DL_CUDA = 2, MNNVL_DL_MAX_DIMS = 8 };
 typedef struct {
     mnnvl_mem_t mem;
     int64_t shape[MNNVL_DL_MAX_DIMS];
+    int64_t strides[MNNVL_DL_MAX_DIMS];
     union {
         mnnvl_dl_managed_t legacy;
         mnnvl_dl_managed_versioned_t versioned;
@@ -296,19 +294,25 @@ static void mnnvl_dl_capsule_free(PyObject *capsule)
     $1 = ($1_ltype)temp.address;
 }
 
-/* Host buffers: any object with the buffer protocol; received data needs a writable one. */
-%typemap(in) const void *send (Py_buffer view) {
+/* Host buffers: any object with the buffer protocol; received data needs a writable one.
+ * (`held`: a failure before the buffer was taken must not release it.) */
+%typemap(in) const void *send (Py_buffer view, int held = 0) {
     if (PyObject_GetBuffer($input, &view, PyBUF_SIMPLE) < 0)
         SWIG_fail;
+    held = 1;
     $1 = view.buf;
 }
-%typemap(freearg) const void *send %{ PyBuffer_Release(&view$argnum); %}
-%typemap(in) void *recv (Py_buffer view), void *buffer (Py_buffer view) {
+%typemap(in) void *recv (Py_buffer view, int held = 0),
+             void *buffer (Py_buffer view, int held = 0) {
     if (PyObject_GetBuffer($input, &view, PyBUF_SIMPLE | PyBUF_WRITABLE) < 0)
         SWIG_fail;
+    held = 1;
     $1 = view.buf;
 }
-%typemap(freearg) void *recv, void *buffer %{ PyBuffer_Release(&view$argnum); %}
+%typemap(freearg) const void *send, void *recv, void *buffer %{
+    if (held$argnum)
+        PyBuffer_Release(&view$argnum);
+%}
 
 /* The mapping: a sequence of its ints in field order; mnnvl_mapping_init returns a tuple. */
 %typemap(in) const mnnvl_mapping_t * (mnnvl_mapping_t temp) {
@@ -400,11 +404,13 @@ static void mnnvl_dl_capsule_free(PyObject *capsule)
     $2 = NULL;
 }
 
+/* It builds Python objects: it keeps the GIL that -threads releases around C calls. */
+%nothreadallow mnnvl_py_dlpack;
 %inline %{
-/* Exports `bytes` of `peer`'s piece of `mem`, from `offset`, as a DLPack capsule of a CUDA
- * tensor on `device` with `shape` (a tuple) and dtype (code, bits). The export holds its own
- * reference to the memory: the tensor a consumer builds from it stays valid after every
- * other reference to the memory is gone. `versioned` picks the DLPack 1.0 capsule. */
+/* Exports a compact tensor of `shape` (a sequence) and dtype (DLPack code, bits) that starts
+ * `offset` bytes into `peer`'s piece of `mem`, on CUDA device `device`, as a DLPack capsule
+ * (`versioned`: the DLPack 1.0 one). The export holds its own reference to the memory: the
+ * tensor a consumer builds from it stays valid after every other reference is gone. */
 static PyObject *mnnvl_py_dlpack(mnnvl_mem_t mem, int peer, size_t offset, PyObject *shape,
                                  int code, int bits, int device, int versioned)
 {
@@ -443,6 +449,11 @@ static PyObject *mnnvl_py_dlpack(mnnvl_mem_t mem, int peer, size_t offset, PyObj
                      (int)MNNVL_DL_MAX_DIMS);
         return NULL;
     }
+    /* compact, row-major; spelled out, as DLPack 1.x consumers may require */
+    for (Py_ssize_t i = ndim - 1, stride = 1; i >= 0; i--) {
+        e->strides[i] = stride;
+        stride *= e->shape[i];
+    }
     mnnvl_mem_retain(mem);
     e->mem = mem;
     mnnvl_dl_tensor_t t = {
@@ -451,7 +462,7 @@ static PyObject *mnnvl_py_dlpack(mnnvl_mem_t mem, int peer, size_t offset, PyObj
         .ndim = (int32_t)ndim,
         .dtype = {(uint8_t)code, (uint8_t)bits, 1},
         .shape = e->shape,
-        .strides = NULL, /* compact, row-major */
+        .strides = e->strides,
         .byte_offset = 0,
     };
     PyObject *capsule;

@@ -39,7 +39,7 @@ AC_DEFUN([MNNVL_CHECK_BINDINGS], [
 
   dnl Python
   mnnvl_python_why="$mnnvl_swig_why"
-  AS_IF([test "x$enable_python" = xno], [mnnvl_python_why="disabled (--disable-python)"])
+  AS_IF([test "x$enable_python" = xno], [mnnvl_python_why="disabled by --disable-python"])
   AS_IF([test -z "$mnnvl_python_why"], [
     AS_IF([test -z "$PYTHON"], [AC_PATH_PROGS([PYTHON], [python3 python])])
     AS_IF([test -z "$PYTHON"], [mnnvl_python_why="no python3 found (set PYTHON=)"])
@@ -73,7 +73,7 @@ print(paths[["include"]], sysconfig.get_config_var("EXT_SUFFIX"), paths[["platli
 
   dnl Go
   mnnvl_go_why="$mnnvl_swig_why"
-  AS_IF([test "x$enable_go" = xno], [mnnvl_go_why="disabled (--disable-go)"])
+  AS_IF([test "x$enable_go" = xno], [mnnvl_go_why="disabled by --disable-go"])
   AS_IF([test -z "$mnnvl_go_why"], [
     AC_PATH_PROG([GO], [go])
     AS_IF([test -z "$GO"], [mnnvl_go_why="no go found (install golang-go)"],
@@ -88,7 +88,7 @@ print(paths[["include"]], sysconfig.get_config_var("EXT_SUFFIX"), paths[["platli
 
   dnl Java
   mnnvl_java_why="$mnnvl_swig_why"
-  AS_IF([test "x$enable_java" = xno], [mnnvl_java_why="disabled (--disable-java)"])
+  AS_IF([test "x$enable_java" = xno], [mnnvl_java_why="disabled by --disable-java"])
   AS_IF([test -z "$mnnvl_java_why"], [
     AC_PATH_PROG([JAVAC], [javac])
     AC_PATH_PROG([JAR], [jar])
@@ -107,9 +107,14 @@ print(paths[["include"]], sysconfig.get_config_var("EXT_SUFFIX"), paths[["platli
        mnnvl_java_why="no jni.h under $JAVA_HOME/include (set JAVA_HOME to a JDK)"])
   ])
 
-  dnl javac's warnings are errors where the C compiler's are (--enable-werror).
+  dnl javac's warnings are errors where the C compiler's are (--enable-werror). The C that
+  dnl SWIG generates gets the project's warnings but never -Werror: what SWIG emits varies
+  dnl with its version and the Python headers' (SWIG 4.1 leaves fields of Python 3.12's
+  dnl PyTypeObject uninitialised).
   AS_CASE([" $MNNVL_WARN_CFLAGS "], [*" -Werror "*], [JAVAC_WERROR=-Werror], [JAVAC_WERROR=])
+  MNNVL_SWIG_WARN_CFLAGS=`echo " $MNNVL_WARN_CFLAGS " | sed 's/ -Werror / /'`
   AC_SUBST([JAVAC_WERROR])
+  AC_SUBST([MNNVL_SWIG_WARN_CFLAGS])
 
   for mnnvl_lang in python go java; do
     eval "mnnvl_enable=\$enable_$mnnvl_lang; mnnvl_why=\$mnnvl_${mnnvl_lang}_why"

@@ -1,7 +1,11 @@
 #!/bin/sh
 # Every function lib/mnnvl.h declares with MNNVL_API reaches every binding: the generated
 # Python module has it by its C name, and so do the generated Go (internal/raw, capitalised)
-# and Java (class Native) sources. A binding that is not built is skipped.
+# and Java (class Native) sources; a binding that is not built is skipped there. Then the
+# layer written in each language (bindings/python/mnnvl, bindings/go,
+# bindings/java/org/libmnnvl) must call each one, so that users reach it without the
+# generated layer; *_params_init count as called where the layer builds the generated
+# AllReduceParams / MoeA2AParams, whose constructors call them.
 . "$(dirname "$0")/tap.sh"
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
@@ -9,7 +13,7 @@ grep -v '^#' "$s/lib/mnnvl.h" | tr '\n' ' ' | grep -o 'MNNVL_API [^;(]*(' \
   | sed 's/($//; s/.*[ *]//' | sort -u > "$tmp/header"
 LC_ALL=C
 export LC_ALL
-echo "1..3"
+echo "1..6"
 echo "# lib/mnnvl.h declares $(wc -l < "$tmp/header") functions"
 
 # report N LANG WHY FILE: ok when FILE lists every header function.
@@ -44,3 +48,28 @@ if [ -z "$MNNVL_JAVA_WHY" ]; then
     "$b/bindings/java/stage/org/libmnnvl/Native.java" | sort -u > "$tmp/java"
 fi
 report 3 java "$MNNVL_JAVA_WHY" "$tmp/java"
+
+# called N LANG PATTERN FILES...: ok when every header function matches PATTERN (in which
+# FN stands for the function's name) in one of FILES.
+called() {
+  n=$1 lang=$2 pattern=$3
+  shift 3
+  missing=""
+  for fn in $(cat "$tmp/header"); do
+    case $fn in
+      mnnvl_allreduce_params_init) re=AllReduceParams ;;
+      mnnvl_moe_a2a_params_init) re=MoeA2AParams ;;
+      *) re=$(echo "$pattern" | sed "s/FN/$fn/; s/Mmnnvl_/Mnnvl_/") ;;
+    esac
+    grep -q -E "$re" "$@" || missing="$missing $fn"
+  done
+  if [ -z "$missing" ]; then
+    echo "ok $n - the $lang layer calls every MNNVL_API function"
+  else
+    echo "not ok $n - the $lang layer never calls:"
+    for fn in $missing; do echo "#   $fn"; done
+  fi
+}
+called 4 python '[.]FN([^a-z0-9_]|$)' "$s"/bindings/python/mnnvl/*.py
+called 5 go 'MFN[(]' "$s"/bindings/go/*.go "$s"/bindings/go/internal/raw/*.go
+called 6 java 'Native(::|[.])FN([^a-z0-9_]|$)' "$s"/bindings/java/org/libmnnvl/*.java

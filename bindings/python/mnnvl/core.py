@@ -190,8 +190,6 @@ class Comm(_Handle):
     _destroy = staticmethod(_c.mnnvl_comm_destroy)
 
     def __init__(self, rank, size, device=-1, config=None, **keys):
-        if config is None and not keys:
-            config = Config()
         with _config_for(config, keys) as cfg:
             self._handle = _c.mnnvl_comm_create(cfg.handle, rank, size, device)
 

@@ -9,6 +9,8 @@ catch what they should.
 
 import builtins
 
+from . import _mnnvl
+
 __all__ = [
     "Error", "InvalidArgumentError", "InvalidUsageError", "NoMemoryError", "CudaError",
     "NoDeviceError", "UnsupportedError", "BootstrapError", "TimeoutError", "PeerLostError",
@@ -113,4 +115,8 @@ def from_status(status, message):
     know gives a plain :class:`Error`.
     """
     cls = _BY_STATUS.get(status)
-    return cls(message) if cls else Error(message, status)
+    if cls:
+        return cls(message)
+    error = Error(message, status)
+    error.status_name = _mnnvl.mnnvl_status_string(status)
+    return error

@@ -186,28 +186,31 @@ def moe_round_trip(rank, root, graph=False):
         x = inputs(rank, tokens * hidden, torch.bfloat16).view(tokens, hidden)
         out = torch.empty_like(x)
 
-        def round_trip():
+        def expert_views():
+            """The receive and combine regions as tensors (fixed for one R)."""
+            return (device_tensor(a2a.recv_buffer(0), (SIZE, tokens, hidden), torch.bfloat16, a2a),
+                    device_tensor(a2a.recv_buffer(1), (SIZE, tokens, top_k), torch.int32, a2a),
+                    device_tensor(a2a.combine_buffer(), (SIZE, tokens, hidden), torch.bfloat16,
+                                  a2a))
+
+        def round_trip(views):
             a2a.dispatch(chosen, [x, chosen], runtime_max_tokens=tokens)
             a2a.sanitize(1)
-            rows = device_tensor(a2a.recv_buffer(0), (SIZE, tokens, hidden), torch.bfloat16, a2a)
-            ids = device_tensor(a2a.recv_buffer(1), (SIZE, tokens, top_k), torch.int32, a2a)
+            rows, ids, partial = views or expert_views()
             # the "experts": expert e scales its rows by e + 1; a slot's partial sums this
             # rank's experts of it (foreign ids and empty slots are -1 after sanitize)
             weight = ((ids + 1) * (ids >= 0)).sum(-1, keepdim=True).float()
-            partial = device_tensor(a2a.combine_buffer(), (SIZE, tokens, hidden),
-                                    torch.bfloat16, a2a)
             partial.copy_((rows.float() * weight).to(torch.bfloat16))
             a2a.combine(out)
 
+        round_trip(None)  # eager; in graph mode also the warm-up that places the regions
         if graph:
-            round_trip()  # the dispatch/combine pair must alternate: one eager pass first
+            views = expert_views()  # made outside the capture
             torch.cuda.synchronize()
             comm.barrier()
             cuda_graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(cuda_graph):
-                round_trip()
-        else:
-            round_trip()
+                round_trip(views)
         torch.cuda.synchronize()
         replays = 2 if graph else 0
         # What combine promises: each rank's partial rounded to bf16, summed in rank order.
