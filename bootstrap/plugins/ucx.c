@@ -1,612 +1,404 @@
-/* The ucx bootstrap plugin (libmnnvl-bootstrap-ucx.so): a star around rank 0 over UCX active
- * messages. libmnnvl loads it with dlopen, so the library itself never links UCX.
- * A plugin is one shared object built from one source file, hence ~950 lines here.
+/* The ucx bootstrap plugin (libmnnvl-bootstrap-ucx.so): the star protocol of star.c over
+ * UCX active messages. libmnnvl loads it with dlopen, so the library itself never links UCX.
  *
- * Config key: root (host:port): rank 0 listens there with UCX's sockaddr listener (works
- * with UCX_TLS=tcp), the other ranks connect and say HELLO; once all arrived rank 0 answers
- * FORMED. One listener serves one communicator: communicators that exist at the same time
- * need different root ports (a root that already formed turns newcomers away, so creating
- * communicators one after another on one port works). A split's members reach their new
- * rank 0 through UCX worker addresses exchanged over the parent, without a listener.
+ * Config key: root (host:port). Rank 0 listens there with UCX's sockaddr listener (works
+ * with UCX_TLS=tcp); members connect and say HELLO over that connection. A split's members
+ * reach their new rank 0 through the UCX worker address, without a listener.
  *
- * Collectives: each rank sends its part to rank 0 (CONTRIB), rank 0 answers everybody with
- * the result (RESULT) or an ERROR (MISMATCH). Every wait polls the worker's event fd in
- * slices until timeout_ms. Peer loss: endpoints use UCX's peer error handling, so a rank
- * that dies breaks its connection; rank 0 then tells everybody (ABORT) and every pending
- * and later call fails with PEER_LOST. abort() sends ABORT the same way.
+ * One UCX context and worker per process serve all its communicators (reference-counted);
+ * messages name their communicator by token (star.h), and a HELLO waits in the lobby of the
+ * listener it came through until the communicator formed there takes it, so communicators
+ * created one after another (or at once, with different names) share a root port.
+ *
+ * A listener lives until the process exits, and keeps the context and worker alive with it.
+ * UCX 1.13 cannot destroy a listener safely while a client is connecting: its TCP sockcm
+ * keeps a pointer to the listener in every accepted connection whose first data has not
+ * arrived yet, and calls through it from the async thread when the data comes, after
+ * ucp_listener_destroy freed it (a SIGSEGV in ucp_cm_server_conn_request_cb; the listener
+ * cleanup in uct/tcp/tcp_listener.c does not touch those connections). Members of the next
+ * communicator connect exactly while the previous one is being torn down, so a listener is
+ * never destroyed; connection requests are never rejected either (ucp_listener_reject has
+ * its own crashes in the sockcm): every request is accepted and an unwanted connection
+ * closed.
+ *
+ * Peer loss: endpoints use UCX's peer error handling, so a rank that dies breaks its
+ * connection and star.c reports PEER_LOST.
  */
 #include <netdb.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <ucp/api/ucp.h>
+#include <unistd.h>
 
-#include "bootstrap/bootstrap.h"
+#include "star.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define AM_ID 0x4d4e /* "MN" */
-#define POLL_SLICE_MS 100
-#define RETRY_PAUSE_MS 20
-#define CLOSE_GRACE_MS 1000
+#define POLL_SLICE_MS 50
 
-enum { T_HELLO = 1, T_FORMED, T_REJECT, T_CONTRIB, T_RESULT, T_ERROR, T_ABORT, T_BYE };
+typedef struct ucx_proc ucx_proc_t;
+typedef struct ucx_listener ucx_listener_t;
 
-typedef struct hdr {
-    uint32_t type;
-    int32_t rank;
-    uint64_t seq; /* collective number; the comm id in HELLO */
-    uint64_t bytes;
-    int32_t status;
-    int32_t size;
-} hdr_t;
-
-typedef struct msg {
-    struct msg *next;
-    hdr_t h;
-    ucp_ep_h reply_ep;
-    size_t len;
-    uint8_t data[];
-} msg_t;
-
-struct ucx_state;
-
-typedef struct peer {
-    struct ucx_state *st;
+/* One UCP endpoint and what its error handler learned. */
+typedef struct ucx_link {
+    struct ucx_link *next; /* in its listener's list until a communicator adopts it */
     ucp_ep_h ep;
-    int rank; /* -1 until its HELLO */
-    int bye;
     ucs_status_t failed;
-} peer_t;
+} ucx_link_t;
 
-typedef struct send {
-    hdr_t h;
+struct ucx_listener {
+    ucx_listener_t *next;
+    char address[300];
+    ucp_listener_h handle;
+    ucp_conn_request_h *reqs; /* arrived, endpoint not created yet */
+    int nreqs, cap;
+    ucx_link_t *links; /* accepted, not adopted yet */
+    star_lobby_t lobby;
+};
+
+/* A send. UCX 1.13 reads the header and the payload until the send completes, so both
+ * live here; a send whose caller gave up waits in the orphans until it completes. */
+typedef struct ucx_op {
+    struct ucx_op *next;
+    star_hdr_t h;
+    star_buf_t *buf;
     void *req;
-} send_t;
+    ucs_status_t status; /* UCS_INPROGRESS while in flight */
+} ucx_op_t;
 
-typedef struct ucx_state {
-    mnnvl_bootstrap_t bs;
+struct ucx_proc {
+    pid_t pid;
+    pthread_mutex_t lock; /* every use of the worker and of the lists below */
+    atomic_int comms;     /* live communicators */
     ucp_context_h ctx;
     ucp_worker_h worker;
-    ucp_listener_h listener;
     int efd;
-    peer_t **peers; /* rank 0: one per connection; others: peers[0] is rank 0 */
-    int npeers, cap;
-    peer_t **by_rank;
-    ucp_conn_request_h conn_reqs[64];
-    int nconn_reqs;
-    msg_t *head, *tail;
-    atomic_int aborted;
-    int broken;
-    char broken_msg[400];
-    uint64_t seq;
-    uint64_t comm_id;
-    uint32_t splits;
-    int timeout_ms;
-    char root[300];
-    void (*set_error)(mnnvl_status_t status, const char *sentence);
-} ucx_state_t;
+    ucx_listener_t *listeners;
+    star_registry_t registry;
+    ucx_op_t *orphans;
+};
+
+typedef struct ucx_comm {
+    star_t star; /* first: star.c hands us &comm->star */
+    ucx_proc_t *proc;
+    ucx_listener_t *listener; /* rank 0 of a communicator formed at a root */
+    ucx_link_t **links;       /* by rank */
+} ucx_comm_t;
+
+static const star_ops_t ucx_ops;
+
+/* The process's UCX state; proc_lock orders attaching and detaching. */
+static pthread_mutex_t proc_lock = PTHREAD_MUTEX_INITIALIZER;
+static ucx_proc_t *the_proc;
 
 /* ---------------------------------------------------------------------------------------- */
-/* Errors, time                                                                             */
-/* ---------------------------------------------------------------------------------------- */
-
-static mnnvl_status_t fail(ucx_state_t *st, mnnvl_status_t s, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static mnnvl_status_t fail(ucx_state_t *st, mnnvl_status_t s, const char *fmt, ...)
-{
-    char sentence[512];
-    int n = snprintf(sentence, sizeof(sentence), "ucx bootstrap: rank %d: ", st->bs.rank);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sentence + n, sizeof(sentence) - (size_t)n, fmt, ap);
-    va_end(ap);
-    st->set_error(s, sentence);
-    return s;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t hash_name(const char *name, int size)
-{
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)size;
-    for (const char *p = name; *p; p++)
-        h = (h ^ (uint8_t)*p) * 1099511628211ull;
-    return h;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Worker, endpoints, messages                                                              */
+/* Callbacks (inside ucp_worker_progress, with the process lock held)                       */
 /* ---------------------------------------------------------------------------------------- */
 
 static ucs_status_t on_message(void *arg, const void *header, size_t header_length, void *data,
                                size_t length, const ucp_am_recv_param_t *param)
 {
-    ucx_state_t *st = arg;
-    if (header_length != sizeof(hdr_t) || (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV))
-        return UCS_OK; /* not ours (we always send eager) */
-    const hdr_t *h = header;
-    if (h->type == T_BYE) {
-        peer_t *p = NULL;
-        if (st->bs.rank == 0 && st->by_rank && h->rank > 0 && h->rank < st->bs.size)
-            p = st->by_rank[h->rank];
-        else if (st->bs.rank != 0 && st->npeers > 0)
-            p = st->peers[0];
-        if (p)
-            p->bye = 1;
+    ucx_proc_t *proc = arg;
+    if (header_length != sizeof(star_hdr_t) || (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV))
+        return UCS_OK; /* not ours: we always send eager */
+    star_hdr_t h;
+    memcpy(&h, header, sizeof(h));
+    if (h.type == STAR_PING)
         return UCS_OK;
+    star_t *st = NULL;
+    ucx_listener_t *via = NULL;
+    ucx_link_t *from = NULL;
+    if (h.dst != 0) {
+        st = star_registry_find(&proc->registry, h.dst);
+    } else if (h.type == STAR_HELLO && (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)) {
+        /* The reply endpoint of a HELLO is the one we created from its connection request. */
+        for (ucx_listener_t *l = proc->listeners; l && !from; l = l->next)
+            for (ucx_link_t *k = l->links; k && !from; k = k->next)
+                if (k->ep == param->reply_ep) {
+                    from = k;
+                    via = l;
+                }
     }
-    msg_t *m = malloc(sizeof(*m) + length);
+    if (!st && !via)
+        return UCS_OK; /* for a communicator that is gone */
+    star_msg_t *m = malloc(sizeof(*m) + length);
     if (!m)
         return UCS_OK; /* the waiter times out and says so */
-    memcpy(&m->h, header, sizeof(hdr_t));
-    m->reply_ep = (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) ? param->reply_ep : NULL;
+    m->h = h;
+    m->from = from;
     m->len = length;
     memcpy(m->data, data, length);
-    m->next = NULL;
-    if (st->tail)
-        st->tail->next = m;
+    if (st)
+        star_deliver(st, m);
     else
-        st->head = m;
-    st->tail = m;
+        star_lobby_add(&via->lobby, m);
     return UCS_OK;
 }
 
 static void on_ep_error(void *arg, ucp_ep_h ep, ucs_status_t status)
 {
-    peer_t *p = arg;
-    p->failed = status;
+    (void)ep;
+    ucx_link_t *link = arg;
+    link->failed = status;
 }
 
 static void on_conn_request(ucp_conn_request_h req, void *arg)
 {
-    ucx_state_t *st = arg;
-    if (st->nconn_reqs < (int)(sizeof(st->conn_reqs) / sizeof(st->conn_reqs[0])))
-        st->conn_reqs[st->nconn_reqs++] = req;
-    else
-        ucp_listener_reject(st->listener, req);
-}
-
-static peer_t *add_peer(ucx_state_t *st, int rank)
-{
-    if (st->npeers == st->cap) {
-        int cap = st->cap ? 2 * st->cap : 16;
-        peer_t **p = realloc(st->peers, sizeof(*p) * (size_t)cap);
-        if (!p)
-            return NULL;
-        st->peers = p;
-        st->cap = cap;
+    ucx_listener_t *l = arg;
+    if (l->nreqs == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        ucp_conn_request_h *v = realloc(l->reqs, sizeof(*v) * (size_t)cap);
+        if (!v)
+            return; /* the client's connection times out; it retries */
+        l->reqs = v;
+        l->cap = cap;
     }
-    peer_t *p = calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
-    p->st = st;
-    p->rank = rank;
-    p->failed = UCS_OK;
-    st->peers[st->npeers++] = p;
-    return p;
+    l->reqs[l->nreqs++] = req;
 }
 
-static mnnvl_status_t create_ep(ucx_state_t *st, peer_t *p, ucp_ep_params_t *params)
+static void on_sent(void *request, ucs_status_t status, void *user_data)
 {
+    (void)request;
+    ucx_op_t *op = user_data;
+    op->status = status;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Links                                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+static ucx_link_t *link_open(ucx_proc_t *proc, ucp_ep_params_t *params, ucs_status_t *why)
+{
+    ucx_link_t *link = calloc(1, sizeof(*link));
+    if (!link) {
+        *why = UCS_ERR_NO_MEMORY;
+        return NULL;
+    }
+    link->failed = UCS_OK;
     params->field_mask |= UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
     params->err_mode = UCP_ERR_HANDLING_MODE_PEER;
     params->err_handler.cb = on_ep_error;
-    params->err_handler.arg = p;
-    ucs_status_t s = ucp_ep_create(st->worker, params, &p->ep);
-    if (s != UCS_OK) {
-        p->ep = NULL;
-        p->failed = s;
-        return fail(st, MNNVL_ERR_BOOTSTRAP, "ucp_ep_create failed: %s", ucs_status_string(s));
+    params->err_handler.arg = link;
+    *why = ucp_ep_create(proc->worker, params, &link->ep);
+    if (*why != UCS_OK) {
+        free(link);
+        return NULL;
     }
-    return MNNVL_SUCCESS;
+    return link;
 }
 
-static void close_ep(ucx_state_t *st, peer_t *p)
+/* Closes the endpoint (flushing it while it works) within a grace period, and frees. */
+static void link_close(ucx_proc_t *proc, ucx_link_t *link)
 {
-    if (!p->ep)
+    if (!link)
         return;
     ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
-                               .flags = p->failed == UCS_OK ? 0 : UCP_EP_CLOSE_FLAG_FORCE};
-    void *req = ucp_ep_close_nbx(p->ep, &prm);
-    uint64_t deadline = now_ms() + CLOSE_GRACE_MS;
+                               .flags = link->failed == UCS_OK ? 0 : UCP_EP_CLOSE_FLAG_FORCE};
+    void *req = ucp_ep_close_nbx(link->ep, &prm);
+    uint64_t deadline = star_now_ms() + STAR_CLOSE_GRACE_MS;
     while (UCS_PTR_IS_PTR(req) && ucp_request_check_status(req) == UCS_INPROGRESS &&
-           now_ms() < deadline)
-        ucp_worker_progress(st->worker);
+           star_now_ms() < deadline)
+        ucp_worker_progress(proc->worker);
     if (UCS_PTR_IS_PTR(req)) {
-        if (ucp_request_check_status(req) == UCS_INPROGRESS)
-            ucp_request_cancel(st->worker, req);
-        ucp_request_free(req);
+        if (ucp_request_check_status(req) == UCS_INPROGRESS) {
+            /* Still flushing after the grace period: force it, which completes at once. */
+            ucp_request_free(req);
+            prm.flags = UCP_EP_CLOSE_FLAG_FORCE;
+            req = ucp_ep_close_nbx(link->ep, &prm);
+            while (UCS_PTR_IS_PTR(req) && ucp_request_check_status(req) == UCS_INPROGRESS)
+                ucp_worker_progress(proc->worker);
+        }
+        if (UCS_PTR_IS_PTR(req))
+            ucp_request_free(req);
     }
-    p->ep = NULL;
+    free(link);
 }
 
-/* One step of waiting: progresses, then sleeps on the worker's event fd for at most a
- * slice. TIMEOUT after the deadline, ABORTED after abort(). */
-static mnnvl_status_t step(ucx_state_t *st, uint64_t deadline, const char *what)
+/* Creates endpoints for the connection requests that arrived, and closes accepted
+ * connections that broke before a communicator adopted them. */
+static void tend_listeners(ucx_proc_t *proc)
 {
-    while (ucp_worker_progress(st->worker))
-        ;
-    if (atomic_load(&st->aborted))
-        return fail(st, MNNVL_ERR_ABORTED, "%s was interrupted: the communicator was aborted",
-                    what);
-    uint64_t now = now_ms();
-    if (now >= deadline)
-        return fail(st, MNNVL_ERR_TIMEOUT, "%s timed out (timeout_ms %d)", what, st->timeout_ms);
-    if (st->head || st->nconn_reqs)
-        return MNNVL_SUCCESS;
-    if (ucp_worker_arm(st->worker) == UCS_OK) {
-        uint64_t left = deadline - now;
-        struct pollfd pfd = {.fd = st->efd, .events = POLLIN};
-        poll(&pfd, 1, left < POLL_SLICE_MS ? (int)left : POLL_SLICE_MS);
-    }
-    return MNNVL_SUCCESS;
-}
-
-static void sends_free(ucx_state_t *st, send_t *s, int n)
-{
-    for (int i = 0; i < n; i++) {
-        if (UCS_PTR_IS_PTR(s[i].req)) {
-            if (ucp_request_check_status(s[i].req) == UCS_INPROGRESS)
-                ucp_request_cancel(st->worker, s[i].req);
-            ucp_request_free(s[i].req);
+    for (ucx_listener_t *l = proc->listeners; l; l = l->next) {
+        while (l->nreqs > 0) {
+            ucp_ep_params_t ep = {.field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST,
+                                  .conn_request = l->reqs[--l->nreqs]};
+            ucs_status_t why;
+            ucx_link_t *link = link_open(proc, &ep, &why);
+            if (link) { /* else the client sees its connection fail, and retries */
+                link->next = l->links;
+                l->links = link;
+            }
+        }
+        for (ucx_link_t **pp = &l->links; *pp;) {
+            ucx_link_t *link = *pp;
+            if (link->failed == UCS_OK) {
+                pp = &link->next;
+                continue;
+            }
+            *pp = link->next;
+            star_lobby_drop_from(&l->lobby, link);
+            link_close(proc, link);
         }
     }
 }
 
-/* Starts one message; `s` (header and request) must live until sends_wait. */
-static void post(ucx_state_t *st, peer_t *p, send_t *s, uint32_t type, uint64_t seq,
-                 int32_t status, const void *data, size_t len, int reply)
+static void reap_orphans(ucx_proc_t *proc, int all)
 {
-    s->h = (hdr_t){.type = type, .rank = st->bs.rank, .seq = seq, .bytes = len,
-                   .status = status, .size = st->bs.size};
-    ucp_request_param_t prm = {.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
-                               .flags = UCP_AM_SEND_FLAG_EAGER |
-                                        (reply ? UCP_AM_SEND_FLAG_REPLY : 0)};
-    s->req = p->ep ? ucp_am_send_nbx(p->ep, AM_ID, &s->h, sizeof(s->h), data, len, &prm)
-                   : UCS_STATUS_PTR(UCS_ERR_NOT_CONNECTED);
-}
-
-static mnnvl_status_t sends_wait(ucx_state_t *st, send_t *s, int n, uint64_t deadline,
-                                 const char *what)
-{
-    mnnvl_status_t r = MNNVL_SUCCESS;
-    for (int i = 0; r == MNNVL_SUCCESS && i < n; i++) {
-        while (r == MNNVL_SUCCESS && UCS_PTR_IS_PTR(s[i].req) &&
-               ucp_request_check_status(s[i].req) == UCS_INPROGRESS)
-            r = step(st, deadline, what);
-        ucs_status_t us = UCS_PTR_IS_PTR(s[i].req) ? ucp_request_check_status(s[i].req)
-                                                   : UCS_PTR_STATUS(s[i].req);
-        if (r == MNNVL_SUCCESS && us != UCS_OK)
-            r = fail(st, MNNVL_ERR_PEER_LOST, "%s: sending failed: %s", what,
-                     ucs_status_string(us));
-    }
-    sends_free(st, s, n);
-    return r;
-}
-
-/* Takes the first queued message matching type and seq (rank -1: any rank); an ABORT from
- * anybody ends the wait. */
-static msg_t *take(ucx_state_t *st, uint32_t type, uint64_t seq, int rank, msg_t **abort_msg)
-{
-    for (msg_t **pp = &st->head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
-        msg_t *m = *pp;
-        int match = m->h.type == type && m->h.seq == seq && (rank < 0 || m->h.rank == rank);
-        if (m->h.type == T_ABORT)
-            *abort_msg = m;
-        if (!match)
+    for (ucx_op_t **pp = &proc->orphans; *pp;) {
+        ucx_op_t *op = *pp;
+        if (op->status == UCS_INPROGRESS && !all) {
+            pp = &op->next;
             continue;
-        *pp = m->next;
-        if (st->tail == m)
-            st->tail = prev;
-        return m;
-    }
-    return NULL;
-}
-
-/* A failed connection that did not say BYE is a lost peer. */
-static peer_t *lost_peer(ucx_state_t *st)
-{
-    for (int i = 0; i < st->npeers; i++) {
-        peer_t *p = st->peers[i];
-        if (p->failed != UCS_OK && !p->bye && (p->rank >= 0 || st->bs.rank != 0))
-            return p;
-    }
-    return NULL;
-}
-
-static void tell_everybody_abort(ucx_state_t *st, int32_t status);
-
-/* Waits for a message; PEER_LOST on an ABORT or a lost connection (rank 0 then passes the
- * news on). */
-static mnnvl_status_t await(ucx_state_t *st, uint32_t type, uint64_t seq, int rank,
-                            uint64_t deadline, const char *what, msg_t **out)
-{
-    for (;;) {
-        msg_t *abort_msg = NULL;
-        msg_t *m = take(st, type, seq, rank, &abort_msg);
-        if (m) {
-            *out = m;
-            return MNNVL_SUCCESS;
         }
-        if (abort_msg)
-            return fail(st, MNNVL_ERR_PEER_LOST, "%s failed: rank %d aborted the communicator",
-                        what, abort_msg->h.rank);
-        peer_t *waited = NULL;
-        if (st->bs.rank == 0 && st->by_rank && rank > 0)
-            waited = st->by_rank[rank];
-        else if (st->bs.rank != 0 && st->npeers > 0)
-            waited = st->peers[0];
-        if (waited && waited->bye)
-            return fail(st, MNNVL_ERR_PEER_LOST,
-                        "%s failed: rank %d left (destroyed its communicator)", what,
-                        st->bs.rank == 0 ? rank : 0);
-        peer_t *lost = lost_peer(st);
-        if (lost) {
-            int who = st->bs.rank == 0 ? lost->rank : 0;
-            if (st->bs.rank == 0)
-                tell_everybody_abort(st, MNNVL_ERR_PEER_LOST);
-            return fail(st, MNNVL_ERR_PEER_LOST,
-                        "%s failed: the connection to rank %d broke (%s): it died or left",
-                        what, who, ucs_status_string(lost->failed));
-        }
-        mnnvl_status_t s = step(st, deadline, what);
-        if (s != MNNVL_SUCCESS)
-            return s;
+        *pp = op->next;
+        ucp_request_free(op->req);
+        star_buf_unref(op->buf);
+        free(op);
     }
 }
 
-static void tell_everybody_abort(ucx_state_t *st, int32_t status)
+/* ---------------------------------------------------------------------------------------- */
+/* The transport for star.c                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+static void ucx_send_start(star_t *st, star_send_t *s)
 {
-    send_t *s = calloc((size_t)st->npeers, sizeof(*s));
-    if (!s)
+    ucx_comm_t *c = (ucx_comm_t *)st;
+    ucx_op_t *op = calloc(1, sizeof(*op));
+    s->op = op;
+    if (!op) {
+        snprintf(s->why, sizeof(s->why), "out of memory");
         return;
-    int n = 0;
-    for (int i = 0; i < st->npeers; i++)
-        if (st->peers[i]->failed == UCS_OK && st->peers[i]->ep)
-            post(st, st->peers[i], &s[n++], T_ABORT, 0, status, NULL, 0, 0);
-    uint64_t deadline = now_ms() + CLOSE_GRACE_MS;
-    for (int i = 0; i < n; i++)
-        while (UCS_PTR_IS_PTR(s[i].req) && ucp_request_check_status(s[i].req) == UCS_INPROGRESS &&
-               now_ms() < deadline)
-            ucp_worker_progress(st->worker);
-    sends_free(st, s, n);
-    free(s);
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Collectives                                                                              */
-/* ---------------------------------------------------------------------------------------- */
-
-static mnnvl_status_t check_usable(ucx_state_t *st, const char *what)
-{
-    if (atomic_load(&st->aborted))
-        return fail(st, MNNVL_ERR_ABORTED, "%s: the communicator was aborted", what);
-    if (st->broken)
-        return fail(st, MNNVL_ERR_PEER_LOST, "%s: an earlier failure left the communicator "
-                                             "unusable: %s",
-                    what, st->broken_msg);
-    return MNNVL_SUCCESS;
-}
-
-static mnnvl_status_t broken(ucx_state_t *st, mnnvl_status_t s, const char *sentence)
-{
-    if (s != MNNVL_SUCCESS && s != MNNVL_ERR_MISMATCH && !st->broken) {
-        st->broken = 1;
-        snprintf(st->broken_msg, sizeof(st->broken_msg), "%s", sentence);
-        if (s == MNNVL_ERR_TIMEOUT)
-            tell_everybody_abort(st, MNNVL_ERR_TIMEOUT);
     }
-    return s;
-}
-
-/* Rank 0's side: gathers the parts of `writers` (every rank, or only `root`), then sends
- * every other rank `out_len` bytes of `out`, or an ERROR when the sizes disagree. */
-static mnnvl_status_t hub_round(ucx_state_t *st, int root, const void *mine, size_t bytes,
-                                void *out, uint64_t deadline, const char *what)
-{
-    int size = st->bs.size;
-    uint64_t seq = st->seq;
-    int mismatch_rank = -1;
-    uint64_t mismatch_bytes = 0;
-    mnnvl_status_t s = MNNVL_SUCCESS;
-    if (root < 0 && bytes)
-        memcpy(out, mine, bytes);
-    for (int r = 1; r < size && s == MNNVL_SUCCESS; r++) {
-        if (root >= 0 && r != root)
-            continue;
-        msg_t *m = NULL;
-        s = await(st, T_CONTRIB, seq, r, deadline, what, &m);
-        if (s != MNNVL_SUCCESS)
-            break;
-        if (m->len != bytes && mismatch_rank < 0) {
-            mismatch_rank = r;
-            mismatch_bytes = m->len;
-        } else if (m->len == bytes && bytes) {
-            memcpy((uint8_t *)out + (root < 0 ? (size_t)r * bytes : 0), m->data, bytes);
-        }
-        free(m);
+    op->h = s->h;
+    op->buf = star_buf_ref(s->buf);
+    op->status = UCS_INPROGRESS;
+    ucx_link_t *link = c->links[s->to];
+    if (!link) {
+        op->status = UCS_ERR_NOT_CONNECTED;
+        return;
     }
-    if (s != MNNVL_SUCCESS)
-        return s;
-    char text[200] = "";
-    if (mismatch_rank >= 0)
-        snprintf(text, sizeof(text), "%s: rank %d passed %llu bytes but rank 0 passed %zu", what,
-                 mismatch_rank, (unsigned long long)mismatch_bytes, bytes);
-    size_t out_len = root < 0 ? bytes * (size_t)size : bytes;
-    send_t *sends = calloc((size_t)size, sizeof(*sends));
-    if (!sends)
-        return fail(st, MNNVL_ERR_NO_MEMORY, "%s: out of memory", what);
-    for (int r = 1; r < size; r++) {
-        if (mismatch_rank >= 0)
-            post(st, st->by_rank[r], &sends[r - 1], T_ERROR, seq, MNNVL_ERR_MISMATCH, text,
-                 strlen(text) + 1, 0);
-        else
-            post(st, st->by_rank[r], &sends[r - 1], T_RESULT, seq, 0, out, out_len, 0);
-    }
-    s = sends_wait(st, sends, size - 1, deadline, what);
-    free(sends);
-    if (s == MNNVL_SUCCESS && mismatch_rank >= 0)
-        s = fail(st, MNNVL_ERR_MISMATCH, "%s", text);
-    return s;
-}
-
-/* Another rank's side: sends its part (when it has one) and waits for the answer. */
-static mnnvl_status_t member_round(ucx_state_t *st, int send_part, const void *mine,
-                                   size_t bytes, void *out, size_t out_len, uint64_t deadline,
-                                   const char *what)
-{
-    uint64_t seq = st->seq;
-    send_t sent = {0};
-    msg_t *m = NULL;
-    if (send_part)
-        post(st, st->peers[0], &sent, T_CONTRIB, seq, 0, mine, bytes, 0);
-    mnnvl_status_t s = send_part ? sends_wait(st, &sent, 1, deadline, what) : MNNVL_SUCCESS;
-    /* The answer is RESULT or ERROR: wait for whichever comes. */
-    while (s == MNNVL_SUCCESS && !m) {
-        msg_t *abort_msg = NULL;
-        m = take(st, T_ERROR, seq, 0, &abort_msg);
-        if (m) {
-            s = fail(st, (mnnvl_status_t)m->h.status, "%.*s", (int)m->len, (char *)m->data);
-            break;
-        }
-        s = await(st, T_RESULT, seq, 0, now_ms() + POLL_SLICE_MS < deadline
-                                                 ? now_ms() + POLL_SLICE_MS : deadline,
-                  what, &m);
-        if (s == MNNVL_ERR_TIMEOUT && now_ms() < deadline)
-            s = MNNVL_SUCCESS;
-    }
-    if (s == MNNVL_SUCCESS && m->len != out_len)
-        s = fail(st, MNNVL_ERR_MISMATCH, "%s: rank 0 sent %zu bytes, expected %zu", what,
-                 m->len, out_len);
-    if (s == MNNVL_SUCCESS && out_len)
-        memcpy(out, m->data, out_len);
-    free(m);
-    return s;
-}
-
-static mnnvl_status_t run_round(ucx_state_t *st, int root, const void *mine, size_t bytes,
-                                void *out, const char *what)
-{
-    mnnvl_status_t s = check_usable(st, what);
-    if (s != MNNVL_SUCCESS)
-        return s;
-    uint64_t deadline = now_ms() + (uint64_t)st->timeout_ms;
-    if (st->bs.rank == 0)
-        s = hub_round(st, root, mine, bytes, out, deadline, what);
-    else if (root < 0)
-        s = member_round(st, 1, mine, bytes, out, bytes * (size_t)st->bs.size, deadline, what);
+    /* A HELLO asks for the reply endpoint: it tells rank 0 which connection it came by. */
+    ucp_request_param_t prm = {
+        .op_attr_mask =
+            UCP_OP_ATTR_FIELD_FLAGS | UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA,
+        .flags = UCP_AM_SEND_FLAG_EAGER | (s->h.type == STAR_HELLO ? UCP_AM_SEND_FLAG_REPLY : 0),
+        .cb.send = on_sent,
+        .user_data = op};
+    void *req = ucp_am_send_nbx(link->ep, AM_ID, &op->h, sizeof(op->h),
+                                op->buf ? op->buf->data : NULL, op->buf ? op->buf->len : 0, &prm);
+    if (UCS_PTR_IS_PTR(req))
+        op->req = req;
     else
-        s = member_round(st, st->bs.rank == root, mine, bytes, out, bytes, deadline, what);
-    st->seq++;
-    return broken(st, s, what);
+        op->status = UCS_PTR_STATUS(req);
 }
 
-static mnnvl_status_t ucx_allgather(mnnvl_bootstrap_t *bs, const void *send, void *recv,
-                                    size_t bytes)
+static int ucx_send_test(star_t *st, star_send_t *s)
 {
-    char what[64];
-    snprintf(what, sizeof(what), "allgather of %zu bytes", bytes);
-    return run_round(bs->state, -1, send, bytes, recv, what);
+    (void)st;
+    ucx_op_t *op = s->op;
+    if (!op)
+        return -1;
+    if (op->status == UCS_INPROGRESS)
+        return 0;
+    if (op->status == UCS_OK)
+        return 1;
+    snprintf(s->why, sizeof(s->why), "%s", ucs_status_string(op->status));
+    return -1;
 }
 
-static mnnvl_status_t ucx_broadcast(mnnvl_bootstrap_t *bs, void *buf, size_t bytes, int root)
+static void ucx_send_end(star_t *st, star_send_t *s)
 {
-    ucx_state_t *st = bs->state;
-    char what[64];
-    snprintf(what, sizeof(what), "broadcast of %zu bytes from rank %d", bytes, root);
-    if (root < 0 || root >= bs->size)
-        return fail(st, MNNVL_ERR_INVALID_ARGUMENT, "%s: the root is not in 0..%d", what,
-                    bs->size - 1);
-    if (bs->size == 1)
-        return check_usable(st, what);
-    return run_round(st, root, buf, bytes, buf, what);
-}
-
-static mnnvl_status_t ucx_barrier(mnnvl_bootstrap_t *bs)
-{
-    return run_round(bs->state, -1, NULL, 0, NULL, "barrier");
-}
-
-/* Tells the others and fails this rank's calls. The messages go out when this rank's
- * thread next progresses the worker (UCX workers are single-threaded here). */
-static void ucx_abort(mnnvl_bootstrap_t *bs)
-{
-    ucx_state_t *st = bs->state;
-    atomic_store(&st->aborted, 1);
-}
-
-static void state_free(ucx_state_t *st)
-{
-    for (int i = 0; i < st->npeers; i++) {
-        close_ep(st, st->peers[i]);
-        free(st->peers[i]);
-    }
-    for (int i = 0; i < st->nconn_reqs; i++)
-        ucp_listener_reject(st->listener, st->conn_reqs[i]);
-    if (st->listener)
-        ucp_listener_destroy(st->listener);
-    while (st->head) {
-        msg_t *m = st->head;
-        st->head = m->next;
-        free(m);
-    }
-    if (st->worker)
-        ucp_worker_destroy(st->worker);
-    if (st->ctx)
-        ucp_cleanup(st->ctx);
-    free(st->peers);
-    free(st->by_rank);
-    free(st);
-}
-
-static void ucx_destroy(mnnvl_bootstrap_t *bs)
-{
-    if (!bs)
+    ucx_op_t *op = s->op;
+    if (!op)
         return;
-    ucx_state_t *st = bs->state;
-    /* BYE makes the departure graceful; an aborted rank sends ABORT instead. */
-    int aborted = atomic_load(&st->aborted);
-    if (aborted && !st->broken)
-        tell_everybody_abort(st, MNNVL_ERR_ABORTED);
-    else if (!st->broken) {
-        send_t *s = calloc((size_t)st->npeers + 1, sizeof(*s));
-        int n = 0;
-        for (int i = 0; s && i < st->npeers; i++)
-            if (st->peers[i]->failed == UCS_OK && st->peers[i]->ep)
-                post(st, st->peers[i], &s[n++], T_BYE, 0, 0, NULL, 0, 0);
-        if (s)
-            sends_wait(st, s, n, now_ms() + CLOSE_GRACE_MS, "leaving");
-        free(s);
+    if (op->status == UCS_INPROGRESS) {
+        ucx_proc_t *proc = ((ucx_comm_t *)st)->proc;
+        op->next = proc->orphans;
+        proc->orphans = op;
+        return;
     }
-    state_free(st);
+    if (op->req)
+        ucp_request_free(op->req);
+    star_buf_unref(op->buf);
+    free(op);
 }
 
-/* ---------------------------------------------------------------------------------------- */
-/* Forming a communicator                                                                   */
-/* ---------------------------------------------------------------------------------------- */
+static void ucx_wait(star_t *st, uint64_t until)
+{
+    ucx_proc_t *proc = ((ucx_comm_t *)st)->proc;
+    unsigned events = 0, n;
+    while ((n = ucp_worker_progress(proc->worker)) != 0)
+        events += n;
+    int requests = 0;
+    for (ucx_listener_t *l = proc->listeners; l; l = l->next)
+        requests += l->nreqs;
+    tend_listeners(proc);
+    reap_orphans(proc, 0);
+    uint64_t now = star_now_ms();
+    if (events || requests || now >= until)
+        return; /* the caller looks at what arrived */
+    if (ucp_worker_arm(proc->worker) != UCS_OK)
+        return; /* UCS_ERR_BUSY: more events to progress */
+    /* Sleeping in slices: connection events come from UCX's async thread, which does not
+     * always signal the event fd. */
+    uint64_t left = until - now;
+    struct pollfd pfd = {.fd = proc->efd, .events = POLLIN};
+    pthread_mutex_unlock(&proc->lock);
+    poll(&pfd, 1, left < POLL_SLICE_MS ? (int)left : POLL_SLICE_MS);
+    pthread_mutex_lock(&proc->lock);
+}
 
-static mnnvl_status_t sockaddr_of(ucx_state_t *st, const char *address, int passive,
+static void ucx_wake(star_t *st)
+{
+    ucp_worker_signal(((ucx_comm_t *)st)->proc->worker); /* any thread, says ucp.h */
+}
+
+static const char *ucx_link_broken(star_t *st, int rank)
+{
+    ucx_link_t *link = ((ucx_comm_t *)st)->links[rank];
+    if (!link)
+        return rank == st->bs.rank ? NULL : "no connection";
+    return link->failed == UCS_OK ? NULL : ucs_status_string(link->failed);
+}
+
+static mnnvl_status_t ucx_adopt(star_t *st, star_msg_t *hello)
+{
+    ucx_comm_t *c = (ucx_comm_t *)st;
+    ucx_link_t *link = hello->from;
+    for (ucx_link_t **pp = &c->listener->links; *pp; pp = &(*pp)->next) {
+        if (*pp != link)
+            continue;
+        *pp = link->next;
+        link->next = NULL;
+        c->links[hello->h.rank] = link;
+        return link->failed == UCS_OK ? MNNVL_SUCCESS : MNNVL_ERR_PEER_LOST;
+    }
+    return MNNVL_ERR_PEER_LOST; /* its connection broke and was closed meanwhile */
+}
+
+static void ucx_unlink(star_t *st, int rank)
+{
+    ucx_comm_t *c = (ucx_comm_t *)st;
+    link_close(c->proc, c->links[rank]);
+    c->links[rank] = NULL;
+}
+
+static mnnvl_status_t sockaddr_of(star_t *st, const char *address, int passive,
                                   struct sockaddr_storage *ss, socklen_t *len)
 {
     char host[256], port[16];
     const char *colon = strrchr(address, ':');
     size_t hl = colon ? (size_t)(colon - address) : 0;
     if (!colon || hl >= sizeof(host) || strlen(colon + 1) >= sizeof(port))
-        return fail(st, MNNVL_ERR_INVALID_ARGUMENT,
-                    "root '%s' is not host:port; set the config key root (MNNVL_ROOT)",
-                    address);
+        return star_fail(st, MNNVL_ERR_INVALID_ARGUMENT,
+                         "root '%s' is not host:port; set the config key root (MNNVL_ROOT)",
+                         address);
     memcpy(host, address, hl);
     host[hl] = '\0';
     if (host[0] == '[' && hl > 1 && host[hl - 1] == ']') {
@@ -618,303 +410,281 @@ static mnnvl_status_t sockaddr_of(ucx_state_t *st, const char *address, int pass
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0 || !res)
-        return fail(st, MNNVL_ERR_INVALID_ARGUMENT, "cannot resolve root '%s': %s", address,
-                    gai_strerror(rc));
+        return star_fail(st, MNNVL_ERR_INVALID_ARGUMENT, "cannot resolve root '%s': %s", address,
+                         gai_strerror(rc));
     memcpy(ss, res->ai_addr, res->ai_addrlen);
     *len = res->ai_addrlen;
     freeaddrinfo(res);
     return MNNVL_SUCCESS;
 }
 
-static mnnvl_status_t open_worker(ucx_state_t *st)
+static mnnvl_status_t ucx_connect_root(star_t *st, uint64_t deadline)
 {
-    /* Communicators created one after another listen on the same root port, which is still
-     * held by the previous one's closed connections (TIME_WAIT). UCX 1.13 takes this
-     * transport option from the environment only (ucp_config_modify does not reach it); a
-     * value the user set wins. */
+    (void)deadline; /* connecting does not block: a failure shows on the link */
+    ucx_comm_t *c = (ucx_comm_t *)st;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    mnnvl_status_t s = sockaddr_of(st, st->root, 0, &ss, &len);
+    if (s != MNNVL_SUCCESS)
+        return s;
+    ucp_ep_params_t ep = {.field_mask = UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR,
+                          .flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER,
+                          .sockaddr = {.addr = (struct sockaddr *)&ss, .addrlen = len}};
+    ucs_status_t why;
+    c->links[0] = link_open(c->proc, &ep, &why);
+    if (!c->links[0])
+        return star_fail(st, MNNVL_ERR_BOOTSTRAP, "cannot connect to root %s: %s", st->root,
+                         ucs_status_string(why));
+    return MNNVL_SUCCESS;
+}
+
+static mnnvl_status_t ucx_address(star_t *st, void *buf, size_t *len)
+{
+    ucx_proc_t *proc = ((ucx_comm_t *)st)->proc;
+    ucp_address_t *addr = NULL;
+    size_t addr_len = 0;
+    ucs_status_t us = ucp_worker_get_address(proc->worker, &addr, &addr_len);
+    if (us != UCS_OK)
+        return star_fail(st, MNNVL_ERR_BOOTSTRAP, "no UCX worker address: %s",
+                         ucs_status_string(us));
+    mnnvl_status_t s = MNNVL_SUCCESS;
+    if (addr_len > *len)
+        s = star_fail(st, MNNVL_ERR_BOOTSTRAP,
+                      "the UCX worker address has %zu bytes, more "
+                      "than %zu",
+                      addr_len, *len);
+    else
+        memcpy(buf, addr, addr_len);
+    *len = addr_len;
+    ucp_worker_release_address(proc->worker, addr);
+    return s;
+}
+
+static mnnvl_status_t ucx_link_address(star_t *st, int rank, const void *addr, size_t len)
+{
+    (void)len;
+    ucx_comm_t *c = (ucx_comm_t *)st;
+    ucp_ep_params_t ep = {.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS,
+                          .address = (const ucp_address_t *)addr};
+    ucs_status_t why;
+    c->links[rank] = link_open(c->proc, &ep, &why);
+    if (!c->links[rank])
+        return star_fail(st, MNNVL_ERR_BOOTSTRAP, "cannot connect to rank %d: %s", rank,
+                         ucs_status_string(why));
+    return MNNVL_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The process's state                                                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+static void proc_free(ucx_proc_t *proc)
+{
+    reap_orphans(proc, 1);
+    if (proc->worker)
+        ucp_worker_destroy(proc->worker);
+    if (proc->ctx)
+        ucp_cleanup(proc->ctx);
+    star_registry_free(&proc->registry);
+    pthread_mutex_destroy(&proc->lock);
+    free(proc);
+}
+
+static ucs_status_t proc_open(ucx_proc_t *proc)
+{
+    /* A root port that an earlier process used is still held by its closed connections
+     * (TIME_WAIT). UCX 1.13 takes this option from the environment only; a value the user
+     * set wins. */
     setenv("UCX_TCP_CM_REUSEADDR", "y", 0);
     ucp_config_t *config = NULL;
     ucs_status_t us = ucp_config_read(NULL, NULL, &config);
     ucp_params_t params = {.field_mask = UCP_PARAM_FIELD_FEATURES,
                            .features = UCP_FEATURE_AM | UCP_FEATURE_WAKEUP};
     if (us == UCS_OK)
-        us = ucp_init(&params, config, &st->ctx);
+        us = ucp_init(&params, config, &proc->ctx);
     if (config)
         ucp_config_release(config);
+    /* Single-threaded: the process lock serialises every use. */
     ucp_worker_params_t wp = {.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
                               .thread_mode = UCS_THREAD_MODE_SINGLE};
     if (us == UCS_OK)
-        us = ucp_worker_create(st->ctx, &wp, &st->worker);
+        us = ucp_worker_create(proc->ctx, &wp, &proc->worker);
     if (us == UCS_OK)
-        us = ucp_worker_get_efd(st->worker, &st->efd);
-    ucp_am_handler_param_t hp = {.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID |
-                                               UCP_AM_HANDLER_PARAM_FIELD_CB |
-                                               UCP_AM_HANDLER_PARAM_FIELD_ARG |
-                                               UCP_AM_HANDLER_PARAM_FIELD_FLAGS,
-                                 .id = AM_ID, .cb = on_message, .arg = st,
-                                 .flags = UCP_AM_FLAG_WHOLE_MSG};
+        us = ucp_worker_get_efd(proc->worker, &proc->efd);
+    ucp_am_handler_param_t hp = {
+        .field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB |
+                      UCP_AM_HANDLER_PARAM_FIELD_ARG | UCP_AM_HANDLER_PARAM_FIELD_FLAGS,
+        .id = AM_ID,
+        .cb = on_message,
+        .arg = proc,
+        .flags = UCP_AM_FLAG_WHOLE_MSG};
     if (us == UCS_OK)
-        us = ucp_worker_set_am_recv_handler(st->worker, &hp);
-    if (us != UCS_OK)
-        return fail(st, MNNVL_ERR_BOOTSTRAP, "cannot open a UCX worker: %s",
-                    ucs_status_string(us));
-    return MNNVL_SUCCESS;
+        us = ucp_worker_set_am_recv_handler(proc->worker, &hp);
+    return us;
 }
 
-/* Rank 0: accepts connections and HELLOs until every rank joined, then says FORMED. */
-static mnnvl_status_t hub_form(ucx_state_t *st, uint64_t deadline)
+/* The process's state, opened on first use. A state inherited through fork() belongs to
+ * the parent's UCX (its async thread did not survive the fork): it is left alone. */
+static ucx_proc_t *proc_attach(ucs_status_t *why)
 {
+    pthread_mutex_lock(&proc_lock);
+    if (the_proc && the_proc->pid != getpid())
+        the_proc = NULL;
+    ucx_proc_t *proc = the_proc;
+    *why = UCS_OK;
+    if (!proc) {
+        proc = calloc(1, sizeof(*proc));
+        *why = proc ? UCS_OK : UCS_ERR_NO_MEMORY;
+        if (proc) {
+            proc->pid = getpid();
+            proc->efd = -1;
+            pthread_mutex_init(&proc->lock, NULL);
+            atomic_init(&proc->comms, 0);
+            *why = proc_open(proc);
+            if (*why != UCS_OK) {
+                proc_free(proc);
+                proc = NULL;
+            }
+        }
+        the_proc = proc;
+    }
+    if (proc)
+        atomic_fetch_add(&proc->comms, 1);
+    pthread_mutex_unlock(&proc_lock);
+    return proc;
+}
+
+/* The last communicator closes the context and worker, unless a listener holds them. */
+static void proc_detach(ucx_proc_t *proc)
+{
+    pthread_mutex_lock(&proc_lock);
+    if (atomic_fetch_sub(&proc->comms, 1) == 1 && !proc->listeners && proc == the_proc) {
+        the_proc = NULL;
+        proc_free(proc);
+    }
+    pthread_mutex_unlock(&proc_lock);
+}
+
+/* The listener at st->root, created on first use. Under the process lock. */
+static mnnvl_status_t listen_at_root(ucx_comm_t *c, uint64_t deadline)
+{
+    star_t *st = &c->star;
+    ucx_proc_t *proc = c->proc;
+    for (ucx_listener_t *l = proc->listeners; l; l = l->next) {
+        if (strcmp(l->address, st->root) == 0) {
+            c->listener = l;
+            return MNNVL_SUCCESS;
+        }
+    }
     struct sockaddr_storage ss;
     socklen_t len;
     mnnvl_status_t s = sockaddr_of(st, st->root, 1, &ss, &len);
+    ucx_listener_t *l = s == MNNVL_SUCCESS ? calloc(1, sizeof(*l)) : NULL;
+    if (s == MNNVL_SUCCESS && !l)
+        return star_fail(st, MNNVL_ERR_NO_MEMORY, "out of memory");
     if (s != MNNVL_SUCCESS)
         return s;
+    snprintf(l->address, sizeof(l->address), "%s", st->root);
     ucp_listener_params_t lp = {.field_mask = UCP_LISTENER_PARAM_FIELD_SOCK_ADDR |
                                               UCP_LISTENER_PARAM_FIELD_CONN_HANDLER,
                                 .sockaddr = {.addr = (struct sockaddr *)&ss, .addrlen = len},
-                                .conn_handler = {.cb = on_conn_request, .arg = st}};
+                                .conn_handler = {.cb = on_conn_request, .arg = l}};
     ucs_status_t us;
-    /* The previous communicator's listener on this port may still be closing. */
-    while ((us = ucp_listener_create(st->worker, &lp, &st->listener)) != UCS_OK) {
-        if (now_ms() >= deadline)
-            return fail(st, MNNVL_ERR_BOOTSTRAP, "cannot listen on root %s: %s", st->root,
-                        ucs_status_string(us));
-        struct timespec pause = {0, RETRY_PAUSE_MS * 1000000L};
-        nanosleep(&pause, NULL);
-    }
-    int joined = 1;
-    while (joined < st->bs.size) {
-        while (st->nconn_reqs > 0) {
-            peer_t *p = add_peer(st, -1);
-            ucp_ep_params_t ep = {.field_mask = UCP_EP_PARAM_FIELD_CONN_REQUEST,
-                                  .conn_request = st->conn_reqs[--st->nconn_reqs]};
-            if (!p)
-                return fail(st, MNNVL_ERR_NO_MEMORY, "out of memory");
-            create_ep(st, p, &ep);
+    /* The port may still be held by an earlier process's closing connections. */
+    while ((us = ucp_listener_create(proc->worker, &lp, &l->handle)) != UCS_OK) {
+        if (star_now_ms() >= deadline) {
+            free(l);
+            return star_fail(st, MNNVL_ERR_BOOTSTRAP,
+                             "cannot listen on root %s within "
+                             "timeout_ms %d: %s",
+                             st->root, st->timeout_ms, ucs_status_string(us));
         }
-        msg_t *abort_msg = NULL;
-        msg_t *m = take(st, T_HELLO, st->comm_id, -1, &abort_msg);
-        if (!m) {
-            for (msg_t *x = st->head; x; x = x->next) {
-                if (x->h.type == T_HELLO) { /* another communicator: turn it away */
-                    m = take(st, T_HELLO, x->h.seq, x->h.rank, &abort_msg);
-                    break;
-                }
-            }
-            if (m) {
-                m->h.rank = -1;
-            } else {
-                s = step(st, deadline, "joining");
-                if (s != MNNVL_SUCCESS)
-                    return fail(st, s, "joining as rank 0 on root %s: %d of %d ranks arrived "
-                                       "within timeout_ms %d",
-                                st->root, joined, st->bs.size, st->timeout_ms);
-                continue;
-            }
-        }
-        peer_t *p = NULL;
-        for (int i = 0; i < st->npeers; i++)
-            if (st->peers[i]->ep == m->reply_ep)
-                p = st->peers[i];
-        int r = m->h.rank;
-        int ok = p && r > 0 && r < st->bs.size && m->h.size == st->bs.size &&
-                 !st->by_rank[r];
-        if (p && ok) {
-            p->rank = r;
-            st->by_rank[r] = p;
-            joined++;
-        } else if (p) {
-            send_t rej = {0};
-            post(st, p, &rej, T_REJECT, m->h.seq, 0, NULL, 0, 0);
-            sends_wait(st, &rej, 1, now_ms() + CLOSE_GRACE_MS, "turning a stranger away");
-            p->bye = 1;
-        }
-        free(m);
+        pthread_mutex_unlock(&proc->lock);
+        star_pause_ms(STAR_RETRY_PAUSE_MS);
+        pthread_mutex_lock(&proc->lock);
     }
-    send_t *sends = calloc((size_t)st->bs.size, sizeof(*sends));
-    if (!sends)
-        return fail(st, MNNVL_ERR_NO_MEMORY, "out of memory");
-    for (int r = 1; r < st->bs.size; r++)
-        post(st, st->by_rank[r], &sends[r - 1], T_FORMED, st->comm_id, 0, NULL, 0, 0);
-    s = sends_wait(st, sends, st->bs.size - 1, deadline, "joining");
-    free(sends);
-    return s;
-}
-
-/* Other ranks: connect and say HELLO until rank 0 of this communicator answers FORMED. */
-static mnnvl_status_t member_join(ucx_state_t *st, uint64_t deadline)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    mnnvl_status_t s = sockaddr_of(st, st->root, 0, &ss, &len);
-    if (s != MNNVL_SUCCESS)
-        return s;
-    peer_t *p = add_peer(st, 0);
-    if (!p)
-        return fail(st, MNNVL_ERR_NO_MEMORY, "out of memory");
-    for (;;) {
-        p->failed = UCS_OK;
-        p->bye = 0;
-        ucp_ep_params_t ep = {.field_mask = UCP_EP_PARAM_FIELD_FLAGS |
-                                            UCP_EP_PARAM_FIELD_SOCK_ADDR,
-                              .flags = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER,
-                              .sockaddr = {.addr = (struct sockaddr *)&ss, .addrlen = len}};
-        s = create_ep(st, p, &ep);
-        send_t hello = {0};
-        if (s == MNNVL_SUCCESS)
-            post(st, p, &hello, T_HELLO, st->comm_id, 0, NULL, 0, 1);
-        int formed = 0;
-        while (s == MNNVL_SUCCESS && !formed && p->failed == UCS_OK) {
-            msg_t *abort_msg = NULL;
-            msg_t *m = take(st, T_FORMED, st->comm_id, 0, &abort_msg);
-            msg_t *rej = m ? NULL : take(st, T_REJECT, st->comm_id, 0, &abort_msg);
-            formed = m != NULL;
-            free(m);
-            if (rej) {
-                free(rej);
-                break;
-            }
-            if (!formed)
-                s = step(st, deadline, "joining");
-        }
-        sends_free(st, &hello, 1);
-        if (formed)
-            return MNNVL_SUCCESS;
-        p->failed = p->failed == UCS_OK ? UCS_ERR_REJECTED : p->failed;
-        close_ep(st, p);
-        if (s != MNNVL_SUCCESS)
-            return fail(st, s, "joining: rank 0 did not form the communicator at root %s within "
-                               "timeout_ms %d",
-                        st->root, st->timeout_ms);
-        struct timespec pause = {0, RETRY_PAUSE_MS * 1000000L};
-        nanosleep(&pause, NULL);
-    }
-}
-
-static void fill_interface(ucx_state_t *st);
-
-static ucx_state_t *state_new(const ucx_state_t *like, int rank, int size, int timeout_ms)
-{
-    ucx_state_t *st = calloc(1, sizeof(*st));
-    if (!st)
-        return NULL;
-    st->by_rank = calloc((size_t)size, sizeof(*st->by_rank));
-    if (!st->by_rank) {
-        free(st);
-        return NULL;
-    }
-    atomic_init(&st->aborted, 0);
-    st->bs.rank = rank;
-    st->bs.size = size;
-    st->timeout_ms = timeout_ms;
-    st->efd = -1;
-    st->set_error = like->set_error;
-    return st;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Split: the members of a child reach its rank 0 through worker addresses                  */
-/* ---------------------------------------------------------------------------------------- */
-
-static mnnvl_status_t ucx_split(mnnvl_bootstrap_t *bs, int color, int key,
-                                mnnvl_bootstrap_t **child)
-{
-    ucx_state_t *st = bs->state;
-    *child = NULL;
-    int size = bs->size;
-    int32_t mine[2] = {color, key};
-    int32_t *all = malloc(sizeof(mine) * (size_t)size);
-    uint64_t *lens = malloc(sizeof(uint64_t) * (size_t)size);
-    if (!all || !lens) {
-        free(all);
-        free(lens);
-        return fail(st, MNNVL_ERR_NO_MEMORY, "split: out of memory");
-    }
-    mnnvl_status_t s = ucx_allgather(bs, mine, all, sizeof(mine));
-    int child_rank = 0, child_size = 0, child_root = -1;
-    for (int p = 0; s == MNNVL_SUCCESS && p < size; p++) {
-        if (all[2 * p] != color || color < 0)
-            continue;
-        child_size++;
-        if (all[2 * p + 1] < key || (all[2 * p + 1] == key && p < bs->rank))
-            child_rank++;
-    }
-    ucx_state_t *cs = NULL;
-    ucp_address_t *addr = NULL;
-    size_t addr_len = 0;
-    if (s == MNNVL_SUCCESS && color >= 0) {
-        cs = state_new(st, child_rank, child_size, st->timeout_ms);
-        s = cs ? open_worker(cs) : fail(st, MNNVL_ERR_NO_MEMORY, "split: out of memory");
-        if (s == MNNVL_SUCCESS && ucp_worker_get_address(cs->worker, &addr, &addr_len) != UCS_OK)
-            s = fail(st, MNNVL_ERR_BOOTSTRAP, "split: no UCX worker address");
-    }
-    uint64_t my_len = addr_len, max_len = 0;
-    if (s == MNNVL_SUCCESS)
-        s = ucx_allgather(bs, &my_len, lens, sizeof(my_len));
-    for (int p = 0; s == MNNVL_SUCCESS && p < size; p++)
-        max_len = lens[p] > max_len ? lens[p] : max_len;
-    uint8_t *slot = s == MNNVL_SUCCESS ? calloc(1, max_len + 1) : NULL;
-    uint8_t *addrs = s == MNNVL_SUCCESS ? malloc((max_len + 1) * (size_t)size) : NULL;
-    if (s == MNNVL_SUCCESS && (!slot || !addrs))
-        s = fail(st, MNNVL_ERR_NO_MEMORY, "split: out of memory");
-    if (s == MNNVL_SUCCESS && addr_len)
-        memcpy(slot, addr, addr_len);
-    if (s == MNNVL_SUCCESS)
-        s = ucx_allgather(bs, slot, addrs, max_len + 1);
-    /* Child rank 0 connects to every member, every member to child rank 0. */
-    for (int p = 0; s == MNNVL_SUCCESS && cs && p < size; p++) {
-        if (all[2 * p] != color || p == bs->rank)
-            continue;
-        int r = 0;
-        for (int q = 0; q < size; q++)
-            if (all[2 * q] == color &&
-                (all[2 * q + 1] < all[2 * p + 1] || (all[2 * q + 1] == all[2 * p + 1] && q < p)))
-                r++;
-        if (child_rank != 0 && r != 0)
-            continue;
-        peer_t *peer = add_peer(cs, r);
-        ucp_ep_params_t ep = {.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS,
-                              .address = (ucp_address_t *)(addrs + (size_t)p * (max_len + 1))};
-        s = peer ? create_ep(cs, peer, &ep) : fail(st, MNNVL_ERR_NO_MEMORY, "out of memory");
-        if (s == MNNVL_SUCCESS && child_rank == 0)
-            cs->by_rank[r] = peer;
-        child_root = r == 0 ? p : child_root;
-    }
-    (void)child_root;
-    if (addr)
-        ucp_worker_release_address(cs->worker, addr);
-    free(all);
-    free(lens);
-    free(slot);
-    free(addrs);
-    if (s != MNNVL_SUCCESS || !cs) {
-        if (cs)
-            state_free(cs);
-        return s;
-    }
-    snprintf(cs->root, sizeof(cs->root), "%.200s (split %u)", st->root, st->splits++);
-    fill_interface(cs);
-    *child = &cs->bs;
+    l->next = proc->listeners;
+    proc->listeners = l;
+    c->listener = l;
     return MNNVL_SUCCESS;
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Create                                                                                   */
+/* Communicators                                                                            */
 /* ---------------------------------------------------------------------------------------- */
 
-static void fill_interface(ucx_state_t *st)
+/* A registered communicator on proc, which it holds a reference to; `locked`: the caller
+ * holds the process lock. */
+static ucx_comm_t *comm_new(ucx_proc_t *proc, int rank, int size, int timeout_ms,
+                            void (*set_error)(mnnvl_status_t, const char *), int locked)
 {
-    mnnvl_bootstrap_t *bs = &st->bs;
-    bs->abi_version = MNNVL_BOOTSTRAP_ABI_VERSION;
-    bs->name = "ucx";
-    bs->allgather = ucx_allgather;
-    bs->broadcast = ucx_broadcast;
-    bs->barrier = ucx_barrier;
-    bs->split = ucx_split;
-    bs->abort = ucx_abort;
-    bs->destroy = ucx_destroy;
-    bs->state = st;
+    ucx_comm_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->proc = proc;
+    c->links = calloc((size_t)size, sizeof(*c->links));
+    if (!c->links || star_init(&c->star, &ucx_ops, &proc->lock, rank, size, timeout_ms,
+                               set_error) != MNNVL_SUCCESS)
+        goto fail;
+    if (!locked)
+        pthread_mutex_lock(&proc->lock);
+    int added = star_registry_add(&proc->registry, &c->star) == 0;
+    if (!locked)
+        pthread_mutex_unlock(&proc->lock);
+    if (added)
+        return c;
+fail:
+    star_release(&c->star);
+    free(c->links);
+    free(c);
+    return NULL;
 }
+
+static star_t *ucx_child_new(star_t *parent, int rank, int size)
+{
+    ucx_proc_t *proc = ((ucx_comm_t *)parent)->proc;
+    atomic_fetch_add(&proc->comms, 1); /* the parent's reference keeps proc alive */
+    ucx_comm_t *c = comm_new(proc, rank, size, parent->timeout_ms, parent->set_error, 1);
+    if (!c) {
+        atomic_fetch_sub(&proc->comms, 1);
+        return NULL;
+    }
+    return &c->star;
+}
+
+static void ucx_free(star_t *st)
+{
+    ucx_comm_t *c = (ucx_comm_t *)st;
+    ucx_proc_t *proc = c->proc;
+    pthread_mutex_lock(&proc->lock);
+    star_registry_remove(&proc->registry, st);
+    for (int r = 0; r < st->bs.size; r++)
+        link_close(proc, c->links[r]);
+    reap_orphans(proc, 0);
+    pthread_mutex_unlock(&proc->lock);
+    star_release(st);
+    free(c->links);
+    free(c);
+    proc_detach(proc);
+}
+
+static const star_ops_t ucx_ops = {
+    .name = "ucx",
+    .send_start = ucx_send_start,
+    .send_test = ucx_send_test,
+    .send_end = ucx_send_end,
+    .wait = ucx_wait,
+    .wake = ucx_wake,
+    .link_broken = ucx_link_broken,
+    .adopt = ucx_adopt,
+    .connect_root = ucx_connect_root,
+    .unlink = ucx_unlink,
+    .address = ucx_address,
+    .link_address = ucx_link_address,
+    .child_new = ucx_child_new,
+    .free = ucx_free,
+    .ping_ms = 0, /* UCX reports a broken connection itself */
+};
 
 EXPORT mnnvl_status_t mnnvl_bootstrap_plugin_create(const mnnvl_bootstrap_args_t *args,
                                                     mnnvl_bootstrap_t **out)
@@ -922,30 +692,39 @@ EXPORT mnnvl_status_t mnnvl_bootstrap_plugin_create(const mnnvl_bootstrap_args_t
     if (!args || !out || args->abi_version != MNNVL_BOOTSTRAP_ABI_VERSION)
         return MNNVL_ERR_INVALID_ARGUMENT;
     *out = NULL;
-    ucx_state_t like = {.set_error = args->set_error};
+    star_t like = {.ops = &ucx_ops, .set_error = args->set_error};
     like.bs.rank = args->rank;
     if (args->size < 1 || args->rank < 0 || args->rank >= args->size || args->timeout_ms <= 0)
-        return fail(&like, MNNVL_ERR_INVALID_ARGUMENT, "rank %d of size %d, timeout_ms %d",
-                    args->rank, args->size, args->timeout_ms);
-    const char *root = args->config_get(args->config, "root");
-    if (!root || !root[0])
-        return fail(&like, MNNVL_ERR_INVALID_ARGUMENT,
-                    "no root address: set the config key root=host:port (MNNVL_ROOT) to where "
-                    "rank 0 listens");
-    ucx_state_t *st = state_new(&like, args->rank, args->size, args->timeout_ms);
-    if (!st)
-        return fail(&like, MNNVL_ERR_NO_MEMORY, "out of memory");
-    snprintf(st->root, sizeof(st->root), "%s", root);
-    st->comm_id = hash_name(args->comm_name, args->size);
-    uint64_t deadline = now_ms() + (uint64_t)args->timeout_ms;
-    mnnvl_status_t s = open_worker(st);
-    if (s == MNNVL_SUCCESS && args->size > 1)
-        s = args->rank == 0 ? hub_form(st, deadline) : member_join(st, deadline);
+        return star_fail(&like, MNNVL_ERR_INVALID_ARGUMENT, "rank %d of size %d, timeout_ms %d",
+                         args->rank, args->size, args->timeout_ms);
+    mnnvl_status_t s = star_root_from_args(&like, args);
+    if (s != MNNVL_SUCCESS)
+        return s;
+    ucs_status_t why;
+    ucx_proc_t *proc = proc_attach(&why);
+    if (!proc)
+        return star_fail(&like, MNNVL_ERR_BOOTSTRAP, "cannot open a UCX context and worker: %s",
+                         ucs_status_string(why));
+    ucx_comm_t *c = comm_new(proc, args->rank, args->size, args->timeout_ms, args->set_error, 0);
+    if (!c) {
+        proc_detach(proc);
+        return star_fail(&like, MNNVL_ERR_NO_MEMORY, "out of memory");
+    }
+    star_t *st = &c->star;
+    snprintf(st->root, sizeof(st->root), "%s", like.root);
+    uint64_t deadline = star_now_ms() + (uint64_t)args->timeout_ms;
+    if (args->size > 1 && args->rank == 0) {
+        pthread_mutex_lock(&proc->lock);
+        s = listen_at_root(c, deadline);
+        pthread_mutex_unlock(&proc->lock);
+    }
+    if (s == MNNVL_SUCCESS)
+        s = star_form(st, c->listener ? &c->listener->lobby : NULL, args->comm_name, deadline);
     if (s != MNNVL_SUCCESS) {
-        state_free(st);
+        ucx_free(st);
         return s;
     }
-    fill_interface(st);
+    star_fill_interface(st);
     *out = &st->bs;
     return MNNVL_SUCCESS;
 }

@@ -1,0 +1,942 @@
+/* The star protocol of the ucx and ofi plugins; see star.h. */
+#include "star.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---------------------------------------------------------------------------------------- */
+/* Time, errors, buffers                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+uint64_t star_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void star_pause_ms(int ms)
+{
+    struct timespec pause = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&pause, NULL);
+}
+
+/* Plugins cannot call libmnnvl, so they name the statuses they report themselves. */
+static const char *status_name(int s)
+{
+    switch (s) {
+    case MNNVL_ERR_TIMEOUT: return "TIMEOUT";
+    case MNNVL_ERR_PEER_LOST: return "PEER_LOST";
+    case MNNVL_ERR_ABORTED: return "ABORTED";
+    case MNNVL_ERR_MISMATCH: return "MISMATCH";
+    case MNNVL_ERR_NO_MEMORY: return "NO_MEMORY";
+    default: return "BOOTSTRAP";
+    }
+}
+
+mnnvl_status_t star_fail(star_t *st, mnnvl_status_t s, const char *fmt, ...)
+{
+    if (st->quiet)
+        return s;
+    char sentence[600];
+    int n =
+        snprintf(sentence, sizeof(sentence), "%s bootstrap: rank %d: ", st->ops->name, st->bs.rank);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sentence + n, sizeof(sentence) - (size_t)n, fmt, ap);
+    va_end(ap);
+    st->set_error(s, sentence);
+    return s;
+}
+
+static star_buf_t *buf_copy(const void *data, size_t len)
+{
+    if (!len)
+        return NULL;
+    star_buf_t *b = malloc(sizeof(*b) + len);
+    if (b) {
+        b->refs = 1;
+        b->len = len;
+        memcpy(b->data, data, len);
+    }
+    return b;
+}
+
+star_buf_t *star_buf_ref(star_buf_t *b)
+{
+    if (b)
+        b->refs++;
+    return b;
+}
+
+void star_buf_unref(star_buf_t *b)
+{
+    if (b && --b->refs == 0)
+        free(b);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Communicators, tokens, lobby                                                             */
+/* ---------------------------------------------------------------------------------------- */
+
+mnnvl_status_t star_init(star_t *st, const star_ops_t *ops, pthread_mutex_t *lock, int rank,
+                         int size, int timeout_ms, void (*set_error)(mnnvl_status_t, const char *))
+{
+    st->ops = ops;
+    st->lock = lock;
+    st->bs.rank = rank;
+    st->bs.size = size;
+    st->timeout_ms = timeout_ms;
+    st->set_error = set_error;
+    st->abort_origin = -1;
+    atomic_init(&st->aborted, 0);
+    st->token = star_new_token();
+    st->peers = calloc((size_t)size, sizeof(*st->peers));
+    if (!st->peers)
+        return star_fail(st, MNNVL_ERR_NO_MEMORY, "out of memory for %d peers", size);
+    return MNNVL_SUCCESS;
+}
+
+void star_release(star_t *st)
+{
+    while (st->head) {
+        star_msg_t *m = st->head;
+        st->head = m->next;
+        free(m);
+    }
+    free(st->peers);
+    st->peers = NULL;
+}
+
+mnnvl_status_t star_root_from_args(star_t *st, const mnnvl_bootstrap_args_t *args)
+{
+    const char *root = args->config_get(args->config, "root");
+    if (!root || !root[0])
+        return star_fail(st, MNNVL_ERR_INVALID_ARGUMENT,
+                         "no root address: set the config key root=host:port (MNNVL_ROOT) to "
+                         "where rank 0 listens");
+    if (strlen(root) >= sizeof(st->root))
+        return star_fail(st, MNNVL_ERR_INVALID_ARGUMENT, "root '%.40s...' is longer than %zu", root,
+                         sizeof(st->root) - 1);
+    snprintf(st->root, sizeof(st->root), "%s", root);
+    return MNNVL_SUCCESS;
+}
+
+uint64_t star_new_token(void)
+{
+    static atomic_uint_fast64_t next = 1;
+    return atomic_fetch_add(&next, 1);
+}
+
+int star_registry_add(star_registry_t *r, star_t *st)
+{
+    if (r->n == r->cap) {
+        int cap = r->cap ? 2 * r->cap : 8;
+        star_t **v = realloc(r->v, sizeof(*v) * (size_t)cap);
+        if (!v)
+            return -1;
+        r->v = v;
+        r->cap = cap;
+    }
+    r->v[r->n++] = st;
+    return 0;
+}
+
+void star_registry_remove(star_registry_t *r, const star_t *st)
+{
+    for (int i = 0; i < r->n; i++) {
+        if (r->v[i] == st) {
+            r->v[i] = r->v[--r->n];
+            return;
+        }
+    }
+}
+
+star_t *star_registry_find(const star_registry_t *r, uint64_t token)
+{
+    for (int i = 0; i < r->n; i++)
+        if (r->v[i]->token == token)
+            return r->v[i];
+    return NULL;
+}
+
+void star_registry_free(star_registry_t *r)
+{
+    free(r->v);
+    r->v = NULL;
+    r->n = r->cap = 0;
+}
+
+void star_lobby_add(star_lobby_t *l, star_msg_t *m)
+{
+    star_msg_t **pp = &l->head;
+    while (*pp)
+        pp = &(*pp)->next;
+    m->next = NULL;
+    *pp = m;
+}
+
+star_msg_t *star_lobby_take(star_lobby_t *l, uint64_t comm_id)
+{
+    for (star_msg_t **pp = &l->head; *pp; pp = &(*pp)->next) {
+        star_msg_t *m = *pp;
+        if (m->h.type == STAR_HELLO && m->h.seq == comm_id) {
+            *pp = m->next;
+            return m;
+        }
+    }
+    return NULL;
+}
+
+void star_lobby_drop_from(star_lobby_t *l, const void *from)
+{
+    for (star_msg_t **pp = &l->head; *pp;) {
+        star_msg_t *m = *pp;
+        if (m->from == from) {
+            *pp = m->next;
+            free(m);
+        } else {
+            pp = &m->next;
+        }
+    }
+}
+
+void star_lobby_clear(star_lobby_t *l)
+{
+    while (l->head) {
+        star_msg_t *m = l->head;
+        l->head = m->next;
+        free(m);
+    }
+}
+
+void star_deliver(star_t *st, star_msg_t *m)
+{
+    int from = m->h.rank;
+    int known = from >= 0 && from < st->bs.size;
+    if (m->h.type == STAR_BYE || m->h.type == STAR_ABORT) {
+        if (m->h.type == STAR_BYE && known)
+            st->peers[from].bye = 1;
+        if (m->h.type == STAR_ABORT && st->abort_origin < 0) {
+            st->abort_origin = m->h.origin;
+            st->abort_status = m->h.status;
+        }
+        free(m);
+        return;
+    }
+    m->next = NULL;
+    if (st->tail)
+        st->tail->next = m;
+    else
+        st->head = m;
+    st->tail = m;
+}
+
+/* The first queued message of type a or b with this seq from `rank`. */
+static star_msg_t *take(star_t *st, uint32_t a, uint32_t b, uint64_t seq, int rank)
+{
+    star_msg_t *prev = NULL;
+    for (star_msg_t *m = st->head; m; prev = m, m = m->next) {
+        if ((m->h.type != a && m->h.type != b) || m->h.seq != seq || m->h.rank != rank)
+            continue;
+        if (prev)
+            prev->next = m->next;
+        else
+            st->head = m->next;
+        if (st->tail == m)
+            st->tail = prev;
+        return m;
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sending and waiting                                                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+static void fill(star_t *st, star_send_t *s, int to, uint32_t type, uint64_t seq, int32_t status,
+                 star_buf_t *buf)
+{
+    memset(s, 0, sizeof(*s));
+    s->to = to;
+    s->buf = star_buf_ref(buf);
+    s->h = (star_hdr_t){.type = type,
+                        .rank = st->bs.rank,
+                        .dst = st->peers[to].token,
+                        .src = st->token,
+                        .seq = seq,
+                        .bytes = buf ? buf->len : 0,
+                        .status = status,
+                        .size = st->bs.size,
+                        .origin = st->bs.rank};
+}
+
+static void end(star_t *st, star_send_t *s)
+{
+    if (s->op)
+        st->ops->send_end(st, s);
+    s->op = NULL;
+    star_buf_unref(s->buf);
+    s->buf = NULL;
+}
+
+/* NULL while nothing is known to be wrong with the link to `rank`. */
+static const char *link_lost(star_t *st, int rank)
+{
+    const char *why = st->ops->link_broken(st, rank);
+    return why ? why : st->peers[rank].lost[0] ? st->peers[rank].lost : NULL;
+}
+
+/* Keeps a PING in flight to `rank` for transports that learn of a dead peer only by
+ * sending to it; a failed PING marks the link lost. Returns when the next one is due. */
+static uint64_t ping(star_t *st, int rank)
+{
+    star_peer_t *p = &st->peers[rank];
+    if (!st->ops->ping_ms || p->bye)
+        return UINT64_MAX;
+    if (p->ping.op) {
+        int r = st->ops->send_test(st, &p->ping);
+        if (r < 0 && !p->lost[0])
+            snprintf(p->lost, sizeof(p->lost), "%s", p->ping.why);
+        if (r != 0)
+            end(st, &p->ping);
+    }
+    uint64_t now = star_now_ms();
+    if (!p->ping.op && now >= p->ping_at) {
+        fill(st, &p->ping, rank, STAR_PING, 0, 0, NULL);
+        st->ops->send_start(st, &p->ping);
+        p->ping_at = now + (uint64_t)st->ops->ping_ms;
+    }
+    return p->ping_at;
+}
+
+/* Sends a batch and waits until every message is out. PEER_LOST when one fails. */
+static mnnvl_status_t send_all(star_t *st, star_send_t *s, int n, uint64_t deadline,
+                               const char *what)
+{
+    for (int i = 0; i < n; i++)
+        st->ops->send_start(st, &s[i]);
+    mnnvl_status_t r = MNNVL_SUCCESS;
+    for (;;) {
+        int pending = 0;
+        for (int i = 0; i < n && r == MNNVL_SUCCESS; i++) {
+            int t = s[i].op ? st->ops->send_test(st, &s[i]) : 1;
+            pending += t == 0;
+            if (t < 0) {
+                snprintf(st->peers[s[i].to].lost, sizeof(st->peers[0].lost), "%s", s[i].why);
+                r = star_fail(st, MNNVL_ERR_PEER_LOST, "%s: sending to rank %d failed: %s", what,
+                              s[i].to, s[i].why);
+            }
+        }
+        if (r != MNNVL_SUCCESS || !pending)
+            break;
+        if (atomic_load(&st->aborted)) {
+            r = star_fail(st, MNNVL_ERR_ABORTED,
+                          "%s was interrupted: the communicator was "
+                          "aborted",
+                          what);
+            break;
+        }
+        if (star_now_ms() >= deadline) {
+            r = star_fail(st, MNNVL_ERR_TIMEOUT, "%s: sending timed out (timeout_ms %d)", what,
+                          st->timeout_ms);
+            break;
+        }
+        st->ops->wait(st, deadline);
+    }
+    for (int i = 0; i < n; i++)
+        end(st, &s[i]);
+    return r;
+}
+
+/* Sends one message to each rank in `to` (n of them) and waits. */
+static mnnvl_status_t send_to(star_t *st, const int *to, int n, uint32_t type, uint64_t seq,
+                              int32_t status, star_buf_t *buf, uint64_t deadline, const char *what)
+{
+    star_send_t *s = calloc((size_t)n, sizeof(*s));
+    if (!s && n)
+        return star_fail(st, MNNVL_ERR_NO_MEMORY, "%s: out of memory", what);
+    for (int i = 0; i < n; i++)
+        fill(st, &s[i], to[i], type, seq, status, buf);
+    mnnvl_status_t r = send_all(st, s, n, deadline, what);
+    free(s);
+    return r;
+}
+
+/* Tells the peers that this communicator failed (once): rank 0 tells every member but the
+ * one where the failure started, a member tells rank 0, which passes it on. */
+static void tell_abort(star_t *st, int32_t status, int origin)
+{
+    if (st->told_abort || st->bs.size == 1)
+        return;
+    st->told_abort = 1;
+    int *to = calloc((size_t)st->bs.size, sizeof(*to));
+    int n = 0;
+    for (int r = st->bs.rank == 0 ? 1 : 0; to && r < st->bs.size; r++) {
+        star_peer_t *p = &st->peers[r];
+        if (p->joined && r != origin && !p->bye && !link_lost(st, r))
+            to[n++] = r;
+        if (st->bs.rank != 0)
+            break;
+    }
+    if (n) {
+        star_send_t *s = calloc((size_t)n, sizeof(*s));
+        for (int i = 0; s && i < n; i++) {
+            fill(st, &s[i], to[i], STAR_ABORT, 0, status, NULL);
+            s[i].h.origin = origin;
+        }
+        /* Best effort, and quiet: the failure being reported is the caller's. A peer that
+         * cannot be told finds out by its own timeout. */
+        st->quiet++;
+        if (s)
+            send_all(st, s, n, star_now_ms() + STAR_CLOSE_GRACE_MS, "telling the peers");
+        st->quiet--;
+        free(s);
+    }
+    free(to);
+}
+
+/* Waits for a message of type a or b from `rank`; PEER_LOST on an ABORT, a BYE of that
+ * rank or a lost link (rank 0 then tells every member). */
+static mnnvl_status_t await(star_t *st, uint32_t a, uint32_t b, uint64_t seq, int rank,
+                            uint64_t deadline, const char *what, star_msg_t **out)
+{
+    for (;;) {
+        star_msg_t *m = take(st, a, b, seq, rank);
+        if (m) {
+            *out = m;
+            return MNNVL_SUCCESS;
+        }
+        if (st->abort_origin >= 0) {
+            if (st->bs.rank == 0)
+                tell_abort(st, st->abort_status, st->abort_origin);
+            const char *how = st->abort_status == MNNVL_ERR_PEER_LOST ? "died or left"
+                              : st->abort_status == MNNVL_ERR_TIMEOUT ? "timed out"
+                                                                      : "aborted";
+            return star_fail(st, MNNVL_ERR_PEER_LOST,
+                             "%s failed: rank %d %s (%s, passed on by rank %d)", what,
+                             st->abort_origin, how, status_name(st->abort_status),
+                             st->bs.rank == 0 ? st->abort_origin : 0);
+        }
+        if (st->peers[rank].bye)
+            return star_fail(st, MNNVL_ERR_PEER_LOST,
+                             "%s failed: rank %d left (destroyed its communicator)", what, rank);
+        for (int r = 0; r < st->bs.size; r++) {
+            const char *why = r != st->bs.rank && st->peers[r].joined && !st->peers[r].bye
+                                  ? link_lost(st, r)
+                                  : NULL;
+            if (!why)
+                continue;
+            char because[200];
+            snprintf(because, sizeof(because), "%s", why);
+            if (st->bs.rank == 0)
+                tell_abort(st, MNNVL_ERR_PEER_LOST, r);
+            return star_fail(st, MNNVL_ERR_PEER_LOST,
+                             "%s failed: the link to rank %d broke (%s): it died or left", what, r,
+                             because);
+        }
+        if (atomic_load(&st->aborted))
+            return star_fail(st, MNNVL_ERR_ABORTED,
+                             "%s was interrupted: the communicator was "
+                             "aborted",
+                             what);
+        if (star_now_ms() >= deadline)
+            return star_fail(st, MNNVL_ERR_TIMEOUT,
+                             "%s timed out waiting for rank %d "
+                             "(timeout_ms %d)",
+                             what, rank, st->timeout_ms);
+        uint64_t next_ping = ping(st, rank);
+        st->ops->wait(st, next_ping < deadline ? next_ping : deadline);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Collectives                                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+static mnnvl_status_t check_usable(star_t *st, const char *what)
+{
+    if (atomic_load(&st->aborted))
+        return star_fail(st, MNNVL_ERR_ABORTED, "%s: the communicator was aborted", what);
+    if (st->broken)
+        return star_fail(st, MNNVL_ERR_PEER_LOST,
+                         "%s: an earlier failure left the communicator unusable: %s", what,
+                         st->broken_msg);
+    return MNNVL_SUCCESS;
+}
+
+/* After a failed call: a timed-out or aborted rank tells the others, so that they fail now
+ * instead of at their own deadline; MISMATCH leaves the communicator usable. */
+static mnnvl_status_t after(star_t *st, mnnvl_status_t s, const char *what)
+{
+    if (s == MNNVL_SUCCESS || s == MNNVL_ERR_MISMATCH || s == MNNVL_ERR_INVALID_ARGUMENT ||
+        st->broken)
+        return s;
+    st->broken = 1;
+    snprintf(st->broken_msg, sizeof(st->broken_msg), "%s failed with %s", what, status_name(s));
+    if (s == MNNVL_ERR_TIMEOUT || s == MNNVL_ERR_ABORTED)
+        tell_abort(st, s, st->bs.rank);
+    return s;
+}
+
+/* Rank 0: gathers the parts of every member (root < 0) or of `root`, then sends every
+ * member the result, or an ERROR when the byte counts disagree. */
+static mnnvl_status_t hub_round(star_t *st, int root, const void *mine, size_t bytes, void *out,
+                                uint64_t deadline, const char *what)
+{
+    int size = st->bs.size;
+    int mismatch = -1;
+    uint64_t mismatch_bytes = 0;
+    if (root < 0 && bytes && out != mine)
+        memcpy(out, mine, bytes);
+    for (int r = 1; r < size; r++) {
+        if (root >= 0 && r != root)
+            continue;
+        star_msg_t *m = NULL;
+        mnnvl_status_t s = await(st, STAR_CONTRIB, STAR_CONTRIB, st->seq, r, deadline, what, &m);
+        if (s != MNNVL_SUCCESS)
+            return s;
+        if (m->len != bytes && mismatch < 0) {
+            mismatch = r;
+            mismatch_bytes = m->len;
+        } else if (m->len == bytes && bytes) {
+            memcpy((uint8_t *)out + (root < 0 ? (size_t)r * bytes : 0), m->data, bytes);
+        }
+        free(m);
+    }
+    char text[200] = "";
+    if (mismatch >= 0)
+        snprintf(text, sizeof(text), "%s: rank %d passed %llu bytes but rank 0 passed %zu", what,
+                 mismatch, (unsigned long long)mismatch_bytes, bytes);
+    size_t out_len = root < 0 ? bytes * (size_t)size : bytes;
+    const void *result = root == 0 ? mine : out;
+    star_buf_t *buf = mismatch >= 0 ? buf_copy(text, strlen(text) + 1) : buf_copy(result, out_len);
+    int *to = malloc(sizeof(*to) * (size_t)size);
+    if ((!buf && (mismatch >= 0 || out_len)) || !to) {
+        star_buf_unref(buf);
+        free(to);
+        return star_fail(st, MNNVL_ERR_NO_MEMORY, "%s: out of memory for %zu bytes", what, out_len);
+    }
+    for (int r = 1; r < size; r++)
+        to[r - 1] = r;
+    mnnvl_status_t s = send_to(st, to, size - 1, mismatch >= 0 ? STAR_ERROR : STAR_RESULT, st->seq,
+                               mismatch >= 0 ? MNNVL_ERR_MISMATCH : 0, buf, deadline, what);
+    star_buf_unref(buf);
+    free(to);
+    if (s == MNNVL_SUCCESS && mismatch >= 0)
+        s = star_fail(st, MNNVL_ERR_MISMATCH, "%s", text);
+    return s;
+}
+
+/* A member: sends its part (when it has one) and waits for the answer. */
+static mnnvl_status_t member_round(star_t *st, int send_part, const void *mine, size_t bytes,
+                                   void *out, size_t out_len, uint64_t deadline, const char *what)
+{
+    mnnvl_status_t s = MNNVL_SUCCESS;
+    if (send_part) {
+        star_buf_t *buf = buf_copy(mine, bytes);
+        if (bytes && !buf)
+            return star_fail(st, MNNVL_ERR_NO_MEMORY, "%s: out of memory for %zu bytes", what,
+                             bytes);
+        int zero = 0;
+        s = send_to(st, &zero, 1, STAR_CONTRIB, st->seq, 0, buf, deadline, what);
+        star_buf_unref(buf);
+    }
+    star_msg_t *m = NULL;
+    if (s == MNNVL_SUCCESS)
+        s = await(st, STAR_RESULT, STAR_ERROR, st->seq, 0, deadline, what, &m);
+    if (s == MNNVL_SUCCESS && m->h.type == STAR_ERROR)
+        s = star_fail(st, (mnnvl_status_t)m->h.status, "%.*s", (int)m->len, (char *)m->data);
+    else if (s == MNNVL_SUCCESS && m->len != out_len)
+        s = star_fail(st, MNNVL_ERR_MISMATCH, "%s: rank 0 sent %zu bytes, expected %zu", what,
+                      m->len, out_len);
+    else if (s == MNNVL_SUCCESS && out_len)
+        memcpy(out, m->data, out_len);
+    free(m);
+    return s;
+}
+
+/* One collective with the lock held: root < 0 for allgather/barrier, else broadcast. */
+static mnnvl_status_t round_locked(star_t *st, int root, const void *mine, size_t bytes, void *out,
+                                   const char *what)
+{
+    mnnvl_status_t s = check_usable(st, what);
+    if (s != MNNVL_SUCCESS)
+        return s;
+    uint64_t deadline = star_now_ms() + (uint64_t)st->timeout_ms;
+    if (st->bs.size == 1) {
+        if (root < 0 && bytes && out != mine)
+            memcpy(out, mine, bytes);
+    } else if (st->bs.rank == 0) {
+        s = hub_round(st, root, mine, bytes, out, deadline, what);
+    } else if (root < 0) {
+        s = member_round(st, 1, mine, bytes, out, bytes * (size_t)st->bs.size, deadline, what);
+    } else {
+        s = member_round(st, st->bs.rank == root, mine, bytes, out, bytes, deadline, what);
+    }
+    st->seq++;
+    return after(st, s, what);
+}
+
+static mnnvl_status_t round_(star_t *st, int root, const void *mine, size_t bytes, void *out,
+                             const char *what)
+{
+    pthread_mutex_lock(st->lock);
+    mnnvl_status_t s = round_locked(st, root, mine, bytes, out, what);
+    pthread_mutex_unlock(st->lock);
+    return s;
+}
+
+static mnnvl_status_t star_allgather(mnnvl_bootstrap_t *bs, const void *send, void *recv,
+                                     size_t bytes)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "allgather of %zu bytes", bytes);
+    return round_(bs->state, -1, send, bytes, recv, what);
+}
+
+static mnnvl_status_t star_broadcast(mnnvl_bootstrap_t *bs, void *buf, size_t bytes, int root)
+{
+    star_t *st = bs->state;
+    char what[64];
+    snprintf(what, sizeof(what), "broadcast of %zu bytes from rank %d", bytes, root);
+    if (root < 0 || root >= bs->size)
+        return star_fail(st, MNNVL_ERR_INVALID_ARGUMENT, "%s: the root is not in 0..%d", what,
+                         bs->size - 1);
+    return round_(st, root, buf, bytes, buf, what);
+}
+
+static mnnvl_status_t star_barrier(mnnvl_bootstrap_t *bs)
+{
+    return round_(bs->state, -1, NULL, 0, NULL, "barrier");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Forming                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+static uint64_t comm_id_of(const char *name, int size)
+{
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)size;
+    for (const char *p = name; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+/* Rank 0: takes one HELLO per rank from the lobby (a later HELLO for a rank replaces an
+ * earlier one: that process gave up and came back), then answers FORMED. */
+static mnnvl_status_t hub_form(star_t *st, star_lobby_t *lobby, uint64_t deadline)
+{
+    int joined = 1;
+    while (joined < st->bs.size) {
+        star_msg_t *m = star_lobby_take(lobby, st->comm_id);
+        if (!m) {
+            if (atomic_load(&st->aborted))
+                return star_fail(st, MNNVL_ERR_ABORTED,
+                                 "joining was interrupted: the "
+                                 "communicator was aborted");
+            if (star_now_ms() >= deadline)
+                return star_fail(st, MNNVL_ERR_TIMEOUT,
+                                 "joining as rank 0 on root %s: %d of %d ranks arrived within "
+                                 "timeout_ms %d",
+                                 st->root, joined, st->bs.size, st->timeout_ms);
+            st->ops->wait(st, deadline);
+            continue;
+        }
+        int r = m->h.rank;
+        if (r <= 0 || r >= st->bs.size || m->h.size != st->bs.size) {
+            free(m); /* the communicator id covers the size: only a hash collision */
+            continue;
+        }
+        star_peer_t *p = &st->peers[r];
+        if (p->joined)
+            st->ops->unlink(st, r);
+        if (st->ops->adopt(st, m) == MNNVL_SUCCESS) {
+            joined += !p->joined;
+            p->joined = 1;
+            p->token = m->h.src;
+        } else if (p->joined) {
+            p->joined = 0;
+            joined--;
+        }
+        free(m);
+    }
+    int *to = malloc(sizeof(*to) * (size_t)st->bs.size);
+    if (!to)
+        return star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
+    for (int r = 1; r < st->bs.size; r++)
+        to[r - 1] = r;
+    mnnvl_status_t s =
+        send_to(st, to, st->bs.size - 1, STAR_FORMED, st->comm_id, 0, NULL, deadline, "joining");
+    free(to);
+    return s;
+}
+
+/* A member: links to the root and says HELLO until rank 0 answers FORMED; a link that
+ * breaks before (nobody listens there yet) is made again. */
+static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
+{
+    uint8_t *addr = malloc(STAR_ADDRESS_MAX);
+    if (!addr)
+        return star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
+    size_t len = STAR_ADDRESS_MAX;
+    mnnvl_status_t s = st->ops->address(st, addr, &len);
+    star_buf_t *hello = s == MNNVL_SUCCESS ? buf_copy(addr, len) : NULL;
+    free(addr);
+    if (s == MNNVL_SUCCESS && !hello)
+        s = star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
+    star_peer_t *root = &st->peers[0];
+    while (s == MNNVL_SUCCESS && !root->joined) {
+        s = st->ops->connect_root(st, deadline);
+        if (s != MNNVL_SUCCESS)
+            break;
+        root->lost[0] = '\0';
+        root->token = 0; /* the lobby */
+        star_send_t hs;
+        fill(st, &hs, 0, STAR_HELLO, st->comm_id, 0, hello);
+        st->ops->send_start(st, &hs);
+        int sent = 0;
+        while (s == MNNVL_SUCCESS) {
+            if (!sent) {
+                int t = st->ops->send_test(st, &hs);
+                if (t < 0)
+                    snprintf(root->lost, sizeof(root->lost), "%s", hs.why);
+                sent = t > 0;
+            }
+            star_msg_t *m = take(st, STAR_FORMED, STAR_REJECT, st->comm_id, 0);
+            if (m) {
+                root->joined = m->h.type == STAR_FORMED;
+                root->token = m->h.src;
+                if (m->h.type == STAR_REJECT)
+                    s = star_fail(st, MNNVL_ERR_BOOTSTRAP,
+                                  "joining: rank 0 at root %s turned "
+                                  "this rank away",
+                                  st->root);
+                free(m);
+                break;
+            }
+            if (link_lost(st, 0))
+                break;
+            if (atomic_load(&st->aborted))
+                s = star_fail(st, MNNVL_ERR_ABORTED,
+                              "joining was interrupted: the "
+                              "communicator was aborted");
+            else if (star_now_ms() >= deadline)
+                s = star_fail(st, MNNVL_ERR_TIMEOUT,
+                              "joining: rank 0 did not form the communicator at root %s within "
+                              "timeout_ms %d%s%s",
+                              st->root, st->timeout_ms, root->lost[0] ? ": " : "", root->lost);
+            else
+                st->ops->wait(st, deadline);
+        }
+        end(st, &hs);
+        if (s == MNNVL_SUCCESS && !root->joined) {
+            st->ops->unlink(st, 0);
+            pthread_mutex_unlock(st->lock);
+            star_pause_ms(STAR_RETRY_PAUSE_MS);
+            pthread_mutex_lock(st->lock);
+        }
+    }
+    star_buf_unref(hello);
+    return s;
+}
+
+mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name, uint64_t deadline)
+{
+    st->comm_id = comm_id_of(comm_name, st->bs.size);
+    st->peers[st->bs.rank].joined = 1;
+    st->peers[st->bs.rank].token = st->token;
+    if (st->bs.size == 1)
+        return MNNVL_SUCCESS;
+    pthread_mutex_lock(st->lock);
+    mnnvl_status_t s = st->bs.rank == 0 ? hub_form(st, lobby, deadline) : member_join(st, deadline);
+    pthread_mutex_unlock(st->lock);
+    return s;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Split, abort, destroy                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The child's rank of parent rank p: its place among the same color by (key, parent rank). */
+static int child_rank_of(const int32_t *ck, int size, int p)
+{
+    int r = 0;
+    for (int q = 0; q < size; q++)
+        if (ck[2 * q] == ck[2 * p] &&
+            (ck[2 * q + 1] < ck[2 * p + 1] || (ck[2 * q + 1] == ck[2 * p + 1] && q < p)))
+            r++;
+    return r;
+}
+
+/* Links the child: its rank 0 to every member, every member to its rank 0, from the
+ * (token, address) slots the parent allgathered. */
+static mnnvl_status_t link_child(star_t *st, star_t *cs, const int32_t *ck, const uint8_t *slots,
+                                 size_t slot_len)
+{
+    for (int p = 0; p < st->bs.size; p++) {
+        if (ck[2 * p] != ck[2 * st->bs.rank] || p == st->bs.rank)
+            continue;
+        int r = child_rank_of(ck, st->bs.size, p);
+        if (cs->bs.rank != 0 && r != 0)
+            continue;
+        const uint8_t *slot = slots + (size_t)p * slot_len;
+        uint64_t token, len;
+        memcpy(&token, slot, 8);
+        memcpy(&len, slot + 8, 8);
+        mnnvl_status_t s = cs->ops->link_address(cs, r, slot + 16, len);
+        if (s != MNNVL_SUCCESS)
+            return s;
+        cs->peers[r].token = token;
+        cs->peers[r].joined = 1;
+    }
+    return MNNVL_SUCCESS;
+}
+
+static mnnvl_status_t split_locked(star_t *st, int color, int key, star_t **child)
+{
+    int size = st->bs.size;
+    int32_t mine[2] = {color < 0 ? -1 : color, key};
+    int32_t *ck = malloc(sizeof(mine) * (size_t)size);
+    uint64_t *lens = malloc(sizeof(uint64_t) * (size_t)size);
+    uint8_t *addr = malloc(STAR_ADDRESS_MAX);
+    uint8_t *slot = NULL, *slots = NULL;
+    star_t *cs = NULL;
+    mnnvl_status_t s = ck && lens && addr ? MNNVL_SUCCESS
+                                          : star_fail(st, MNNVL_ERR_NO_MEMORY,
+                                                      "split: out of "
+                                                      "memory");
+    if (s == MNNVL_SUCCESS)
+        s = round_locked(st, -1, mine, sizeof(mine), ck, "split");
+    int child_size = 0;
+    for (int p = 0; s == MNNVL_SUCCESS && color >= 0 && p < size; p++)
+        child_size += ck[2 * p] == color;
+    size_t addr_len = 0;
+    if (s == MNNVL_SUCCESS && color >= 0) {
+        cs = st->ops->child_new(st, child_rank_of(ck, size, st->bs.rank), child_size);
+        if (!cs)
+            s = star_fail(st, MNNVL_ERR_BOOTSTRAP, "split: cannot open the child communicator");
+        addr_len = STAR_ADDRESS_MAX;
+        if (s == MNNVL_SUCCESS && child_size > 1)
+            s = cs->ops->address(cs, addr, &addr_len);
+        else
+            addr_len = 0;
+    }
+    /* Two rounds: the longest address, then (token, length, address) slots of that size. */
+    uint64_t my_len = addr_len, max_len = 0;
+    if (s == MNNVL_SUCCESS)
+        s = round_locked(st, -1, &my_len, sizeof(my_len), lens, "split");
+    for (int p = 0; s == MNNVL_SUCCESS && p < size; p++)
+        max_len = lens[p] > max_len ? lens[p] : max_len;
+    size_t slot_len = 16 + (size_t)max_len;
+    if (s == MNNVL_SUCCESS && max_len > STAR_ADDRESS_MAX)
+        s = star_fail(st, MNNVL_ERR_BOOTSTRAP,
+                      "split: a peer's address has %llu bytes, more "
+                      "than %d",
+                      (unsigned long long)max_len, STAR_ADDRESS_MAX);
+    if (s == MNNVL_SUCCESS) {
+        slot = calloc(1, slot_len);
+        slots = malloc(slot_len * (size_t)size);
+        if (!slot || !slots)
+            s = star_fail(st, MNNVL_ERR_NO_MEMORY, "split: out of memory");
+    }
+    if (s == MNNVL_SUCCESS) {
+        uint64_t token = cs ? cs->token : 0;
+        memcpy(slot, &token, 8);
+        memcpy(slot + 8, &my_len, 8);
+        memcpy(slot + 16, addr, addr_len);
+        s = round_locked(st, -1, slot, slot_len, slots, "split");
+    }
+    if (s == MNNVL_SUCCESS && cs)
+        s = link_child(st, cs, ck, slots, slot_len);
+    free(ck);
+    free(lens);
+    free(addr);
+    free(slot);
+    free(slots);
+    if (s != MNNVL_SUCCESS && cs) {
+        pthread_mutex_unlock(st->lock);
+        cs->ops->free(cs);
+        pthread_mutex_lock(st->lock);
+        cs = NULL;
+    }
+    if (cs) {
+        snprintf(cs->root, sizeof(cs->root), "%.200s (split %u)", st->root, st->splits);
+        cs->comm_id = st->comm_id ^ ((uint64_t)++st->splits << 32);
+        cs->peers[cs->bs.rank].joined = 1;
+        cs->peers[cs->bs.rank].token = cs->token;
+        star_fill_interface(cs);
+    }
+    *child = cs;
+    return s;
+}
+
+static mnnvl_status_t star_split(mnnvl_bootstrap_t *bs, int color, int key,
+                                 mnnvl_bootstrap_t **child)
+{
+    star_t *st = bs->state, *cs = NULL;
+    *child = NULL;
+    pthread_mutex_lock(st->lock);
+    mnnvl_status_t s = check_usable(st, "split");
+    if (s == MNNVL_SUCCESS)
+        s = split_locked(st, color, key, &cs);
+    pthread_mutex_unlock(st->lock);
+    if (cs)
+        *child = &cs->bs;
+    return s;
+}
+
+/* Fails this rank's pending and later calls; the peers hear of it (ABORT) from the thread
+ * that owns the communicator, inside its current or next call. */
+static void star_abort(mnnvl_bootstrap_t *bs)
+{
+    star_t *st = bs->state;
+    atomic_store(&st->aborted, 1);
+    st->ops->wake(st);
+}
+
+static void star_destroy(mnnvl_bootstrap_t *bs)
+{
+    if (!bs)
+        return;
+    star_t *st = bs->state;
+    pthread_mutex_lock(st->lock);
+    if (st->bs.size > 1 && atomic_load(&st->aborted)) {
+        tell_abort(st, MNNVL_ERR_ABORTED, st->bs.rank);
+    } else if (st->bs.size > 1 && !st->broken) {
+        /* BYE makes the departure graceful: a peer still waiting on us fails at once. */
+        int *to = malloc(sizeof(*to) * (size_t)st->bs.size);
+        int n = 0;
+        for (int r = 0; to && r < st->bs.size; r++)
+            if (r != st->bs.rank && st->peers[r].joined && !link_lost(st, r) &&
+                (st->bs.rank == 0 || r == 0))
+                to[n++] = r;
+        st->quiet++; /* destroy reports nothing */
+        if (n)
+            send_to(st, to, n, STAR_BYE, 0, 0, NULL, star_now_ms() + STAR_CLOSE_GRACE_MS,
+                    "leaving");
+        st->quiet--;
+        free(to);
+    }
+    for (int r = 0; r < st->bs.size; r++)
+        end(st, &st->peers[r].ping);
+    pthread_mutex_unlock(st->lock);
+    st->ops->free(st);
+}
+
+void star_fill_interface(star_t *st)
+{
+    mnnvl_bootstrap_t *bs = &st->bs;
+    bs->abi_version = MNNVL_BOOTSTRAP_ABI_VERSION;
+    bs->name = st->ops->name;
+    bs->allgather = star_allgather;
+    bs->broadcast = star_broadcast;
+    bs->barrier = star_barrier;
+    bs->split = star_split;
+    bs->abort = star_abort;
+    bs->destroy = star_destroy;
+    bs->state = st;
+}

@@ -1,0 +1,212 @@
+/* The star protocol shared by the ucx and ofi bootstrap plugins: every collective goes
+ * through rank 0. Each plugin compiles its own copy of star.c (a plugin shares nothing with
+ * libmnnvl but bootstrap.h), and supplies the transport: sending one message to a rank,
+ * waiting for progress, and making links to peers.
+ *
+ * Messages: a header plus `bytes` of payload. Many communicators share one process-wide
+ * transport (a UCX worker, a libfabric endpoint), so every header names the receiving
+ * communicator by its token (`dst`, unique in the receiving process); a HELLO (dst 0) goes
+ * to the lobby of the root address it was sent to, where the communicator being formed
+ * there picks it up.
+ *
+ * Forming: members send HELLO {comm id, rank, size, their token, their address} to the root
+ * address; rank 0 takes one HELLO per rank from its lobby and answers FORMED {its token}.
+ * A split needs no root: the parent allgathers the children's tokens and addresses.
+ * Collectives: each rank sends its part to rank 0 (CONTRIB), rank 0 answers every rank with
+ * the result (RESULT) or an ERROR (MISMATCH). Failures: a rank that times out or aborts
+ * sends ABORT; rank 0 passes an ABORT or a lost link on to every member, so that pending and
+ * later calls fail with PEER_LOST everywhere. Leaving: BYE.
+ *
+ * Locking: a communicator's calls run with its transport's process lock held (st->lock);
+ * the transport's wait releases it while sleeping. abort() takes no lock. */
+#ifndef MNNVL_PLUGIN_STAR_H
+#define MNNVL_PLUGIN_STAR_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bootstrap/bootstrap.h"
+
+#define STAR_CLOSE_GRACE_MS 1000 /* how long leaving waits for its BYE/ABORT to go out */
+#define STAR_RETRY_PAUSE_MS 20   /* between attempts to reach a root that is not there yet */
+#define STAR_ADDRESS_MAX 2048    /* the largest transport address (a UCX worker address) */
+
+enum {
+    STAR_HELLO = 1,
+    STAR_FORMED,
+    STAR_REJECT,
+    STAR_CONTRIB,
+    STAR_RESULT,
+    STAR_ERROR,
+    STAR_ABORT,
+    STAR_BYE,
+    STAR_PING, /* liveness probe; dropped by the receiving transport */
+};
+
+typedef struct star_hdr {
+    uint32_t type;
+    int32_t rank;   /* the sender's rank */
+    uint64_t dst;   /* the receiving communicator's token; 0: a root's lobby */
+    uint64_t src;   /* the sending communicator's token */
+    uint64_t seq;   /* the collective's number; the communicator id in HELLO/FORMED */
+    uint64_t bytes; /* payload length */
+    int32_t status; /* ERROR, ABORT: the failure's status */
+    int32_t size;   /* the sender's communicator size */
+    int32_t origin; /* ABORT: the rank where the failure started */
+    uint32_t pad;
+    uint64_t aux; /* the transport's own (ofi: the tag of a separate payload message) */
+} star_hdr_t;
+
+typedef struct star_msg {
+    struct star_msg *next;
+    star_hdr_t h;
+    void *from; /* the transport's link it came over, where it knows it (UCX: HELLO) */
+    size_t len;
+    uint8_t data[];
+} star_msg_t;
+
+/* A payload shared by the sends of one batch, reference-counted: a send that is still in
+ * flight when its caller gives up keeps its copy alive (the caller's buffer may be gone). */
+typedef struct star_buf {
+    int refs;
+    size_t len;
+    uint8_t data[];
+} star_buf_t;
+
+star_buf_t *star_buf_ref(star_buf_t *b);
+void star_buf_unref(star_buf_t *b);
+
+/* One message on its way; the transport keeps its state in `op`. */
+typedef struct star_send {
+    star_hdr_t h;
+    star_buf_t *buf; /* NULL for no payload */
+    int to;          /* the receiving rank */
+    void *op;
+    char why[200]; /* why it failed */
+} star_send_t;
+
+/* Messages waiting for the communicator that a root address is forming. */
+typedef struct star_lobby {
+    star_msg_t *head;
+} star_lobby_t;
+
+typedef struct star star_t;
+
+typedef struct star_ops {
+    const char *name; /* "ucx", "ofi" */
+    /* Starts sending s to rank s->to; s->h and s->buf are the transport's to copy or keep
+     * (star_buf_ref) until the send completes, even past send_end. */
+    void (*send_start)(star_t *st, star_send_t *s);
+    /* 0 while s is in flight, 1 once it is sent, -1 when it failed (s->why says why).
+     * Never blocks; may retry a start the transport had to postpone. */
+    int (*send_test)(star_t *st, star_send_t *s);
+    /* The caller is done with s: a send still in flight finishes on its own. */
+    void (*send_end)(star_t *st, star_send_t *s);
+    /* Progresses the transport (delivering messages with star_deliver) and sleeps until
+     * something arrives, the process is woken, or `until` (star_now_ms() time); releases
+     * st->lock while sleeping. */
+    void (*wait)(star_t *st, uint64_t until);
+    /* Wakes a wait of st from another thread (abort). */
+    void (*wake)(star_t *st);
+    /* NULL while the transport knows nothing wrong with the link to `rank`, else why. */
+    const char *(*link_broken)(star_t *st, int rank);
+    /* Rank 0: makes the HELLO's sender the link to rank hello->h.rank. */
+    mnnvl_status_t (*adopt)(star_t *st, star_msg_t *hello);
+    /* Members: makes the link to rank 0 at the root address. */
+    mnnvl_status_t (*connect_root)(star_t *st, uint64_t deadline);
+    /* Drops the link to `rank` (members retrying the root). */
+    void (*unlink)(star_t *st, int rank);
+    /* This communicator's address (what peers of a split child link to), in buf of *len. */
+    mnnvl_status_t (*address)(star_t *st, void *buf, size_t *len);
+    /* Makes the link to `rank` from its address. */
+    mnnvl_status_t (*link_address)(star_t *st, int rank, const void *addr, size_t len);
+    /* A child of `parent` on the same transport (registered, with a token), or NULL. */
+    star_t *(*child_new)(star_t *parent, int rank, int size);
+    /* Frees the transport's part and st; called with the lock NOT held. */
+    void (*free)(star_t *st);
+    /* Transports that learn of a dead peer only by sending to it ask for a PING to each
+     * awaited peer this often (0: never). */
+    int ping_ms;
+} star_ops_t;
+
+typedef struct star_peer {
+    uint64_t token; /* its communicator's token: our messages' dst */
+    int joined;
+    int bye;          /* it destroyed its communicator */
+    char lost[200];   /* a send to it failed: why */
+    star_send_t ping; /* ping.op != NULL while a PING is in flight */
+    uint64_t ping_at;
+} star_peer_t;
+
+struct star {
+    mnnvl_bootstrap_t bs;
+    const star_ops_t *ops;
+    pthread_mutex_t *lock;
+    uint64_t token;
+    uint64_t comm_id;
+    int timeout_ms;
+    uint64_t seq;
+    atomic_int aborted; /* abort() was called */
+    int told_abort;     /* ABORT went out */
+    int broken;         /* a failure left it unusable */
+    int quiet;          /* >0: failures are not recorded (leaving, telling the peers) */
+    char broken_msg[400];
+    int abort_origin; /* an ABORT arrived: from which rank it started (-1: none) */
+    int abort_status;
+    star_msg_t *head, *tail;
+    star_peer_t *peers; /* by rank; members use peers[0] only */
+    char root[300];     /* the root address, or "<parent root> (split N)" */
+    uint32_t splits;
+    void (*set_error)(mnnvl_status_t status, const char *sentence);
+};
+
+/* The communicators of one transport, for routing by token. */
+typedef struct star_registry {
+    star_t **v;
+    int n, cap;
+} star_registry_t;
+
+uint64_t star_now_ms(void);
+void star_pause_ms(int ms);
+
+/* Records the sentence "<name> bootstrap: rank R: ..." and returns s. */
+mnnvl_status_t star_fail(star_t *st, mnnvl_status_t s, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Fills the core of a new communicator (the transport allocated st inside its own struct).
+ * NO_MEMORY when the peer table cannot be allocated. */
+mnnvl_status_t star_init(star_t *st, const star_ops_t *ops, pthread_mutex_t *lock, int rank,
+                         int size, int timeout_ms, void (*set_error)(mnnvl_status_t, const char *));
+/* Frees what star_init and the queue hold (not st). */
+void star_release(star_t *st);
+
+/* Reads the config key root; INVALID_ARGUMENT naming the key when it is unset. */
+mnnvl_status_t star_root_from_args(star_t *st, const mnnvl_bootstrap_args_t *args);
+
+/* Forms the communicator by `deadline` (star_now_ms() time): rank 0 from `lobby`, members
+ * through connect_root. Size 1 forms at once. */
+mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name, uint64_t deadline);
+
+/* Hands a received message to its communicator. Takes m. Under the lock. */
+void star_deliver(star_t *st, star_msg_t *m);
+
+/* The lobby: add takes m; take returns the first HELLO for (comm_id, size) or NULL;
+ * drop_from frees every message that came over `from`; clear frees all. */
+void star_lobby_add(star_lobby_t *l, star_msg_t *m);
+star_msg_t *star_lobby_take(star_lobby_t *l, uint64_t comm_id);
+void star_lobby_drop_from(star_lobby_t *l, const void *from);
+void star_lobby_clear(star_lobby_t *l);
+
+/* A process-unique token, never 0. */
+uint64_t star_new_token(void);
+int star_registry_add(star_registry_t *r, star_t *st);
+void star_registry_remove(star_registry_t *r, const star_t *st);
+star_t *star_registry_find(const star_registry_t *r, uint64_t token);
+void star_registry_free(star_registry_t *r);
+
+/* Sets bs's function pointers to the star collectives. */
+void star_fill_interface(star_t *st);
+
+#endif
