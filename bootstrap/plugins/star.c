@@ -1,85 +1,12 @@
 /* The star protocol of the ucx and ofi plugins; see star.h. */
 #include "star.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ---------------------------------------------------------------------------------------- */
-/* Time, errors, buffers                                                                    */
-/* ---------------------------------------------------------------------------------------- */
-
-uint64_t star_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-void star_pause_ms(int ms)
-{
-    struct timespec pause = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&pause, NULL);
-}
-
-/* Plugins cannot call libmnnvl, so they name the statuses they report themselves. */
-static const char *status_name(int s)
-{
-    switch (s) {
-    case MNNVL_ERR_TIMEOUT: return "TIMEOUT";
-    case MNNVL_ERR_PEER_LOST: return "PEER_LOST";
-    case MNNVL_ERR_ABORTED: return "ABORTED";
-    case MNNVL_ERR_MISMATCH: return "MISMATCH";
-    case MNNVL_ERR_NO_MEMORY: return "NO_MEMORY";
-    default: return "BOOTSTRAP";
-    }
-}
-
-mnnvl_status_t star_fail(star_t *st, mnnvl_status_t s, const char *fmt, ...)
-{
-    if (st->quiet)
-        return s;
-    char sentence[600];
-    int n =
-        snprintf(sentence, sizeof(sentence), "%s bootstrap: rank %d: ", st->ops->name, st->bs.rank);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sentence + n, sizeof(sentence) - (size_t)n, fmt, ap);
-    va_end(ap);
-    st->set_error(s, sentence);
-    return s;
-}
-
-static star_buf_t *buf_copy(const void *data, size_t len)
-{
-    if (!len)
-        return NULL;
-    star_buf_t *b = malloc(sizeof(*b) + len);
-    if (b) {
-        b->refs = 1;
-        b->len = len;
-        memcpy(b->data, data, len);
-    }
-    return b;
-}
-
-star_buf_t *star_buf_ref(star_buf_t *b)
-{
-    if (b)
-        b->refs++;
-    return b;
-}
-
-void star_buf_unref(star_buf_t *b)
-{
-    if (b && --b->refs == 0)
-        free(b);
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Communicators, tokens, lobby                                                             */
+/* Communicators, messages                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
 mnnvl_status_t star_init(star_t *st, const star_ops_t *ops, pthread_mutex_t *lock, int rank,
@@ -123,94 +50,6 @@ mnnvl_status_t star_root_from_args(star_t *st, const mnnvl_bootstrap_args_t *arg
                          sizeof(st->root) - 1);
     snprintf(st->root, sizeof(st->root), "%s", root);
     return MNNVL_SUCCESS;
-}
-
-uint64_t star_new_token(void)
-{
-    static atomic_uint_fast64_t next = 1;
-    return atomic_fetch_add(&next, 1);
-}
-
-int star_registry_add(star_registry_t *r, star_t *st)
-{
-    if (r->n == r->cap) {
-        int cap = r->cap ? 2 * r->cap : 8;
-        star_t **v = realloc(r->v, sizeof(*v) * (size_t)cap);
-        if (!v)
-            return -1;
-        r->v = v;
-        r->cap = cap;
-    }
-    r->v[r->n++] = st;
-    return 0;
-}
-
-void star_registry_remove(star_registry_t *r, const star_t *st)
-{
-    for (int i = 0; i < r->n; i++) {
-        if (r->v[i] == st) {
-            r->v[i] = r->v[--r->n];
-            return;
-        }
-    }
-}
-
-star_t *star_registry_find(const star_registry_t *r, uint64_t token)
-{
-    for (int i = 0; i < r->n; i++)
-        if (r->v[i]->token == token)
-            return r->v[i];
-    return NULL;
-}
-
-void star_registry_free(star_registry_t *r)
-{
-    free(r->v);
-    r->v = NULL;
-    r->n = r->cap = 0;
-}
-
-void star_lobby_add(star_lobby_t *l, star_msg_t *m)
-{
-    star_msg_t **pp = &l->head;
-    while (*pp)
-        pp = &(*pp)->next;
-    m->next = NULL;
-    *pp = m;
-}
-
-star_msg_t *star_lobby_take(star_lobby_t *l, uint64_t comm_id)
-{
-    for (star_msg_t **pp = &l->head; *pp; pp = &(*pp)->next) {
-        star_msg_t *m = *pp;
-        if (m->h.type == STAR_HELLO && m->h.seq == comm_id) {
-            *pp = m->next;
-            return m;
-        }
-    }
-    return NULL;
-}
-
-void star_lobby_drop_from(star_lobby_t *l, const void *from)
-{
-    for (star_msg_t **pp = &l->head; *pp;) {
-        star_msg_t *m = *pp;
-        if (m->from == from) {
-            *pp = m->next;
-            free(m);
-        } else {
-            pp = &m->next;
-        }
-    }
-}
-
-void star_lobby_clear(star_lobby_t *l)
-{
-    while (l->head) {
-        star_msg_t *m = l->head;
-        l->head = m->next;
-        free(m);
-    }
 }
 
 void star_deliver(star_t *st, star_msg_t *m)
@@ -418,7 +257,7 @@ static mnnvl_status_t await(star_t *st, uint32_t a, uint32_t b, uint64_t seq, in
                                                                       : "aborted";
             return star_fail(st, MNNVL_ERR_PEER_LOST,
                              "%s failed: rank %d %s (%s, passed on by rank %d)", what,
-                             st->abort_origin, how, status_name(st->abort_status),
+                             st->abort_origin, how, star_status_name(st->abort_status),
                              st->bs.rank == 0 ? st->abort_origin : 0);
         }
         if (st->peers[rank].bye)
@@ -476,7 +315,8 @@ static mnnvl_status_t after(star_t *st, mnnvl_status_t s, const char *what)
         st->broken)
         return s;
     st->broken = 1;
-    snprintf(st->broken_msg, sizeof(st->broken_msg), "%s failed with %s", what, status_name(s));
+    snprintf(st->broken_msg, sizeof(st->broken_msg), "%s failed with %s", what,
+             star_status_name(s));
     if (s == MNNVL_ERR_TIMEOUT || s == MNNVL_ERR_ABORTED)
         tell_abort(st, s, st->bs.rank);
     return s;
@@ -513,7 +353,8 @@ static mnnvl_status_t hub_round(star_t *st, int root, const void *mine, size_t b
                  mismatch, (unsigned long long)mismatch_bytes, bytes);
     size_t out_len = root < 0 ? bytes * (size_t)size : bytes;
     const void *result = root == 0 ? mine : out;
-    star_buf_t *buf = mismatch >= 0 ? buf_copy(text, strlen(text) + 1) : buf_copy(result, out_len);
+    star_buf_t *buf =
+        mismatch >= 0 ? star_buf_copy(text, strlen(text) + 1) : star_buf_copy(result, out_len);
     int *to = malloc(sizeof(*to) * (size_t)size);
     if ((!buf && (mismatch >= 0 || out_len)) || !to) {
         star_buf_unref(buf);
@@ -537,7 +378,7 @@ static mnnvl_status_t member_round(star_t *st, int send_part, const void *mine, 
 {
     mnnvl_status_t s = MNNVL_SUCCESS;
     if (send_part) {
-        star_buf_t *buf = buf_copy(mine, bytes);
+        star_buf_t *buf = star_buf_copy(mine, bytes);
         if (bytes && !buf)
             return star_fail(st, MNNVL_ERR_NO_MEMORY, "%s: out of memory for %zu bytes", what,
                              bytes);
@@ -684,7 +525,7 @@ static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
         return star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
     size_t len = STAR_ADDRESS_MAX;
     mnnvl_status_t s = st->ops->address(st, addr, &len);
-    star_buf_t *hello = s == MNNVL_SUCCESS ? buf_copy(addr, len) : NULL;
+    star_buf_t *hello = s == MNNVL_SUCCESS ? star_buf_copy(addr, len) : NULL;
     free(addr);
     if (s == MNNVL_SUCCESS && !hello)
         s = star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");

@@ -75,6 +75,9 @@ typedef struct star_buf {
     uint8_t data[];
 } star_buf_t;
 
+/* A buffer holding a copy of len bytes (NULL for 0 bytes or no memory); ref and unref
+ * count its users. */
+star_buf_t *star_buf_copy(const void *data, size_t len);
 star_buf_t *star_buf_ref(star_buf_t *b);
 void star_buf_unref(star_buf_t *b);
 
@@ -169,6 +172,8 @@ typedef struct star_registry {
 } star_registry_t;
 
 uint64_t star_now_ms(void);
+/* "TIMEOUT", "PEER_LOST", ... for the sentences (plugins cannot call libmnnvl). */
+const char *star_status_name(int s);
 void star_pause_ms(int ms);
 
 /* Records the sentence "<name> bootstrap: rank R: ..." and returns s. */
