@@ -65,7 +65,8 @@ func SetLogLevel(level LogLevel) { raw.Mnnvl_set_log_level(raw.Enum_SS_mnnvl_log
 func GetLogLevel() LogLevel { return LogLevel(raw.Mnnvl_get_log_level()) }
 
 // SetLogHandler sends each log line to handler instead of stderr; nil restores stderr.
-// The handler may run on any goroutine, including for lines from libmnnvl's own threads.
+// The handler may run on any goroutine, including for lines from libmnnvl's own threads;
+// a panic in it is recovered and dropped.
 func SetLogHandler(handler func(level LogLevel, message string)) {
 	if handler == nil {
 		raw.SetLogHandler(nil)

@@ -56,20 +56,24 @@ def _is_torch_tensor(obj):
 
 
 class Buffer:
-    """A device buffer reduced to what the C API takes: address, elements, element type."""
+    """A device buffer reduced to what the C API takes: address, elements, element type.
 
-    __slots__ = ("address", "count", "dtype", "device")
+    `element` is the buffer's own name of its element type ("bfloat16", "<f4", ...; None for
+    a raw address) and `dtype` the DType it is, if any.
+    """
+
+    __slots__ = ("address", "count", "element", "device")
 
     def __init__(self, obj, what="buffer"):
         if isinstance(obj, int):
-            self.address, self.count, self.dtype, self.device = obj, None, None, None
+            self.address, self.count, self.element, self.device = obj, None, None, None
         elif _is_torch_tensor(obj):
             if not obj.is_cuda:
                 raise ValueError("%s must be a CUDA tensor, got one on %s" % (what, obj.device))
             if not obj.is_contiguous():
                 raise ValueError("%s must be contiguous" % what)
             self.address, self.count = obj.data_ptr(), obj.numel()
-            self.dtype = _DTYPE_NAMES.get(str(obj.dtype).replace("torch.", ""))
+            self.element = str(obj.dtype).replace("torch.", "")
             self.device = obj.device.index
         elif hasattr(obj, "__cuda_array_interface__"):
             cai = obj.__cuda_array_interface__
@@ -80,18 +84,23 @@ class Buffer:
             self.count = 1
             for n in cai["shape"]:
                 self.count *= n
-            self.dtype = _DTYPE_NAMES.get(cai["typestr"])
+            self.element = cai["typestr"]
             self.device = None
         else:
             raise TypeError("%s must be a CUDA torch tensor, an object with "
                             "__cuda_array_interface__ or an int address, not %s"
                             % (what, type(obj).__name__))
 
-    def expect(self, dtype, what="buffer"):
-        """Checks the element type where the buffer says one."""
-        if self.dtype is not None and self.dtype != dtype:
+    def expect(self, dtype, device, what="buffer"):
+        """Checks the element type and the device where the buffer says them."""
+        if dtype is not None and self.element is not None \
+                and _DTYPE_NAMES.get(self.element) != dtype:
             raise TypeError("%s holds %s but the operation was created for %s"
-                            % (what, self.dtype.name, dtype.name))
+                            % (what, self.element, dtype.name))
+        if self.device is not None and device is not None and device >= 0 \
+                and self.device != device:
+            raise ValueError("%s is on cuda:%d but the communicator uses cuda:%d"
+                             % (what, self.device, device))
         return self
 
 

@@ -59,8 +59,9 @@ class AllReduce(_Handle):
     def __call__(self, input, output=None, stream=None):
         """output = sum over ranks of input (in place when output is None); returns output.
         Collective in stream order, capture-safe, no host synchronization."""
-        src = Buffer(input, "input").expect(self.dtype, "input")
-        dst = src if output is None else Buffer(output, "output").expect(self.dtype, "output")
+        src = Buffer(input, "input").expect(self.dtype, self._device, "input")
+        dst = src if output is None else \
+            Buffer(output, "output").expect(self.dtype, self._device, "output")
         count = src.count if src.count is not None else dst.count
         if count is None:
             raise TypeError("give a tensor (or array) for input or output: raw addresses "
@@ -78,8 +79,8 @@ class AllReduce(_Handle):
 
         residual_out defaults to residual (in place); norm_out defaults to a new tensor like
         input when input is a torch tensor. Returns (residual_out, norm_out)."""
-        src = Buffer(input, "input").expect(self.dtype, "input")
-        g = Buffer(gamma, "gamma").expect(self.dtype, "gamma")
+        src = Buffer(input, "input").expect(self.dtype, self._device, "input")
+        g = Buffer(gamma, "gamma").expect(self.dtype, self._device, "gamma")
         if src.count is None or g.count is None:
             raise TypeError("input and gamma must be tensors or arrays (their sizes give "
                             "tokens and hidden)")
@@ -152,7 +153,8 @@ class MoeAllToAll(_Handle):
         token_selected_experts: int32 [tokens, top_k] on the device; payloads: one device
         buffer per payload, [tokens, payload_bytes[i]]; runtime_max_tokens (R) equal on
         every rank and at least every rank's token count."""
-        experts = Buffer(token_selected_experts, "token_selected_experts")
+        experts = Buffer(token_selected_experts, "token_selected_experts").expect(
+            None, self._device, "token_selected_experts")
         if experts.count is None:
             raise TypeError("token_selected_experts must be a tensor or array")
         if len(payloads) > self.MAX_PAYLOADS:

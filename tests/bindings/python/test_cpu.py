@@ -175,10 +175,70 @@ def log_callback():
 
 
 @test
+def buffers_streams_dtypes():
+    """The Python-side plumbing that needs no GPU: buffers, streams, element types."""
+    from mnnvl._cuda import Buffer, DType, stream_handle, to_dtype
+
+    class Array:
+        def __init__(self, shape, typestr, strides=None):
+            self.__cuda_array_interface__ = {"shape": shape, "typestr": typestr,
+                                             "data": (0x7f0000001000, False),
+                                             "strides": strides, "version": 3}
+
+    b = Buffer(Array((4, 8), "<f2"))
+    assert (b.address, b.count, b.element) == (0x7f0000001000, 32, "<f2")
+    b.expect(DType.FP16, -1)
+    for wrong in (lambda: b.expect(DType.BF16, -1), lambda: Buffer(Array((4,), "<i4"))
+                  .expect(DType.FP32, 0)):
+        try:
+            wrong()
+        except TypeError:
+            pass
+        else:
+            raise AssertionError("a buffer of the wrong element type was accepted")
+    Buffer(Array((4, 8), "<f4", strides=(32, 4)))  # explicit but compact
+    try:
+        Buffer(Array((4, 8), "<f4", strides=(64, 4)))
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a strided buffer was accepted")
+    assert Buffer(1234).address == 1234 and Buffer(1234).count is None
+    try:
+        Buffer(b"host bytes")
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("host memory was accepted as a device buffer")
+
+    class TorchLikeStream:
+        cuda_stream = 0x55
+
+    class ProtocolStream:
+        def __cuda_stream__(self):
+            return (0, 0x66)
+
+    if "torch" not in sys.modules:
+        assert stream_handle(None, 0) == 0  # the legacy default stream without torch
+    assert stream_handle(0x44) == 0x44
+    assert stream_handle(TorchLikeStream()) == 0x55
+    assert stream_handle(ProtocolStream()) == 0x66
+    assert to_dtype("bf16") is DType.BF16 and to_dtype("float16") is DType.FP16
+    assert to_dtype(2) is DType.BF16 and DType.FP32.itemsize == 4
+    try:
+        to_dtype("int8")
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("int8 became a DType")
+
+
+@test
 def torch_store_join():
     """mnnvl.Comm joins a TCPStore that torch serves (Debian's python3-torch here)."""
     python = os.environ.get("MNNVL_TEST_TORCH_PYTHON", "/usr/bin/python3")
-    fixture = os.path.join(os.environ.get("top_srcdir", "."), "tests/backends/torch_store.py")
+    srcdir = os.environ.get("abs_top_srcdir") or os.environ.get("top_srcdir", ".")
+    fixture = os.path.join(srcdir, "tests/backends/torch_store.py")
     if not os.path.exists(fixture):
         raise Skip("no %s" % fixture)
     probe = subprocess.run([python, "-c", "import torch.distributed"], capture_output=True)

@@ -11,9 +11,13 @@ type logFunc func(level int, message string)
 
 //export mnnvlGoLog
 func mnnvlGoLog(level C.int, message *C.char) {
-	if fn, _ := logTarget.Load().(logFunc); fn != nil {
-		fn(int(level), C.GoString(message))
+	fn, _ := logTarget.Load().(logFunc)
+	if fn == nil {
+		return
 	}
+	// A panic must not unwind into libmnnvl's C frames (that would abort the process).
+	defer func() { _ = recover() }()
+	fn(int(level), C.GoString(message))
 }
 
 // SetLogHandler sends libmnnvl's log lines to fn (any goroutine, libmnnvl's own threads
