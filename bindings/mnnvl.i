@@ -25,7 +25,12 @@
  * between threads can lose them. The layer generated here is private to each binding; the
  * classes users see (Config, Comm, SymmetricMemory, AllReduce, ... with close/Close) are
  * written in each language on top of it: bindings/python/mnnvl, bindings/go,
- * bindings/java/org/libmnnvl.
+ * bindings/java/org/libmnnvl. (Classes generated from here could not give Go its
+ * (value, error) results, nor Python its torch and DLPack handling, nor Java its javadoc.)
+ *
+ * The file is long (about 1000 lines) because it is the one interface of all three
+ * languages; its sections (Python with the DLPack export, Java, Go, then what they share)
+ * each read on their own.
  */
 #if defined(SWIGJAVA)
 %module Native /* package-private classes Native, NativeJNI, NativeConstants */
