@@ -16,8 +16,8 @@ AC_DEFUN([MNNVL_CHECK_CUDA], [
     AS_CASE([$with_cuda],
       [yes|auto], [mnnvl_cuda_dirs="$CUDA_HOME /usr/local/cuda"],
       [mnnvl_cuda_dirs="$with_cuda"])
-    for d in $mnnvl_cuda_dirs; do
-      AS_IF([test -x "$d/bin/nvcc" && test -f "$d/include/cuda.h"], [CUDA_HOME=$d; break])
+    for mnnvl_d in $mnnvl_cuda_dirs; do
+      AS_IF([test -x "$mnnvl_d/bin/nvcc" && test -f "$mnnvl_d/include/cuda.h"], [CUDA_HOME=$mnnvl_d; break])
     done
     AS_IF([test -z "$CUDA_HOME" && test "x$with_cuda" != xauto && test "x$with_cuda" != xyes],
       [AC_MSG_ERROR([no nvcc and cuda.h under --with-cuda=$with_cuda])])
@@ -26,8 +26,8 @@ AC_DEFUN([MNNVL_CHECK_CUDA], [
       AS_IF([test -n "$mnnvl_nvcc_path"], [CUDA_HOME=`dirname \`dirname $mnnvl_nvcc_path\``])
     ])
     AS_IF([test -n "$CUDA_HOME"], [
-      for libdir in "$CUDA_HOME/lib64" "$CUDA_HOME/lib" "$CUDA_HOME/targets/x86_64-linux/lib"; do
-        AS_IF([test -f "$libdir/libcudart_static.a"], [CUDA_LIBDIR=$libdir; break])
+      for mnnvl_cuda_dir in "$CUDA_HOME/lib64" "$CUDA_HOME/lib" "$CUDA_HOME/targets/x86_64-linux/lib"; do
+        AS_IF([test -f "$mnnvl_cuda_dir/libcudart_static.a"], [CUDA_LIBDIR=$mnnvl_cuda_dir; break])
       done
       AS_IF([test -n "$CUDA_LIBDIR"], [mnnvl_have_cuda=yes],
         [AS_IF([test "x$with_cuda" = xauto], [AC_MSG_WARN([CUDA at $CUDA_HOME lacks libcudart_static.a; building without CUDA])],
