@@ -435,3 +435,4 @@ static void run_two_hosts(const char *backend)
 
 Test(two_hosts, tcp, .timeout = 200) { run_two_hosts("tcp"); }
 Test(two_hosts, ucx, .timeout = 200) { run_two_hosts("ucx"); }
+Test(two_hosts, ofi, .timeout = 200) { run_two_hosts("ofi"); }
