@@ -107,6 +107,7 @@ static const key_spec_t keys[] = {
     {"external_buffers", "0", boolean, {"0", "1", NULL}},
     {"mpi_comm", "", integer_or_empty, {"an MPI Fortran communicator handle (empty: WORLD)", NULL}},
     {"mpi_init", "0", boolean, {"0", "1", NULL}},
+    {"ofi_provider", "", any_string, {"a libfabric provider list (empty: tcp;ofi_rxm)", NULL}},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
