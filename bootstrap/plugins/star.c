@@ -5,6 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* abort() tries this many times, 1 ms apart, to take the lock from a thread that is not
+ * inside a call on this communicator (another communicator's call holds it briefly). */
+#define ABORT_TRIES 100
+
 /* ---------------------------------------------------------------------------------------- */
 /* Communicators, messages                                                                  */
 /* ---------------------------------------------------------------------------------------- */
@@ -244,21 +248,23 @@ static mnnvl_status_t await(star_t *st, uint32_t a, uint32_t b, uint64_t seq, in
                             uint64_t deadline, const char *what, star_msg_t **out)
 {
     for (;;) {
-        star_msg_t *m = take(st, a, b, seq, rank);
-        if (m) {
-            *out = m;
-            return MNNVL_SUCCESS;
-        }
+        /* An ABORT fails the call even when its message is already here: the peer that
+         * aborted may have sent its part first. */
         if (st->abort_origin >= 0) {
             if (st->bs.rank == 0)
                 tell_abort(st, st->abort_status, st->abort_origin);
             const char *how = st->abort_status == MNNVL_ERR_PEER_LOST ? "died or left"
                               : st->abort_status == MNNVL_ERR_TIMEOUT ? "timed out"
                                                                       : "aborted";
-            return star_fail(st, MNNVL_ERR_PEER_LOST,
-                             "%s failed: rank %d %s (%s, passed on by rank %d)", what,
+            int relayed = st->bs.rank != 0 && st->abort_origin != 0;
+            return star_fail(st, MNNVL_ERR_PEER_LOST, "%s failed: rank %d %s (%s%s)", what,
                              st->abort_origin, how, star_status_name(st->abort_status),
-                             st->bs.rank == 0 ? st->abort_origin : 0);
+                             relayed ? ", passed on by rank 0" : "");
+        }
+        star_msg_t *m = take(st, a, b, seq, rank);
+        if (m) {
+            *out = m;
+            return MNNVL_SUCCESS;
         }
         if (st->peers[rank].bye)
             return star_fail(st, MNNVL_ERR_PEER_LOST,
@@ -735,13 +741,23 @@ static mnnvl_status_t star_split(mnnvl_bootstrap_t *bs, int color, int key,
     return s;
 }
 
-/* Fails this rank's pending and later calls; the peers hear of it (ABORT) from the thread
- * that owns the communicator, inside its current or next call. */
+/* Fails this rank's pending and later calls and tells the peers. Any thread: when the
+ * owning thread is inside a call (holding the lock), that call fails and tells them; else
+ * this thread does, within the close grace. */
 static void star_abort(mnnvl_bootstrap_t *bs)
 {
     star_t *st = bs->state;
     atomic_store(&st->aborted, 1);
     st->ops->wake(st);
+    for (int i = 0; i < ABORT_TRIES; i++) {
+        if (pthread_mutex_trylock(st->lock) == 0) {
+            if (!st->broken)
+                tell_abort(st, MNNVL_ERR_ABORTED, st->bs.rank);
+            pthread_mutex_unlock(st->lock);
+            return;
+        }
+        star_pause_ms(1);
+    }
 }
 
 static void star_destroy(mnnvl_bootstrap_t *bs)

@@ -62,7 +62,8 @@ struct ucx_listener {
 };
 
 /* A send. UCX 1.13 reads the header and the payload until the send completes, so both
- * live here; a send whose caller gave up waits in the orphans until it completes. */
+ * live here; a send whose caller gave up waits in the orphans until it completes, and so
+ * does an endpoint close that outlasted its grace period. */
 typedef struct ucx_op {
     struct ucx_op *next;
     star_hdr_t h;
@@ -192,7 +193,9 @@ static ucx_link_t *link_open(ucx_proc_t *proc, ucp_ep_params_t *params, ucs_stat
     return link;
 }
 
-/* Closes the endpoint (flushing it while it works) within a grace period, and frees. */
+/* Closes the endpoint, flushing it while it works, and frees the link (UCX calls no error
+ * handler of a closed endpoint). A flush still waiting for the peer after the grace
+ * period finishes in the orphans: closing an endpoint twice is an error in UCX. */
 static void link_close(ucx_proc_t *proc, ucx_link_t *link)
 {
     if (!link)
@@ -204,17 +207,16 @@ static void link_close(ucx_proc_t *proc, ucx_link_t *link)
     while (UCS_PTR_IS_PTR(req) && ucp_request_check_status(req) == UCS_INPROGRESS &&
            star_now_ms() < deadline)
         ucp_worker_progress(proc->worker);
-    if (UCS_PTR_IS_PTR(req)) {
-        if (ucp_request_check_status(req) == UCS_INPROGRESS) {
-            /* Still flushing after the grace period: force it, which completes at once. */
-            ucp_request_free(req);
-            prm.flags = UCP_EP_CLOSE_FLAG_FORCE;
-            req = ucp_ep_close_nbx(link->ep, &prm);
-            while (UCS_PTR_IS_PTR(req) && ucp_request_check_status(req) == UCS_INPROGRESS)
-                ucp_worker_progress(proc->worker);
-        }
-        if (UCS_PTR_IS_PTR(req))
-            ucp_request_free(req);
+    ucx_op_t *op = UCS_PTR_IS_PTR(req) && ucp_request_check_status(req) == UCS_INPROGRESS
+                       ? calloc(1, sizeof(*op))
+                       : NULL;
+    if (op) {
+        op->req = req;
+        op->status = UCS_INPROGRESS;
+        op->next = proc->orphans;
+        proc->orphans = op;
+    } else if (UCS_PTR_IS_PTR(req)) {
+        ucp_request_free(req); /* done, or no memory to wait for it: UCX finishes it */
     }
     free(link);
 }
@@ -247,11 +249,12 @@ static void tend_listeners(ucx_proc_t *proc)
     }
 }
 
+/* Frees the sends and closes whose callers gave up, once they completed (all: now). */
 static void reap_orphans(ucx_proc_t *proc, int all)
 {
     for (ucx_op_t **pp = &proc->orphans; *pp;) {
         ucx_op_t *op = *pp;
-        if (op->status == UCS_INPROGRESS && !all) {
+        if (!all && ucp_request_check_status(op->req) == UCS_INPROGRESS) {
             pp = &op->next;
             continue;
         }
