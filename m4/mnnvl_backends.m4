@@ -1,8 +1,9 @@
 # MNNVL_CHECK_BACKENDS
 # Finds the dependencies of the optional bootstrap plugins: MPI (pkg-config ompi-c, else
-# mpicc --showme), UCX (pkg-config ucx), libfabric (pkg-config libfabric). Each is built when
-# found; --without-mpi/--without-ucx/--without-ofi turn one off, --with-X makes a missing
-# dependency an error. Also finds mpirun for the mpi tests.
+# mpicc --showme), UCX (pkg-config ucx), libfabric >= 1.10 (pkg-config libfabric; the ofi
+# plugin asks for API 1.10). Each is built when found; --without-mpi/--without-ucx/
+# --without-ofi turn one off, --with-X makes a missing dependency an error. Also finds
+# mpirun for the mpi tests.
 AC_DEFUN([MNNVL_CHECK_BACKENDS], [
   AC_ARG_WITH([mpi],
     [AS_HELP_STRING([--without-mpi], [do not build the mpi bootstrap plugin])],
@@ -46,9 +47,9 @@ AC_DEFUN([MNNVL_CHECK_BACKENDS], [
 
   mnnvl_have_ofi=no
   AS_IF([test "x$with_ofi" != xno], [
-    PKG_CHECK_MODULES([OFI], [libfabric], [mnnvl_have_ofi=yes], [
+    PKG_CHECK_MODULES([OFI], [libfabric >= 1.10], [mnnvl_have_ofi=yes], [
       AS_IF([test "x$with_ofi" = xyes],
-        [AC_MSG_ERROR([--with-ofi: pkg-config finds no libfabric (install libfabric-dev)])])])
+        [AC_MSG_ERROR([--with-ofi: pkg-config finds no libfabric >= 1.10 (install libfabric-dev)])])])
   ])
 
   AM_CONDITIONAL([HAVE_MPI], [test "x$mnnvl_have_mpi" = xyes])
