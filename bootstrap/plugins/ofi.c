@@ -151,6 +151,13 @@ static void ofi_wait(star_t *st, uint64_t until)
         (void)!read(proc->wake_fd, &drained, sizeof(drained));
 }
 
+static void ofi_poll(star_t *st)
+{
+    ofi_ep_t *e = ((ofi_comm_t *)st)->ep;
+    if (e)
+        ofi_ep_progress(e);
+}
+
 static void ofi_wake(star_t *st)
 {
     uint64_t one = 1;
@@ -241,9 +248,7 @@ static mnnvl_status_t ofi_address(star_t *st, void *buf, size_t *len)
 {
     ofi_ep_t *e = ((ofi_comm_t *)st)->ep;
     if (e->name_len > *len)
-        return star_fail(st, MNNVL_ERR_BOOTSTRAP,
-                         "the endpoint name has %zu bytes, more than "
-                         "%zu",
+        return star_fail(st, MNNVL_ERR_BOOTSTRAP, "the endpoint name has %zu bytes, more than %zu",
                          e->name_len, *len);
     memcpy(buf, e->name, e->name_len);
     *len = e->name_len;
@@ -306,9 +311,9 @@ static mnnvl_status_t attach_ep(ofi_comm_t *c, const char *provider, uint64_t de
                              why, sizeof(why)))) {
         if (rc == -FI_ENODATA)
             return star_fail(st, MNNVL_ERR_UNSUPPORTED,
-                             "libfabric offers no provider \"%s\" with RDM endpoints and "
-                             "tagged messages for %s (%s); choose one with the config key "
-                             "ofi_provider or MNNVL_OFI_PROVIDER (default %s)",
+                             "libfabric offers no provider \"%s\" with RDM endpoints and tagged "
+                             "messages for %s (%s); choose one with the config key ofi_provider or "
+                             "MNNVL_OFI_PROVIDER (default %s)",
                              provider, root ? st->root : local, why, DEFAULT_PROVIDER);
         if (!root || rc != -FI_EADDRINUSE || star_now_ms() >= deadline)
             return star_fail(st, MNNVL_ERR_BOOTSTRAP, "cannot open an endpoint%s%s: %s",
@@ -431,6 +436,7 @@ static const star_ops_t ofi_ops = {
     .send_test = ofi_send_test,
     .send_end = ofi_send_end,
     .wait = ofi_wait,
+    .poll = ofi_poll,
     .wake = ofi_wake,
     .link_broken = ofi_link_broken,
     .adopt = ofi_adopt,

@@ -1,13 +1,13 @@
 /* The star protocol of the ucx and ofi plugins; see star.h. */
 #include "star.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* abort() tries this many times, 1 ms apart, to take the lock from a thread that is not
- * inside a call on this communicator (another communicator's call holds it briefly). */
-#define ABORT_TRIES 100
+/* How long abort() from another thread may take to hand its ABORTs over. */
+#define ABORT_GRACE_MS 200
 
 /* ---------------------------------------------------------------------------------------- */
 /* Communicators, messages                                                                  */
@@ -47,8 +47,8 @@ mnnvl_status_t star_root_from_args(star_t *st, const mnnvl_bootstrap_args_t *arg
     const char *root = args->config_get(args->config, "root");
     if (!root || !root[0])
         return star_fail(st, MNNVL_ERR_INVALID_ARGUMENT,
-                         "no root address: set the config key root=host:port (MNNVL_ROOT) to "
-                         "where rank 0 listens");
+                         "no root address: set the config key root=host:port (MNNVL_ROOT) to where "
+                         "rank 0 listens");
     if (strlen(root) >= sizeof(st->root))
         return star_fail(st, MNNVL_ERR_INVALID_ARGUMENT, "root '%.40s...' is longer than %zu", root,
                          sizeof(st->root) - 1);
@@ -177,9 +177,7 @@ static mnnvl_status_t send_all(star_t *st, star_send_t *s, int n, uint64_t deadl
         if (r != MNNVL_SUCCESS || !pending)
             break;
         if (atomic_load(&st->aborted)) {
-            r = star_fail(st, MNNVL_ERR_ABORTED,
-                          "%s was interrupted: the communicator was "
-                          "aborted",
+            r = star_fail(st, MNNVL_ERR_ABORTED, "%s was interrupted: the communicator was aborted",
                           what);
             break;
         }
@@ -209,9 +207,42 @@ static mnnvl_status_t send_to(star_t *st, const int *to, int n, uint32_t type, u
     return r;
 }
 
+/* Sends a batch on the way out (ABORT, BYE) without ever releasing the lock: abort() runs
+ * on another thread than the owner, who may destroy the communicator as soon as the lock
+ * is free. Waits at most grace_ms for the sends to be handed over, polling; what is still
+ * in flight then finishes in the transport. Best effort, and quiet: a peer that cannot be
+ * told finds out by its own means (link, timeout). */
+static void send_leaving(star_t *st, const int *to, int n, uint32_t type, int32_t status,
+                         int origin, int grace_ms)
+{
+    star_send_t *s = calloc((size_t)n, sizeof(*s));
+    if (!s)
+        return;
+    st->quiet++;
+    for (int i = 0; i < n; i++) {
+        fill(st, &s[i], to[i], type, 0, status, NULL);
+        s[i].h.origin = origin;
+        st->ops->send_start(st, &s[i]);
+    }
+    uint64_t deadline = star_now_ms() + (uint64_t)grace_ms;
+    for (;;) {
+        int pending = 0;
+        for (int i = 0; i < n; i++)
+            pending += s[i].op && st->ops->send_test(st, &s[i]) == 0;
+        if (!pending || star_now_ms() >= deadline)
+            break;
+        st->ops->poll(st);
+        sched_yield();
+    }
+    for (int i = 0; i < n; i++)
+        end(st, &s[i]);
+    st->quiet--;
+    free(s);
+}
+
 /* Tells the peers that this communicator failed (once): rank 0 tells every member but the
  * one where the failure started, a member tells rank 0, which passes it on. */
-static void tell_abort(star_t *st, int32_t status, int origin)
+static void tell_abort(star_t *st, int32_t status, int origin, int grace_ms)
 {
     if (st->told_abort || st->bs.size == 1)
         return;
@@ -225,20 +256,8 @@ static void tell_abort(star_t *st, int32_t status, int origin)
         if (st->bs.rank != 0)
             break;
     }
-    if (n) {
-        star_send_t *s = calloc((size_t)n, sizeof(*s));
-        for (int i = 0; s && i < n; i++) {
-            fill(st, &s[i], to[i], STAR_ABORT, 0, status, NULL);
-            s[i].h.origin = origin;
-        }
-        /* Best effort, and quiet: the failure being reported is the caller's. A peer that
-         * cannot be told finds out by its own timeout. */
-        st->quiet++;
-        if (s)
-            send_all(st, s, n, star_now_ms() + STAR_CLOSE_GRACE_MS, "telling the peers");
-        st->quiet--;
-        free(s);
-    }
+    if (n)
+        send_leaving(st, to, n, STAR_ABORT, status, origin, grace_ms);
     free(to);
 }
 
@@ -252,7 +271,7 @@ static mnnvl_status_t await(star_t *st, uint32_t a, uint32_t b, uint64_t seq, in
          * aborted may have sent its part first. */
         if (st->abort_origin >= 0) {
             if (st->bs.rank == 0)
-                tell_abort(st, st->abort_status, st->abort_origin);
+                tell_abort(st, st->abort_status, st->abort_origin, STAR_CLOSE_GRACE_MS);
             const char *how = st->abort_status == MNNVL_ERR_PEER_LOST ? "died or left"
                               : st->abort_status == MNNVL_ERR_TIMEOUT ? "timed out"
                                                                       : "aborted";
@@ -278,21 +297,18 @@ static mnnvl_status_t await(star_t *st, uint32_t a, uint32_t b, uint64_t seq, in
             char because[200];
             snprintf(because, sizeof(because), "%s", why);
             if (st->bs.rank == 0)
-                tell_abort(st, MNNVL_ERR_PEER_LOST, r);
+                tell_abort(st, MNNVL_ERR_PEER_LOST, r, STAR_CLOSE_GRACE_MS);
             return star_fail(st, MNNVL_ERR_PEER_LOST,
                              "%s failed: the link to rank %d broke (%s): it died or left", what, r,
                              because);
         }
         if (atomic_load(&st->aborted))
             return star_fail(st, MNNVL_ERR_ABORTED,
-                             "%s was interrupted: the communicator was "
-                             "aborted",
-                             what);
+                             "%s was interrupted: the communicator was aborted", what);
         if (star_now_ms() >= deadline)
             return star_fail(st, MNNVL_ERR_TIMEOUT,
-                             "%s timed out waiting for rank %d "
-                             "(timeout_ms %d)",
-                             what, rank, st->timeout_ms);
+                             "%s timed out waiting for rank %d (timeout_ms %d)", what, rank,
+                             st->timeout_ms);
         uint64_t next_ping = ping(st, rank);
         st->ops->wait(st, next_ping < deadline ? next_ping : deadline);
     }
@@ -324,7 +340,7 @@ static mnnvl_status_t after(star_t *st, mnnvl_status_t s, const char *what)
     snprintf(st->broken_msg, sizeof(st->broken_msg), "%s failed with %s", what,
              star_status_name(s));
     if (s == MNNVL_ERR_TIMEOUT || s == MNNVL_ERR_ABORTED)
-        tell_abort(st, s, st->bs.rank);
+        tell_abort(st, s, st->bs.rank, STAR_CLOSE_GRACE_MS);
     return s;
 }
 
@@ -488,13 +504,12 @@ static mnnvl_status_t hub_form(star_t *st, star_lobby_t *lobby, uint64_t deadlin
         if (!m) {
             if (atomic_load(&st->aborted))
                 return star_fail(st, MNNVL_ERR_ABORTED,
-                                 "joining was interrupted: the "
-                                 "communicator was aborted");
+                                 "joining was interrupted: the communicator was aborted");
             if (star_now_ms() >= deadline)
-                return star_fail(st, MNNVL_ERR_TIMEOUT,
-                                 "joining as rank 0 on root %s: %d of %d ranks arrived within "
-                                 "timeout_ms %d",
-                                 st->root, joined, st->bs.size, st->timeout_ms);
+                return star_fail(
+                    st, MNNVL_ERR_TIMEOUT,
+                    "joining as rank 0 on root %s: %d of %d ranks arrived within timeout_ms %d",
+                    st->root, joined, st->bs.size, st->timeout_ms);
             st->ops->wait(st, deadline);
             continue;
         }
@@ -564,9 +579,7 @@ static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
                 root->token = m->h.src;
                 if (m->h.type == STAR_REJECT)
                     s = star_fail(st, MNNVL_ERR_BOOTSTRAP,
-                                  "joining: rank 0 at root %s turned "
-                                  "this rank away",
-                                  st->root);
+                                  "joining: rank 0 at root %s turned this rank away", st->root);
                 free(m);
                 break;
             }
@@ -574,8 +587,7 @@ static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
                 break;
             if (atomic_load(&st->aborted))
                 s = star_fail(st, MNNVL_ERR_ABORTED,
-                              "joining was interrupted: the "
-                              "communicator was aborted");
+                              "joining was interrupted: the communicator was aborted");
             else if (star_now_ms() >= deadline)
                 s = star_fail(st, MNNVL_ERR_TIMEOUT,
                               "joining: rank 0 did not form the communicator at root %s within "
@@ -657,10 +669,9 @@ static mnnvl_status_t split_locked(star_t *st, int color, int key, star_t **chil
     uint8_t *addr = malloc(STAR_ADDRESS_MAX);
     uint8_t *slot = NULL, *slots = NULL;
     star_t *cs = NULL;
-    mnnvl_status_t s = ck && lens && addr ? MNNVL_SUCCESS
-                                          : star_fail(st, MNNVL_ERR_NO_MEMORY,
-                                                      "split: out of "
-                                                      "memory");
+    mnnvl_status_t s = ck && lens && addr
+                           ? MNNVL_SUCCESS
+                           : star_fail(st, MNNVL_ERR_NO_MEMORY, "split: out of memory");
     if (s == MNNVL_SUCCESS)
         s = round_locked(st, -1, mine, sizeof(mine), ck, "split");
     int child_size = 0;
@@ -686,8 +697,7 @@ static mnnvl_status_t split_locked(star_t *st, int color, int key, star_t **chil
     size_t slot_len = 16 + (size_t)max_len;
     if (s == MNNVL_SUCCESS && max_len > STAR_ADDRESS_MAX)
         s = star_fail(st, MNNVL_ERR_BOOTSTRAP,
-                      "split: a peer's address has %llu bytes, more "
-                      "than %d",
+                      "split: a peer's address has %llu bytes, more than %d",
                       (unsigned long long)max_len, STAR_ADDRESS_MAX);
     if (s == MNNVL_SUCCESS) {
         slot = calloc(1, slot_len);
@@ -741,23 +751,20 @@ static mnnvl_status_t star_split(mnnvl_bootstrap_t *bs, int color, int key,
     return s;
 }
 
-/* Fails this rank's pending and later calls and tells the peers. Any thread: when the
- * owning thread is inside a call (holding the lock), that call fails and tells them; else
- * this thread does, within the close grace. */
+/* Fails this rank's pending and later calls and tells the peers. Any thread. The lock is
+ * free unless the owning thread is inside a call (or another communicator's call holds it
+ * for a moment): then that call fails and tells them, else this thread does, holding the
+ * lock throughout, so that a destroy on the owning thread waits for it. */
 static void star_abort(mnnvl_bootstrap_t *bs)
 {
     star_t *st = bs->state;
     atomic_store(&st->aborted, 1);
     st->ops->wake(st);
-    for (int i = 0; i < ABORT_TRIES; i++) {
-        if (pthread_mutex_trylock(st->lock) == 0) {
-            if (!st->broken)
-                tell_abort(st, MNNVL_ERR_ABORTED, st->bs.rank);
-            pthread_mutex_unlock(st->lock);
-            return;
-        }
-        star_pause_ms(1);
-    }
+    if (pthread_mutex_trylock(st->lock) != 0)
+        return;
+    if (!st->broken)
+        tell_abort(st, MNNVL_ERR_ABORTED, st->bs.rank, ABORT_GRACE_MS);
+    pthread_mutex_unlock(st->lock);
 }
 
 static void star_destroy(mnnvl_bootstrap_t *bs)
@@ -767,7 +774,7 @@ static void star_destroy(mnnvl_bootstrap_t *bs)
     star_t *st = bs->state;
     pthread_mutex_lock(st->lock);
     if (st->bs.size > 1 && atomic_load(&st->aborted)) {
-        tell_abort(st, MNNVL_ERR_ABORTED, st->bs.rank);
+        tell_abort(st, MNNVL_ERR_ABORTED, st->bs.rank, STAR_CLOSE_GRACE_MS);
     } else if (st->bs.size > 1 && !st->broken) {
         /* BYE makes the departure graceful: a peer still waiting on us fails at once. */
         int *to = malloc(sizeof(*to) * (size_t)st->bs.size);
@@ -776,11 +783,8 @@ static void star_destroy(mnnvl_bootstrap_t *bs)
             if (r != st->bs.rank && st->peers[r].joined && !link_lost(st, r) &&
                 (st->bs.rank == 0 || r == 0))
                 to[n++] = r;
-        st->quiet++; /* destroy reports nothing */
         if (n)
-            send_to(st, to, n, STAR_BYE, 0, 0, NULL, star_now_ms() + STAR_CLOSE_GRACE_MS,
-                    "leaving");
-        st->quiet--;
+            send_leaving(st, to, n, STAR_BYE, 0, st->bs.rank, STAR_CLOSE_GRACE_MS);
         free(to);
     }
     for (int r = 0; r < st->bs.size; r++)

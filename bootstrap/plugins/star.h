@@ -111,6 +111,8 @@ typedef struct star_ops {
      * something arrives, the process is woken, or `until` (star_now_ms() time); releases
      * st->lock while sleeping. */
     void (*wait)(star_t *st, uint64_t until);
+    /* Progresses the transport once, without sleeping or releasing the lock. */
+    void (*poll)(star_t *st);
     /* Wakes a wait of st from another thread (abort). */
     void (*wake)(star_t *st);
     /* NULL while the transport knows nothing wrong with the link to `rank`, else why. */

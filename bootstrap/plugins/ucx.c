@@ -357,6 +357,12 @@ static void ucx_wait(star_t *st, uint64_t until)
     pthread_mutex_lock(&proc->lock);
 }
 
+static void ucx_poll(star_t *st)
+{
+    while (ucp_worker_progress(((ucx_comm_t *)st)->proc->worker))
+        ;
+}
+
 static void ucx_wake(star_t *st)
 {
     ucp_worker_signal(((ucx_comm_t *)st)->proc->worker); /* any thread, says ucp.h */
@@ -453,9 +459,7 @@ static mnnvl_status_t ucx_address(star_t *st, void *buf, size_t *len)
     mnnvl_status_t s = MNNVL_SUCCESS;
     if (addr_len > *len)
         s = star_fail(st, MNNVL_ERR_BOOTSTRAP,
-                      "the UCX worker address has %zu bytes, more "
-                      "than %zu",
-                      addr_len, *len);
+                      "the UCX worker address has %zu bytes, more than %zu", addr_len, *len);
     else
         memcpy(buf, addr, addr_len);
     *len = addr_len;
@@ -598,9 +602,8 @@ static mnnvl_status_t listen_at_root(ucx_comm_t *c, uint64_t deadline)
         if (star_now_ms() >= deadline) {
             free(l);
             return star_fail(st, MNNVL_ERR_BOOTSTRAP,
-                             "cannot listen on root %s within "
-                             "timeout_ms %d: %s",
-                             st->root, st->timeout_ms, ucs_status_string(us));
+                             "cannot listen on root %s within timeout_ms %d: %s", st->root,
+                             st->timeout_ms, ucs_status_string(us));
         }
         pthread_mutex_unlock(&proc->lock);
         star_pause_ms(STAR_RETRY_PAUSE_MS);
@@ -677,6 +680,7 @@ static const star_ops_t ucx_ops = {
     .send_test = ucx_send_test,
     .send_end = ucx_send_end,
     .wait = ucx_wait,
+    .poll = ucx_poll,
     .wake = ucx_wake,
     .link_broken = ucx_link_broken,
     .adopt = ucx_adopt,
