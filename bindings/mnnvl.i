@@ -416,9 +416,15 @@ static void mnnvl_dl_capsule_free(PyObject *capsule)
  * `offset` bytes into `peer`'s piece of `mem`, on CUDA device `device`, as a DLPack capsule
  * (`versioned`: the DLPack 1.0 one). The export holds its own reference to the memory: the
  * tensor a consumer builds from it stays valid after every other reference is gone. */
-static PyObject *mnnvl_py_dlpack(mnnvl_mem_t mem, int peer, size_t offset, PyObject *shape,
+static PyObject *mnnvl_py_dlpack(PyObject *handle, int peer, size_t offset, PyObject *shape,
                                  int code, int bits, int device, int versioned)
 {
+    /* The handle arrives as the int every other function takes: the handle typemaps are
+     * declared after this function, so it converts the object itself. */
+    void *address;
+    if (mnnvl_py_address(handle, &address) < 0)
+        return NULL;
+    mnnvl_mem_t mem = (mnnvl_mem_t)address;
     void *base = mnnvl_mem_ptr(mem, peer);
     if (!base) {
         PyErr_Format(PyExc_ValueError, "peer %d has no piece in this memory", peer);
