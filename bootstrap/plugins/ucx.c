@@ -15,11 +15,11 @@
  * keeps a pointer to the listener in every accepted connection whose first data has not
  * arrived yet, and calls through it from the async thread when the data comes, after
  * ucp_listener_destroy freed it (a SIGSEGV in ucp_cm_server_conn_request_cb; the listener
- * cleanup in uct/tcp/tcp_listener.c does not touch those connections). Members of the next
- * communicator connect exactly while the previous one is being torn down, so a listener is
- * never destroyed; connection requests are never rejected either (ucp_listener_reject has
- * its own crashes in the sockcm): every request is accepted and an unwanted connection
- * closed.
+ * cleanup in uct/tcp/tcp_listener.c does not touch those connections; openucx/ucx#11087 is
+ * the same race). Members of the next communicator connect exactly while the previous one
+ * is being torn down, so a listener is never destroyed; connection requests are never
+ * rejected either (ucp_listener_reject on a sockcm request can crash the async thread,
+ * openucx/ucx#11235): every request is accepted and an unwanted connection closed.
  *
  * Peer loss: endpoints use UCX's peer error handling, so a rank that dies breaks its
  * connection and star.c reports PEER_LOST.
