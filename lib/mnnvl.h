@@ -129,6 +129,13 @@ typedef struct mnnvl_config_s *mnnvl_config_t;
  *   log_level     none | error | warn | info | debug | trace     default: the process level
  *   store         host:port of a PyTorch TCPStore (torch-store)  no default
  *   store_prefix  key prefix inside that store                   default mnnvl
+ *   mpi_comm      MPI Fortran communicator handle (mpi; e.g. mpi4py's comm.py2f())
+ *                                                                default "" (MPI_COMM_WORLD)
+ *   mpi_init      1: the mpi plugin calls MPI_Init/MPI_Finalize itself      default 0
+ *   ofi_provider  libfabric provider list (ofi)                  default "" (tcp;ofi_rxm)
+ *   allreduce_oneshot_max  message bytes up to which AUTO all-reduce uses one-shot
+ *                                                                default 0 (built-in table)
+ *   external_buffers  1 allows caller-provided all-reduce workspaces      default 0
  * Returns INVALID_ARGUMENT when an MNNVL_<KEY> variable holds a bad value, NO_MEMORY. */
 MNNVL_API mnnvl_status_t mnnvl_config_create(mnnvl_config_t *config);
 
@@ -274,8 +281,9 @@ MNNVL_API mnnvl_status_t mnnvl_comm_get_async_error(mnnvl_comm_t comm,
 
 /* Aborts the communicator after an error: running and future kernels exit with ABORTED,
  * blocked host calls on other threads return, peers are told (their calls fail with
- * PEER_LOST). Local; safe to call at any time, also from another thread. The communicator
- * must still be destroyed. */
+ * PEER_LOST). Local; safe to call at any time, also from another thread while the owner is
+ * inside a call, but not concurrently with mnnvl_comm_destroy of the same communicator:
+ * let the aborting thread return first. The communicator must still be destroyed. */
 MNNVL_API mnnvl_status_t mnnvl_comm_abort(mnnvl_comm_t comm);
 
 /* Waits until every rank has called finalize, so that destroying afterwards cannot make a
