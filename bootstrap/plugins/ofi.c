@@ -4,7 +4,7 @@
  *
  * Config keys: root (host:port): rank 0's endpoint is bound there, and since the RDM name
  * of tcp;ofi_rxm is a plain sockaddr, any rank that knows host:port can send to it.
- * ofi_provider (default "tcp;ofi_rxm", else the environment's MNNVL_OFI_PROVIDER): the
+ * ofi_provider (default "tcp;ofi_rxm"; MNNVL_OFI_PROVIDER through the config): the
  * libfabric provider; any that offers RDM endpoints with tagged messages and needs no memory
  * registration for host buffers ("tcp;ofi_rxm", "tcp", "sockets", "net" in 1.17).
  *
@@ -449,28 +449,18 @@ static const star_ops_t ofi_ops = {
     .ping_ms = PING_MS,
 };
 
-/* ofi_provider from the config (NULL or "" while the key is unknown or unset), else
- * MNNVL_OFI_PROVIDER, else tcp;ofi_rxm. */
+/* ofi_provider from the config (which applies MNNVL_OFI_PROVIDER), else tcp;ofi_rxm. */
 static const char *provider_of(const mnnvl_bootstrap_args_t *args)
 {
     const char *p = args->config_get(args->config, "ofi_provider");
-    if (!p || !p[0])
-        p = getenv("MNNVL_OFI_PROVIDER");
     return p && p[0] ? p : DEFAULT_PROVIDER;
 }
 
 EXPORT mnnvl_status_t mnnvl_bootstrap_plugin_create(const mnnvl_bootstrap_args_t *args,
                                                     mnnvl_bootstrap_t **out)
 {
-    if (!args || !out || args->abi_version != MNNVL_BOOTSTRAP_ABI_VERSION)
-        return MNNVL_ERR_INVALID_ARGUMENT;
-    *out = NULL;
-    star_t like = {.ops = &ofi_ops, .set_error = args->set_error};
-    like.bs.rank = args->rank;
-    if (args->size < 1 || args->rank < 0 || args->rank >= args->size || args->timeout_ms <= 0)
-        return star_fail(&like, MNNVL_ERR_INVALID_ARGUMENT, "rank %d of size %d, timeout_ms %d",
-                         args->rank, args->size, args->timeout_ms);
-    mnnvl_status_t s = star_root_from_args(&like, args);
+    star_t like;
+    mnnvl_status_t s = star_begin(&like, &ofi_ops, args, out);
     const char *provider = provider_of(args);
     if (s == MNNVL_SUCCESS && strlen(provider) >= sizeof(((ofi_ep_t *)0)->provider))
         s = star_fail(&like, MNNVL_ERR_INVALID_ARGUMENT, "ofi_provider '%.40s...' is too long",

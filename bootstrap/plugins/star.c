@@ -42,17 +42,28 @@ void star_release(star_t *st)
     st->peers = NULL;
 }
 
-mnnvl_status_t star_root_from_args(star_t *st, const mnnvl_bootstrap_args_t *args)
+mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_bootstrap_args_t *args,
+                          mnnvl_bootstrap_t **out)
 {
+    if (!args || !out || args->abi_version != MNNVL_BOOTSTRAP_ABI_VERSION)
+        return MNNVL_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    memset(like, 0, sizeof(*like));
+    like->ops = ops;
+    like->set_error = args->set_error;
+    like->bs.rank = args->rank;
+    if (args->size < 1 || args->rank < 0 || args->rank >= args->size || args->timeout_ms <= 0)
+        return star_fail(like, MNNVL_ERR_INVALID_ARGUMENT, "rank %d of size %d, timeout_ms %d",
+                         args->rank, args->size, args->timeout_ms);
     const char *root = args->config_get(args->config, "root");
     if (!root || !root[0])
-        return star_fail(st, MNNVL_ERR_INVALID_ARGUMENT,
+        return star_fail(like, MNNVL_ERR_INVALID_ARGUMENT,
                          "no root address: set the config key root=host:port (MNNVL_ROOT) to where "
                          "rank 0 listens");
-    if (strlen(root) >= sizeof(st->root))
-        return star_fail(st, MNNVL_ERR_INVALID_ARGUMENT, "root '%.40s...' is longer than %zu", root,
-                         sizeof(st->root) - 1);
-    snprintf(st->root, sizeof(st->root), "%s", root);
+    if (strlen(root) >= sizeof(like->root))
+        return star_fail(like, MNNVL_ERR_INVALID_ARGUMENT, "root '%.40s...' is longer than %zu",
+                         root, sizeof(like->root) - 1);
+    snprintf(like->root, sizeof(like->root), "%s", root);
     return MNNVL_SUCCESS;
 }
 

@@ -189,8 +189,11 @@ mnnvl_status_t star_init(star_t *st, const star_ops_t *ops, pthread_mutex_t *loc
 /* Frees what star_init and the queue hold (not st). */
 void star_release(star_t *st);
 
-/* Reads the config key root; INVALID_ARGUMENT naming the key when it is unset. */
-mnnvl_status_t star_root_from_args(star_t *st, const mnnvl_bootstrap_args_t *args);
+/* The start of every star plugin's create: checks the arguments (interface version, rank,
+ * size, timeout), readies `like` to report errors before the communicator exists, and reads
+ * the config key root into like->root (INVALID_ARGUMENT naming the key when it is unset). */
+mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_bootstrap_args_t *args,
+                          mnnvl_bootstrap_t **out);
 
 /* Forms the communicator by `deadline` (star_now_ms() time): rank 0 from `lobby`, members
  * through connect_root. Size 1 forms at once. */

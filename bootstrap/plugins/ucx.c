@@ -696,15 +696,8 @@ static const star_ops_t ucx_ops = {
 EXPORT mnnvl_status_t mnnvl_bootstrap_plugin_create(const mnnvl_bootstrap_args_t *args,
                                                     mnnvl_bootstrap_t **out)
 {
-    if (!args || !out || args->abi_version != MNNVL_BOOTSTRAP_ABI_VERSION)
-        return MNNVL_ERR_INVALID_ARGUMENT;
-    *out = NULL;
-    star_t like = {.ops = &ucx_ops, .set_error = args->set_error};
-    like.bs.rank = args->rank;
-    if (args->size < 1 || args->rank < 0 || args->rank >= args->size || args->timeout_ms <= 0)
-        return star_fail(&like, MNNVL_ERR_INVALID_ARGUMENT, "rank %d of size %d, timeout_ms %d",
-                         args->rank, args->size, args->timeout_ms);
-    mnnvl_status_t s = star_root_from_args(&like, args);
+    star_t like;
+    mnnvl_status_t s = star_begin(&like, &ucx_ops, args, out);
     if (s != MNNVL_SUCCESS)
         return s;
     ucs_status_t why;
