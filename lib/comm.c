@@ -63,7 +63,7 @@ mnnvl_status_t mnnvl_comm_agree(mnnvl_comm_t comm, mnnvl_status_t local, const c
         for (int r = 0; r < comm->size; r++) {
             if (all[r].status == MNNVL_SUCCESS)
                 continue;
-            st = all[r].status == MNNVL_ERR_MISMATCH ? MNNVL_ERR_MISMATCH : all[r].status;
+            st = all[r].status;
             mnnvl_error(st, "%s: rank %d failed (%s): %s", what, r,
                         mnnvl_status_string(all[r].status), all[r].sentence);
             break;

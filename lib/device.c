@@ -135,6 +135,10 @@ static mnnvl_status_t choose_handle_type(mnnvl_comm_t comm, const rank_info_t *i
 static mnnvl_status_t setup_local(mnnvl_comm_t comm, rank_info_t *mine)
 {
     mnnvl_device_state_t *d = comm->dev;
+    if (comm->size > SIGNAL_EPOCH_OFFSET / (int)sizeof(uint32_t))
+        return mnnvl_error(MNNVL_ERR_UNSUPPORTED,
+                           "comm_create: %d ranks with a device; the barrier signals hold %d",
+                           comm->size, SIGNAL_EPOCH_OFFSET / (int)sizeof(uint32_t));
     MNNVL_CHECK(mnnvl_cuda_load(&d->cu));
     int count = 0;
     MNNVL_CU("comm_create", d->cu->cuDeviceGetCount(&count));
