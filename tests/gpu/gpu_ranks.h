@@ -1,4 +1,4 @@
-/* Shared by the GPU tests: one process per GPU, bootstrapped over TCP on loopback. */
+/* Shared by the GPU tests: one process per rank, rank r on device r % (visible GPUs), bootstrapped over TCP on loopback. */
 #ifndef MNNVL_GPU_RANKS_H
 #define MNNVL_GPU_RANKS_H
 
@@ -11,18 +11,20 @@ typedef struct gpu_job {
     char root[64];
     int timeout_ms;
     int param; /* test-specific */
+    int gpus;  /* visible GPUs; rank r uses device r % gpus */
 } gpu_job_t;
 
-/* Creates rank's communicator on device `rank`, or prints why not and returns NULL. */
+/* Creates rank's communicator on device rank % job->gpus (ranks may share a GPU), or prints why not and returns NULL. */
 static inline mnnvl_comm_t gpu_comm(const gpu_job_t *job, int rank, int size)
 {
-    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key", job->timeout_ms);
+    int device = rank % (job->gpus > 0 ? job->gpus : 1);
+    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key", job->timeout_ms * mt_time_scale());
     mnnvl_comm_t comm = NULL;
-    mnnvl_status_t st = mnnvl_comm_create(cfg, rank, size, rank, &comm);
+    mnnvl_status_t st = mnnvl_comm_create(cfg, rank, size, device, &comm);
     mnnvl_config_destroy(cfg);
     if (mt_fail(st, rank, "comm_create"))
         return NULL;
-    if (cudaSetDevice(rank) != cudaSuccess) {
+    if (cudaSetDevice(device) != cudaSuccess) {
         fprintf(stderr, "rank %d: cudaSetDevice failed\n", rank);
         return NULL;
     }
@@ -38,29 +40,33 @@ static inline mnnvl_comm_t gpu_comm(const gpu_job_t *job, int rank, int size)
         }                                                                                      \
     } while (0)
 
-/* Runs `fn` on `size` GPUs unless the test must skip; asserts every rank succeeded. */
+/* Runs `fn` as `size` ranks on the visible GPUs (one is enough) unless the test must skip;
+ * asserts every rank succeeded. */
 #define RUN_ON_GPUS(size, fn, job)                                                             \
     do {                                                                                       \
-        if (!mt_require_gpus(size))                                                            \
+        (job)->gpus = mt_gpus_for_ranks(size);                                                 \
+        if ((job)->gpus == 0)                                                                  \
             return;                                                                            \
         mt_loopback_root((job)->root, sizeof((job)->root));                                    \
         int codes_[16];                                                                        \
-        int failed_ = mt_run_ranks(size, fn, job, 110, codes_);                                \
+        int failed_ = mt_run_ranks(size, fn, job, 600, codes_);                                \
         for (int r_ = 0; r_ < (size); r_++)                                                    \
             cr_expect_eq(codes_[r_], 0, "rank %d exited with %d", r_, codes_[r_]);             \
         cr_assert_eq(failed_, 0, "%d of %d ranks failed (see their stderr above)", failed_,    \
                      (int)(size));                                                             \
     } while (0)
 
-/* Defines the tests suite::name_2_gpus and suite::name_4_gpus, running `body` on 2 and on 4
- * GPUs with the given timeout_ms. */
+/* Defines the tests suite::name_2_ranks and suite::name_4_ranks, running `body` as 2 and 4
+ * ranks on the visible GPUs with the given timeout_ms (scaled by mt_time_scale), and
+ * registers body for exec'd ranks (MNNVL_RANK_LAUNCHER). */
 #define GPU_TESTS_2_AND_4(suite, name, body, timeout)                                          \
-    Test(suite, name##_2_gpus)                                                                 \
+    MT_RANK_FN(body, gpu_job_t)                                                                \
+    Test(suite, name##_2_ranks)                                                                 \
     {                                                                                          \
         gpu_job_t job = {.timeout_ms = (timeout)};                                             \
         RUN_ON_GPUS(2, body, &job);                                                            \
     }                                                                                          \
-    Test(suite, name##_4_gpus)                                                                 \
+    Test(suite, name##_4_ranks)                                                                 \
     {                                                                                          \
         gpu_job_t job = {.timeout_ms = (timeout)};                                             \
         RUN_ON_GPUS(4, body, &job);                                                            \

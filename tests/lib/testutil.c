@@ -19,8 +19,129 @@
 
 #include "deadline.h"
 
+#define MT_MAX_RANK_FNS 64
+#define MT_MAX_LAUNCHER_WORDS 32
+
+static struct {
+    const char *name;
+    mt_rank_fn fn;
+    size_t arg_size;
+} rank_fns[MT_MAX_RANK_FNS];
+static int n_rank_fns;
+
+void mt_register_rank_fn(const char *name, mt_rank_fn fn, size_t arg_size)
+{
+    if (n_rank_fns == MT_MAX_RANK_FNS) {
+        fprintf(stderr, "mt_register_rank_fn: more than %d rank functions\n", MT_MAX_RANK_FNS);
+        abort();
+    }
+    rank_fns[n_rank_fns].name = name;
+    rank_fns[n_rank_fns].fn = fn;
+    rank_fns[n_rank_fns].arg_size = arg_size;
+    n_rank_fns++;
+}
+
+int mt_time_scale(void)
+{
+    const char *s = getenv("MNNVL_TEST_TIME_SCALE");
+    if (s && *s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (*end == '\0' && v > 0 && v <= 1000)
+            return (int)v;
+        fprintf(stderr, "MNNVL_TEST_TIME_SCALE=%s is not an integer in 1..1000: using 1\n", s);
+        return 1;
+    }
+    const char *launcher = getenv("MNNVL_RANK_LAUNCHER");
+    return launcher && *launcher ? 10 : 1;
+}
+
+/* The rank's side of an exec'd rank: runs before main (after the MT_RANK_FN constructors,
+ * priority 200) when MNNVL_RANK_EXEC names a registered function. */
+__attribute__((constructor(300))) static void run_exec_rank(void)
+{
+    const char *spec = getenv("MNNVL_RANK_EXEC");
+    if (!spec || !*spec)
+        return;
+    const char *colon = strchr(spec, ':');
+    int rank = -1, size = -1, used = 0;
+    if (!colon || sscanf(colon + 1, "%d:%d:%n", &rank, &size, &used) != 2 || used == 0 ||
+        rank < 0 || size <= rank) {
+        fprintf(stderr, "MNNVL_RANK_EXEC=%s is not name:rank:size:hex\n", spec);
+        _exit(125);
+    }
+    size_t name_len = (size_t)(colon - spec);
+    const char *hex = colon + 1 + used;
+    for (int i = 0; i < n_rank_fns; i++) {
+        if (strlen(rank_fns[i].name) != name_len || strncmp(rank_fns[i].name, spec, name_len))
+            continue;
+        if (strlen(hex) != 2 * rank_fns[i].arg_size) {
+            fprintf(stderr, "MNNVL_RANK_EXEC: %zu hex digits for a %zu-byte argument\n",
+                    strlen(hex), rank_fns[i].arg_size);
+            _exit(125);
+        }
+        unsigned char *arg = calloc(rank_fns[i].arg_size + 1, 1);
+        for (size_t b = 0; b < rank_fns[i].arg_size; b++) {
+            unsigned v;
+            if (sscanf(hex + 2 * b, "%2x", &v) != 1) {
+                fprintf(stderr, "MNNVL_RANK_EXEC: bad hex at byte %zu\n", b);
+                _exit(125);
+            }
+            arg[b] = (unsigned char)v;
+        }
+        unsetenv("MNNVL_RANK_EXEC");
+        int rc = rank_fns[i].fn(rank, size, arg);
+        fflush(NULL);
+        _exit(rc);
+    }
+    fprintf(stderr, "MNNVL_RANK_EXEC: no rank function %.*s is registered\n", (int)name_len,
+            spec);
+    _exit(125);
+}
+
+/* In the forked child: execs `launcher... /proc/self/exe` running rank `rank` of `fn`. */
+static void exec_rank(const char *launcher, const char *exe, int idx, int rank, int size,
+                      const void *arg)
+{
+    size_t n = rank_fns[idx].arg_size;
+    size_t len = strlen(rank_fns[idx].name) + 48 + 2 * n;
+    char *spec = malloc(len);
+    int off = snprintf(spec, len, "%s:%d:%d:", rank_fns[idx].name, rank, size);
+    for (size_t b = 0; b < n; b++)
+        off += snprintf(spec + off, len - (size_t)off, "%02x", ((const unsigned char *)arg)[b]);
+    setenv("MNNVL_RANK_EXEC", spec, 1);
+    char *words = strdup(launcher);
+    char *argv[MT_MAX_LAUNCHER_WORDS + 2];
+    int argc = 0;
+    for (char *w = strtok(words, " \t"); w && argc < MT_MAX_LAUNCHER_WORDS; w = strtok(NULL, " \t"))
+        argv[argc++] = w;
+    argv[argc++] = (char *)exe;
+    argv[argc] = NULL;
+    execvp(argv[0], argv);
+    fprintf(stderr, "rank %d: exec %s failed: %s\n", rank, argv[0], strerror(errno));
+    _exit(126);
+}
+
 int mt_run_ranks(int size, mt_rank_fn fn, void *arg, int timeout_s, int *exit_codes)
 {
+    const char *launcher = getenv("MNNVL_RANK_LAUNCHER");
+    int idx = -1;
+    char exe[4096];
+    if (launcher && *launcher) {
+        for (int i = 0; i < n_rank_fns && idx < 0; i++)
+            if (rank_fns[i].fn == fn)
+                idx = i;
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n <= 0)
+            idx = -1;
+        else
+            exe[n] = '\0';
+        if (idx < 0)
+            fprintf(stderr, "mt_run_ranks: rank function not registered with MT_RANK_FN: "
+                            "forking it instead of exec'ing it through MNNVL_RANK_LAUNCHER\n");
+    }
+    timeout_s *= mt_time_scale();
+
     pid_t *pids = calloc((size_t)size, sizeof(*pids));
     int *codes = calloc((size_t)size, sizeof(*codes));
     int failed = 0;
@@ -28,6 +149,8 @@ int mt_run_ranks(int size, mt_rank_fn fn, void *arg, int timeout_s, int *exit_co
     for (int r = 0; r < size; r++) {
         pid_t pid = fork();
         if (pid == 0) {
+            if (idx >= 0)
+                exec_rank(launcher, exe, idx, r, size, arg);
             int rc = fn(r, size, arg);
             fflush(NULL);
             _exit(rc);
@@ -174,6 +297,20 @@ int mt_require_gpus(int needed)
         cr_skip_test("needs %d GPUs but %d %s (set MNNVL_REQUIRE_GPU=1 to fail instead)", needed,
                      have, why);
     return 0;
+}
+
+int mt_gpus_for_ranks(int ranks)
+{
+    if (!mt_require_gpus(1))
+        return 0;
+    int m = mt_gpu_count();
+    const struct criterion_test *t = criterion_current_test;
+    int per = (ranks + m - 1) / m;
+    printf("%s::%s: %d ranks on %d GPU%s (%s%d per GPU)\n", t && t->category ? t->category : "?",
+           t && t->name ? t->name : "?", ranks, m, m == 1 ? "" : "s",
+           ranks % m ? "up to " : "", per);
+    fflush(stdout);
+    return m;
 }
 
 int mt_fail(mnnvl_status_t st, int rank, const char *what)

@@ -16,6 +16,27 @@ typedef int (*mt_rank_fn)(int rank, int size, void *arg);
  * exit with 0. Must be called before this process initialises CUDA. */
 int mt_run_ranks(int size, mt_rank_fn fn, void *arg, int timeout_s, int *exit_codes);
 
+/* Exec'd ranks, for tools that must launch the process themselves (compute-sanitizer):
+ * when MNNVL_RANK_LAUNCHER is set (e.g. "compute-sanitizer --tool memcheck
+ * --error-exitcode 97"), mt_run_ranks starts each rank of a registered function as
+ * `launcher... /proc/self/exe` with MNNVL_RANK_EXEC=name:rank:size:hex-of-arg in its
+ * environment. A constructor of this library recognises that variable before Criterion's
+ * main runs, calls the registered function and _exits with its result. Only functions whose
+ * argument is a flat struct (no pointers) can be registered; an unregistered one still runs
+ * forked, with a note on stderr. */
+void mt_register_rank_fn(const char *name, mt_rank_fn fn, size_t arg_size);
+
+/* Registers fn, whose argument is an `arg_type`, for exec'd ranks (see above). */
+#define MT_RANK_FN(fn, arg_type)                                                               \
+    __attribute__((constructor(200))) static void mt_register_##fn(void)                       \
+    {                                                                                          \
+        mt_register_rank_fn(#fn, fn, sizeof(arg_type));                                        \
+    }
+
+/* Factor for every test time limit: MNNVL_TEST_TIME_SCALE (a positive integer), else 10
+ * when MNNVL_RANK_LAUNCHER is set (sanitizers are slow), else 1. */
+int mt_time_scale(void);
+
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int mt_free_port(void);
 
@@ -34,6 +55,12 @@ int mt_gpu_count(void);
  * run. Otherwise skips the test visibly (cr_skip) or, with MNNVL_REQUIRE_GPU=1 in the
  * environment, fails it. */
 int mt_require_gpus(int needed);
+
+/* Call at the start of a GPU test of `ranks` ranks that may share GPUs: rank r uses device
+ * r % M of the M visible GPUs. Returns M (>= 1) when the test should run, after printing
+ * "suite::test: N ranks on M GPUs (K per GPU)"; otherwise skips or fails as
+ * mt_require_gpus(1) does and returns 0. */
+int mt_gpus_for_ranks(int ranks);
 
 /* Prints "rank R: <what> failed: STATUS: sentence" to stderr and returns 1 when st is not
  * success, else 0. For use inside rank bodies: `if (mt_fail(st, rank, "comm_create"))
