@@ -174,6 +174,8 @@ static int cpu_only_body(int rank, int size, void *arg)
     return bad;
 }
 
+MT_RANK_FN(cpu_only_body, gpu_job_t)
+
 /* Runs without a GPU too: a CPU-only communicator refuses GPU calls with INVALID_USAGE. */
 Test(symmem, cpu_only_communicator_refuses_gpu_calls)
 {
