@@ -1308,3 +1308,41 @@ void mnnvl_tcp_root_stop(mnnvl_tcp_root_t *root)
     MNNVL_DEBUG("tcp root %s stopped", root->address);
     root_free(root);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Fuzzing entry                                                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+void mnnvl_tcp_root_feed(const uint8_t *data, size_t len)
+{
+    struct mnnvl_tcp_root r = {.listen_fd = -1, .wake_fd = -1};
+    snprintf(r.address, sizeof(r.address), "fuzz");
+    mnnvl_auth_derive_key("", &r.key);
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->root = &r;
+    c->fd = -1;
+    c->state = CONN_HELLO;
+    c->since_ms = mnnvl_now_ms();
+    snprintf(c->peer, sizeof(c->peer), "fuzz");
+    c->in = malloc(len ? len : 1);
+    if (!c->in) {
+        free(c);
+        return;
+    }
+    memcpy(c->in, data, len);
+    c->in_len = c->in_cap = len;
+    /* Turns as the loop would run them, while frames wait beyond one turn's budget. */
+    for (int turn = 0; turn < 1 + (int)(len / MNNVL_WIRE_HEADER_BYTES); turn++) {
+        int budget = TURN_MESSAGES;
+        process_input(&r, c, &budget);
+        if (c->state == CONN_DEAD || !c->backlog)
+            break;
+    }
+    if (c->group && c->group->formed)
+        member_lost(&r, c, "the fuzzed connection ended");
+    else
+        group_detach(&r, c);
+    conn_free(c);
+}
