@@ -916,10 +916,11 @@ static void process_input(struct mnnvl_tcp_root *r, struct conn *c, int *budget)
     }
     if (c->state == CONN_DEAD)
         return;
-    c->in_len -= at;
-    memmove(c->in, c->in + at, c->in_len);
-    if (at > 0)
+    if (at > 0) {
+        c->in_len -= at;
+        memmove(c->in, c->in + at, c->in_len);
         c->frame_since = c->in_len ? mnnvl_now_ms() : 0;
+    }
     c->backlog = frame_at(c, 0, &frame) == 1 && c->in_len >= frame;
     if (c->in_len == 0 && c->in_cap > IN_BUFFER_KEEP) {
         free(c->in);
@@ -1331,7 +1332,8 @@ void mnnvl_tcp_root_feed(const uint8_t *data, size_t len)
         free(c);
         return;
     }
-    memcpy(c->in, data, len);
+    if (len)
+        memcpy(c->in, data, len);
     c->in_len = c->in_cap = len;
     /* Turns as the loop would run them, while frames wait beyond one turn's budget. */
     for (int turn = 0; turn < 1 + (int)(len / MNNVL_WIRE_HEADER_BYTES); turn++) {

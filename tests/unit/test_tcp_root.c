@@ -259,3 +259,34 @@ Test(tcp_root, group_that_never_forms_is_timed_out_and_told_who_is_missing)
     close(fd);
     mnnvl_tcp_root_stop(root);
 }
+
+/* The fuzzing entry runs real message sequences and garbage through the handling without a
+ * socket: a group of one forms, gathers, answers a QUERY, and leaves; then cut frames. */
+Test(tcp_root, feed_runs_a_whole_session_and_garbage)
+{
+    uint8_t buf[512];
+    size_t at = 0;
+    uint8_t hello[MNNVL_WIRE_HELLO_FIXED] = {0};
+    mnnvl_wire_put64(hello, 7);
+    mnnvl_wire_put32(hello + 12, 1);
+    mnnvl_wire_put32(hello + 16, 1000);
+    mnnvl_wire_header(buf + at, MNNVL_WIRE_HELLO, sizeof(hello));
+    memcpy(buf + at + MNNVL_WIRE_HEADER_BYTES, hello, sizeof(hello));
+    at += MNNVL_WIRE_HEADER_BYTES + sizeof(hello);
+    uint8_t coll[MNNVL_WIRE_COLL_FIXED + 8] = {MNNVL_WIRE_OP_ALLGATHER};
+    mnnvl_wire_put64(coll + 8, 8);
+    mnnvl_wire_header(buf + at, MNNVL_WIRE_COLL, sizeof(coll));
+    memcpy(buf + at + MNNVL_WIRE_HEADER_BYTES, coll, sizeof(coll));
+    at += MNNVL_WIRE_HEADER_BYTES + sizeof(coll);
+    mnnvl_wire_header(buf + at, MNNVL_WIRE_QUERY, 0);
+    at += MNNVL_WIRE_HEADER_BYTES;
+    mnnvl_wire_header(buf + at, MNNVL_WIRE_BYE, 0);
+    at += MNNVL_WIRE_HEADER_BYTES;
+    mnnvl_tcp_root_feed(buf, at);
+    for (size_t cut = 0; cut < at; cut += 3)
+        mnnvl_tcp_root_feed(buf, cut); /* every prefix, frames cut anywhere */
+    memset(buf, 0xff, sizeof(buf));
+    mnnvl_tcp_root_feed(buf, sizeof(buf));
+    mnnvl_tcp_root_feed(NULL, 0);
+    cr_assert(1, "no crash, no leak under the sanitizers");
+}
