@@ -152,8 +152,9 @@ static int reply_get(fake_store_t *s, int fd, const char *key)
                !s->garbled_once) {
         s->garbled_once = 1;
         s->faults++;
+        free(v);
+        v = (uint8_t *)strdup("garbage");
         len = strlen("garbage");
-        memcpy(v, "garbage", len);
     }
     pthread_mutex_unlock(&s->lock);
     int rc = send_field(fd, v, len);
