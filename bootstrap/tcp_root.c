@@ -18,9 +18,10 @@
  * that does not form is told who never joined and dropped after that timeout. A peer over
  * a bound is dropped with a log line naming it.
  *
- * Why one file of about 1000 lines: the connection state machine, the groups and their
- * collectives share private structures and the no-re-entry rule above; split apart they
- * would need a private header exposing all of it, for no gain in what a reader must hold.
+ * Why one file of about 1350 lines: the connection state machine, its bounds, the groups
+ * and their collectives share private structures and the no-re-entry rule above; split
+ * apart they would need a private header exposing all of it, for no gain in what a reader
+ * must hold.
  */
 #include "tcp.h"
 
@@ -111,10 +112,10 @@ struct conn {
     size_t in_cap;
     struct out_msg *out_head;
     struct out_msg *out_tail;
-    size_t out_count;  /* messages queued */
-    int out_results;   /* of them, carrying a shared result */
-    int status_queued; /* a STATUS waits in the queue */
-    int backlog;       /* complete frames wait in `in` (the turn's budget ran out) */
+    size_t out_count;     /* messages queued */
+    int out_results;      /* of them, carrying a shared result */
+    int status_queued;    /* a STATUS waits in the queue */
+    int backlog;          /* complete frames wait in `in` (the turn's budget ran out) */
     uint64_t frame_since; /* when the frame now arriving began (in_len > 0) */
     struct group *group;
     int rank;
@@ -441,9 +442,9 @@ static void format_missing(const uint8_t *here, int size, int missing, char *buf
         int b = next ? (int)(next - here) : size; /* ranks a..b-1 are missing */
         if (*first < 0)
             *first = a;
-        int ok = b - a == 1 ? append(list, sizeof(list), &at, "%s%d", listed ? ", " : "", a)
-                            : append(list, sizeof(list), &at, "%s%d-%d", listed ? ", " : "", a,
-                                     b - 1);
+        int ok = b - a == 1
+                     ? append(list, sizeof(list), &at, "%s%d", listed ? ", " : "", a)
+                     : append(list, sizeof(list), &at, "%s%d-%d", listed ? ", " : "", a, b - 1);
         if (!ok)
             break;
         listed += b - a;
@@ -637,9 +638,9 @@ static void on_hello(struct mnnvl_tcp_root *r, struct conn *c, const uint8_t *p,
     c->group = g;
     c->rank = (int)rank;
     c->state = CONN_MEMBER;
-    c->timeout_ms = timeout_ms == 0                           ? 1
+    c->timeout_ms = timeout_ms == 0                          ? 1
                     : timeout_ms > MNNVL_WIRE_MAX_TIMEOUT_MS ? MNNVL_WIRE_MAX_TIMEOUT_MS
-                                                              : (int)timeout_ms;
+                                                             : (int)timeout_ms;
     c->joined_ms = mnnvl_now_ms();
     if (g->attached == g->size)
         group_form(r, g);
@@ -1046,7 +1047,8 @@ static void forming_fail(struct conn *c, mnnvl_status_t status, const char *why)
 {
     struct group *g = c->group;
     char msg[MNNVL_WIRE_MAX_TEXT];
-    snprintf(msg, sizeof(msg), "comm '%s' did not form at the root %s: %s; %d of %d ranks were connected, "
+    snprintf(msg, sizeof(msg),
+             "comm '%s' did not form at the root %s: %s; %d of %d ranks were connected, "
              "%s never joined",
              g->label, c->root->address, why, g->attached, g->size, group_missing(g));
     MNNVL_INFO("tcp root %s: rank %d: %s", c->root->address, c->rank, msg);
@@ -1089,8 +1091,9 @@ static void stop_forming(struct mnnvl_tcp_root *r)
     for (size_t i = 0; i < r->nconns; i++) {
         struct conn *c = r->conns[i];
         if (c->state == CONN_MEMBER && !c->group->formed)
-            forming_fail(c, MNNVL_ERR_PEER_LOST, "the root stopped (the process hosting it gave "
-                                                 "up or destroyed its communicator)");
+            forming_fail(c, MNNVL_ERR_PEER_LOST,
+                         "the root stopped (the process hosting it gave "
+                         "up or destroyed its communicator)");
     }
 }
 

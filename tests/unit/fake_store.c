@@ -14,8 +14,18 @@
 #define MAX_CLIENTS 64
 #define MAX_FIELD ((uint64_t)64 << 20)
 
-enum { CMD_VALIDATE = 0, CMD_SET = 1, CMD_COMPARE_SET = 2, CMD_GET = 3, CMD_ADD = 4,
-       CMD_WAIT = 6, CMD_GETNUMKEYS = 7, CMD_DELETE = 8, CMD_MULTI_GET = 10, CMD_PING = 13 };
+enum {
+    CMD_VALIDATE = 0,
+    CMD_SET = 1,
+    CMD_COMPARE_SET = 2,
+    CMD_GET = 3,
+    CMD_ADD = 4,
+    CMD_WAIT = 6,
+    CMD_GETNUMKEYS = 7,
+    CMD_DELETE = 8,
+    CMD_MULTI_GET = 10,
+    CMD_PING = 13
+};
 
 struct entry {
     struct entry *next;
@@ -309,8 +319,7 @@ static int serve_one(fake_store_t *s, int fd)
         free(keys);
         return rc;
     }
-    default:
-        return -1; /* an unknown command: the real server resets too */
+    default: return -1; /* an unknown command: the real server resets too */
     }
 }
 

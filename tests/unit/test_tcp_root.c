@@ -137,8 +137,8 @@ static void expect_honest_job_works(const char *root)
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], NULL);
     for (int i = 0; i < 2; i++)
-        cr_expect_eq(h[i].status, MNNVL_SUCCESS, "honest rank %d beside the hostile member: %s",
-                     i, h[i].why);
+        cr_expect_eq(h[i].status, MNNVL_SUCCESS, "honest rank %d beside the hostile member: %s", i,
+                     h[i].why);
 }
 
 /* 256 KiB of QUERY from a member that never reads its answers: other jobs still form, and
@@ -183,13 +183,13 @@ Test(tcp_root, member_that_never_reads_is_dropped)
         uint8_t head[MNNVL_WIRE_HEADER_BYTES];
         mnnvl_wire_header(head, MNNVL_WIRE_COLL, MNNVL_WIRE_COLL_FIXED + bytes);
         if (send(fd, head, sizeof(head), MSG_NOSIGNAL) != (ssize_t)sizeof(head) ||
-            mnnvl_sock_send_all(fd, coll, MNNVL_WIRE_COLL_FIXED + bytes,
-                                mnnvl_deadline_after(5000), NULL) != MNNVL_SUCCESS)
+            mnnvl_sock_send_all(fd, coll, MNNVL_WIRE_COLL_FIXED + bytes, mnnvl_deadline_after(5000),
+                                NULL) != MNNVL_SUCCESS)
             break; /* dropped: the connection is gone */
     }
     cr_expect(closed_within(fd, 10000),
-              "the root kept a member that sent %d collectives of %zu bytes and read nothing",
-              sent, bytes);
+              "the root kept a member that sent %d collectives of %zu bytes and read nothing", sent,
+              bytes);
     cr_log_info("dropped after %d unread results of %zu bytes", sent, bytes);
     free(coll);
     close(fd);

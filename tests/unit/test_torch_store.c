@@ -72,13 +72,14 @@ static int wrong_chunk_rank(int rank, int size, void *arg)
     snprintf(expected, sizeof(expected), "%d", LAST_CHUNK);
     snprintf(received, sizeof(received), "%zu", job->wrong_len);
     if (st != MNNVL_ERR_BOOTSTRAP) {
-        fprintf(stderr, "rank %d: allgather with a %zu-byte chunk where %d belong returned %s "
-                        "(%s), expected MNNVL_ERR_BOOTSTRAP\n",
+        fprintf(stderr,
+                "rank %d: allgather with a %zu-byte chunk where %d belong returned %s "
+                "(%s), expected MNNVL_ERR_BOOTSTRAP\n",
                 rank, job->wrong_len, LAST_CHUNK, mnnvl_status_string(st), why);
         bad = 1;
     } else if (!strstr(why, "/1.1") || !strstr(why, expected) || !strstr(why, received)) {
-        fprintf(stderr, "rank %d: the sentence does not name the key, %s and %s bytes: %s\n",
-                rank, expected, received, why);
+        fprintf(stderr, "rank %d: the sentence does not name the key, %s and %s bytes: %s\n", rank,
+                expected, received, why);
         bad = 1;
     } else {
         fprintf(stderr, "rank %d: %s\n", rank, why);
