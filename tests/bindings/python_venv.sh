@@ -13,6 +13,9 @@
 . "$(dirname "$0")/tap.sh"
 [ -z "$MNNVL_PYTHON_WHY" ] || skip_all "the Python binding is not built: $MNNVL_PYTHON_WHY"
 make=${MAKE:-make}
+# Installs from one build tree run one at a time: libtool relinks in the tree while it installs.
+lock=
+command -v flock > /dev/null 2>&1 && lock="flock $b/.install-lock"
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 log=$tmp/log
@@ -37,7 +40,7 @@ skip_rest() { # skip_rest FROM WHY
 
 # 1: make install into a scratch root; pkg-config then finds the library there.
 root=$tmp/root
-if $make -C "$b" install DESTDIR="$root" > "$log" 2>&1; then
+if $lock $make -C "$b" install DESTDIR="$root" > "$log" 2>&1; then
   pc=$(find "$root" -name mnnvl.pc | head -1)
 fi
 if [ -n "$pc" ]; then
@@ -132,7 +135,7 @@ else
 fi
 
 # 6: make uninstall removes what make install put there: no mnnvl left to import.
-if $make -C "$b" uninstall DESTDIR="$root" > "$log" 2>&1; then
+if $lock $make -C "$b" uninstall DESTDIR="$root" > "$log" 2>&1; then
   left=$(find "$root" -name 'mnnvl*' -o -name 'libmnnvl*' | head -5)
   sites=$(find "$root" -type d -name site-packages | tr "\n" :)
   if [ -z "$left" ] && ! (cd "$tmp" && PYTHONPATH=$sites "$PYTHON" -S -c 'import mnnvl') \
