@@ -13,9 +13,13 @@
 . "$(dirname "$0")/tap.sh"
 [ -z "$MNNVL_PYTHON_WHY" ] || skip_all "the Python binding is not built: $MNNVL_PYTHON_WHY"
 make=${MAKE:-make}
-# Installs from one build tree run one at a time: libtool relinks in the tree while it installs.
+# Installs from one build tree run one at a time (libtool relinks in the tree while it
+# installs), in a make of their own: the jobserver of the make running the tests is not ours.
 lock=
 command -v flock > /dev/null 2>&1 && lock="flock $b/.install-lock"
+submake() {
+  MAKEFLAGS= MFLAGS= MAKELEVEL= $lock $make -C "$b" "$@"
+}
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 log=$tmp/log
@@ -40,7 +44,7 @@ skip_rest() { # skip_rest FROM WHY
 
 # 1: make install into a scratch root; pkg-config then finds the library there.
 root=$tmp/root
-if $lock $make -C "$b" install DESTDIR="$root" > "$log" 2>&1; then
+if submake install DESTDIR="$root" > "$log" 2>&1; then
   pc=$(find "$root" -name mnnvl.pc | head -1)
 fi
 if [ -n "$pc" ]; then
@@ -135,7 +139,7 @@ else
 fi
 
 # 6: make uninstall removes what make install put there: no mnnvl left to import.
-if $lock $make -C "$b" uninstall DESTDIR="$root" > "$log" 2>&1; then
+if submake uninstall DESTDIR="$root" > "$log" 2>&1; then
   left=$(find "$root" -name 'mnnvl*' -o -name 'libmnnvl*' | head -5)
   sites=$(find "$root" -type d -name site-packages | tr "\n" :)
   if [ -z "$left" ] && ! (cd "$tmp" && PYTHONPATH=$sites "$PYTHON" -S -c 'import mnnvl') \

@@ -49,7 +49,7 @@ static void create_twice(void)
     mnnvl_set_log_callback(NULL, NULL);
 }
 
-Test(config_env, misspelled_key_warns_once_with_the_closest)
+Test(unknown_env, misspelled_key_warns_once_with_the_closest)
 {
     clear_mnnvl_env();
     setenv("MNNVL_JOBKEY", "secret", 1);
@@ -64,7 +64,7 @@ Test(config_env, misspelled_key_warns_once_with_the_closest)
               timeout);
 }
 
-Test(config_env, keys_and_known_variables_are_quiet)
+Test(unknown_env, keys_and_known_variables_are_quiet)
 {
     clear_mnnvl_env();
     setenv("MNNVL_JOB_KEY", "secret", 1);
