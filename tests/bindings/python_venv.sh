@@ -140,7 +140,8 @@ fi
 
 # 6: make uninstall removes what make install put there: no mnnvl left to import.
 if submake uninstall DESTDIR="$root" > "$log" 2>&1; then
-  left=$(find "$root" -name 'mnnvl*' -o -name 'libmnnvl*' | head -5)
+  # no file at all, and no package directory (an empty mnnvl/ still imports)
+  left=$(find "$root" ! -type d -o -type d -name mnnvl | head -5)
   sites=$(find "$root" -type d -name site-packages | tr "\n" :)
   if [ -z "$left" ] && ! (cd "$tmp" && PYTHONPATH=$sites "$PYTHON" -S -c 'import mnnvl') \
        > /dev/null 2>&1; then
