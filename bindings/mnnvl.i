@@ -182,9 +182,28 @@ typedef struct mnnvl_dl_managed_versioned {
 } mnnvl_dl_managed_versioned_t;
 enum { MNNVL_DL_CUDA = 2, MNNVL_DL_MAX_DIMS = 8 };
 
-/* One export: the memory reference it holds and the shape it points to. */
+/* The handles whose device regions Python exports, each kept alive by its own reference
+ * count (a view of a new kind of handle adds a case here and in mnnvl_py_owner_hold). */
+enum { MNNVL_PY_OWNER_MEM, MNNVL_PY_OWNER_MOE_A2A, MNNVL_PY_OWNER_KINDS };
+
+/* Takes (`hold`) or drops a reference to `handle` of `kind`. */
+static mnnvl_status_t mnnvl_py_owner_hold(int kind, void *handle, int hold)
+{
+    switch (kind) {
+    case MNNVL_PY_OWNER_MEM:
+        return hold ? mnnvl_mem_retain((mnnvl_mem_t)handle) : mnnvl_mem_release((mnnvl_mem_t)handle);
+    case MNNVL_PY_OWNER_MOE_A2A:
+        return hold ? mnnvl_moe_a2a_retain((mnnvl_moe_a2a_t)handle)
+                    : mnnvl_moe_a2a_destroy((mnnvl_moe_a2a_t)handle);
+    default:
+        return MNNVL_ERR_INVALID_ARGUMENT;
+    }
+}
+
+/* One export: the reference it holds and the shape it points to. */
 typedef struct {
-    mnnvl_mem_t mem;
+    int owner_kind;
+    void *owner;
     int64_t shape[MNNVL_DL_MAX_DIMS];
     int64_t strides[MNNVL_DL_MAX_DIMS];
     union {
@@ -193,12 +212,13 @@ typedef struct {
     } managed;
 } mnnvl_dl_export_t;
 
-/* The consumer (torch) calls the deleter when the last tensor using the memory is gone:
- * only then does the export drop its reference to the symmetric memory. */
+/* The consumer (torch) calls the deleter when the last tensor using the region is gone:
+ * only then does the export drop its reference to the handle that owns the region. */
 static void mnnvl_dl_free(void *ctx)
 {
     mnnvl_dl_export_t *e = ctx;
-    mnnvl_mem_release(e->mem);
+    if (e->owner)
+        mnnvl_py_owner_hold(e->owner_kind, e->owner, 0);
     free(e);
 }
 static void mnnvl_dl_delete_legacy(mnnvl_dl_managed_t *m)
@@ -409,25 +429,31 @@ static void mnnvl_dl_capsule_free(PyObject *capsule)
     $2 = NULL;
 }
 
+/* The owner kinds, for bindings/python/mnnvl/_dlpack.py. */
+%constant int MNNVL_PY_OWNER_MEM = MNNVL_PY_OWNER_MEM;
+%constant int MNNVL_PY_OWNER_MOE_A2A = MNNVL_PY_OWNER_MOE_A2A;
+
 /* It builds Python objects: it keeps the GIL that -threads releases around C calls. */
 %nothreadallow mnnvl_py_dlpack;
 %inline %{
-/* Exports a compact tensor of `shape` (a sequence) and dtype (DLPack code, bits) that starts
- * `offset` bytes into `peer`'s piece of `mem`, on CUDA device `device`, as a DLPack capsule
- * (`versioned`: the DLPack 1.0 one). The export holds its own reference to the memory: the
+/* Exports a compact row-major tensor of `shape` (a sequence) and dtype (DLPack code, bits)
+ * at device `address`, inside a region of `region_bytes` that the handle `owner` of
+ * `owner_kind` (MNNVL_PY_OWNER_*) keeps mapped, on CUDA device `device`, as a DLPack capsule
+ * (`versioned`: the DLPack 1.0 one). The export holds its own reference to the owner: the
  * tensor a consumer builds from it stays valid after every other reference is gone. */
-static PyObject *mnnvl_py_dlpack(PyObject *handle, int peer, size_t offset, PyObject *shape,
-                                 int code, int bits, int device, int versioned)
+static PyObject *mnnvl_py_dlpack(int owner_kind, PyObject *owner, PyObject *address,
+                                 size_t region_bytes, PyObject *shape, int code, int bits,
+                                 int device, int versioned)
 {
-    /* The handle arrives as the int every other function takes: the handle typemaps are
-     * declared after this function, so it converts the object itself. */
-    void *address;
-    if (mnnvl_py_address(handle, &address) < 0)
+    /* The handle and address arrive as the ints every other function takes: the typemaps
+     * are declared after this function, so it converts the objects itself. */
+    void *handle, *data;
+    if (mnnvl_py_address(owner, &handle) < 0 || mnnvl_py_address(address, &data) < 0)
         return NULL;
-    mnnvl_mem_t mem = (mnnvl_mem_t)address;
-    void *base = mnnvl_mem_ptr(mem, peer);
-    if (!base) {
-        PyErr_Format(PyExc_ValueError, "peer %d has no piece in this memory", peer);
+    if (!handle || !data || owner_kind < 0 || owner_kind >= MNNVL_PY_OWNER_KINDS) {
+        PyErr_Format(PyExc_ValueError,
+                     "a DLPack export needs a live handle of a known kind (0..%d, got %d) and a "
+                     "region", MNNVL_PY_OWNER_KINDS - 1, owner_kind);
         return NULL;
     }
     PyObject *dims = PySequence_Fast(shape, "shape must be a sequence of ints");
@@ -439,25 +465,30 @@ static PyObject *mnnvl_py_dlpack(PyObject *handle, int peer, size_t offset, PyOb
         Py_DECREF(dims);
         return PyErr_NoMemory();
     }
+    /* the element count saturates, so that no shape can wrap around the size check */
     uint64_t elements = 1;
+    int negative = 0;
     for (Py_ssize_t i = 0; i < ndim && i < MNNVL_DL_MAX_DIMS; i++) {
         e->shape[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(dims, i));
-        elements *= (uint64_t)(e->shape[i] < 0 ? 0 : e->shape[i]);
+        if (e->shape[i] < 0)
+            negative = 1;
+        uint64_t n = e->shape[i] < 0 ? 0 : (uint64_t)e->shape[i];
+        elements = n && elements > UINT64_MAX / n ? UINT64_MAX : elements * n;
     }
     Py_DECREF(dims);
     if (PyErr_Occurred()) {
         free(e);
         return NULL;
     }
-    uint64_t bytes = elements * (uint64_t)(bits / 8);
-    if (ndim > MNNVL_DL_MAX_DIMS || bits <= 0 || bits % 8 != 0 ||
-        offset > mnnvl_mem_size(mem) || bytes > mnnvl_mem_size(mem) - offset) {
+    uint64_t width = bits > 0 ? (uint64_t)bits / 8 : 0;
+    uint64_t bytes = width && elements > UINT64_MAX / width ? UINT64_MAX : elements * width;
+    if (ndim > MNNVL_DL_MAX_DIMS || negative || bits <= 0 || bits % 8 != 0 ||
+        bytes > region_bytes) {
         free(e);
         PyErr_Format(PyExc_ValueError,
-                     "a view of %llu bytes at offset %zu does not fit the %zu bytes of each "
-                     "rank's piece (at most %d dimensions)",
-                     (unsigned long long)bytes, offset, mnnvl_mem_size(mem),
-                     (int)MNNVL_DL_MAX_DIMS);
+                     "a view of %llu bytes does not fit the region's %zu bytes (at most %d "
+                     "dimensions, none negative)",
+                     (unsigned long long)bytes, region_bytes, (int)MNNVL_DL_MAX_DIMS);
         return NULL;
     }
     /* compact, row-major; spelled out, as DLPack 1.x consumers may require */
@@ -465,10 +496,16 @@ static PyObject *mnnvl_py_dlpack(PyObject *handle, int peer, size_t offset, PyOb
         e->strides[i] = stride;
         stride *= e->shape[i];
     }
-    mnnvl_mem_retain(mem);
-    e->mem = mem;
+    mnnvl_status_t st = mnnvl_py_owner_hold(owner_kind, handle, 1);
+    if (st != MNNVL_SUCCESS) {
+        free(e);
+        mnnvl_py_raise(st, mnnvl_last_error());
+        return NULL;
+    }
+    e->owner_kind = owner_kind;
+    e->owner = handle;
     mnnvl_dl_tensor_t t = {
-        .data = (char *)base + offset,
+        .data = data,
         .device = {MNNVL_DL_CUDA, device},
         .ndim = (int32_t)ndim,
         .dtype = {(uint8_t)code, (uint8_t)bits, 1},

@@ -3,9 +3,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h> /* environ (_GNU_SOURCE) */
 
 #include "config.h"
 #include "error.h"
@@ -167,8 +169,88 @@ static mnnvl_status_t config_new(struct mnnvl_config_s **out)
     return MNNVL_SUCCESS;
 }
 
+/* MNNVL_* variables that are no config key but are read elsewhere (plugins' directory, the
+ * torch-store value limit, the benchmark's NCCL) or by the tests and the build's test
+ * harness; a name ending in '*' is a prefix. */
+static const char *const env_not_keys[] = {
+    "MNNVL_PLUGIN_DIR", "MNNVL_TORCH_STORE_MAX_VALUE", "MNNVL_BENCH_NCCL",
+    "MNNVL_REQUIRE_GPU", "MNNVL_TEST_*", "MNNVL_PYTHON_WHY", "MNNVL_GO_WHY", "MNNVL_JAVA_WHY",
+};
+
+/* Edit distance between a and b (ASCII, case-insensitive), for "did you mean". */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t lb = strlen(b), row[64];
+    if (lb >= sizeof(row) / sizeof(row[0]))
+        return (size_t)-1;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; a[i - 1]; i++) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            int same = toupper((unsigned char)a[i - 1]) == toupper((unsigned char)b[j - 1]);
+            size_t best = diagonal + (same ? 0 : 1);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diagonal = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Warns once per process about each MNNVL_* environment variable that is neither a config
+ * key nor one of env_not_keys, naming the closest key: a misspelling (MNNVL_JOBKEY) would
+ * otherwise be ignored without a word. */
+static void warn_unknown_env(void)
+{
+    for (char **e = environ; e && *e; e++) {
+        const char *var = *e, *eq = strchr(var, '=');
+        if (strncmp(var, "MNNVL_", 6) != 0 || !eq || eq - var > 63)
+            continue;
+        char name[64], key[64];
+        size_t n = (size_t)(eq - var);
+        memcpy(name, var, n);
+        name[n] = '\0';
+        for (size_t i = 0; i + 6 <= n; i++)
+            key[i] = (char)tolower((unsigned char)name[6 + i]);
+        int known = key_index(key) >= 0;
+        for (size_t i = 0; !known && i < sizeof(env_not_keys) / sizeof(env_not_keys[0]); i++) {
+            const char *allowed = env_not_keys[i];
+            size_t len = strlen(allowed);
+            known = allowed[len - 1] == '*' ? strncmp(name, allowed, len - 1) == 0
+                                            : strcmp(name, allowed) == 0;
+        }
+        if (known)
+            continue;
+        size_t best = 0, best_distance = (size_t)-1;
+        for (size_t i = 0; i < NKEYS; i++) {
+            size_t d = edit_distance(key, keys[i].name);
+            if (d < best_distance) {
+                best = i;
+                best_distance = d;
+            }
+        }
+        char closest[64];
+        size_t j = 0;
+        for (; keys[best].name[j] && j < sizeof(closest) - 1; j++)
+            closest[j] = (char)toupper((unsigned char)keys[best].name[j]);
+        closest[j] = '\0';
+        MNNVL_WARN("environment variable %s is no libmnnvl setting and is ignored; the closest "
+                   "is MNNVL_%s (config key %s)",
+                   name, closest, keys[best].name);
+    }
+}
+
+static pthread_once_t env_checked = PTHREAD_ONCE_INIT;
+
 MNNVL_API mnnvl_status_t mnnvl_config_create(mnnvl_config_t *config)
 {
+    pthread_once(&env_checked, warn_unknown_env);
     if (!config)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "config_create: config is NULL");
     *config = NULL;

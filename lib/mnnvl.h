@@ -507,6 +507,12 @@ MNNVL_API void *mnnvl_moe_a2a_combine_buffer(const mnnvl_moe_a2a_t a2a);
 MNNVL_API mnnvl_status_t mnnvl_moe_a2a_combine(mnnvl_moe_a2a_t a2a, const void *expert_out,
                                                void *out, void *stream);
 
+/* Adds a reference, for holders of the regions above (a binding's tensor views): the
+ * workspace stays mapped until every reference is dropped with mnnvl_moe_a2a_destroy. Local,
+ * capture-safe (no CUDA call). Returns INVALID_ARGUMENT (NULL), UNSUPPORTED (built without
+ * CUDA). */
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_retain(mnnvl_moe_a2a_t a2a);
+
 /* Drops a reference; the last frees the workspace (local; synchronizes like cudaFree). */
 MNNVL_API mnnvl_status_t mnnvl_moe_a2a_destroy(mnnvl_moe_a2a_t a2a);
 

@@ -130,6 +130,14 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create(mnnvl_comm_t comm,
     return MNNVL_SUCCESS;
 }
 
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_retain(mnnvl_moe_a2a_t a)
+{
+    if (!a)
+        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "moe_a2a_retain: a2a is NULL");
+    retain_handle(a);
+    return MNNVL_SUCCESS;
+}
+
 MNNVL_API mnnvl_status_t mnnvl_moe_a2a_destroy(mnnvl_moe_a2a_t a)
 {
     if (!a || atomic_fetch_sub(&a->refs, 1) > 1)

@@ -149,6 +149,11 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_combine(mnnvl_moe_a2a_t a2a, const void *
     return no_cuda("moe_a2a_combine");
 }
 
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_retain(mnnvl_moe_a2a_t a2a)
+{
+    return no_cuda("moe_a2a_retain");
+}
+
 MNNVL_API mnnvl_status_t mnnvl_moe_a2a_destroy(mnnvl_moe_a2a_t a2a)
 {
     return a2a ? no_cuda("moe_a2a_destroy") : MNNVL_SUCCESS;

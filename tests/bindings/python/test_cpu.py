@@ -52,7 +52,9 @@ def on_ranks(size, fn):
 
 @test
 def version():
-    code = mnnvl.version()
+    assert mnnvl.version() == mnnvl.__version__ == _mnnvl.mnnvl_version_string(), \
+        (mnnvl.version(), mnnvl.__version__)
+    code = mnnvl.version_code()
     assert code == _mnnvl.MNNVL_VERSION_CODE, (code, _mnnvl.MNNVL_VERSION_CODE)
     major, minor, patch = (int(x) for x in mnnvl.__version__.split("."))
     assert code == major * 10000 + minor * 100 + patch, (code, mnnvl.__version__)
@@ -231,6 +233,43 @@ def buffers_streams_dtypes():
         pass
     else:
         raise AssertionError("int8 became a DType")
+
+
+@test
+def device_view_checks():
+    """The tensor views' checks that come before any reference is taken (no GPU needed):
+    element types, a missing region, a shape that does not fit, in Python and in C."""
+    from mnnvl._dlpack import MEM, MOE_A2A, DeviceView, element
+
+    assert element("bf16") == element(mnnvl.DType.BF16) == element("<V2")
+    assert (element("int32").code, element("int32").bits) == (0, 32)
+    assert element("uint8").itemsize == 1 and element("float16").typestr == "<f2"
+    for bad in ("complex64", "int4"):
+        try:
+            element(bad)
+        except TypeError:
+            pass
+        else:
+            raise AssertionError("%s became an element type" % bad)
+    fake_handle, fake_address = 0x1000, 0x7f0000002000  # never dereferenced: checks come first
+    for args, what in (((MOE_A2A, 0, fake_address, 64, "int32", (4,), 0), "no handle"),
+                       ((MOE_A2A, fake_handle, 0, 64, "int32", (4,), 0), "no region"),
+                       ((MEM, fake_handle, fake_address, 16, "int32", (8,), 0), "too big"),
+                       ((MEM, fake_handle, fake_address, 64, "int32", (2, -1), 0), "negative")):
+        try:
+            DeviceView(*args)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("a view with %s was made" % what)
+    # the C export checks on its own: an unknown owner kind, a shape that overflows
+    for kind, shape in ((99, (4,)), (_mnnvl.MNNVL_PY_OWNER_MOE_A2A, (1 << 62, 1 << 62))):
+        try:
+            _mnnvl.mnnvl_py_dlpack(kind, fake_handle, fake_address, 64, shape, 0, 32, 0, 1)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("an export with kind %d, shape %r was made" % (kind, shape))
 
 
 @test
