@@ -68,13 +68,23 @@ MNNVL_API mnnvl_status_t mnnvl_mapping_validate(const mnnvl_mapping_t *m)
         }
     }
     if (degrees_ok) {
-        long product = (long)m->tp * m->pp * m->cp;
-        if (product != m->world_size)
-            broken(why, sizeof(why), &n, "tp*pp*cp = %d*%d*%d = %ld must equal world_size %d",
+        /* Checked products: a product that wraps could otherwise equal world_size and let
+         * mnnvl_mapping_group compute ranks outside [0, world_size). */
+        int tp_cp, product;
+        if (__builtin_mul_overflow(m->tp, m->cp, &tp_cp) ||
+            __builtin_mul_overflow(tp_cp, m->pp, &product))
+            broken(why, sizeof(why), &n, "tp*pp*cp = %d*%d*%d overflows an int; it must equal "
+                   "world_size %d", m->tp, m->pp, m->cp, m->world_size);
+        else if (product != m->world_size)
+            broken(why, sizeof(why), &n, "tp*pp*cp = %d*%d*%d = %d must equal world_size %d",
                    m->tp, m->pp, m->cp, product, m->world_size);
-        if ((long)m->moe_tp * m->moe_ep != m->tp)
-            broken(why, sizeof(why), &n, "moe_tp*moe_ep = %d*%d = %ld must equal tp %d",
-                   m->moe_tp, m->moe_ep, (long)m->moe_tp * m->moe_ep, m->tp);
+        int moe;
+        if (__builtin_mul_overflow(m->moe_tp, m->moe_ep, &moe))
+            broken(why, sizeof(why), &n, "moe_tp*moe_ep = %d*%d overflows an int; it must "
+                   "equal tp %d", m->moe_tp, m->moe_ep, m->tp);
+        else if (moe != m->tp)
+            broken(why, sizeof(why), &n, "moe_tp*moe_ep = %d*%d = %d must equal tp %d",
+                   m->moe_tp, m->moe_ep, moe, m->tp);
     }
     if (m->world_size > m->gpus_per_node && m->gpus_per_node >= 1 &&
         m->world_size % m->gpus_per_node != 0)

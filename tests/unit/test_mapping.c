@@ -167,3 +167,40 @@ Test(mapping, group_argument_errors)
     cr_assert_eq(mnnvl_mapping_group(&m, MNNVL_GROUP_PP, ranks, 4, &count, NULL),
                  MNNVL_ERR_INVALID_ARGUMENT);
 }
+
+/* issue 12: 49477 * 384773 * 968973220 = 2^64 + 4, so a product computed in 64 bits wraps to
+ * world_size 4 (and overflowed a signed long: UBSan). Such a mapping must be refused, since
+ * mnnvl_mapping_group would then list ranks far outside [0, 4). */
+Test(mapping, a_product_that_wraps_to_world_size_is_refused)
+{
+    expect_broken(make(4, 1, 49477, 384773, 968973220, 49477, 1, 4), "overflows");
+    expect_broken(make(4, 1, 4, 1, 1, 65536, 65536, 4), "overflows");
+    mnnvl_mapping_t m = make(4, 1, 49477, 384773, 968973220, 49477, 1, 4);
+    int ranks[4], count = -1;
+    cr_assert_eq(mnnvl_mapping_group(&m, MNNVL_GROUP_PP, ranks, 4, &count, NULL),
+                 MNNVL_ERR_INVALID_ARGUMENT);
+}
+
+/* Every rank any group lists lies in [0, world_size), over every valid small mapping. */
+Test(mapping, group_ranks_stay_inside_the_world)
+{
+    for (int tp = 1; tp <= 4; tp++)
+        for (int pp = 1; pp <= 3; pp++)
+            for (int cp = 1; cp <= 3; cp++)
+                for (int ep = 1; ep <= tp; ep++) {
+                    if (tp % ep)
+                        continue;
+                    int world = tp * pp * cp;
+                    for (int r = 0; r < world; r++) {
+                        mnnvl_mapping_t m = make(world, r, tp, pp, cp, tp / ep, ep, world);
+                        for (int g = MNNVL_GROUP_WORLD; g <= MNNVL_GROUP_MOE_EP; g++) {
+                            int ranks[64], count;
+                            cr_assert_eq(mnnvl_mapping_group(&m, (mnnvl_group_t)g, ranks, 64,
+                                                             &count, NULL),
+                                         MNNVL_SUCCESS, "%s", mnnvl_last_error());
+                            for (int i = 0; i < count; i++)
+                                cr_assert(ranks[i] >= 0 && ranks[i] < world);
+                        }
+                    }
+                }
+}
