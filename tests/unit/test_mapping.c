@@ -7,7 +7,7 @@
 static mnnvl_mapping_t make(int world, int rank, int tp, int pp, int cp, int moe_tp, int moe_ep,
                             int gpn)
 {
-    return (mnnvl_mapping_t){.world_size = world, .rank = rank, .gpus_per_node = gpn, .tp = tp,
+    return (mnnvl_mapping_t){.struct_size = sizeof(mnnvl_mapping_t), .world_size = world, .rank = rank, .gpus_per_node = gpn, .tp = tp,
                              .pp = pp, .cp = cp, .moe_tp = moe_tp, .moe_ep = moe_ep};
 }
 
@@ -58,11 +58,11 @@ Test(mapping, every_broken_rule_is_reported)
 
 Test(mapping, valid_layouts)
 {
-    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){16, 5, 8, 4, 2, 2, 4, 1}), 0);
-    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){8, 7, 8, 8, 1, 1, 1, 8}), 0);
-    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){8, 7, 8, 8, 1, 1, 2, 4}), 0);
+    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 16, 5, 8, 4, 2, 2, 4, 1}), 0);
+    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 8, 7, 8, 8, 1, 1, 1, 8}), 0);
+    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 8, 7, 8, 8, 1, 1, 2, 4}), 0);
     /* A job smaller than a node is fine. */
-    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){3, 0, 8, 3, 1, 1, 3, 1}), 0);
+    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 3, 0, 8, 3, 1, 1, 3, 1}), 0);
 }
 
 static void expect_group(mnnvl_mapping_t m, mnnvl_group_t g, const int *want, int n, int index)
@@ -203,4 +203,16 @@ Test(mapping, group_ranks_stay_inside_the_world)
                         }
                     }
                 }
+}
+
+/* struct_size: a mapping from a newer header (larger) or never initialised (0) is refused. */
+Test(mapping, struct_size_is_checked)
+{
+    mnnvl_mapping_t m = make(8, 1, 8, 1, 1, 8, 1, 8);
+    m.struct_size = sizeof(m) + 4;
+    expect_broken(m, "newer");
+    m.struct_size = 0;
+    expect_broken(m, "mnnvl_mapping_init");
+    mnnvl_mapping_init(&m, 2, 1);
+    cr_assert_eq(m.struct_size, sizeof(m));
 }
