@@ -15,6 +15,7 @@
  *   device pointer, CUDA stream    int                 long                uintptr
  *   host buffer (send/recv/buffer) bytes-like          byte[]              []byte
  *   mnnvl_mapping_t                8 ints, field order int[8]              []int32 (8)
+ *                                  (from world_size on; struct_size is set in C)
  *   int/status out-parameter       returned            int[1]              *int32
  *   *_params_t                     AllReduceParams and MoeA2AParams, filled by *_params_init
  *   mnnvl_log_fn + user_data       a callable          an object with      bool (the function
@@ -47,10 +48,23 @@
 
 #include "mnnvl.h"
 
-/* mnnvl_mapping_t crosses every binding as its int fields in declaration order. */
-enum { MNNVL_SWIG_MAPPING_INTS = sizeof(mnnvl_mapping_t) / sizeof(int) };
-_Static_assert(sizeof(mnnvl_mapping_t) == MNNVL_SWIG_MAPPING_INTS * sizeof(int),
-               "mnnvl_mapping_t is a struct of ints");
+/* mnnvl_mapping_t crosses every binding as its int fields in declaration order, from
+ * world_size on; struct_size is C's business: the wrappers fill it with mnnvl_mapping_init. */
+#include <stddef.h>
+#define MNNVL_SWIG_MAPPING_FIRST offsetof(mnnvl_mapping_t, world_size)
+enum { MNNVL_SWIG_MAPPING_INTS = (sizeof(mnnvl_mapping_t) - MNNVL_SWIG_MAPPING_FIRST) / sizeof(int) };
+_Static_assert(sizeof(mnnvl_mapping_t) ==
+                   MNNVL_SWIG_MAPPING_FIRST + MNNVL_SWIG_MAPPING_INTS * sizeof(int),
+               "mnnvl_mapping_t is struct_size followed by ints");
+static void mnnvl_swig_mapping_set(mnnvl_mapping_t *m, const int *fields)
+{
+    mnnvl_mapping_init(m, 1, 0);
+    memcpy(&m->world_size, fields, MNNVL_SWIG_MAPPING_INTS * sizeof(int));
+}
+static void mnnvl_swig_mapping_get(const mnnvl_mapping_t *m, int *fields)
+{
+    memcpy(fields, &m->world_size, MNNVL_SWIG_MAPPING_INTS * sizeof(int));
+}
 
 /* The device addresses of a dispatch's payloads, NULL past the ones given. */
 typedef struct {
@@ -355,13 +369,13 @@ static void mnnvl_dl_capsule_free(PyObject *capsule)
     Py_DECREF(seq);
     if (PyErr_Occurred())
         SWIG_fail;
-    memcpy(&temp, fields, sizeof(temp));
+    mnnvl_swig_mapping_set(&temp, fields);
     $1 = &temp;
 }
 %typemap(in, numinputs=0) mnnvl_mapping_t * (mnnvl_mapping_t temp) %{ $1 = &temp; %}
 %typemap(argout) mnnvl_mapping_t * {
     int fields[MNNVL_SWIG_MAPPING_INTS];
-    memcpy(fields, $1, sizeof(fields));
+    mnnvl_swig_mapping_get($1, fields);
     PyObject *t = PyTuple_New(MNNVL_SWIG_MAPPING_INTS);
     for (int i = 0; t && i < MNNVL_SWIG_MAPPING_INTS; i++)
         PyTuple_SET_ITEM(t, i, PyLong_FromLong(fields[i]));
@@ -745,12 +759,12 @@ MNNVL_JAVA_OUT(int *index, jint, jintArray, int, SetIntArrayRegion)
         return $null;
     }
     (*jenv)->GetIntArrayRegion(jenv, $input, 0, MNNVL_SWIG_MAPPING_INTS, (jint *)fields);
-    memcpy(&temp, fields, sizeof(temp));
+    mnnvl_swig_mapping_set(&temp, fields);
     $1 = &temp;
 }
 %typemap(argout) mnnvl_mapping_t * {
     int fields[MNNVL_SWIG_MAPPING_INTS];
-    memcpy(fields, $1, sizeof(fields));
+    mnnvl_swig_mapping_get($1, fields);
     (*jenv)->SetIntArrayRegion(jenv, $input, 0, MNNVL_SWIG_MAPPING_INTS, (jint *)fields);
 }
 %typemap(argout) const mnnvl_mapping_t * ""
@@ -936,14 +950,14 @@ func swigMnnvlError(s string) error {
 %typemap(gotype) mnnvl_mapping_t *, const mnnvl_mapping_t * "[]int32"
 %typemap(in) mnnvl_mapping_t * (mnnvl_mapping_t temp),
              const mnnvl_mapping_t * (mnnvl_mapping_t temp) {
-    memset(&temp, 0, sizeof(temp));
+    mnnvl_mapping_init(&temp, 0, 0); /* a wrong length stays invalid: world_size 0 */
     if ($input.len == MNNVL_SWIG_MAPPING_INTS)
-        memcpy(&temp, $input.array, sizeof(temp));
+        mnnvl_swig_mapping_set(&temp, (const int *)$input.array);
     $1 = &temp;
 }
 %typemap(argout) mnnvl_mapping_t * {
     if ($input.len == MNNVL_SWIG_MAPPING_INTS)
-        memcpy($input.array, $1, sizeof(*$1));
+        mnnvl_swig_mapping_get($1, (int *)$input.array);
 }
 %typemap(argout) const mnnvl_mapping_t * ""
 

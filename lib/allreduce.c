@@ -176,7 +176,12 @@ MNNVL_API mnnvl_status_t mnnvl_allreduce_create(mnnvl_comm_t comm,
     mnnvl_allreduce_layout_t layout;
     /* A bad parameter is the same on every rank in a correct program, but a wrong one on a
      * single rank must not strand the others: agree on it. */
-    mnnvl_status_t st = mnnvl_allreduce_plan(params, comm->size, oneshot_max, &layout);
+    mnnvl_allreduce_params_t own;
+    mnnvl_status_t st = mnnvl_allreduce_params_read(params, &own);
+    if (st == MNNVL_SUCCESS) {
+        params = &own; /* never read past a smaller struct from an older header */
+        st = mnnvl_allreduce_plan(params, comm->size, oneshot_max, &layout);
+    }
     MNNVL_CHECK(mnnvl_comm_agree(comm, st, "allreduce_create"));
     MNNVL_CHECK(mnnvl_device_enter(comm, "allreduce_create"));
     MNNVL_CHECK(mnnvl_comm_agree(

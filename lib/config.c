@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h> /* environ (_GNU_SOURCE) */
 
+#include "../bootstrap/sock.h"
 #include "config.h"
 #include "error.h"
 #include "log.h"
@@ -36,37 +37,46 @@ static int one_of(const char *value, const char **allowed)
     return 0;
 }
 
+/* strtol and strtoull skip leading white space and accept a sign; a value must be digits
+ * only, so that " 5" or "+5" is refused here rather than read differently elsewhere. */
+static int digits_only(const char *value)
+{
+    return value[0] != '\0' && strspn(value, "0123456789") == strlen(value);
+}
+
 static int positive_int(const char *value, const char **allowed)
 {
     (void)allowed;
-    char *end;
+    if (!digits_only(value))
+        return 0;
     errno = 0;
-    long v = strtol(value, &end, 10);
-    return errno == 0 && end != value && *end == '\0' && v > 0 && v <= INT_MAX;
+    long v = strtol(value, NULL, 10);
+    return errno == 0 && v > 0 && v <= INT_MAX;
 }
 
-/* "host:port" or "[v6]:port"; an empty value means unset. */
+/* "host:port" or "[v6]:port" exactly as the bootstrap will split it (one parser, so a value
+ * accepted here cannot fail at connect time); the host must not be empty. An empty value
+ * means unset. */
 static int host_port(const char *value, const char **allowed)
 {
     (void)allowed;
     if (value[0] == '\0')
         return 1;
-    const char *colon = strrchr(value, ':');
-    if (!colon || colon == value || colon[1] == '\0')
+    char host[MNNVL_SOCK_ADDR_MAX];
+    char port[8];
+    if (mnnvl_sock_split(value, host, sizeof(host), port, sizeof(port)) != MNNVL_SUCCESS)
         return 0;
-    for (const char *p = colon + 1; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return 0;
-    return atol(colon + 1) <= 65535;
+    return host[0] != '\0';
 }
 
 static int byte_count(const char *value, const char **allowed)
 {
     (void)allowed;
-    char *end;
+    if (!digits_only(value))
+        return 0;
     errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    return errno == 0 && end != value && *end == '\0' && value[0] != '-' && v < (1ull << 40);
+    unsigned long long v = strtoull(value, NULL, 10);
+    return errno == 0 && v < (1ull << 40);
 }
 
 static int boolean(const char *value, const char **allowed)
@@ -80,10 +90,12 @@ static int integer_or_empty(const char *value, const char **allowed)
     (void)allowed;
     if (value[0] == '\0')
         return 1;
-    char *end;
+    const char *digits = value[0] == '-' ? value + 1 : value;
+    if (!digits_only(digits))
+        return 0;
     errno = 0;
-    long v = strtol(value, &end, 10);
-    return errno == 0 && *end == '\0' && v >= INT_MIN && v <= INT_MAX;
+    long v = strtol(value, NULL, 10);
+    return errno == 0 && v >= INT_MIN && v <= INT_MAX;
 }
 
 static int log_level_or_empty(const char *value, const char **allowed)

@@ -156,8 +156,15 @@ MNNVL_API mnnvl_status_t mnnvl_config_destroy(mnnvl_config_t config);
 
 /* How the ranks of a job are split into parallel groups. Rank order: tp fastest, then cp,
  * then pp: rank = pp_rank*(cp*tp) + cp_rank*tp + tp_rank. The MoE groups subdivide each TP
- * group, moe_ep fastest: tp_rank = moe_tp_rank*moe_ep + moe_ep_rank. */
+ * group, moe_ep fastest: tp_rank = moe_tp_rank*moe_ep + moe_ep_rank.
+ * Always fill with mnnvl_mapping_init() first, then change fields: like every public struct
+ * it begins with its size, new fields come at the end with defaults, and a library reads a
+ * struct from an older header (a smaller struct_size) with the missing fields defaulted and
+ * refuses one from a newer header (a larger struct_size) with a sentence. (Programs built
+ * against libmnnvl 0.1, whose mapping had no struct_size, keep working: they are linked to
+ * the MNNVL_0.1 versions of the mapping functions, which read the old layout.) */
 typedef struct mnnvl_mapping {
+    uint32_t struct_size; /* set by init: sizeof at build time */
     int world_size;
     int rank;
     int gpus_per_node;
@@ -177,11 +184,12 @@ typedef enum mnnvl_group {
     MNNVL_GROUP_MOE_EP = 5
 } mnnvl_group_t;
 
-/* Fills a mapping of pure tensor parallelism: tp = moe_tp = world_size, every other degree 1,
- * gpus_per_node = world_size. Never fails (a NULL mapping is ignored). */
+/* Fills a mapping of pure tensor parallelism: struct_size = sizeof(mnnvl_mapping_t),
+ * tp = moe_tp = world_size, every other degree 1, gpus_per_node = world_size. Never fails (a
+ * NULL mapping is ignored). */
 MNNVL_API void mnnvl_mapping_init(mnnvl_mapping_t *mapping, int world_size, int rank);
 
-/* Checks every rule: world_size >= 1; 0 <= rank < world_size; every degree >= 1;
+/* Checks every rule: struct_size as above; world_size >= 1; 0 <= rank < world_size; every degree >= 1;
  * gpus_per_node >= 1; tp*pp*cp == world_size; moe_tp*moe_ep == tp; when the job spans
  * several nodes, world_size is a multiple of gpus_per_node. Returns INVALID_ARGUMENT with
  * one sentence per broken rule. Local; never touches a GPU. */
@@ -352,7 +360,8 @@ typedef enum mnnvl_allreduce_strategy {
 
 /* Parameters of an all-reduce handle. Always fill with mnnvl_allreduce_params_init() first,
  * then change fields: new fields are added at the end with defaults, so code built against
- * this header keeps working with later libraries. */
+ * this header keeps working with later libraries (struct_size rules as for
+ * mnnvl_mapping_t). */
 typedef struct mnnvl_allreduce_params {
     uint32_t struct_size;               /* set by init: sizeof at build time */
     mnnvl_dtype_t dtype;                /* default BF16 */
@@ -429,7 +438,8 @@ typedef struct mnnvl_moe_a2a_s *mnnvl_moe_a2a_t;
 #define MNNVL_MOE_MAX_TOP_K 32
 #define MNNVL_MOE_MAX_RANKS 64
 
-/* Fill with mnnvl_moe_a2a_params_init(), then set the fields (new fields come at the end). */
+/* Fill with mnnvl_moe_a2a_params_init(), then set the fields (new fields come at the end;
+ * struct_size rules as for mnnvl_mapping_t). */
 typedef struct mnnvl_moe_a2a_params {
     uint32_t struct_size;      /* set by init */
     int ep_size;               /* ranks of the EP group: must equal the communicator's size */
@@ -437,9 +447,12 @@ typedef struct mnnvl_moe_a2a_params {
     int top_k;                 /* 1 .. MNNVL_MOE_MAX_TOP_K */
     int max_tokens_per_rank;   /* the largest local_num_tokens and runtime R of any call */
     int num_payloads;          /* dispatch payloads, 1 .. MNNVL_MOE_MAX_PAYLOADS */
-    size_t payload_bytes[MNNVL_MOE_MAX_PAYLOADS]; /* bytes per token row; multiples of 4 */
     int hidden;                /* elements per combine row */
     mnnvl_dtype_t combine_dtype;
+    /* Fixed arrays come last, so a later header can add scalar fields after them without
+     * moving the scalars (libmnnvl 0.1 had this array before hidden: programs built against
+     * it are linked to the MNNVL_0.1 versions of the moe functions, which read that layout). */
+    size_t payload_bytes[MNNVL_MOE_MAX_PAYLOADS]; /* bytes per token row; multiples of 4 */
 } mnnvl_moe_a2a_params_t;
 
 /* Defaults: everything 0 except struct_size, top_k 1, num_payloads 1, combine BF16. Never

@@ -82,7 +82,12 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create(mnnvl_comm_t comm,
         return mnnvl_error(MNNVL_ERR_INVALID_USAGE,
                            "%s: rank %d's communicator is CPU-only (device -1)", what, comm->rank);
     mnnvl_moe_layout_t layout;
-    mnnvl_status_t st = mnnvl_moe_plan(params, &layout);
+    mnnvl_moe_a2a_params_t own;
+    mnnvl_status_t st = mnnvl_moe_params_read(params, &own);
+    if (st == MNNVL_SUCCESS) {
+        params = &own; /* never read past a smaller struct from an older header */
+        st = mnnvl_moe_plan(params, &layout);
+    }
     if (st == MNNVL_SUCCESS && params->ep_size != comm->size)
         st = mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
                          "%s: ep_size %d does not match the communicator's %d ranks; build the "

@@ -32,7 +32,7 @@ report() {
 }
 
 if [ -z "$MNNVL_PYTHON_WHY" ]; then
-  PYTHONPATH=$b/bindings/python/stage "$PYTHON" -c 'import mnnvl._mnnvl as m
+  PYTHONPATH=$b/bindings/python/stage $MNNVL_INTERP_ENV "$PYTHON" -c 'import mnnvl._mnnvl as m
 print("\n".join(n for n in dir(m) if n.startswith("mnnvl_")))' | sort -u > "$tmp/python"
 fi
 report 1 python "$MNNVL_PYTHON_WHY" "$tmp/python"

@@ -342,7 +342,8 @@ static int split_rank(int rank, int size, void *arg)
     mnnvl_comm_t comm;
     if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
         return 1;
-    mnnvl_mapping_t m = {.world_size = 4,
+    mnnvl_mapping_t m = {.struct_size = sizeof(mnnvl_mapping_t),
+                         .world_size = 4,
                          .rank = rank,
                          .gpus_per_node = 4,
                          .tp = 2,

@@ -285,7 +285,11 @@ def torch_store_join():
         raise Skip("%s has no torch.distributed" % python)
     with tempfile.TemporaryDirectory() as tmp:
         portfile = os.path.join(tmp, "port")
-        server = subprocess.Popen([python, fixture, "serve", portfile], stdin=subprocess.PIPE)
+        # The ASan build preloads libasan into this interpreter (MNNVL_INTERP_ENV); torch's
+        # server is a peer, not code under test, so it runs without it.
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
+        server = subprocess.Popen([python, fixture, "serve", portfile], stdin=subprocess.PIPE,
+                                  env=env)
         try:
             deadline = time.time() + 60
             while not os.path.exists(portfile) and server.poll() is None:
