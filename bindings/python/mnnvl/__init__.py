@@ -22,6 +22,7 @@ from .errors import (AbortedError, AuthError, BootstrapError, CudaError, Error,
                      InvalidUsageError, MismatchError, NoDeviceError, NoMemoryError,
                      PeerLostError, TimeoutError, UnsupportedError)
 from .ops import AllReduce, MoeAllToAll, Strategy
+from .dcp import DcpAllToAll, LseBase
 
 __all__ = [
     "AllReduce", "Comm", "Config", "DType", "Group", "LogLevel", "Mapping", "MoeAllToAll",
@@ -31,6 +32,7 @@ __all__ = [
     "InternalError", "InvalidArgumentError", "InvalidUsageError", "MismatchError",
     "NoDeviceError", "NoMemoryError", "PeerLostError", "TimeoutError", "UnsupportedError",
 ]
+__all__ += ["DcpAllToAll", "LseBase"]
 
 __version__ = _mnnvl.mnnvl_version_string()
 
