@@ -540,7 +540,8 @@ static int expect(int rank, mnnvl_status_t st, mnnvl_status_t want, const char *
 }
 
 /* Every host-side refusal, each with its sentence: create during a capture (on every rank),
- * cp_size differing from the communicator (on every rank, also when only rank 0 is wrong), D
+ * cp_size differing from the communicator (on every rank, also when only rank 0 is wrong),
+ * parameters differing between ranks (MISMATCH on every rank), D
  * and S the kernel cannot take, entries above max_entries or negative, NULL, misaligned and
  * overlapping buffers. None launches anything, so the ranks stay in step: a call with 0
  * entries and NULL buffers, then a real one, still work. */
@@ -572,6 +573,10 @@ static int errors_body(int rank, int size, void *arg)
     q = p, q.cp_size = rank == 0 ? size + 1 : size;
     bad |= expect(rank, mnnvl_dcp_a2a_create(comm, &q, &d), MNNVL_ERR_INVALID_ARGUMENT,
                   "mnnvl_comm_split", "cp_size wrong on rank 0 only");
+    /* Same workspace size (2 or 4 lanes both pad to 16 bytes), different rows. */
+    q = p, q.stats_lanes = rank == 1 ? 4 : 2;
+    bad |= expect(rank, mnnvl_dcp_a2a_create(comm, &q, &d), MNNVL_ERR_MISMATCH,
+                  "rank 1's parameters", "stats_lanes 4 on rank 1 only");
     q = p, q.head_dim = 100;
     bad |= expect(rank, mnnvl_dcp_a2a_create(comm, &q, &d), MNNVL_ERR_INVALID_ARGUMENT,
                   "head_dim 100", "head_dim 100");
