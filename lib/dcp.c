@@ -27,26 +27,45 @@ static void free_resources(mnnvl_op_handle_t *op)
         d->comm->dev->cu->cuMemFree(d->control);
 }
 
-/* Blocks per call: the same on every rank (block c of one rank talks to block c of every
- * other), never more than the smallest GPU's SM count (a block spins until its peers'
- * blocks ran, so all of a call's blocks must be resident at once) nor than max_entries. */
-static mnnvl_status_t agree_channels(mnnvl_dcp_a2a_t d)
+/* What every rank must have equal: the parameters, checked here because ranks that differ
+ * only in a field the workspace size does not show (head_dim against stats_lanes, the LSE
+ * base) would otherwise read each other's rows wrongly. And the blocks per call: block c of
+ * one rank talks to block c of every other, so `channels` is the same everywhere, at most
+ * max_entries and the smallest SM count of the ranks (a block spins until its peers' blocks
+ * ran, so all of a call's blocks must be resident at once). Every rank sees every rank's
+ * values, so every rank reaches the same verdict. */
+static mnnvl_status_t agree_shape(mnnvl_dcp_a2a_t d, const char *what)
 {
+    typedef struct {
+        int32_t sms;
+        mnnvl_dcp_a2a_params_t params;
+    } shape_t;
     mnnvl_comm_t comm = d->comm;
-    int sms = 0;
-    if (comm->dev->cu->cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+    shape_t mine, all[MNNVL_DCP_MAX_RANKS]; /* comm->size == cp_size <= the maximum */
+    memset(&mine, 0, sizeof(mine));
+    if (comm->dev->cu->cuDeviceGetAttribute(&mine.sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
                                             comm->dev->cu_device) != CUDA_SUCCESS)
-        sms = 1;
-    int all[MNNVL_DCP_MAX_RANKS]; /* comm->size == cp_size, checked by the plan */
-    mnnvl_status_t st = mnnvl_comm_allgather(comm, &sms, all, sizeof(int));
+        mine.sms = 1;
+    mine.params = d->params;
+    MNNVL_CHECK(mnnvl_comm_allgather(comm, &mine, all, sizeof(mine)));
     int channels = MNNVL_DCP_CHANNELS;
     if (d->params.max_entries < channels)
         channels = d->params.max_entries;
-    for (int r = 0; st == MNNVL_SUCCESS && r < comm->size; r++)
-        if (all[r] < channels)
-            channels = all[r];
+    for (int r = 0; r < comm->size; r++) {
+        const mnnvl_dcp_a2a_params_t *p = &all[r].params, *q = &all[0].params;
+        if (memcmp(p, q, sizeof(*p)) != 0)
+            return mnnvl_error(MNNVL_ERR_MISMATCH,
+                               "%s: rank %d's parameters (cp_size %d, max_entries %d, head_dim "
+                               "%d, dtype %d, stats_lanes %d, lse_base %d) differ from rank 0's "
+                               "(%d, %d, %d, %d, %d, %d)",
+                               what, r, p->cp_size, p->max_entries, p->head_dim, (int)p->dtype,
+                               p->stats_lanes, (int)p->lse_base, q->cp_size, q->max_entries,
+                               q->head_dim, (int)q->dtype, q->stats_lanes, (int)q->lse_base);
+        if (all[r].sms < channels)
+            channels = all[r].sms;
+    }
     d->channels = channels < 1 ? 1 : channels;
-    return st;
+    return MNNVL_SUCCESS;
 }
 
 /* This rank's control block and flags zeroed: no peer may see a stale flag. */
@@ -95,7 +114,7 @@ MNNVL_API mnnvl_status_t mnnvl_dcp_a2a_create(mnnvl_comm_t comm,
     d->comm = comm;
     d->params = key;
     d->layout = layout;
-    st = mnnvl_comm_agree(comm, agree_channels(d), what);
+    st = mnnvl_comm_agree(comm, agree_shape(d, what), what);
     if (st == MNNVL_SUCCESS)
         st = mnnvl_mem_alloc(comm, layout.total_bytes, &d->op.mem); /* collective, agreed */
     if (st == MNNVL_SUCCESS)

@@ -565,10 +565,11 @@ MNNVL_API size_t mnnvl_dcp_a2a_workspace_size(const mnnvl_dcp_a2a_params_t *para
  * &mapping, MNNVL_GROUP_CP, &cp_comm)), or returns the cached handle with equal parameters
  * (one more reference). Allocates the workspace with mnnvl_mem_alloc and ends with a
  * barrier, so no rank writes into a peer that is not ready. Collective. Not capture-safe
- * (create before the capture; the calls may be captured). Returns INVALID_ARGUMENT
- * (parameters; cp_size differing from the communicator's size, on every rank), INVALID_USAGE
- * (CPU-only communicator), NO_MEMORY, CUDA, GRAPH_CAPTURE, TIMEOUT, PEER_LOST, ABORTED,
- * UNSUPPORTED (built without CUDA). */
+ * (create before the capture; the calls may be captured). Every rank must pass equal
+ * parameters. Returns INVALID_ARGUMENT (parameters; cp_size differing from the
+ * communicator's size, on every rank), MISMATCH (ranks passed different parameters, on every
+ * rank), INVALID_USAGE (CPU-only communicator), NO_MEMORY, CUDA, GRAPH_CAPTURE, TIMEOUT,
+ * PEER_LOST, ABORTED, UNSUPPORTED (built without CUDA). */
 MNNVL_API mnnvl_status_t mnnvl_dcp_a2a_create(mnnvl_comm_t comm,
                                               const mnnvl_dcp_a2a_params_t *params,
                                               mnnvl_dcp_a2a_t *dcp);
