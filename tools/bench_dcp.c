@@ -78,8 +78,9 @@ static float bf16_to_float(uint16_t b)
  * so its bits are those of the float's upper half. */
 static uint16_t o_value(int src, int e, int dest, int d)
 {
-    float f = (float)((int)(hash3((uint32_t)src, (uint32_t)(e * 64 + dest), (uint32_t)d) % 255) -
-                      127) / 64.f;
+    float f =
+        (float)((int)(hash3((uint32_t)src, (uint32_t)(e * 64 + dest), (uint32_t)d) % 255) - 127) /
+        64.f;
     uint32_t u;
     memcpy(&u, &f, 4);
     return (uint16_t)(u >> 16);
@@ -227,8 +228,7 @@ static int issue(const call_t *c, cudaStream_t s)
 {
     const bufs_t *b = c->b;
     switch (c->kind) {
-    case T_A2A:
-        return mnnvl_dcp_a2a(c->dcp, b->in_o, b->in_s, c->entries, b->out_o, b->out_s, s);
+    case T_A2A: return mnnvl_dcp_a2a(c->dcp, b->in_o, b->in_s, c->entries, b->out_o, b->out_s, s);
     case T_REDUCE:
         return mnnvl_dcp_a2a_lse_reduce(c->dcp, b->in_o, b->in_s, c->entries, b->out, b->out_lse,
                                         s);
@@ -294,8 +294,8 @@ static int alloc_bufs(bufs_t *b)
 
 static void free_bufs(bufs_t *b)
 {
-    void *all[] = {b->in_o,  b->out_o,       b->nccl_send_o, b->nccl_recv_o, b->in_s, b->out_s,
-                   b->nccl_send_s, b->nccl_recv_s, b->out, b->out_lse};
+    void *all[] = {b->in_o,  b->out_o,       b->nccl_send_o, b->nccl_recv_o, b->in_s,
+                   b->out_s, b->nccl_send_s, b->nccl_recv_s, b->out,         b->out_lse};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         cudaFree(all[i]);
 }
@@ -343,13 +343,13 @@ static int run_dim(mnnvl_comm_t comm, bufs_t *b, int di, const nccl_t *nccl, voi
                 continue;
             call_t call = {kind, E, b, dcp, nccl, nc};
             if (issue(&call, s) != 0 || cudaStreamSynchronize(s) != cudaSuccess) {
-                snprintf(res->why, sizeof(res->why), "D %d entries %d kind %d: %s", b->head_dim,
-                         E, kind, mnnvl_last_error());
+                snprintf(res->why, sizeof(res->why), "D %d entries %d kind %d: %s", b->head_dim, E,
+                         kind, mnnvl_last_error());
                 rc = 1;
                 break;
             }
-            int bad = kind == T_A2A ? check_transpose(b, E, b->out_o, b->out_s, 0, ho, hs, why,
-                                                      sizeof(why))
+            int bad = kind == T_A2A
+                          ? check_transpose(b, E, b->out_o, b->out_s, 0, ho, hs, why, sizeof(why))
                       : kind == T_NCCL_A2A ? check_transpose(b, E, b->nccl_recv_o, b->nccl_recv_s,
                                                              1, ho, hs, why, sizeof(why))
                                            : check_merge(b, E, ho, hs, ref, why, sizeof(why));
@@ -361,8 +361,10 @@ static int run_dim(mnnvl_comm_t comm, bufs_t *b, int di, const nccl_t *nccl, voi
             }
             if (bad) {
                 snprintf(res->why, sizeof(res->why), "%s, D %d, %d entries: wrong result: %s",
-                         kind == T_A2A ? "dcp_a2a" : kind == T_REDUCE ? "lse_reduce"
-                                                 : kind == T_NCCL_A2A ? "NCCL a2a" : "NCCL+merge",
+                         kind == T_A2A        ? "dcp_a2a"
+                         : kind == T_REDUCE   ? "lse_reduce"
+                         : kind == T_NCCL_A2A ? "NCCL a2a"
+                                              : "NCCL+merge",
                          b->head_dim, E, why);
                 rc = 1;
                 break;
@@ -395,8 +397,7 @@ typedef struct dcp_job {
     dcp_result_t *results; /* one per rank, shared with the parent */
 } dcp_job_t;
 
-static int rank_main(int rank, int size, const char *root, const dcp_job_t *job,
-                     dcp_result_t *res)
+static int rank_main(int rank, int size, const char *root, const dcp_job_t *job, dcp_result_t *res)
 {
     const int device = rank % job->gpus;
     mnnvl_config_t cfg;
@@ -465,7 +466,7 @@ static int dcp_rank(int rank, int size, const char *root, void *arg)
 }
 
 static const char *const time_names[NTIMES] = {"a2a_us", "lse_reduce_us", "nccl_a2a_us",
-                                                "nccl_a2a_merge_us"};
+                                               "nccl_a2a_merge_us"};
 
 /* The slowest rank's median of each case, printed and written as JSON. */
 static void report(const dcp_result_t *res, int n, int gpus, FILE *json, int first,
@@ -476,8 +477,8 @@ static void report(const dcp_result_t *res, int n, int gpus, FILE *json, int fir
         printf("\nDCP all-to-all, cp %d (%d rank(s) per GPU), D %d, bf16, %d stats lanes; "
                "median us per call, slowest rank\n",
                n, (n + gpus - 1) / gpus, D, LANES);
-        printf("%8s %10s | %9s %9s %8s | %10s %11s %8s\n", "entries", "KB/rank", "a2a",
-               "NCCL a2a", "speedup", "lse_reduce", "NCCL+merge", "speedup");
+        printf("%8s %10s | %9s %9s %8s | %10s %11s %8s\n", "entries", "KB/rank", "a2a", "NCCL a2a",
+               "speedup", "lse_reduce", "NCCL+merge", "speedup");
         fprintf(json, "%s{\"cp\": %d, \"ranks_per_gpu\": %d, \"head_dim\": %d, \"cases\": [",
                 first && di == 0 ? "" : ",\n", n, (n + gpus - 1) / gpus, D);
         for (int c = 0; c < NCASES; c++) {
@@ -539,9 +540,10 @@ int bench_dcp(int argc, char **argv)
     FILE *json = fopen(json_path, "w");
     if (!json)
         return perror(json_path), 1;
-    fprintf(json, "{\"benchmark\": \"dcp\", \"dtype\": \"bf16\", \"stats_lanes\": %d, "
-                  "\"calls_per_graph\": %d, \"replays\": %d, \"fused_baseline\": "
-                  "\"NCCL all-to-all + merge kernel\", \"results\": [",
+    fprintf(json,
+            "{\"benchmark\": \"dcp\", \"dtype\": \"bf16\", \"stats_lanes\": %d, "
+            "\"calls_per_graph\": %d, \"replays\": %d, \"fused_baseline\": "
+            "\"NCCL all-to-all + merge kernel\", \"results\": [",
             LANES, CALLS, REPS);
     double x[NCASES], series[12][NCASES];
     const char *names[12];
@@ -558,8 +560,7 @@ int bench_dcp(int argc, char **argv)
                    "checked, but the TIMINGS ARE MEANINGLESS (kernels of different processes "
                    "time-slice one GPU). ***\n\n",
                    n, gpus, (n + gpus - 1) / gpus);
-        dcp_job_t job = {gpus, use_nccl,
-                         bench_shared_alloc(sizeof(dcp_result_t) * (size_t)n)};
+        dcp_job_t job = {gpus, use_nccl, bench_shared_alloc(sizeof(dcp_result_t) * (size_t)n)};
         dcp_result_t *res = job.results;
         if (!res || bench_run_ranks(n, dcp_rank, &job) != 0) {
             fprintf(stderr, "mnnvl-bench dcp: cp %d failed\n", n);
@@ -579,7 +580,7 @@ int bench_dcp(int argc, char **argv)
                 series[nseries][c] = slowest[0][c][k];
             }
             static const char *const what[NTIMES] = {"libmnnvl a2a", "libmnnvl lse_reduce",
-                                                      "NCCL a2a", "NCCL a2a + merge"};
+                                                     "NCCL a2a", "NCCL a2a + merge"};
             snprintf(labels[nseries], sizeof(labels[nseries]), "%s, cp %d", what[k], n);
             names[nseries] = labels[nseries];
             nseries++;
@@ -591,9 +592,9 @@ int bench_dcp(int argc, char **argv)
     const double *ys[12];
     for (int i = 0; i < nseries; i++)
         ys[i] = series[i];
-    if (nseries && bench_svg_write(svg_path, "DCP all-to-all, D 128, bf16 (CUDA graphs)",
-                                   "entries per rank", "microseconds per call", nseries, names, x,
-                                   ys, NCASES) == 0)
+    if (nseries &&
+        bench_svg_write(svg_path, "DCP all-to-all, D 128, bf16 (CUDA graphs)", "entries per rank",
+                        "microseconds per call", nseries, names, x, ys, NCASES) == 0)
         printf("wrote %s and %s\n", json_path, svg_path);
     return failed;
 }

@@ -44,9 +44,8 @@ extern "C" int bench_launch_residual_rmsnorm(const void *x, const void *res_in, 
 /* The unfused baseline of the DCP lse_reduce: after an all-to-all that left source p's rows
  * at o[p][e][:] (bf16) and its stats at stats[p][e][:] (fp32, lane 0 the natural-log LSE),
  * the merge a server runs: one block per entry, fp32, sources in ascending order. */
-static __global__ void lse_merge(const __nv_bfloat16 *o, const float *stats, int entries,
-                                 int cp, int head_dim, int lanes, __nv_bfloat16 *out,
-                                 float *out_lse)
+static __global__ void lse_merge(const __nv_bfloat16 *o, const float *stats, int entries, int cp,
+                                 int head_dim, int lanes, __nv_bfloat16 *out, float *out_lse)
 {
     const int e = blockIdx.x;
     float m = -INFINITY;
@@ -62,8 +61,8 @@ static __global__ void lse_merge(const __nv_bfloat16 *o, const float *stats, int
         for (int p = 0; p < cp; p++) {
             const float lse = stats[((size_t)p * entries + e) * lanes];
             if (lse != -INFINITY)
-                acc += __expf(lse - m) *
-                       __bfloat162float(o[((size_t)p * entries + e) * head_dim + d]);
+                acc +=
+                    __expf(lse - m) * __bfloat162float(o[((size_t)p * entries + e) * head_dim + d]);
         }
         out[(size_t)e * head_dim + d] = __float2bfloat16_rn(total > 0.f ? acc / total : 0.f);
     }
@@ -76,8 +75,8 @@ extern "C" int bench_launch_lse_merge(const void *o, const float *stats, int ent
                                       void *stream)
 {
     if (entries > 0)
-        lse_merge<<<entries, 128, 0, (cudaStream_t)stream>>>(
-            (const __nv_bfloat16 *)o, stats, entries, cp, head_dim, lanes, (__nv_bfloat16 *)out,
-            out_lse);
+        lse_merge<<<entries, 128, 0, (cudaStream_t)stream>>>((const __nv_bfloat16 *)o, stats,
+                                                             entries, cp, head_dim, lanes,
+                                                             (__nv_bfloat16 *)out, out_lse);
     return (int)cudaGetLastError();
 }
