@@ -1051,6 +1051,28 @@ MNNVL_HANDLE(mnnvl_moe_a2a_t)
     }
 }
 
+/* DcpA2AParams: made by mnnvl_dcp_a2a_params_init, so that fields added later keep their
+ * defaults. The DCP workspace size fails like the others (0 with a sentence): it raises or
+ * throws as they do (Go reads the sentence in package mnnvl). */
+MNNVL_HANDLE(mnnvl_dcp_a2a_t)
+%rename(DcpA2AParams) mnnvl_dcp_a2a_params;
+%immutable mnnvl_dcp_a2a_params::struct_size;
+%extend mnnvl_dcp_a2a_params {
+    mnnvl_dcp_a2a_params()
+    {
+        mnnvl_dcp_a2a_params_t *p = calloc(1, sizeof(*p));
+        mnnvl_dcp_a2a_params_init(p);
+        return p;
+    }
+    ~mnnvl_dcp_a2a_params()
+    {
+        free($self);
+    }
+}
+#if defined(SWIGPYTHON) || defined(SWIGJAVA)
+%typemap(out) size_t mnnvl_dcp_a2a_workspace_size = size_t mnnvl_moe_a2a_workspace_size;
+#endif
+
 /* The type, not the callback plumbing (each language section maps the pair); the mapping
  * crosses as ints (above), so SWIG makes no class of it. */
 %ignore mnnvl_log_fn;

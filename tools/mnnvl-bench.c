@@ -36,6 +36,7 @@ static void usage(FILE *out)
                  "  bootstrap  CPU-only communicators: create + allgather(64 B) + barrier\n"
                  "  allreduce  bf16 all-reduce and fused residual+RMSNorm against NCCL\n"
                  "  moe        MoE dispatch and combine against NCCL all-to-all-v\n"
+                 "  dcp        DCP (Helix) all-to-all and its fused LSE merge against NCCL\n"
                  "Run `mnnvl-bench SUBCOMMAND --help` for its options.\n");
 }
 
@@ -57,6 +58,8 @@ int main(int argc, char **argv)
         return hint_without_gpu(bench_allreduce(argc - 1, argv + 1));
     if (strcmp(argv[1], "moe") == 0)
         return hint_without_gpu(bench_moe(argc - 1, argv + 1));
+    if (strcmp(argv[1], "dcp") == 0)
+        return hint_without_gpu(bench_dcp(argc - 1, argv + 1));
     fprintf(stderr, "mnnvl-bench: unknown subcommand \"%s\"\n", argv[1]);
     usage(stderr);
     return 2;

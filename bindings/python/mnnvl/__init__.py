@@ -24,6 +24,7 @@ from .errors import (AbortedError, AuthError, BootstrapError, CudaError, Error,
                      InvalidUsageError, MismatchError, NoDeviceError, NoMemoryError,
                      PeerLostError, TimeoutError, UnsupportedError)
 from .ops import AllReduce, MoeAllToAll, MoeDispatched, Strategy
+from .dcp import DcpAllToAll, LseBase
 
 __all__ = [
     "AllReduce", "Comm", "Config", "DeviceView", "DType", "Group", "LogLevel", "Mapping",
@@ -34,6 +35,7 @@ __all__ = [
     "InternalError", "InvalidArgumentError", "InvalidUsageError", "MismatchError",
     "NoDeviceError", "NoMemoryError", "PeerLostError", "TimeoutError", "UnsupportedError",
 ]
+__all__ += ["DcpAllToAll", "LseBase"]
 
 # The version of the libmnnvl this module loaded (the package is built against it).
 __version__: str = _mnnvl.mnnvl_version_string()
