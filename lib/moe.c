@@ -121,7 +121,7 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_retain(mnnvl_moe_a2a_t a)
 {
     if (!a)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "moe_a2a_retain: a2a is NULL");
-    retain_handle(a);
+    mnnvl_op_retain(&a->op);
     return MNNVL_SUCCESS;
 }
 

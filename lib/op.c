@@ -67,6 +67,11 @@ void mnnvl_op_free(mnnvl_op_handle_t *op)
     free(op);
 }
 
+void mnnvl_op_retain(mnnvl_op_handle_t *op)
+{
+    retain_handle(op);
+}
+
 mnnvl_status_t mnnvl_op_release(mnnvl_op_handle_t *op)
 {
     if (!op || atomic_fetch_sub(&op->refs, 1) > 1)

@@ -52,6 +52,10 @@ mnnvl_status_t mnnvl_op_cache_add(mnnvl_op_handle_t *op, int kind, const void *k
  * workspace, the communicator reference, the handle. NULL-safe. */
 void mnnvl_op_free(mnnvl_op_handle_t *op);
 
+/* Adds a reference (the caller holds one already, so the handle cannot go meanwhile):
+ * what a binding's view takes to keep the handle's device regions alive. Local. */
+void mnnvl_op_retain(mnnvl_op_handle_t *op);
+
 /* Drops a reference; the last one removes the handle from the cache and frees it. NULL is
  * a no-op. Local. */
 mnnvl_status_t mnnvl_op_release(mnnvl_op_handle_t *op);
