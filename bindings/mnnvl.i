@@ -15,6 +15,7 @@
  *   device pointer, CUDA stream    int                 long                uintptr
  *   host buffer (send/recv/buffer) bytes-like          byte[]              []byte
  *   mnnvl_mapping_t                8 ints, field order int[8]              []int32 (8)
+ *                                  (from world_size on; struct_size is set in C)
  *   int/status out-parameter       returned            int[1]              *int32
  *   *_params_t                     AllReduceParams and MoeA2AParams, filled by *_params_init
  *   mnnvl_log_fn + user_data       a callable          an object with      bool (the function
@@ -47,10 +48,23 @@
 
 #include "mnnvl.h"
 
-/* mnnvl_mapping_t crosses every binding as its int fields in declaration order. */
-enum { MNNVL_SWIG_MAPPING_INTS = sizeof(mnnvl_mapping_t) / sizeof(int) };
-_Static_assert(sizeof(mnnvl_mapping_t) == MNNVL_SWIG_MAPPING_INTS * sizeof(int),
-               "mnnvl_mapping_t is a struct of ints");
+/* mnnvl_mapping_t crosses every binding as its int fields in declaration order, from
+ * world_size on; struct_size is C's business: the wrappers fill it with mnnvl_mapping_init. */
+#include <stddef.h>
+#define MNNVL_SWIG_MAPPING_FIRST offsetof(mnnvl_mapping_t, world_size)
+enum { MNNVL_SWIG_MAPPING_INTS = (sizeof(mnnvl_mapping_t) - MNNVL_SWIG_MAPPING_FIRST) / sizeof(int) };
+_Static_assert(sizeof(mnnvl_mapping_t) ==
+                   MNNVL_SWIG_MAPPING_FIRST + MNNVL_SWIG_MAPPING_INTS * sizeof(int),
+               "mnnvl_mapping_t is struct_size followed by ints");
+static void mnnvl_swig_mapping_set(mnnvl_mapping_t *m, const int *fields)
+{
+    mnnvl_mapping_init(m, 1, 0);
+    memcpy(&m->world_size, fields, MNNVL_SWIG_MAPPING_INTS * sizeof(int));
+}
+static void mnnvl_swig_mapping_get(const mnnvl_mapping_t *m, int *fields)
+{
+    memcpy(fields, &m->world_size, MNNVL_SWIG_MAPPING_INTS * sizeof(int));
+}
 
 /* The device addresses of a dispatch's payloads, NULL past the ones given. */
 typedef struct {
@@ -182,9 +196,28 @@ typedef struct mnnvl_dl_managed_versioned {
 } mnnvl_dl_managed_versioned_t;
 enum { MNNVL_DL_CUDA = 2, MNNVL_DL_MAX_DIMS = 8 };
 
-/* One export: the memory reference it holds and the shape it points to. */
+/* The handles whose device regions Python exports, each kept alive by its own reference
+ * count (a view of a new kind of handle adds a case here and in mnnvl_py_owner_hold). */
+enum { MNNVL_PY_OWNER_MEM, MNNVL_PY_OWNER_MOE_A2A, MNNVL_PY_OWNER_KINDS };
+
+/* Takes (`hold`) or drops a reference to `handle` of `kind`. */
+static mnnvl_status_t mnnvl_py_owner_hold(int kind, void *handle, int hold)
+{
+    switch (kind) {
+    case MNNVL_PY_OWNER_MEM:
+        return hold ? mnnvl_mem_retain((mnnvl_mem_t)handle) : mnnvl_mem_release((mnnvl_mem_t)handle);
+    case MNNVL_PY_OWNER_MOE_A2A:
+        return hold ? mnnvl_moe_a2a_retain((mnnvl_moe_a2a_t)handle)
+                    : mnnvl_moe_a2a_destroy((mnnvl_moe_a2a_t)handle);
+    default:
+        return MNNVL_ERR_INVALID_ARGUMENT;
+    }
+}
+
+/* One export: the reference it holds and the shape it points to. */
 typedef struct {
-    mnnvl_mem_t mem;
+    int owner_kind;
+    void *owner;
     int64_t shape[MNNVL_DL_MAX_DIMS];
     int64_t strides[MNNVL_DL_MAX_DIMS];
     union {
@@ -193,12 +226,13 @@ typedef struct {
     } managed;
 } mnnvl_dl_export_t;
 
-/* The consumer (torch) calls the deleter when the last tensor using the memory is gone:
- * only then does the export drop its reference to the symmetric memory. */
+/* The consumer (torch) calls the deleter when the last tensor using the region is gone:
+ * only then does the export drop its reference to the handle that owns the region. */
 static void mnnvl_dl_free(void *ctx)
 {
     mnnvl_dl_export_t *e = ctx;
-    mnnvl_mem_release(e->mem);
+    if (e->owner)
+        mnnvl_py_owner_hold(e->owner_kind, e->owner, 0);
     free(e);
 }
 static void mnnvl_dl_delete_legacy(mnnvl_dl_managed_t *m)
@@ -335,13 +369,13 @@ static void mnnvl_dl_capsule_free(PyObject *capsule)
     Py_DECREF(seq);
     if (PyErr_Occurred())
         SWIG_fail;
-    memcpy(&temp, fields, sizeof(temp));
+    mnnvl_swig_mapping_set(&temp, fields);
     $1 = &temp;
 }
 %typemap(in, numinputs=0) mnnvl_mapping_t * (mnnvl_mapping_t temp) %{ $1 = &temp; %}
 %typemap(argout) mnnvl_mapping_t * {
     int fields[MNNVL_SWIG_MAPPING_INTS];
-    memcpy(fields, $1, sizeof(fields));
+    mnnvl_swig_mapping_get($1, fields);
     PyObject *t = PyTuple_New(MNNVL_SWIG_MAPPING_INTS);
     for (int i = 0; t && i < MNNVL_SWIG_MAPPING_INTS; i++)
         PyTuple_SET_ITEM(t, i, PyLong_FromLong(fields[i]));
@@ -409,25 +443,31 @@ static void mnnvl_dl_capsule_free(PyObject *capsule)
     $2 = NULL;
 }
 
+/* The owner kinds, for bindings/python/mnnvl/_dlpack.py. */
+%constant int MNNVL_PY_OWNER_MEM = MNNVL_PY_OWNER_MEM;
+%constant int MNNVL_PY_OWNER_MOE_A2A = MNNVL_PY_OWNER_MOE_A2A;
+
 /* It builds Python objects: it keeps the GIL that -threads releases around C calls. */
 %nothreadallow mnnvl_py_dlpack;
 %inline %{
-/* Exports a compact tensor of `shape` (a sequence) and dtype (DLPack code, bits) that starts
- * `offset` bytes into `peer`'s piece of `mem`, on CUDA device `device`, as a DLPack capsule
- * (`versioned`: the DLPack 1.0 one). The export holds its own reference to the memory: the
+/* Exports a compact row-major tensor of `shape` (a sequence) and dtype (DLPack code, bits)
+ * at device `address`, inside a region of `region_bytes` that the handle `owner` of
+ * `owner_kind` (MNNVL_PY_OWNER_*) keeps mapped, on CUDA device `device`, as a DLPack capsule
+ * (`versioned`: the DLPack 1.0 one). The export holds its own reference to the owner: the
  * tensor a consumer builds from it stays valid after every other reference is gone. */
-static PyObject *mnnvl_py_dlpack(PyObject *handle, int peer, size_t offset, PyObject *shape,
-                                 int code, int bits, int device, int versioned)
+static PyObject *mnnvl_py_dlpack(int owner_kind, PyObject *owner, PyObject *address,
+                                 size_t region_bytes, PyObject *shape, int code, int bits,
+                                 int device, int versioned)
 {
-    /* The handle arrives as the int every other function takes: the handle typemaps are
-     * declared after this function, so it converts the object itself. */
-    void *address;
-    if (mnnvl_py_address(handle, &address) < 0)
+    /* The handle and address arrive as the ints every other function takes: the typemaps
+     * are declared after this function, so it converts the objects itself. */
+    void *handle, *data;
+    if (mnnvl_py_address(owner, &handle) < 0 || mnnvl_py_address(address, &data) < 0)
         return NULL;
-    mnnvl_mem_t mem = (mnnvl_mem_t)address;
-    void *base = mnnvl_mem_ptr(mem, peer);
-    if (!base) {
-        PyErr_Format(PyExc_ValueError, "peer %d has no piece in this memory", peer);
+    if (!handle || !data || owner_kind < 0 || owner_kind >= MNNVL_PY_OWNER_KINDS) {
+        PyErr_Format(PyExc_ValueError,
+                     "a DLPack export needs a live handle of a known kind (0..%d, got %d) and a "
+                     "region", MNNVL_PY_OWNER_KINDS - 1, owner_kind);
         return NULL;
     }
     PyObject *dims = PySequence_Fast(shape, "shape must be a sequence of ints");
@@ -439,25 +479,30 @@ static PyObject *mnnvl_py_dlpack(PyObject *handle, int peer, size_t offset, PyOb
         Py_DECREF(dims);
         return PyErr_NoMemory();
     }
+    /* the element count saturates, so that no shape can wrap around the size check */
     uint64_t elements = 1;
+    int negative = 0;
     for (Py_ssize_t i = 0; i < ndim && i < MNNVL_DL_MAX_DIMS; i++) {
         e->shape[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(dims, i));
-        elements *= (uint64_t)(e->shape[i] < 0 ? 0 : e->shape[i]);
+        if (e->shape[i] < 0)
+            negative = 1;
+        uint64_t n = e->shape[i] < 0 ? 0 : (uint64_t)e->shape[i];
+        elements = n && elements > UINT64_MAX / n ? UINT64_MAX : elements * n;
     }
     Py_DECREF(dims);
     if (PyErr_Occurred()) {
         free(e);
         return NULL;
     }
-    uint64_t bytes = elements * (uint64_t)(bits / 8);
-    if (ndim > MNNVL_DL_MAX_DIMS || bits <= 0 || bits % 8 != 0 ||
-        offset > mnnvl_mem_size(mem) || bytes > mnnvl_mem_size(mem) - offset) {
+    uint64_t width = bits > 0 ? (uint64_t)bits / 8 : 0;
+    uint64_t bytes = width && elements > UINT64_MAX / width ? UINT64_MAX : elements * width;
+    if (ndim > MNNVL_DL_MAX_DIMS || negative || bits <= 0 || bits % 8 != 0 ||
+        bytes > region_bytes) {
         free(e);
         PyErr_Format(PyExc_ValueError,
-                     "a view of %llu bytes at offset %zu does not fit the %zu bytes of each "
-                     "rank's piece (at most %d dimensions)",
-                     (unsigned long long)bytes, offset, mnnvl_mem_size(mem),
-                     (int)MNNVL_DL_MAX_DIMS);
+                     "a view of %llu bytes does not fit the region's %zu bytes (at most %d "
+                     "dimensions, none negative)",
+                     (unsigned long long)bytes, region_bytes, (int)MNNVL_DL_MAX_DIMS);
         return NULL;
     }
     /* compact, row-major; spelled out, as DLPack 1.x consumers may require */
@@ -465,10 +510,16 @@ static PyObject *mnnvl_py_dlpack(PyObject *handle, int peer, size_t offset, PyOb
         e->strides[i] = stride;
         stride *= e->shape[i];
     }
-    mnnvl_mem_retain(mem);
-    e->mem = mem;
+    mnnvl_status_t st = mnnvl_py_owner_hold(owner_kind, handle, 1);
+    if (st != MNNVL_SUCCESS) {
+        free(e);
+        mnnvl_py_raise(st, mnnvl_last_error());
+        return NULL;
+    }
+    e->owner_kind = owner_kind;
+    e->owner = handle;
     mnnvl_dl_tensor_t t = {
-        .data = (char *)base + offset,
+        .data = data,
         .device = {MNNVL_DL_CUDA, device},
         .ndim = (int32_t)ndim,
         .dtype = {(uint8_t)code, (uint8_t)bits, 1},
@@ -708,12 +759,12 @@ MNNVL_JAVA_OUT(int *index, jint, jintArray, int, SetIntArrayRegion)
         return $null;
     }
     (*jenv)->GetIntArrayRegion(jenv, $input, 0, MNNVL_SWIG_MAPPING_INTS, (jint *)fields);
-    memcpy(&temp, fields, sizeof(temp));
+    mnnvl_swig_mapping_set(&temp, fields);
     $1 = &temp;
 }
 %typemap(argout) mnnvl_mapping_t * {
     int fields[MNNVL_SWIG_MAPPING_INTS];
-    memcpy(fields, $1, sizeof(fields));
+    mnnvl_swig_mapping_get($1, fields);
     (*jenv)->SetIntArrayRegion(jenv, $input, 0, MNNVL_SWIG_MAPPING_INTS, (jint *)fields);
 }
 %typemap(argout) const mnnvl_mapping_t * ""
@@ -899,14 +950,14 @@ func swigMnnvlError(s string) error {
 %typemap(gotype) mnnvl_mapping_t *, const mnnvl_mapping_t * "[]int32"
 %typemap(in) mnnvl_mapping_t * (mnnvl_mapping_t temp),
              const mnnvl_mapping_t * (mnnvl_mapping_t temp) {
-    memset(&temp, 0, sizeof(temp));
+    mnnvl_mapping_init(&temp, 0, 0); /* a wrong length stays invalid: world_size 0 */
     if ($input.len == MNNVL_SWIG_MAPPING_INTS)
-        memcpy(&temp, $input.array, sizeof(temp));
+        mnnvl_swig_mapping_set(&temp, (const int *)$input.array);
     $1 = &temp;
 }
 %typemap(argout) mnnvl_mapping_t * {
     if ($input.len == MNNVL_SWIG_MAPPING_INTS)
-        memcpy($input.array, $1, sizeof(*$1));
+        mnnvl_swig_mapping_get($1, (int *)$input.array);
 }
 %typemap(argout) const mnnvl_mapping_t * ""
 
@@ -999,6 +1050,28 @@ MNNVL_HANDLE(mnnvl_moe_a2a_t)
         return index >= 0 && index < MNNVL_MOE_MAX_PAYLOADS ? $self->payload_bytes[index] : 0;
     }
 }
+
+/* DcpA2AParams: made by mnnvl_dcp_a2a_params_init, so that fields added later keep their
+ * defaults. The DCP workspace size fails like the others (0 with a sentence): it raises or
+ * throws as they do (Go reads the sentence in package mnnvl). */
+MNNVL_HANDLE(mnnvl_dcp_a2a_t)
+%rename(DcpA2AParams) mnnvl_dcp_a2a_params;
+%immutable mnnvl_dcp_a2a_params::struct_size;
+%extend mnnvl_dcp_a2a_params {
+    mnnvl_dcp_a2a_params()
+    {
+        mnnvl_dcp_a2a_params_t *p = calloc(1, sizeof(*p));
+        mnnvl_dcp_a2a_params_init(p);
+        return p;
+    }
+    ~mnnvl_dcp_a2a_params()
+    {
+        free($self);
+    }
+}
+#if defined(SWIGPYTHON) || defined(SWIGJAVA)
+%typemap(out) size_t mnnvl_dcp_a2a_workspace_size = size_t mnnvl_moe_a2a_workspace_size;
+#endif
 
 /* The type, not the callback plumbing (each language section maps the pair); the mapping
  * crosses as ints (above), so SWIG makes no class of it. */

@@ -50,6 +50,7 @@ typedef struct tcp_state {
     char label[MNNVL_WIRE_MAX_LABEL + 1];
     char root_address[MNNVL_SOCK_ADDR_MAX];
     char root_host[MNNVL_WIRE_MAX_LABEL + 32]; /* which rank hosts the root; "" if external */
+    char root_said[MNNVL_WIRE_MAX_TEXT + 1];   /* the text of the root's last ERROR */
     mnnvl_auth_key_t key;
     mnnvl_tcp_root_t *embedded; /* a reference on the root this process hosts, or NULL */
 } tcp_state_t;
@@ -129,6 +130,8 @@ static mnnvl_status_t recv_error_frame(const tcp_state_t *st, uint64_t len, uint
     if (s != MNNVL_SUCCESS)
         return connection_error(st, s, what);
     int32_t status = (int32_t)mnnvl_wire_get32(msg);
+    snprintf(((tcp_state_t *)st)->root_said, sizeof(st->root_said), "%.*s",
+             (int)(len - MNNVL_WIRE_ERROR_FIXED), (const char *)msg + MNNVL_WIRE_ERROR_FIXED);
     if (status >= 0 || status < MNNVL_ERR_INTERNAL)
         status = MNNVL_ERR_BOOTSTRAP;
     return mnnvl_error((mnnvl_status_t)status, "tcp bootstrap: %s on rank %d failed: %.*s", what,
@@ -136,9 +139,10 @@ static mnnvl_status_t recv_error_frame(const tcp_state_t *st, uint64_t len, uint
                        (const char *)msg + MNNVL_WIRE_ERROR_FIXED);
 }
 
-/* The TIMEOUT sentence, with the root's STATUS answer when there is one. */
+/* The TIMEOUT sentence, with the root's STATUS answer (`status_len` bytes) when there is
+ * one: how many ranks got there, and which did not. */
 static mnnvl_status_t timeout_error(const tcp_state_t *st, const char *what, uint64_t started,
-                                    const uint8_t *status)
+                                    const uint8_t *status, size_t status_len)
 {
     int waited = (int)(mnnvl_now_ms() - started);
     if (!status)
@@ -148,8 +152,13 @@ static mnnvl_status_t timeout_error(const tcp_state_t *st, const char *what, uin
                            what, st->rank, waited, st->timeout_ms, st->root_address);
     int forming = status[0] == MNNVL_WIRE_PHASE_FORMING;
     int missing = (int32_t)mnnvl_wire_get32(status + 12);
-    char missing_text[48] = "";
-    if (missing >= 0)
+    char missing_text[MNNVL_WIRE_MAX_TEXT + 48] = "";
+    if (status_len > MNNVL_WIRE_STATUS_BYTES)
+        snprintf(missing_text, sizeof(missing_text), " (%.*s %s)",
+                 (int)(status_len - MNNVL_WIRE_STATUS_BYTES),
+                 (const char *)status + MNNVL_WIRE_STATUS_BYTES,
+                 forming ? "never joined" : "did not arrive");
+    else if (missing >= 0)
         snprintf(missing_text, sizeof(missing_text), " (rank %d is missing)", missing);
     return mnnvl_error(MNNVL_ERR_TIMEOUT,
                        "tcp bootstrap: %s on rank %d timed out after %d ms (timeout_ms %d): %u of "
@@ -172,10 +181,10 @@ static mnnvl_status_t await_frame(tcp_state_t *st, uint16_t expect, void *out, s
         mnnvl_status_t s = mnnvl_sock_wait_readable(st->fd, deadline, &st->aborted);
         if (s == MNNVL_ERR_TIMEOUT) {
             if (queried)
-                return timeout_error(st, what, started, NULL);
+                return timeout_error(st, what, started, NULL, 0);
             deadline = mnnvl_deadline_after(QUERY_GRACE_MS);
             if (send_frame(st, MNNVL_WIRE_QUERY, NULL, 0, NULL, 0, deadline) != MNNVL_SUCCESS)
-                return timeout_error(st, what, started, NULL);
+                return timeout_error(st, what, started, NULL, 0);
             queried = 1;
             continue;
         }
@@ -193,13 +202,14 @@ static mnnvl_status_t await_frame(tcp_state_t *st, uint16_t expect, void *out, s
                                what, st->rank, st->root_address);
         if (type == MNNVL_WIRE_ERROR)
             return recv_error_frame(st, len, deadline, what);
-        if (type == MNNVL_WIRE_STATUS && len == MNNVL_WIRE_STATUS_BYTES) {
-            uint8_t status[MNNVL_WIRE_STATUS_BYTES];
-            s = mnnvl_sock_recv_all(st->fd, status, sizeof(status), deadline, &st->aborted);
+        if (type == MNNVL_WIRE_STATUS && len >= MNNVL_WIRE_STATUS_BYTES &&
+            len <= MNNVL_WIRE_STATUS_BYTES + MNNVL_WIRE_MAX_TEXT) {
+            uint8_t status[MNNVL_WIRE_STATUS_BYTES + MNNVL_WIRE_MAX_TEXT];
+            s = mnnvl_sock_recv_all(st->fd, status, (size_t)len, deadline, &st->aborted);
             if (s != MNNVL_SUCCESS)
                 return connection_error(st, s, what);
             if (queried)
-                return timeout_error(st, what, started, status);
+                return timeout_error(st, what, started, status, (size_t)len);
             continue;
         }
         if (type != expect || len != out_len)
@@ -223,6 +233,7 @@ static mnnvl_status_t send_hello(tcp_state_t *st, uint64_t deadline)
     mnnvl_wire_put64(fixed, st->group_id);
     mnnvl_wire_put32(fixed + 8, (uint32_t)st->rank);
     mnnvl_wire_put32(fixed + 12, (uint32_t)st->size);
+    mnnvl_wire_put32(fixed + 16, (uint32_t)st->timeout_ms);
     return send_frame(st, MNNVL_WIRE_HELLO, fixed, sizeof(fixed), st->label, strlen(st->label),
                       deadline);
 }
@@ -264,8 +275,22 @@ static mnnvl_status_t join_once(tcp_state_t *st, uint64_t deadline)
  * may reach the root of the previous communicator on the same port just as it closes. */
 static mnnvl_status_t join(tcp_state_t *st, uint64_t deadline)
 {
+    uint64_t started = mnnvl_now_ms();
+    char said[sizeof(st->root_said)] = "";
     for (;;) {
+        st->root_said[0] = '\0';
         mnnvl_status_t s = join_once(st, deadline);
+        if (s == MNNVL_ERR_PEER_LOST && st->root_said[0])
+            memcpy(said, st->root_said, sizeof(said));
+        /* The root said why the group did not form before it went (see stop_forming in
+         * tcp_root.c): that, not the root's absence since, is the cause to report. */
+        if (said[0] && (s == MNNVL_ERR_TIMEOUT ||
+                        (s == MNNVL_ERR_PEER_LOST && mnnvl_deadline_left(deadline) == 0)))
+            return mnnvl_error(MNNVL_ERR_TIMEOUT,
+                               "tcp bootstrap: joining comm '%s' of %d ranks on rank %d timed out "
+                               "after %d ms (timeout_ms %d): %s",
+                               st->label, st->size, st->rank, (int)(mnnvl_now_ms() - started),
+                               st->timeout_ms, said);
         if (s != MNNVL_ERR_PEER_LOST || mnnvl_deadline_left(deadline) == 0)
             return s;
         MNNVL_DEBUG("tcp bootstrap: rank %d reconnects: %s", st->rank, mnnvl_last_error());

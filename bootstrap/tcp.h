@@ -11,6 +11,9 @@
 #ifndef MNNVL_TCP_H
 #define MNNVL_TCP_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "mnnvl.h"
 
 typedef struct mnnvl_tcp_root mnnvl_tcp_root_t;
@@ -34,5 +37,11 @@ void mnnvl_tcp_root_retain(mnnvl_tcp_root_t *root);
  * every connection (connected ranks see PEER_LOST), joins the thread and frees everything.
  * NULL is a no-op. Thread-safe. */
 void mnnvl_tcp_root_stop(mnnvl_tcp_root_t *root);
+
+/* For fuzz harnesses (tests/fuzz), which compile tcp_root.c in: runs `len` received bytes
+ * through the root's message handling for one connection that has proved the job key (so
+ * HELLO, then member messages), in loop turns as the root would, with no socket, thread or
+ * listener; then frees everything. Not part of the library's API. */
+void mnnvl_tcp_root_feed(const uint8_t *data, size_t len);
 
 #endif

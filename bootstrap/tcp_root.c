@@ -5,12 +5,23 @@
  * place, reap(), at the end of each loop iteration, so that no handler re-enters another.
  *
  * Work per message is O(1) apart from the unavoidable fan-out (a collective's result goes
- * to every member; the result buffer is shared by reference, not copied per member), and
- * each loop iteration is O(connections) to build the poll set.
+ * to every member; the result buffer is shared by reference, not copied per member) and the
+ * list of missing ranks in a STATUS (cached per group, rebuilt only after the group changed,
+ * with memchr), and each loop iteration is O(connections) to build the poll set.
  *
- * Why one file of about 1000 lines: the connection state machine, the groups and their
- * collectives share private structures and the no-re-entry rule above; split apart they
- * would need a private header exposing all of it, for no gain in what a reader must hold.
+ * No connection can hold the root or grow it without bound, authenticated or not: each loop
+ * turn serves at most TURN_MESSAGES messages and TURN_BYTES bytes of each connection (so a
+ * burst of one is served fairly beside the others); its output queue holds at most
+ * OUT_MAX_MSGS messages, OUT_MAX_RESULTS of them results, and one STATUS; its input grows
+ * with the bytes that actually arrived, up to what a message of its state may hold; a
+ * message must arrive whole within the timeout its rank announced; and a member of a group
+ * that does not form is told who never joined and dropped after that timeout. A peer over
+ * a bound is dropped with a log line naming it.
+ *
+ * Why one file of about 1350 lines: the connection state machine, its bounds, the groups
+ * and their collectives share private structures and the no-re-entry rule above; split
+ * apart they would need a private header exposing all of it, for no gain in what a reader
+ * must hold.
  */
 #include "tcp.h"
 
@@ -45,6 +56,16 @@
 /* After running out of file descriptors, accepting pauses this long. */
 #define ACCEPT_PAUSE_MS 100
 #define IN_BUFFER_MIN 256
+/* Fairness: what one connection gets served per loop turn. */
+#define TURN_MESSAGES 64
+#define TURN_BYTES ((size_t)256 << 10)
+/* Output a connection may have queued: a rank waits for each answer before it asks again,
+ * so a legitimate queue holds a result, a STATUS and an error or two. */
+#define OUT_MAX_MSGS 64
+#define OUT_MAX_RESULTS 4
+/* Beyond a rank's own timeout: how long the root waits for the rest of a message, and for
+ * a group to form, before it drops the connection (the rank gives up first). */
+#define MEMBER_GRACE_MS 2000
 /* An input buffer grown past this for a large message is freed once it is empty. */
 #define IN_BUFFER_KEEP (1u << 20)
 
@@ -59,6 +80,7 @@ struct out_msg {
     struct out_msg *next;
     struct blob *blob; /* sent after head; NULL for none */
     size_t sent;       /* bytes of head and blob written so far */
+    int is_status;     /* a STATUS: while queued, further QUERYs are dropped */
     size_t head_len;
     uint8_t head[]; /* the frame header and any small payload */
 };
@@ -74,7 +96,10 @@ enum conn_state {
 
 struct group;
 
+struct mnnvl_tcp_root;
+
 struct conn {
+    struct mnnvl_tcp_root *root;
     int fd;
     enum conn_state state;
     uint64_t since_ms; /* when the current state began */
@@ -87,8 +112,15 @@ struct conn {
     size_t in_cap;
     struct out_msg *out_head;
     struct out_msg *out_tail;
+    size_t out_count;     /* messages queued */
+    int out_results;      /* of them, carrying a shared result */
+    int status_queued;    /* a STATUS waits in the queue */
+    int backlog;          /* complete frames wait in `in` (the turn's budget ran out) */
+    uint64_t frame_since; /* when the frame now arriving began (in_len > 0) */
     struct group *group;
     int rank;
+    int timeout_ms;     /* announced in HELLO */
+    uint64_t joined_ms; /* when it said HELLO */
 };
 
 enum member_state { MEMBER_ABSENT = 0, MEMBER_ACTIVE, MEMBER_LEFT, MEMBER_LOST };
@@ -115,6 +147,12 @@ struct group {
     struct blob *result;
     mnnvl_status_t coll_status; /* MISMATCH or NO_MEMORY once known */
     char coll_msg[MNNVL_WIRE_MAX_TEXT];
+    /* Who is missing, for STATUS and timeouts: rebuilt when `changes` moved on. */
+    int ever_joined; /* ranks that said HELLO to this forming group, gone since or not */
+    uint64_t changes;
+    uint64_t missing_at;
+    char missing[MNNVL_WIRE_MAX_TEXT];
+    int first_missing;
 };
 
 struct mnnvl_tcp_root {
@@ -158,21 +196,62 @@ static void conn_kill(struct conn *c, const char *fmt, ...)
     c->state = CONN_DEAD;
 }
 
-/* Queues a frame of `type`: `len` bytes of payload, then the shared blob (may be NULL). */
-static void conn_queue(struct conn *c, uint16_t type, const void *payload, size_t len,
-                       struct blob *blob)
+/* "1.2.3.4:5 (rank 3 of comm 'x')" for log lines. */
+static const char *conn_name(const struct conn *c, char *buf, size_t len)
+{
+    if (c->group)
+        snprintf(buf, len, "%s (rank %d of comm '%s')", c->peer, c->rank, c->group->label);
+    else
+        snprintf(buf, len, "%s", c->peer);
+    return buf;
+}
+
+/* Drops a connection over one of its bounds, with a log line naming it. */
+static void conn_drop(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void conn_drop(struct conn *c, const char *fmt, ...)
 {
     if (c->state == CONN_DEAD)
         return;
+    char why[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    char name[MNNVL_SOCK_ADDR_MAX + MNNVL_WIRE_MAX_LABEL + 64];
+    MNNVL_WARN("tcp root %s: dropped the connection from %s: %s", c->root->address,
+               conn_name(c, name, sizeof(name)), why);
+    conn_kill(c, "the root dropped it: %s", why);
+}
+
+/* Queues a frame of `type`: `len` bytes of payload, then the shared blob (may be NULL).
+ * Returns the message, or NULL when the connection is dead or was dropped for not reading
+ * (its queue is over OUT_MAX_MSGS messages or OUT_MAX_RESULTS results). */
+static struct out_msg *conn_queue(struct conn *c, uint16_t type, const void *payload, size_t len,
+                                  struct blob *blob)
+{
+    if (c->state == CONN_DEAD)
+        return NULL;
+    if (c->out_count >= OUT_MAX_MSGS || (blob && c->out_results >= OUT_MAX_RESULTS)) {
+        conn_drop(c,
+                  "it does not read what the root sends (%zu messages, %d results queued; at "
+                  "most %d and %d)",
+                  c->out_count, c->out_results, OUT_MAX_MSGS, OUT_MAX_RESULTS);
+        return NULL;
+    }
     struct out_msg *m = malloc(sizeof(*m) + MNNVL_WIRE_HEADER_BYTES + len);
     if (!m) {
         conn_kill(c, "the root ran out of memory");
-        return;
+        return NULL;
     }
     m->next = NULL;
     m->blob = blob;
-    if (blob)
+    m->is_status = 0;
+    if (blob) {
         blob->refs++;
+        c->out_results++;
+    }
+    c->out_count++;
     m->sent = 0;
     m->head_len = MNNVL_WIRE_HEADER_BYTES + len;
     mnnvl_wire_header(m->head, type, len + (blob ? blob->len : 0));
@@ -183,6 +262,7 @@ static void conn_queue(struct conn *c, uint16_t type, const void *payload, size_
     else
         c->out_head = m;
     c->out_tail = m;
+    return m;
 }
 
 static void conn_send_error(struct conn *c, mnnvl_status_t status, int rank, const char *fmt, ...)
@@ -232,6 +312,9 @@ static void conn_flush(struct conn *c)
         c->out_head = m->next;
         if (!c->out_head)
             c->out_tail = NULL;
+        c->out_count--;
+        c->out_results -= m->blob != NULL;
+        c->status_queued &= !m->is_status;
         blob_unref(m->blob);
         free(m);
     }
@@ -293,6 +376,7 @@ static struct group *group_new(struct mnnvl_tcp_root *r, uint64_t id, int size,
     }
     g->id = id;
     g->size = size;
+    g->missing_at = UINT64_MAX;
     g->lost_rank = -1;
     g->left_rank = -1;
     /* The label only ends up in sentences; keep it printable. */
@@ -310,7 +394,8 @@ static void group_detach(struct mnnvl_tcp_root *r, struct conn *c)
     if (!g)
         return;
     if (g->members[c->rank] == c)
-        g->members[c->rank] = NULL;
+        g->members[c->rank] = NULL; /* state stays: it did join (and gave up) */
+    g->changes++;
     c->group = NULL;
     if (--g->attached > 0)
         return;
@@ -319,8 +404,76 @@ static void group_detach(struct mnnvl_tcp_root *r, struct conn *c)
     group_free(g);
 }
 
+/* Appends to buf (of len, holding *at bytes); returns 0 when it did not fit. */
+static int append(char *buf, size_t len, size_t *at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int append(char *buf, size_t len, size_t *at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *at, len - *at, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= len - *at) {
+        buf[*at] = '\0';
+        return 0;
+    }
+    *at += (size_t)n;
+    return 1;
+}
+
+/* Who is missing: the ranks whose byte in `here` is 0 (the bytes are 0 or 1) as "rank 2" or
+ * "ranks 1-3, 7", cut with "and N more" to fit MNNVL_WIRE_MAX_TEXT. memchr strides over
+ * long runs, so even 2^20 ranks cost little; the caller caches the text. */
+static void format_missing(const uint8_t *here, int size, int missing, char *buf, size_t len,
+                           int *first)
+{
+    char list[MNNVL_WIRE_MAX_TEXT - 48];
+    size_t at = 0;
+    int listed = 0;
+    *first = -1;
+    list[0] = '\0';
+    for (int i = 0; i < size;) {
+        const uint8_t *gap = memchr(here + i, 0, (size_t)(size - i));
+        if (!gap)
+            break;
+        int a = (int)(gap - here);
+        const uint8_t *next = memchr(here + a, 1, (size_t)(size - a));
+        int b = next ? (int)(next - here) : size; /* ranks a..b-1 are missing */
+        if (*first < 0)
+            *first = a;
+        int ok = b - a == 1
+                     ? append(list, sizeof(list), &at, "%s%d", listed ? ", " : "", a)
+                     : append(list, sizeof(list), &at, "%s%d-%d", listed ? ", " : "", a, b - 1);
+        if (!ok)
+            break;
+        listed += b - a;
+        i = b;
+    }
+    if (missing <= 0)
+        snprintf(buf, len, "no rank");
+    else if (listed < missing)
+        snprintf(buf, len, "ranks %s and %d more", list, missing - listed);
+    else
+        snprintf(buf, len, "%s %s", missing == 1 ? "rank" : "ranks", list);
+}
+
+/* The missing ranks of g now: those that did not join (forming) or did not contribute to
+ * the collective in progress. */
+static const char *group_missing(struct group *g)
+{
+    if (g->missing_at != g->changes) {
+        int missing = g->formed ? g->size - g->arrived : g->size - g->ever_joined;
+        format_missing(g->formed ? g->has : g->state, g->size, missing, g->missing,
+                       sizeof(g->missing), &g->first_missing);
+        g->missing_at = g->changes;
+    }
+    return g->missing;
+}
+
 static void coll_reset(struct group *g)
 {
+    g->changes++;
     memset(g->has, 0, (size_t)g->size);
     g->arrived = 0;
     blob_unref(g->result);
@@ -435,6 +588,7 @@ static void on_hello(struct mnnvl_tcp_root *r, struct conn *c, const uint8_t *p,
     uint64_t id = mnnvl_wire_get64(p);
     uint32_t rank = mnnvl_wire_get32(p + 8);
     uint32_t size = mnnvl_wire_get32(p + 12);
+    uint32_t timeout_ms = mnnvl_wire_get32(p + 16);
     const uint8_t *label = p + MNNVL_WIRE_HELLO_FIXED;
     size_t label_len = len - MNNVL_WIRE_HELLO_FIXED;
     if (size == 0 || size > MNNVL_WIRE_MAX_RANKS || rank >= size) {
@@ -477,11 +631,17 @@ static void on_hello(struct mnnvl_tcp_root *r, struct conn *c, const uint8_t *p,
         conn_close_after_flush(old);
     }
     g->members[rank] = c;
+    g->ever_joined += g->state[rank] == MEMBER_ABSENT;
     g->state[rank] = MEMBER_ACTIVE;
     g->attached++;
+    g->changes++;
     c->group = g;
     c->rank = (int)rank;
     c->state = CONN_MEMBER;
+    c->timeout_ms = timeout_ms == 0                          ? 1
+                    : timeout_ms > MNNVL_WIRE_MAX_TIMEOUT_MS ? MNNVL_WIRE_MAX_TIMEOUT_MS
+                                                             : (int)timeout_ms;
+    c->joined_ms = mnnvl_now_ms();
     if (g->attached == g->size)
         group_form(r, g);
 }
@@ -585,27 +745,31 @@ static void on_coll(struct conn *c, const uint8_t *p, size_t len)
         memcpy(g->result->data + at, p + MNNVL_WIRE_COLL_FIXED, data_len);
     }
     g->has[c->rank] = 1;
+    g->changes++;
     if (++g->arrived == g->size)
         coll_finish(g);
 }
 
+/* O(1) but for a rebuild of the cached missing list after the group changed; a QUERY while
+ * this connection's previous STATUS is still queued is dropped (a rank asks once per wait). */
 static void on_query(struct conn *c)
 {
     struct group *g = c->group;
-    uint8_t msg[MNNVL_WIRE_STATUS_BYTES] = {0};
-    int count = 0;
-    int missing = -1;
-    for (int i = 0; i < g->size; i++) {
-        int here = g->formed ? g->has[i] : g->members[i] != NULL;
-        count += here;
-        if (!here && missing < 0)
-            missing = i;
-    }
+    if (c->status_queued)
+        return;
+    const char *missing = group_missing(g);
+    size_t text = strnlen(missing, MNNVL_WIRE_MAX_TEXT);
+    uint8_t msg[MNNVL_WIRE_STATUS_BYTES + MNNVL_WIRE_MAX_TEXT] = {0};
     msg[0] = g->formed ? MNNVL_WIRE_PHASE_COLLECTIVE : MNNVL_WIRE_PHASE_FORMING;
-    mnnvl_wire_put32(msg + 4, (uint32_t)count);
+    mnnvl_wire_put32(msg + 4, (uint32_t)(g->formed ? g->arrived : g->attached));
     mnnvl_wire_put32(msg + 8, (uint32_t)g->size);
-    mnnvl_wire_put32(msg + 12, (uint32_t)missing);
-    conn_queue(c, MNNVL_WIRE_STATUS, msg, sizeof(msg), NULL);
+    mnnvl_wire_put32(msg + 12, (uint32_t)g->first_missing);
+    memcpy(msg + MNNVL_WIRE_STATUS_BYTES, missing, text);
+    struct out_msg *m = conn_queue(c, MNNVL_WIRE_STATUS, msg, MNNVL_WIRE_STATUS_BYTES + text, NULL);
+    if (m) {
+        m->is_status = 1;
+        c->status_queued = 1;
+    }
 }
 
 static void on_bye(struct mnnvl_tcp_root *r, struct conn *c)
@@ -682,22 +846,32 @@ static void on_frame(struct mnnvl_tcp_root *r, struct conn *c, uint16_t type, co
 /* Input                                                                                    */
 /* ---------------------------------------------------------------------------------------- */
 
+/* The largest payload a message may announce in the connection's state: before HELLO what
+ * authentication needs; in a group that has not formed, an ABORT's reason (COLL is out of
+ * turn there); in a formed group, the largest contribution the protocol allows (a
+ * broadcast root's MNNVL_WIRE_MAX_RESULT). The buffer only grows as bytes arrive, so a
+ * header alone reserves nothing. */
 static uint64_t max_payload(const struct conn *c)
 {
     if (c->state == CONN_MEMBER)
-        return MNNVL_WIRE_COLL_FIXED + MNNVL_WIRE_MAX_RESULT;
+        return c->group && c->group->formed ? MNNVL_WIRE_COLL_FIXED + MNNVL_WIRE_MAX_RESULT
+                                            : MNNVL_WIRE_MAX_TEXT;
     if (c->state == CONN_HELLO)
         return MNNVL_WIRE_HELLO_FIXED + MNNVL_WIRE_MAX_LABEL;
     return MNNVL_WIRE_MAX_AUTH_PAYLOAD;
 }
 
-static int reserve_input(struct conn *c, size_t need)
+/* Grows the input buffer to hold at least `want` bytes, doubling but never past `limit`
+ * (the frame being received). */
+static int reserve_input(struct conn *c, size_t want, size_t limit)
 {
-    if (c->in_cap >= need)
+    if (c->in_cap >= want)
         return 0;
-    size_t cap = c->in_cap ? c->in_cap : IN_BUFFER_MIN;
-    while (cap < need)
-        cap *= 2;
+    size_t cap = c->in_cap ? c->in_cap * 2 : IN_BUFFER_MIN;
+    if (cap < want)
+        cap = want;
+    if (cap > limit && limit >= want)
+        cap = limit;
     uint8_t *in = realloc(c->in, cap);
     if (!in)
         return -1;
@@ -706,29 +880,49 @@ static int reserve_input(struct conn *c, size_t need)
     return 0;
 }
 
-/* Handles every complete frame in the input buffer; makes room for the next one. */
-static void process_input(struct mnnvl_tcp_root *r, struct conn *c)
+/* The frame at the start of the input buffer: 1 and its size when its header is there,
+ * 0 when the header is incomplete, -1 when it is invalid (the connection was killed). */
+static int frame_at(struct conn *c, size_t at, size_t *frame)
+{
+    if (c->in_len - at < MNNVL_WIRE_HEADER_BYTES)
+        return 0;
+    uint16_t type;
+    uint64_t length;
+    if (mnnvl_wire_parse_header(c->in + at, &type, &length) != 0) {
+        conn_kill(c, "it does not speak mnnvl tcp protocol version %d", MNNVL_WIRE_VERSION);
+        return -1;
+    }
+    if (length > max_payload(c)) {
+        conn_drop(c, "it announced a message of %llu bytes, more than the %llu its state allows",
+                  (unsigned long long)length, (unsigned long long)max_payload(c));
+        return -1;
+    }
+    *frame = MNNVL_WIRE_HEADER_BYTES + (size_t)length;
+    return 1;
+}
+
+/* Handles complete frames in the input buffer, at most *budget of them. */
+static void process_input(struct mnnvl_tcp_root *r, struct conn *c, int *budget)
 {
     size_t at = 0;
-    while (c->state != CONN_DEAD && c->in_len - at >= MNNVL_WIRE_HEADER_BYTES) {
-        uint16_t type;
-        uint64_t length;
-        if (mnnvl_wire_parse_header(c->in + at, &type, &length) != 0) {
-            conn_kill(c, "it does not speak mnnvl tcp protocol version %d", MNNVL_WIRE_VERSION);
-            break;
-        }
-        if (length > max_payload(c)) {
-            conn_kill(c, "it announced a message of %llu bytes", (unsigned long long)length);
-            break;
-        }
-        size_t frame = MNNVL_WIRE_HEADER_BYTES + (size_t)length;
-        if (c->in_len - at < frame)
-            break;
+    size_t frame = 0;
+    while (c->state != CONN_DEAD && *budget > 0 && frame_at(c, at, &frame) == 1 &&
+           c->in_len - at >= frame) {
+        uint16_t type = 0;
+        uint64_t length = 0;
+        mnnvl_wire_parse_header(c->in + at, &type, &length);
         on_frame(r, c, type, c->in + at + MNNVL_WIRE_HEADER_BYTES, (size_t)length);
         at += frame;
+        (*budget)--;
     }
-    c->in_len -= at;
-    memmove(c->in, c->in + at, c->in_len);
+    if (c->state == CONN_DEAD)
+        return;
+    if (at > 0) {
+        c->in_len -= at;
+        memmove(c->in, c->in + at, c->in_len);
+        c->frame_since = c->in_len ? mnnvl_now_ms() : 0;
+    }
+    c->backlog = frame_at(c, 0, &frame) == 1 && c->in_len >= frame;
     if (c->in_len == 0 && c->in_cap > IN_BUFFER_KEEP) {
         free(c->in);
         c->in = NULL;
@@ -737,29 +931,40 @@ static void process_input(struct mnnvl_tcp_root *r, struct conn *c)
 }
 
 /* The size the input buffer needs for the frame now being received. */
-static size_t input_need(const struct conn *c)
+static size_t input_need(struct conn *c)
 {
-    if (c->in_len < MNNVL_WIRE_HEADER_BYTES)
-        return IN_BUFFER_MIN;
-    uint16_t type;
-    uint64_t length;
-    if (mnnvl_wire_parse_header(c->in, &type, &length) != 0 || length > max_payload(c))
-        return IN_BUFFER_MIN; /* process_input kills it */
-    return MNNVL_WIRE_HEADER_BYTES + (size_t)length;
+    size_t frame = 0;
+    return frame_at(c, 0, &frame) == 1 ? frame : IN_BUFFER_MIN;
 }
 
-static void conn_read(struct mnnvl_tcp_root *r, struct conn *c)
+/* Serves one connection for one loop turn: the frames already buffered, then what the
+ * socket has, within TURN_MESSAGES messages and TURN_BYTES bytes. */
+static void conn_serve(struct mnnvl_tcp_root *r, struct conn *c)
 {
-    while (c->state != CONN_DEAD) {
+    int budget = TURN_MESSAGES;
+    size_t took = 0;
+    process_input(r, c, &budget);
+    while (c->state != CONN_DEAD && budget > 0 && took < TURN_BYTES) {
         size_t need = input_need(c);
-        if (reserve_input(c, need < c->in_len + 1 ? c->in_len + IN_BUFFER_MIN : need) != 0) {
+        if (c->state == CONN_DEAD)
+            return;
+        size_t want = need > c->in_len ? need : c->in_len + IN_BUFFER_MIN;
+        if (want > c->in_len + TURN_BYTES)
+            want = c->in_len + TURN_BYTES; /* grow with what arrives, not with what is announced */
+        if (reserve_input(c, want, need > c->in_len ? need : want) != 0) {
             conn_kill(c, "the root ran out of memory for its message");
             return;
         }
-        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+        size_t room = c->in_cap - c->in_len;
+        if (room > TURN_BYTES - took)
+            room = TURN_BYTES - took;
+        ssize_t n = recv(c->fd, c->in + c->in_len, room, MSG_DONTWAIT);
         if (n > 0) {
+            if (c->in_len == 0)
+                c->frame_since = mnnvl_now_ms();
             c->in_len += (size_t)n;
-            process_input(r, c);
+            took += (size_t)n;
+            process_input(r, c, &budget);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -828,6 +1033,7 @@ static void accept_all(struct mnnvl_tcp_root *r)
             return;
         }
         mnnvl_sock_nodelay(fd);
+        c->root = r;
         c->fd = fd;
         c->state = CONN_CHALLENGE;
         c->since_ms = mnnvl_now_ms();
@@ -836,16 +1042,58 @@ static void accept_all(struct mnnvl_tcp_root *r)
     }
 }
 
-/* Closes connections that took too long to join or to take their last message. */
+/* Tells a member of a group that did not form who never joined, and lets it go. */
+static void forming_fail(struct conn *c, mnnvl_status_t status, const char *why)
+{
+    struct group *g = c->group;
+    char msg[MNNVL_WIRE_MAX_TEXT];
+    snprintf(msg, sizeof(msg),
+             "comm '%s' did not form at the root %s: %s; %d of %d ranks were connected, "
+             "%s never joined",
+             g->label, c->root->address, why, g->attached, g->size, group_missing(g));
+    MNNVL_INFO("tcp root %s: rank %d: %s", c->root->address, c->rank, msg);
+    conn_send_error(c, status, -1, "%s", msg);
+    group_detach(c->root, c);
+    conn_close_after_flush(c);
+}
+
+/* Closes connections that took too long to join, to form, to send a message or to take
+ * their last message. */
 static void sweep(struct mnnvl_tcp_root *r)
 {
     uint64_t now = mnnvl_now_ms();
     for (size_t i = 0; i < r->nconns; i++) {
         struct conn *c = r->conns[i];
-        if (c->state <= CONN_HELLO && now - c->since_ms > JOIN_GRACE_MS)
+        uint64_t member_limit = (uint64_t)c->timeout_ms + MEMBER_GRACE_MS;
+        if (c->state <= CONN_HELLO && now - c->since_ms > JOIN_GRACE_MS) {
             conn_kill(c, "it did not authenticate and join within %d ms", JOIN_GRACE_MS);
-        else if (c->state == CONN_CLOSING && now - c->since_ms > CLOSE_GRACE_MS)
+        } else if (c->state == CONN_CLOSING && now - c->since_ms > CLOSE_GRACE_MS) {
             c->state = CONN_DEAD;
+        } else if (c->state == CONN_MEMBER && c->in_len > 0 && !c->backlog &&
+                   now - c->frame_since > member_limit) {
+            conn_drop(c, "a message of it took over %llu ms to arrive (its timeout_ms %d)",
+                      (unsigned long long)member_limit, c->timeout_ms);
+        } else if (c->state == CONN_MEMBER && !c->group->formed &&
+                   now - c->joined_ms > member_limit) {
+            char why[96];
+            snprintf(why, sizeof(why), "the group was still forming after timeout_ms %d",
+                     c->timeout_ms);
+            forming_fail(c, MNNVL_ERR_TIMEOUT, why);
+        }
+    }
+}
+
+/* On stop: the members of groups still forming learn who never came, rather than find
+ * the root gone. PEER_LOST, which a joining rank retries (in root_mode=rank0 it may have
+ * reached the root of the previous communicator on the same port), remembering this. */
+static void stop_forming(struct mnnvl_tcp_root *r)
+{
+    for (size_t i = 0; i < r->nconns; i++) {
+        struct conn *c = r->conns[i];
+        if (c->state == CONN_MEMBER && !c->group->formed)
+            forming_fail(c, MNNVL_ERR_PEER_LOST,
+                         "the root stopped (the process hosting it gave "
+                         "up or destroyed its communicator)");
     }
 }
 
@@ -893,13 +1141,17 @@ static int poll_all(struct mnnvl_tcp_root *r, size_t *polled)
     int accepting = r->listen_fd >= 0 && mnnvl_deadline_left(r->accept_paused_until) == 0;
     r->pfds[0] = (struct pollfd){.fd = r->wake_fd, .events = POLLIN};
     r->pfds[1] = (struct pollfd){.fd = accepting ? r->listen_fd : -1, .events = POLLIN};
+    int backlog = 0;
     for (size_t i = 0; i < r->nconns; i++) {
         struct conn *c = r->conns[i];
         short ev = (short)(POLLIN | (c->out_head ? POLLOUT : 0));
         r->pfds[i + 2] = (struct pollfd){.fd = c->fd, .events = ev};
+        backlog |= c->backlog;
     }
     *polled = r->nconns;
     int timeout = r->linger_deadline ? mnnvl_deadline_left(r->linger_deadline) : ROOT_POLL_MS;
+    if (backlog)
+        timeout = 0; /* frames wait in a buffer: serve them without waiting for the socket */
     if (r->listen_fd >= 0 && !accepting)
         timeout = ACCEPT_PAUSE_MS;
     return poll(r->pfds, r->nconns + 2, timeout);
@@ -929,8 +1181,8 @@ static void loop_once(struct mnnvl_tcp_root *r)
     }
     for (size_t i = 0; i < polled; i++) {
         short ev = r->pfds[i + 2].revents;
-        if (ev & (POLLIN | POLLHUP | POLLERR))
-            conn_read(r, r->conns[i]);
+        if ((ev & (POLLIN | POLLHUP | POLLERR)) || r->conns[i]->backlog)
+            conn_serve(r, r->conns[i]);
     }
     if (r->pfds[1].revents)
         accept_all(r);
@@ -949,6 +1201,7 @@ static void *root_main(void *arg)
             close(r->listen_fd);
             r->listen_fd = -1;
             r->linger_deadline = mnnvl_deadline_after(STOP_LINGER_MS);
+            stop_forming(r);
         }
         if (r->linger_deadline && (!has_output(r) || !mnnvl_deadline_left(r->linger_deadline)))
             break;
@@ -1058,4 +1311,43 @@ void mnnvl_tcp_root_stop(mnnvl_tcp_root_t *root)
     pthread_join(root->thread, NULL);
     MNNVL_DEBUG("tcp root %s stopped", root->address);
     root_free(root);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Fuzzing entry                                                                            */
+/* ---------------------------------------------------------------------------------------- */
+
+void mnnvl_tcp_root_feed(const uint8_t *data, size_t len)
+{
+    struct mnnvl_tcp_root r = {.listen_fd = -1, .wake_fd = -1};
+    snprintf(r.address, sizeof(r.address), "fuzz");
+    mnnvl_auth_derive_key("", &r.key);
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->root = &r;
+    c->fd = -1;
+    c->state = CONN_HELLO;
+    c->since_ms = mnnvl_now_ms();
+    snprintf(c->peer, sizeof(c->peer), "fuzz");
+    c->in = malloc(len ? len : 1);
+    if (!c->in) {
+        free(c);
+        return;
+    }
+    if (len)
+        memcpy(c->in, data, len);
+    c->in_len = c->in_cap = len;
+    /* Turns as the loop would run them, while frames wait beyond one turn's budget. */
+    for (int turn = 0; turn < 1 + (int)(len / MNNVL_WIRE_HEADER_BYTES); turn++) {
+        int budget = TURN_MESSAGES;
+        process_input(&r, c, &budget);
+        if (c->state == CONN_DEAD || !c->backlog)
+            break;
+    }
+    if (c->group && c->group->formed)
+        member_lost(&r, c, "the fuzzed connection ended");
+    else
+        group_detach(&r, c);
+    conn_free(c);
 }

@@ -30,9 +30,12 @@
  *              root->rank: u8 nonce[16], u64 proof (the root's, see auth.h)
  *   PROOF      u64 proof (the rank's). A wrong proof is answered with ERROR(AUTH) and a
  *              close; the root logs the peer's address.
- *   HELLO      u64 group_id, u32 rank, u32 size, then a label of up to MNNVL_WIRE_MAX_LABEL
- *              bytes (the communicator's name, for messages only). A HELLO whose group id
- *              names a group that already formed starts a new generation of it.
+ *   HELLO      u64 group_id, u32 rank, u32 size, u32 timeout_ms, then a label of up to
+ *              MNNVL_WIRE_MAX_LABEL bytes (the communicator's name, for messages only). A
+ *              HELLO whose group id names a group that already formed starts a new
+ *              generation of it. timeout_ms (at most MNNVL_WIRE_MAX_TIMEOUT_MS) is how long
+ *              the rank waits: the root bounds the time the rank may spend in a group that
+ *              does not form, and in one message, by it.
  *   FORMED     u32 size
  *   COLL       u8 op (enum mnnvl_wire_op), u8 pad[3], u32 root (broadcast only), u64 bytes,
  *              then the data: `bytes` for an allgather and for the broadcast root, nothing
@@ -43,7 +46,10 @@
  *              sentence of up to MNNVL_WIRE_MAX_TEXT bytes (not NUL-terminated).
  *   QUERY      empty: asks how far the group got (sent by a rank whose wait timed out).
  *   STATUS     u8 phase (0: forming, 1: collective), u8 pad[3], u32 arrived, u32 size,
- *              i32 first missing rank (-1: none).
+ *              i32 first missing rank (-1: none), then the missing ranks as text of up to
+ *              MNNVL_WIRE_MAX_TEXT bytes ("ranks 1-3, 7"; ranges, cut with "and N more").
+ *              One STATUS at most is queued per connection: QUERYs while one waits are
+ *              dropped.
  *   ABORT      an optional reason of up to MNNVL_WIRE_MAX_TEXT bytes; the root fails the
  *              group and tells every other member PEER_LOST.
  *   BYE        empty.
@@ -54,7 +60,8 @@
 #include <stdint.h>
 
 #define MNNVL_WIRE_MAGIC 0x4d4e564cu /* "MNVL" */
-#define MNNVL_WIRE_VERSION 1
+/* 2: HELLO carries timeout_ms, STATUS the missing ranks. */
+#define MNNVL_WIRE_VERSION 2
 #define MNNVL_WIRE_HEADER_BYTES 16
 
 #define MNNVL_WIRE_NONCE_BYTES 16
@@ -68,7 +75,10 @@
 /* Largest group the root accepts. */
 #define MNNVL_WIRE_MAX_RANKS (1 << 20)
 
-#define MNNVL_WIRE_HELLO_FIXED 16
+/* The longest timeout_ms a HELLO may announce (24 h). */
+#define MNNVL_WIRE_MAX_TIMEOUT_MS (24 * 3600 * 1000)
+
+#define MNNVL_WIRE_HELLO_FIXED 20
 #define MNNVL_WIRE_COLL_FIXED 16
 #define MNNVL_WIRE_ERROR_FIXED 8
 #define MNNVL_WIRE_STATUS_BYTES 16

@@ -16,6 +16,7 @@
  * communicator lives under "/<prefix>/<comm_name>/n<size>/g<gen>", where gen comes from
  * an ADD on ".../n<size>/joins": creation ends with a barrier, so all joins of one
  * generation happen before any join of the next and every rank computes the same gen.
+ * (Creation is two rounds, so that a rank failing the first one fails everybody's create.)
  * Splits live under their parent: ".../g<gen>/s<split>c<color>". Only the joins counter
  * (one small key per name and size) outlives the communicators.
  *
@@ -32,7 +33,13 @@
  * "abort:<reason>" into their "done" keys (COMPARE_SET, so that it never overwrites an
  * outcome already decided). Peers then fail at once with PEER_LOST. A rank killed outright
  * (SIGKILL) writes nothing: its peers fail with TIMEOUT after timeout_ms, and then mark the
- * round aborted for the others.
+ * round aborted for the others. Any other failure inside a round (a read the store failed
+ * or garbled) marks the rounds too, so that one rank's failure is every rank's.
+ *
+ * Trust: the store is unauthenticated, so every length it returns is checked against what
+ * the reader expects before anything is written. A chunk of the wrong length is BOOTSTRAP
+ * naming the key, the expected and the received length (a peer that passed another byte
+ * count shows in its header instead: MISMATCH, alike on every rank).
  */
 #include "bootstrap.h"
 
@@ -420,6 +427,16 @@ static mnnvl_status_t fail_round(ts_state_t *st, mnnvl_status_t s, unsigned seq,
     } else {
         s = mnnvl_error_wrap(s, "torch-store bootstrap: %s on rank %d of %s (store %s)", what,
                              st->rank, st->label, st->address);
+        /* The round may already be decided "ok" for the others (this rank's read failed
+         * after the last arrival): the mark then lands in the next round, which every peer
+         * fails with PEER_LOST instead of carrying on with a rank that is gone. */
+        char reason[160];
+        snprintf(reason, sizeof(reason), "gave up: %s failed with %s", what,
+                 mnnvl_status_string(s));
+        char sentence[512];
+        snprintf(sentence, sizeof(sentence), "%s", mnnvl_last_error());
+        publish_abort(st, seq, reason, NULL);
+        s = mnnvl_error(s, "%s", sentence);
     }
     st->broken = s;
     snprintf(st->broken_msg, sizeof(st->broken_msg), "%s", mnnvl_last_error());
@@ -496,14 +513,51 @@ static mnnvl_status_t check_header(const ts_state_t *st, const round_t *r, int w
     return MNNVL_SUCCESS;
 }
 
+/* The bytes chunk c of a blob of `bytes` data bytes holds: every chunk is max_value long
+ * but the last. */
+static size_t chunk_len(const ts_state_t *st, size_t bytes, size_t c)
+{
+    size_t total = HEADER_BYTES + bytes;
+    size_t off = c * st->max_value;
+    return total - off < st->max_value ? total - off : st->max_value;
+}
+
+/* Reads one value reply: its length into *len and its first min(*len, cap) bytes into buf;
+ * the rest is read and dropped, so that the replies after it stay in step. A length over
+ * MAX_VALUE, more than any value can hold, is not drained: BOOTSTRAP naming the key. */
+static mnnvl_status_t read_reply(ts_state_t *st, const char *key, uint8_t *buf, size_t cap,
+                                 size_t *len, uint64_t deadline)
+{
+    uint64_t n;
+    MNNVL_CHECK(read_u64(st, &n, deadline));
+    if (n > MAX_VALUE)
+        return mnnvl_error(MNNVL_ERR_BOOTSTRAP,
+                           "the store returned %llu bytes for key '%s', more than the %zu any "
+                           "value may hold",
+                           (unsigned long long)n, key, MAX_VALUE);
+    *len = (size_t)n;
+    size_t keep = *len < cap ? *len : cap;
+    MNNVL_CHECK(mnnvl_sock_recv_all(st->fd, buf, keep, deadline, &st->aborted));
+    uint8_t sink[4096];
+    for (size_t left = *len - keep; left > 0;) {
+        size_t k = left < sizeof(sink) ? left : sizeof(sink);
+        MNNVL_CHECK(mnnvl_sock_recv_all(st->fd, sink, k, deadline, &st->aborted));
+        left -= k;
+    }
+    return MNNVL_SUCCESS;
+}
+
 /* Reads the writers' blobs of a completed round into r->out, in batches of pipelined GETs
- * (one MULTI_GET per batch on torch 2.x). */
+ * (one MULTI_GET per batch on torch 2.x). Every chunk's length is checked against what
+ * that chunk of this round holds before a byte of it is written: a writer that called with
+ * another byte count shows in its header (MISMATCH, the same on every rank); any other
+ * length is a store (or a stranger under the prefix) not to be trusted: BOOTSTRAP naming
+ * the key and both lengths. */
 static mnnvl_status_t read_blobs(ts_state_t *st, const round_t *r, uint64_t deadline)
 {
     size_t nchunks = chunks_of(st, r->bytes);
     size_t total = (size_t)r->writers * nchunks;
-    size_t cap = HEADER_BYTES + r->bytes < st->max_value ? HEADER_BYTES + r->bytes
-                                                           : st->max_value;
+    size_t cap = chunk_len(st, r->bytes, 0);
     uint8_t *v = malloc(cap);
     reqbuf_t b = {0};
     mnnvl_status_t s = v ? MNNVL_SUCCESS
@@ -527,16 +581,26 @@ static mnnvl_status_t read_blobs(ts_state_t *st, const round_t *r, uint64_t dead
         }
         s = flush(st, &b, deadline);
         for (size_t i = first; s == MNNVL_SUCCESS && i < first + n; i++) {
-            size_t len, c = i / r->writers;
+            size_t len = 0, c = i / r->writers;
             int w = (int)(i % r->writers);
-            s = read_value(st, v, cap, &len, deadline);
+            chunk_key(st, key, r->seq, r->first_writer + w, c);
+            s = read_reply(st, key, v, cap, &len, deadline);
             if (s != MNNVL_SUCCESS)
                 break;
-            size_t off = c * st->max_value;
             if (c == 0 && mismatch == MNNVL_SUCCESS)
-                mismatch = check_header(st, r, r->first_writer + w, v, len);
+                mismatch = check_header(st, r, r->first_writer + w, v, len < cap ? len : cap);
             if (mismatch != MNNVL_SUCCESS)
                 continue; /* still drain the replies of this batch */
+            size_t expect = chunk_len(st, r->bytes, c);
+            if (len != expect) {
+                s = mnnvl_error(MNNVL_ERR_BOOTSTRAP,
+                                "the store returned %zu bytes for key '%s' (rank %d's chunk %zu "
+                                "of %zu) where that chunk holds %zu: nothing of it was "
+                                "written; is something else writing under the prefix?",
+                                len, key, r->first_writer + w, c, nchunks, expect);
+                break;
+            }
+            size_t off = c * st->max_value;
             size_t skip = off < HEADER_BYTES ? HEADER_BYTES - off : 0;
             if (len > skip)
                 memcpy((uint8_t *)r->out + (size_t)w * r->bytes + off + skip - HEADER_BYTES,
@@ -949,10 +1013,18 @@ mnnvl_status_t mnnvl_bootstrap_torch_store_create(const mnnvl_bootstrap_args_t *
         state_free(tb);
         return s;
     }
-    /* The barrier that makes the joins counter safe (see the top of this file). */
+    /* The barrier that makes the joins counter safe (see the top of this file), then one
+     * more: a rank whose read of the first one failed after the last arrival decided it
+     * marks the second aborted (fail_round), so that no rank comes out of create with a
+     * communicator that a peer does not have. */
     round_t r = {.op = OP_ALLGATHER, .what = "joining"};
+    round_t confirm = {.op = OP_ALLGATHER, .what = "confirming the communicator"};
     st->timeout_ms = mnnvl_deadline_left(deadline) > 0 ? mnnvl_deadline_left(deadline) : 1;
     s = run_round(st, &r);
+    if (s == MNNVL_SUCCESS) {
+        st->timeout_ms = mnnvl_deadline_left(deadline) > 0 ? mnnvl_deadline_left(deadline) : 1;
+        s = run_round(st, &confirm);
+    }
     st->timeout_ms = args->timeout_ms;
     if (s != MNNVL_SUCCESS) {
         if (s == MNNVL_ERR_TIMEOUT)

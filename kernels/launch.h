@@ -23,7 +23,9 @@ typedef enum mnnvl_op {
     MNNVL_OP_DEVICE_BARRIER = 1,
     MNNVL_OP_ALLREDUCE = 2,
     MNNVL_OP_MOE_DISPATCH = 3,
-    MNNVL_OP_MOE_COMBINE = 4
+    MNNVL_OP_MOE_COMBINE = 4,
+    MNNVL_OP_DCP_A2A = 5,
+    MNNVL_OP_DCP_LSE_REDUCE = 6
 } mnnvl_op_t;
 
 /* A communicator's control block, in host memory mapped into the device, so the host reads
@@ -163,6 +165,49 @@ typedef struct mnnvl_moe_args {
 int mnnvl_launch_moe_dispatch(const mnnvl_moe_args_t *args, void *stream);
 int mnnvl_launch_moe_sanitize(const mnnvl_moe_args_t *args, void *stream);
 int mnnvl_launch_moe_combine(const mnnvl_moe_args_t *args, void *stream);
+
+/* Decode-context-parallel all-to-all. MNNVL_DCP_RANKS mirrors mnnvl.h's MNNVL_DCP_MAX_RANKS.
+ * A call runs `channels` blocks; block c moves the entries e with e % channels == c, to and
+ * from every rank, and never waits on another block of its own rank.
+ *
+ * Workspace of rank r (peers[r]), parity b = epoch & 1 of the call:
+ *   flags at flags_offset: uint64 [2][cp_size][MNNVL_DCP_CHANNELS], flag [b][p][c] written
+ *     by rank p's block c: (epoch << 32) | entries of p's call
+ *   slots at data_offset:  [2][cp_size][max_entries] rows of row_vectors 16-byte vectors:
+ *     row [b][p][e] holds p's partial_o[e, r, :] (o_vectors), then its stats[e, r, :]
+ *     (stats_lanes fp32, zero-padded to 16 bytes) */
+#define MNNVL_DCP_RANKS 64
+#define MNNVL_DCP_CHANNELS 64
+
+/* Device-local state of one handle: each channel counts its own calls. */
+typedef struct mnnvl_dcp_control {
+    uint32_t epoch[MNNVL_DCP_CHANNELS];
+} mnnvl_dcp_control_t;
+
+typedef struct mnnvl_dcp_args {
+    int rank;
+    int cp_size;
+    int channels;    /* blocks of every call, equal on every rank */
+    int dtype;       /* mnnvl_dtype_t: FP16 or BF16 */
+    int lse_base2;   /* 1: base-2 LSE */
+    int reduce;      /* 0: transpose into out_o/out_stats; 1: merge into out/out_lse */
+    int entries;     /* this call's entry count */
+    int max_entries;
+    int o_vectors;   /* 16-byte vectors of one head_dim row */
+    int stats_lanes;
+    int row_vectors; /* of one receive slot: o_vectors + 1 or 2 for the stats */
+    char *peers[MNNVL_DCP_RANKS]; /* every rank's workspace base as mapped here */
+    size_t flags_offset;
+    size_t data_offset;
+    const void *in_o;      /* [entries, cp_size, head_dim] */
+    const float *in_stats; /* [entries, cp_size, stats_lanes] */
+    void *out_o;           /* transpose: [entries, cp_size, head_dim]; reduce: [entries, head_dim] */
+    float *out_stats;      /* transpose: [entries, cp_size, stats_lanes]; reduce: LSE [entries] or NULL */
+    mnnvl_dcp_control_t *control;
+    mnnvl_wait_params_t wait;
+} mnnvl_dcp_args_t;
+
+int mnnvl_launch_dcp(const mnnvl_dcp_args_t *args, void *stream);
 
 #ifdef __cplusplus
 }

@@ -10,16 +10,16 @@
 #include "device_state.h"
 #include "error.h"
 #include "log.h"
+#include "op.h"
 
 /* kernels/allreduce.cu holds a row in registers: 512 threads x 64 values. */
 #define MAX_HIDDEN 32768
 
 struct mnnvl_allreduce_s {
-    atomic_int refs;
-    mnnvl_comm_t comm;
+    mnnvl_op_handle_t op; /* op.mem is NULL when the caller's buffers are used */
+    mnnvl_comm_t comm; /* op.comm, for brevity */
     mnnvl_allreduce_params_t params;
     mnnvl_allreduce_layout_t layout;
-    mnnvl_mem_t mem;             /* NULL when the caller's buffers are used */
     CUdeviceptr peers;           /* device array: each rank's workspace base */
     CUdeviceptr controls;        /* two mnnvl_allreduce_control_t: one-shot, two-shot */
     char **bases;                /* host copy of the peer table */
@@ -37,24 +37,15 @@ typedef struct cache_key {
     size_t external_bytes;
 } cache_key_t;
 
-static void retain_handle(void *h)
+static void free_resources(mnnvl_op_handle_t *op)
 {
-    atomic_fetch_add(&((mnnvl_allreduce_t)h)->refs, 1);
-}
-
-static void free_handle(mnnvl_allreduce_t ar)
-{
+    mnnvl_allreduce_t ar = (mnnvl_allreduce_t)op;
     const mnnvl_cuda_driver_t *cu = ar->comm->dev->cu;
-    if (cu->cuCtxSetCurrent(ar->comm->dev->ctx) == CUDA_SUCCESS)
-        cu->cuCtxSynchronize();
     if (ar->peers)
         cu->cuMemFree(ar->peers);
     if (ar->controls)
         cu->cuMemFree(ar->controls);
     free(ar->bases);
-    mnnvl_mem_release(ar->mem);
-    mnnvl_comm_destroy(ar->comm);
-    free(ar);
 }
 
 /* Checks the caller's buffers: the opt-in, one per rank, each large enough and aligned. */
@@ -120,8 +111,7 @@ static mnnvl_status_t create_new(mnnvl_comm_t comm, const mnnvl_allreduce_params
     if (!ar || !bases)
         st = mnnvl_error(MNNVL_ERR_NO_MEMORY, "allreduce_create: out of memory");
     if (st == MNNVL_SUCCESS) {
-        atomic_init(&ar->refs, 1);
-        mnnvl_comm_retain(comm);
+        mnnvl_op_init(&ar->op, comm, free_resources);
         ar->comm = comm;
         ar->params = *p;
         ar->layout = *layout;
@@ -130,7 +120,7 @@ static mnnvl_status_t create_new(mnnvl_comm_t comm, const mnnvl_allreduce_params
         st = check_external(comm, p, layout->total_bytes);
     /* The own allocation is itself collective and agrees on its outcome. */
     if (st == MNNVL_SUCCESS && !p->external_buffers) {
-        st = mnnvl_mem_alloc(comm, layout->total_bytes, &ar->mem);
+        st = mnnvl_mem_alloc(comm, layout->total_bytes, &ar->op.mem);
         if (st != MNNVL_SUCCESS) {
             free(bases);
             mnnvl_comm_destroy(comm);
@@ -139,7 +129,7 @@ static mnnvl_status_t create_new(mnnvl_comm_t comm, const mnnvl_allreduce_params
         }
     }
     for (int r = 0; st == MNNVL_SUCCESS && r < comm->size; r++)
-        bases[r] = p->external_buffers ? p->external_buffers[r] : mnnvl_mem_ptr(ar->mem, r);
+        bases[r] = p->external_buffers ? p->external_buffers[r] : mnnvl_mem_ptr(ar->op.mem, r);
     if (st == MNNVL_SUCCESS)
         st = setup_local(ar, bases);
     if (ar)
@@ -150,7 +140,7 @@ static mnnvl_status_t create_new(mnnvl_comm_t comm, const mnnvl_allreduce_params
     st = mnnvl_comm_agree(comm, st, "allreduce_create");
     if (st != MNNVL_SUCCESS) {
         if (ar && ar->comm)
-            free_handle(ar);
+            mnnvl_op_free(&ar->op);
         else
             free(ar);
         return st;
@@ -163,37 +153,32 @@ MNNVL_API mnnvl_status_t mnnvl_allreduce_create(mnnvl_comm_t comm,
                                                 const mnnvl_allreduce_params_t *params,
                                                 mnnvl_allreduce_t *allreduce)
 {
-    if (!allreduce)
-        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "allreduce_create: allreduce is NULL");
-    *allreduce = NULL;
-    MNNVL_CHECK(mnnvl_comm_check(comm, "allreduce_create"));
-    if (!comm->dev)
-        return mnnvl_error(MNNVL_ERR_INVALID_USAGE,
-                           "allreduce_create: rank %d's communicator is CPU-only (device -1)",
-                           comm->rank);
+    const char *what = "allreduce_create";
+    MNNVL_CHECK(mnnvl_op_create_check(comm, allreduce, what, "allreduce"));
     size_t oneshot_max = strtoull(mnnvl_config_value(comm->config, "allreduce_oneshot_max"),
                                   NULL, 10);
     mnnvl_allreduce_layout_t layout;
-    /* A bad parameter is the same on every rank in a correct program, but a wrong one on a
-     * single rank must not strand the others: agree on it. */
-    mnnvl_status_t st = mnnvl_allreduce_plan(params, comm->size, oneshot_max, &layout);
-    MNNVL_CHECK(mnnvl_comm_agree(comm, st, "allreduce_create"));
-    MNNVL_CHECK(mnnvl_device_enter(comm, "allreduce_create"));
-    MNNVL_CHECK(mnnvl_comm_agree(
-        comm, mnnvl_device_check_not_capturing(comm, "allreduce_create"), "allreduce_create"));
-
+    mnnvl_allreduce_params_t own;
+    mnnvl_status_t st = mnnvl_allreduce_params_read(params, &own);
+    if (st == MNNVL_SUCCESS) {
+        params = &own; /* never read past a smaller struct from an older header */
+        st = mnnvl_allreduce_plan(params, comm->size, oneshot_max, &layout);
+    }
+    /* The normalised parameters make the key; read only once the plan accepted them. */
     cache_key_t key;
     memset(&key, 0, sizeof(key));
-    key.dtype = params->dtype;
-    key.strategy = params->strategy;
-    key.weight_bias = params->rmsnorm_weight_bias != 0;
-    key.max_count = params->max_count;
-    key.oneshot_max = layout.oneshot_max_bytes;
-    key.external = params->external_buffers;
-    key.external_bytes = params->external_buffers ? params->external_buffer_bytes : 0;
-    /* Every rank looks up the same key, so every rank takes the same branch. */
-    mnnvl_allreduce_t found = mnnvl_comm_cache_find(comm, MNNVL_CACHED_ALLREDUCE, &key,
-                                                    sizeof(key), retain_handle);
+    if (st == MNNVL_SUCCESS) {
+        key.dtype = params->dtype;
+        key.strategy = params->strategy;
+        key.weight_bias = params->rmsnorm_weight_bias != 0;
+        key.max_count = params->max_count;
+        key.oneshot_max = layout.oneshot_max_bytes;
+        key.external = params->external_buffers;
+        key.external_bytes = params->external_buffers ? params->external_buffer_bytes : 0;
+    }
+    void *found;
+    MNNVL_CHECK(mnnvl_op_create_prepare(comm, st, MNNVL_CACHED_ALLREDUCE, &key, sizeof(key),
+                                        &found, what));
     if (found) {
         *allreduce = found;
         return MNNVL_SUCCESS;
@@ -201,11 +186,9 @@ MNNVL_API mnnvl_status_t mnnvl_allreduce_create(mnnvl_comm_t comm,
     mnnvl_allreduce_params_t normalised = *params;
     normalised.rmsnorm_weight_bias = key.weight_bias;
     MNNVL_CHECK(create_new(comm, &normalised, &layout, allreduce));
-    st = mnnvl_comm_cache_add(comm, MNNVL_CACHED_ALLREDUCE, &key, sizeof(key), *allreduce);
-    if (st != MNNVL_SUCCESS) {
-        free_handle(*allreduce);
+    st = mnnvl_op_cache_add(&(*allreduce)->op, MNNVL_CACHED_ALLREDUCE, &key, sizeof(key));
+    if (st != MNNVL_SUCCESS)
         *allreduce = NULL;
-    }
     MNNVL_DEBUG("allreduce_create: rank %d, %zu workspace bytes, one-shot up to %zu bytes",
                 comm->rank, layout.total_bytes, layout.oneshot_max_bytes);
     return st;
@@ -213,11 +196,7 @@ MNNVL_API mnnvl_status_t mnnvl_allreduce_create(mnnvl_comm_t comm,
 
 MNNVL_API mnnvl_status_t mnnvl_allreduce_destroy(mnnvl_allreduce_t ar)
 {
-    if (!ar || atomic_fetch_sub(&ar->refs, 1) > 1)
-        return MNNVL_SUCCESS;
-    mnnvl_comm_cache_remove(ar->comm, ar);
-    free_handle(ar);
-    return MNNVL_SUCCESS;
+    return mnnvl_op_release((mnnvl_op_handle_t *)ar);
 }
 
 /* Launches the kernels for `count` elements (all arguments checked), in chunks that fit
@@ -267,10 +246,7 @@ static mnnvl_status_t run(mnnvl_allreduce_t ar, mnnvl_allreduce_args_t *args, si
 static mnnvl_status_t common_args(mnnvl_allreduce_t ar, const char *what,
                                   mnnvl_allreduce_args_t *args)
 {
-    if (!ar)
-        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: allreduce is NULL", what);
-    MNNVL_CHECK(mnnvl_comm_check(ar->comm, what));
-    MNNVL_CHECK(mnnvl_device_enter(ar->comm, what));
+    MNNVL_CHECK(mnnvl_op_enter((const mnnvl_op_handle_t *)ar, what, "allreduce"));
     memset(args, 0, sizeof(*args));
     args->dtype = ar->params.dtype;
     args->rank = ar->comm->rank;

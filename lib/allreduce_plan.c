@@ -1,7 +1,9 @@
+#include <stddef.h>
 #include <string.h>
 
 #include "allreduce_plan.h"
 #include "error.h"
+#include "params.h"
 
 #define ALIGN 128u
 /* Two-shot chunks beyond this gain no bandwidth and only cost workspace. */
@@ -46,16 +48,27 @@ static size_t default_oneshot_max(int world_size)
     return 128u << 10;
 }
 
-mnnvl_status_t mnnvl_allreduce_plan(const mnnvl_allreduce_params_t *p, int world_size,
+/* The struct as libmnnvl 0.1 defined it ends after external_buffer_bytes. */
+#define FIRST_SIZE                                           \
+    (offsetof(mnnvl_allreduce_params_t, external_buffer_bytes) + \
+     sizeof(((mnnvl_allreduce_params_t *)0)->external_buffer_bytes))
+
+mnnvl_status_t mnnvl_allreduce_params_read(const mnnvl_allreduce_params_t *caller,
+                                           mnnvl_allreduce_params_t *own)
+{
+    mnnvl_allreduce_params_init(own);
+    return MNNVL_PARAMS_COPY(own, caller, FIRST_SIZE, "allreduce",
+                             "mnnvl_allreduce_params_init");
+}
+
+mnnvl_status_t mnnvl_allreduce_plan(const mnnvl_allreduce_params_t *caller, int world_size,
                                     size_t oneshot_max_bytes, mnnvl_allreduce_layout_t *l)
 {
-    if (!p || !l)
-        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "allreduce: params is NULL");
-    if (p->struct_size < sizeof(*p))
-        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
-                           "allreduce: params.struct_size %u is smaller than %zu; fill the "
-                           "parameters with mnnvl_allreduce_params_init() first",
-                           p->struct_size, sizeof(*p));
+    if (!l)
+        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "allreduce: layout is NULL");
+    mnnvl_allreduce_params_t own;
+    MNNVL_CHECK(mnnvl_allreduce_params_read(caller, &own));
+    const mnnvl_allreduce_params_t *p = &own;
     size_t elem = mnnvl_dtype_size(p->dtype);
     if (elem == 0)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,

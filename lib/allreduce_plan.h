@@ -17,6 +17,11 @@ typedef struct mnnvl_allreduce_layout {
 
 /* Checks the parameters and computes the layout for `world_size` ranks. oneshot_max_bytes
  * 0 means the built-in threshold for that world size. */
+/* Reads the caller's parameters into `own` (defaults for fields an older header lacks);
+ * INVALID_ARGUMENT for NULL or a struct_size this library cannot read. */
+mnnvl_status_t mnnvl_allreduce_params_read(const mnnvl_allreduce_params_t *caller,
+                                           mnnvl_allreduce_params_t *own);
+
 mnnvl_status_t mnnvl_allreduce_plan(const mnnvl_allreduce_params_t *params, int world_size,
                                     size_t oneshot_max_bytes, mnnvl_allreduce_layout_t *layout);
 

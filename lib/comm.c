@@ -6,6 +6,7 @@
 
 #include "comm.h"
 #include "config.h"
+#include "mapping.h"
 #include "device.h"
 #include "error.h"
 #include "log.h"
@@ -241,7 +242,12 @@ MNNVL_API mnnvl_status_t mnnvl_comm_split(mnnvl_comm_t parent, const mnnvl_mappi
     if (!comm || !mapping)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "comm_split: mapping or comm is NULL");
     *comm = NULL;
+    mnnvl_mapping_t own;
     mnnvl_status_t local = mnnvl_mapping_validate(mapping);
+    if (local == MNNVL_SUCCESS)
+        local = mnnvl_mapping_read(mapping, &own);
+    if (local == MNNVL_SUCCESS)
+        mapping = &own; /* never read past a smaller struct from an older header */
     if (local == MNNVL_SUCCESS &&
         (mapping->world_size != parent->size || mapping->rank != parent->rank))
         local = mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,

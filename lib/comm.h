@@ -26,7 +26,7 @@ struct mnnvl_comm_s {
 };
 
 /* Operation kinds in the cache. */
-enum { MNNVL_CACHED_ALLREDUCE = 1, MNNVL_CACHED_MOE_A2A = 2 };
+enum { MNNVL_CACHED_ALLREDUCE = 1, MNNVL_CACHED_MOE_A2A = 2, MNNVL_CACHED_DCP_A2A = 3 };
 
 /* The handle created earlier with the same kind and key bytes, or NULL. The caller adds its
  * reference while the lock is held by passing `retain`, so a concurrent destroy cannot free

@@ -3,10 +3,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h> /* environ (_GNU_SOURCE) */
 
+#include "../bootstrap/sock.h"
 #include "config.h"
 #include "error.h"
 #include "log.h"
@@ -34,37 +37,46 @@ static int one_of(const char *value, const char **allowed)
     return 0;
 }
 
+/* strtol and strtoull skip leading white space and accept a sign; a value must be digits
+ * only, so that " 5" or "+5" is refused here rather than read differently elsewhere. */
+static int digits_only(const char *value)
+{
+    return value[0] != '\0' && strspn(value, "0123456789") == strlen(value);
+}
+
 static int positive_int(const char *value, const char **allowed)
 {
     (void)allowed;
-    char *end;
+    if (!digits_only(value))
+        return 0;
     errno = 0;
-    long v = strtol(value, &end, 10);
-    return errno == 0 && end != value && *end == '\0' && v > 0 && v <= INT_MAX;
+    long v = strtol(value, NULL, 10);
+    return errno == 0 && v > 0 && v <= INT_MAX;
 }
 
-/* "host:port" or "[v6]:port"; an empty value means unset. */
+/* "host:port" or "[v6]:port" exactly as the bootstrap will split it (one parser, so a value
+ * accepted here cannot fail at connect time); the host must not be empty. An empty value
+ * means unset. */
 static int host_port(const char *value, const char **allowed)
 {
     (void)allowed;
     if (value[0] == '\0')
         return 1;
-    const char *colon = strrchr(value, ':');
-    if (!colon || colon == value || colon[1] == '\0')
+    char host[MNNVL_SOCK_ADDR_MAX];
+    char port[8];
+    if (mnnvl_sock_split(value, host, sizeof(host), port, sizeof(port)) != MNNVL_SUCCESS)
         return 0;
-    for (const char *p = colon + 1; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return 0;
-    return atol(colon + 1) <= 65535;
+    return host[0] != '\0';
 }
 
 static int byte_count(const char *value, const char **allowed)
 {
     (void)allowed;
-    char *end;
+    if (!digits_only(value))
+        return 0;
     errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    return errno == 0 && end != value && *end == '\0' && value[0] != '-' && v < (1ull << 40);
+    unsigned long long v = strtoull(value, NULL, 10);
+    return errno == 0 && v < (1ull << 40);
 }
 
 static int boolean(const char *value, const char **allowed)
@@ -78,10 +90,12 @@ static int integer_or_empty(const char *value, const char **allowed)
     (void)allowed;
     if (value[0] == '\0')
         return 1;
-    char *end;
+    const char *digits = value[0] == '-' ? value + 1 : value;
+    if (!digits_only(digits))
+        return 0;
     errno = 0;
-    long v = strtol(value, &end, 10);
-    return errno == 0 && *end == '\0' && v >= INT_MIN && v <= INT_MAX;
+    long v = strtol(value, NULL, 10);
+    return errno == 0 && v >= INT_MIN && v <= INT_MAX;
 }
 
 static int log_level_or_empty(const char *value, const char **allowed)
@@ -167,8 +181,88 @@ static mnnvl_status_t config_new(struct mnnvl_config_s **out)
     return MNNVL_SUCCESS;
 }
 
+/* MNNVL_* variables that are no config key but are read elsewhere (plugins' directory, the
+ * torch-store value limit, the benchmark's NCCL) or by the tests and the build's test
+ * harness; a name ending in '*' is a prefix. */
+static const char *const env_not_keys[] = {
+    "MNNVL_PLUGIN_DIR", "MNNVL_TORCH_STORE_MAX_VALUE", "MNNVL_BENCH_NCCL",
+    "MNNVL_REQUIRE_GPU", "MNNVL_TEST_*", "MNNVL_PYTHON_WHY", "MNNVL_GO_WHY", "MNNVL_JAVA_WHY",
+};
+
+/* Edit distance between a and b (ASCII, case-insensitive), for "did you mean". */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t lb = strlen(b), row[64];
+    if (lb >= sizeof(row) / sizeof(row[0]))
+        return (size_t)-1;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; a[i - 1]; i++) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            int same = toupper((unsigned char)a[i - 1]) == toupper((unsigned char)b[j - 1]);
+            size_t best = diagonal + (same ? 0 : 1);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diagonal = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Warns once per process about each MNNVL_* environment variable that is neither a config
+ * key nor one of env_not_keys, naming the closest key: a misspelling (MNNVL_JOBKEY) would
+ * otherwise be ignored without a word. */
+static void warn_unknown_env(void)
+{
+    for (char **e = environ; e && *e; e++) {
+        const char *var = *e, *eq = strchr(var, '=');
+        if (strncmp(var, "MNNVL_", 6) != 0 || !eq || eq - var > 63)
+            continue;
+        char name[64], key[64];
+        size_t n = (size_t)(eq - var);
+        memcpy(name, var, n);
+        name[n] = '\0';
+        for (size_t i = 0; i + 6 <= n; i++)
+            key[i] = (char)tolower((unsigned char)name[6 + i]);
+        int known = key_index(key) >= 0;
+        for (size_t i = 0; !known && i < sizeof(env_not_keys) / sizeof(env_not_keys[0]); i++) {
+            const char *allowed = env_not_keys[i];
+            size_t len = strlen(allowed);
+            known = allowed[len - 1] == '*' ? strncmp(name, allowed, len - 1) == 0
+                                            : strcmp(name, allowed) == 0;
+        }
+        if (known)
+            continue;
+        size_t best = 0, best_distance = (size_t)-1;
+        for (size_t i = 0; i < NKEYS; i++) {
+            size_t d = edit_distance(key, keys[i].name);
+            if (d < best_distance) {
+                best = i;
+                best_distance = d;
+            }
+        }
+        char closest[64];
+        size_t j = 0;
+        for (; keys[best].name[j] && j < sizeof(closest) - 1; j++)
+            closest[j] = (char)toupper((unsigned char)keys[best].name[j]);
+        closest[j] = '\0';
+        MNNVL_WARN("environment variable %s is no libmnnvl setting and is ignored; the closest "
+                   "is MNNVL_%s (config key %s)",
+                   name, closest, keys[best].name);
+    }
+}
+
+static pthread_once_t env_checked = PTHREAD_ONCE_INIT;
+
 MNNVL_API mnnvl_status_t mnnvl_config_create(mnnvl_config_t *config)
 {
+    pthread_once(&env_checked, warn_unknown_env);
     if (!config)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "config_create: config is NULL");
     *config = NULL;

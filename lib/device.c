@@ -231,6 +231,8 @@ static const char *op_name(int op)
     case MNNVL_OP_ALLREDUCE: return "all-reduce";
     case MNNVL_OP_MOE_DISPATCH: return "MoE dispatch";
     case MNNVL_OP_MOE_COMBINE: return "MoE combine";
+    case MNNVL_OP_DCP_A2A: return "DCP all-to-all";
+    case MNNVL_OP_DCP_LSE_REDUCE: return "DCP all-to-all LSE reduce";
     default: return "kernel";
     }
 }

@@ -4,16 +4,20 @@
  * tp_rank = moe_tp_rank*moe_ep + moe_ep_rank. Every group is then "vary one coordinate,
  * hold the others", which is how group() below computes them. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "error.h"
+#include "mapping.h"
+#include "params.h"
 
 MNNVL_API void mnnvl_mapping_init(mnnvl_mapping_t *m, int world_size, int rank)
 {
     if (!m)
         return;
-    *m = (mnnvl_mapping_t){.world_size = world_size,
+    *m = (mnnvl_mapping_t){.struct_size = sizeof(*m),
+                           .world_size = world_size,
                            .rank = rank,
                            .gpus_per_node = world_size,
                            .tp = world_size,
@@ -21,6 +25,15 @@ MNNVL_API void mnnvl_mapping_init(mnnvl_mapping_t *m, int world_size, int rank)
                            .cp = 1,
                            .moe_tp = world_size,
                            .moe_ep = 1};
+}
+
+/* The first version of the sized struct (libmnnvl 0.2) ends after moe_ep. */
+#define FIRST_SIZE (offsetof(mnnvl_mapping_t, moe_ep) + sizeof(int))
+
+mnnvl_status_t mnnvl_mapping_read(const mnnvl_mapping_t *caller, mnnvl_mapping_t *own)
+{
+    mnnvl_mapping_init(own, 1, 0);
+    return MNNVL_PARAMS_COPY(own, caller, FIRST_SIZE, "mapping", "mnnvl_mapping_init");
 }
 
 /* Appends one sentence about a broken rule. */
@@ -41,10 +54,11 @@ static void broken(char *buf, size_t len, int *count, const char *fmt, ...)
     (*count)++;
 }
 
-MNNVL_API mnnvl_status_t mnnvl_mapping_validate(const mnnvl_mapping_t *m)
+MNNVL_API mnnvl_status_t mnnvl_mapping_validate(const mnnvl_mapping_t *caller)
 {
-    if (!m)
-        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "mapping: mapping is NULL");
+    mnnvl_mapping_t own;
+    MNNVL_CHECK(mnnvl_mapping_read(caller, &own));
+    const mnnvl_mapping_t *m = &own;
     char why[900] = "";
     int n = 0;
     if (m->world_size < 1)
@@ -68,13 +82,23 @@ MNNVL_API mnnvl_status_t mnnvl_mapping_validate(const mnnvl_mapping_t *m)
         }
     }
     if (degrees_ok) {
-        long product = (long)m->tp * m->pp * m->cp;
-        if (product != m->world_size)
-            broken(why, sizeof(why), &n, "tp*pp*cp = %d*%d*%d = %ld must equal world_size %d",
+        /* Checked products: a product that wraps could otherwise equal world_size and let
+         * mnnvl_mapping_group compute ranks outside [0, world_size). */
+        int tp_cp, product;
+        if (__builtin_mul_overflow(m->tp, m->cp, &tp_cp) ||
+            __builtin_mul_overflow(tp_cp, m->pp, &product))
+            broken(why, sizeof(why), &n, "tp*pp*cp = %d*%d*%d overflows an int; it must equal "
+                   "world_size %d", m->tp, m->pp, m->cp, m->world_size);
+        else if (product != m->world_size)
+            broken(why, sizeof(why), &n, "tp*pp*cp = %d*%d*%d = %d must equal world_size %d",
                    m->tp, m->pp, m->cp, product, m->world_size);
-        if ((long)m->moe_tp * m->moe_ep != m->tp)
-            broken(why, sizeof(why), &n, "moe_tp*moe_ep = %d*%d = %ld must equal tp %d",
-                   m->moe_tp, m->moe_ep, (long)m->moe_tp * m->moe_ep, m->tp);
+        int moe;
+        if (__builtin_mul_overflow(m->moe_tp, m->moe_ep, &moe))
+            broken(why, sizeof(why), &n, "moe_tp*moe_ep = %d*%d overflows an int; it must "
+                   "equal tp %d", m->moe_tp, m->moe_ep, m->tp);
+        else if (moe != m->tp)
+            broken(why, sizeof(why), &n, "moe_tp*moe_ep = %d*%d = %d must equal tp %d",
+                   m->moe_tp, m->moe_ep, moe, m->tp);
     }
     if (m->world_size > m->gpus_per_node && m->gpus_per_node >= 1 &&
         m->world_size % m->gpus_per_node != 0)
@@ -103,10 +127,13 @@ static int rank_of(const mnnvl_mapping_t *m, const int c[NCOORD])
     return c[C_PP] * m->cp * m->tp + c[C_CP] * m->tp + c[C_MOE_TP] * m->moe_ep + c[C_MOE_EP];
 }
 
-MNNVL_API mnnvl_status_t mnnvl_mapping_group(const mnnvl_mapping_t *m, mnnvl_group_t group,
+MNNVL_API mnnvl_status_t mnnvl_mapping_group(const mnnvl_mapping_t *caller, mnnvl_group_t group,
                                              int *ranks, int capacity, int *count, int *index)
 {
-    MNNVL_CHECK(mnnvl_mapping_validate(m));
+    MNNVL_CHECK(mnnvl_mapping_validate(caller));
+    mnnvl_mapping_t own;
+    MNNVL_CHECK(mnnvl_mapping_read(caller, &own));
+    const mnnvl_mapping_t *m = &own;
     if (!count)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "mapping_group: count is NULL");
     /* Which coordinates vary inside the group; the others stay at this rank's values. */

@@ -156,8 +156,15 @@ MNNVL_API mnnvl_status_t mnnvl_config_destroy(mnnvl_config_t config);
 
 /* How the ranks of a job are split into parallel groups. Rank order: tp fastest, then cp,
  * then pp: rank = pp_rank*(cp*tp) + cp_rank*tp + tp_rank. The MoE groups subdivide each TP
- * group, moe_ep fastest: tp_rank = moe_tp_rank*moe_ep + moe_ep_rank. */
+ * group, moe_ep fastest: tp_rank = moe_tp_rank*moe_ep + moe_ep_rank.
+ * Always fill with mnnvl_mapping_init() first, then change fields: like every public struct
+ * it begins with its size, new fields come at the end with defaults, and a library reads a
+ * struct from an older header (a smaller struct_size) with the missing fields defaulted and
+ * refuses one from a newer header (a larger struct_size) with a sentence. (Programs built
+ * against libmnnvl 0.1, whose mapping had no struct_size, keep working: they are linked to
+ * the MNNVL_0.1 versions of the mapping functions, which read the old layout.) */
 typedef struct mnnvl_mapping {
+    uint32_t struct_size; /* set by init: sizeof at build time */
     int world_size;
     int rank;
     int gpus_per_node;
@@ -177,11 +184,12 @@ typedef enum mnnvl_group {
     MNNVL_GROUP_MOE_EP = 5
 } mnnvl_group_t;
 
-/* Fills a mapping of pure tensor parallelism: tp = moe_tp = world_size, every other degree 1,
- * gpus_per_node = world_size. Never fails (a NULL mapping is ignored). */
+/* Fills a mapping of pure tensor parallelism: struct_size = sizeof(mnnvl_mapping_t),
+ * tp = moe_tp = world_size, every other degree 1, gpus_per_node = world_size. Never fails (a
+ * NULL mapping is ignored). */
 MNNVL_API void mnnvl_mapping_init(mnnvl_mapping_t *mapping, int world_size, int rank);
 
-/* Checks every rule: world_size >= 1; 0 <= rank < world_size; every degree >= 1;
+/* Checks every rule: struct_size as above; world_size >= 1; 0 <= rank < world_size; every degree >= 1;
  * gpus_per_node >= 1; tp*pp*cp == world_size; moe_tp*moe_ep == tp; when the job spans
  * several nodes, world_size is a multiple of gpus_per_node. Returns INVALID_ARGUMENT with
  * one sentence per broken rule. Local; never touches a GPU. */
@@ -352,7 +360,8 @@ typedef enum mnnvl_allreduce_strategy {
 
 /* Parameters of an all-reduce handle. Always fill with mnnvl_allreduce_params_init() first,
  * then change fields: new fields are added at the end with defaults, so code built against
- * this header keeps working with later libraries. */
+ * this header keeps working with later libraries (struct_size rules as for
+ * mnnvl_mapping_t). */
 typedef struct mnnvl_allreduce_params {
     uint32_t struct_size;               /* set by init: sizeof at build time */
     mnnvl_dtype_t dtype;                /* default BF16 */
@@ -429,7 +438,8 @@ typedef struct mnnvl_moe_a2a_s *mnnvl_moe_a2a_t;
 #define MNNVL_MOE_MAX_TOP_K 32
 #define MNNVL_MOE_MAX_RANKS 64
 
-/* Fill with mnnvl_moe_a2a_params_init(), then set the fields (new fields come at the end). */
+/* Fill with mnnvl_moe_a2a_params_init(), then set the fields (new fields come at the end;
+ * struct_size rules as for mnnvl_mapping_t). */
 typedef struct mnnvl_moe_a2a_params {
     uint32_t struct_size;      /* set by init */
     int ep_size;               /* ranks of the EP group: must equal the communicator's size */
@@ -437,9 +447,12 @@ typedef struct mnnvl_moe_a2a_params {
     int top_k;                 /* 1 .. MNNVL_MOE_MAX_TOP_K */
     int max_tokens_per_rank;   /* the largest local_num_tokens and runtime R of any call */
     int num_payloads;          /* dispatch payloads, 1 .. MNNVL_MOE_MAX_PAYLOADS */
-    size_t payload_bytes[MNNVL_MOE_MAX_PAYLOADS]; /* bytes per token row; multiples of 4 */
     int hidden;                /* elements per combine row */
     mnnvl_dtype_t combine_dtype;
+    /* Fixed arrays come last, so a later header can add scalar fields after them without
+     * moving the scalars (libmnnvl 0.1 had this array before hidden: programs built against
+     * it are linked to the MNNVL_0.1 versions of the moe functions, which read that layout). */
+    size_t payload_bytes[MNNVL_MOE_MAX_PAYLOADS]; /* bytes per token row; multiples of 4 */
 } mnnvl_moe_a2a_params_t;
 
 /* Defaults: everything 0 except struct_size, top_k 1, num_payloads 1, combine BF16. Never
@@ -507,8 +520,116 @@ MNNVL_API void *mnnvl_moe_a2a_combine_buffer(const mnnvl_moe_a2a_t a2a);
 MNNVL_API mnnvl_status_t mnnvl_moe_a2a_combine(mnnvl_moe_a2a_t a2a, const void *expert_out,
                                                void *out, void *stream);
 
+/* Adds a reference, for holders of the regions above (a binding's tensor views): the
+ * workspace stays mapped until every reference is dropped with mnnvl_moe_a2a_destroy. Local,
+ * capture-safe (no CUDA call). Returns INVALID_ARGUMENT (NULL), UNSUPPORTED (built without
+ * CUDA). */
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_retain(mnnvl_moe_a2a_t a2a);
+
 /* Drops a reference; the last frees the workspace (local; synchronizes like cudaFree). */
 MNNVL_API mnnvl_status_t mnnvl_moe_a2a_destroy(mnnvl_moe_a2a_t a2a);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Decode-context-parallel (Helix) all-to-all                                               */
+/* ---------------------------------------------------------------------------------------- */
+
+/* With decode context parallelism every rank of the CP group holds a slice of each
+ * sequence's KV cache, so every rank computes a partial attention output for every entry
+ * (an entry is one (token, head) row: entries = the product of the leading dimensions) and
+ * every destination rank's heads. The all-to-all gives each rank the partials of its own
+ * heads from every rank: a transpose of the cp axis. Input and output layout, row-major:
+ *   partial_o [entries, cp_size, head_dim]   of the handle's dtype (FP16 or BF16)
+ *   stats     [entries, cp_size, stats_lanes] fp32 (softmax statistics, e.g. the LSE)
+ * mnnvl_dcp_a2a_lse_reduce also merges the partials into the final attention output.
+ * The workspace is always libmnnvl's own symmetric memory (mnnvl_mem_alloc): peers write
+ * into it at base + peer*stride, which plain per-rank memory cannot serve. */
+
+typedef struct mnnvl_dcp_a2a_s *mnnvl_dcp_a2a_t;
+
+#define MNNVL_DCP_MAX_RANKS 64       /* largest cp_size */
+#define MNNVL_DCP_MAX_STATS_LANES 8  /* stats_lanes is 1 .. this */
+#define MNNVL_DCP_MAX_ENTRIES (1 << 24)
+
+/* The base of the log-sum-exp values in the stats (lse_reduce reads and writes them so). */
+typedef enum mnnvl_lse_base {
+    MNNVL_LSE_BASE_E = 0, /* LSE = ln(sum exp(s)) */
+    MNNVL_LSE_BASE_2 = 1  /* LSE = log2(sum 2^s), as kernels that fold log2(e) into the scale */
+} mnnvl_lse_base_t;
+
+/* Fill with mnnvl_dcp_a2a_params_init(), then set the fields. New fields are only ever added
+ * at the end: a struct from an older (smaller) header is accepted, the missing fields taking
+ * their defaults; a struct_size larger than this library knows is refused. */
+typedef struct mnnvl_dcp_a2a_params {
+    uint32_t struct_size;       /* set by init: sizeof at build time */
+    int cp_size;                /* ranks of the CP group: must equal the communicator's size */
+    int max_entries;            /* capacity: the largest entry count any call passes, in
+                                   [1, MNNVL_DCP_MAX_ENTRIES]. A decode-sized workspace
+                                   refuses a prefill batch: size it for the largest call */
+    int head_dim;               /* D: 64, 128, 256, 512, or any multiple of 8 up to 1024 */
+    mnnvl_dtype_t dtype;        /* of partial_o and the merged output: FP16 or BF16 (default) */
+    int stats_lanes;            /* S: fp32 values per (entry, rank), 1 .. 8; default 2 */
+    mnnvl_lse_base_t lse_base;  /* for lse_reduce; default MNNVL_LSE_BASE_E */
+} mnnvl_dcp_a2a_params_t;
+
+/* Defaults: cp_size 0 and max_entries 0 (both must be set), head_dim 128, BF16, stats_lanes
+ * 2, LSE base e. Never fails (a NULL pointer is ignored). */
+MNNVL_API void mnnvl_dcp_a2a_params_init(mnnvl_dcp_a2a_params_t *params);
+
+/* Bytes of symmetric workspace each rank needs for these parameters (receive slots for
+ * max_entries rows from every rank, twice, plus the flags). Pure CPU, also in builds
+ * without CUDA: for planning memory. 0 with a sentence for invalid parameters. */
+MNNVL_API size_t mnnvl_dcp_a2a_workspace_size(const mnnvl_dcp_a2a_params_t *params);
+
+/* Creates the DCP all-to-all of `comm`, which must be the CP group (mnnvl_comm_split(parent,
+ * &mapping, MNNVL_GROUP_CP, &cp_comm)), or returns the cached handle with equal parameters
+ * (one more reference). Allocates the workspace with mnnvl_mem_alloc and ends with a
+ * barrier, so no rank writes into a peer that is not ready. Collective. Not capture-safe
+ * (create before the capture; the calls may be captured). Every rank must pass equal
+ * parameters. Returns INVALID_ARGUMENT (parameters; cp_size differing from the
+ * communicator's size, on every rank), MISMATCH (ranks passed different parameters, on every
+ * rank), INVALID_USAGE (CPU-only communicator), NO_MEMORY, CUDA, GRAPH_CAPTURE, TIMEOUT,
+ * PEER_LOST, ABORTED, UNSUPPORTED (built without CUDA). */
+MNNVL_API mnnvl_status_t mnnvl_dcp_a2a_create(mnnvl_comm_t comm,
+                                              const mnnvl_dcp_a2a_params_t *params,
+                                              mnnvl_dcp_a2a_t *dcp);
+
+/* The transpose of the cp axis, into caller-provided outputs, for `entries` entries:
+ *   out_o[e, p, :] on rank r = partial_o[e, r, :] of rank p
+ *   out_stats[e, p, :] on rank r = stats[e, r, :] of rank p
+ * Bytes are moved exactly (no arithmetic). cp_size 1 is the identity. entries 0 moves
+ * nothing but still synchronises with the peers (every rank must make the same calls).
+ * Every rank must pass the same entries; a rank that differs makes every rank's kernel
+ * record MISMATCH in the async error (outputs are then undefined), never a hang.
+ * partial_o and out_o must be 16-byte aligned, stats and out_stats 4-byte aligned; no
+ * output may overlap an input. Collective (in stream order: calls on one handle must be
+ * ordered, e.g. on one stream), capture-safe, no host synchronisation, deterministic.
+ * Returns INVALID_ARGUMENT (entries < 0 or > max_entries, NULL or misaligned buffers),
+ * ABORTED, CUDA. A peer that stops calling makes this rank's kernel end with TIMEOUT naming
+ * that peer in the async error, after timeout_ms. */
+MNNVL_API mnnvl_status_t mnnvl_dcp_a2a(mnnvl_dcp_a2a_t dcp, const void *partial_o,
+                                       const void *stats, int entries, void *out_o,
+                                       void *out_stats, void *stream);
+
+/* The exchange fused with the merge of the partial attention outputs: rank r receives, for
+ * each of its entries, the partials O_p and LSE_p of every rank p (LSE_p is stats lane 0 of
+ * [e, r, :] on rank p; the other lanes are ignored) and writes
+ *   out[e, :]     = sum_p w_p * O_p / sum_p w_p,  w_p = exp(LSE_p - LSE_max) (2^(...) in
+ *                   base 2), LSE_max = max_p LSE_p
+ *   out_lse[e]    = LSE_max + log(sum_p w_p) (log2 in base 2)
+ * out is [entries, head_dim] of the dtype, out_lse [entries] fp32. The math is fp32, ranks
+ * summed in ascending order, so results are bit-identical run after run. A source whose LSE
+ * is -inf (no KV for that entry there) contributes nothing, even when its O holds NaN; an
+ * entry whose every source is -inf gets zeros and LSE -inf, never NaN. LSE values must be
+ * finite or -inf (+inf or NaN give unspecified values). out_lse may be NULL.
+ * Alignment, entries, MISMATCH, TIMEOUT, collective, capture-safe and statuses as
+ * mnnvl_dcp_a2a (out 16-byte aligned, out_lse 4-byte aligned). */
+MNNVL_API mnnvl_status_t mnnvl_dcp_a2a_lse_reduce(mnnvl_dcp_a2a_t dcp, const void *partial_o,
+                                                  const void *stats, int entries, void *out,
+                                                  void *out_lse, void *stream);
+
+/* Drops a reference; the last frees the workspace (local; synchronizes like cudaFree). Not
+ * capture-safe. */
+MNNVL_API mnnvl_status_t mnnvl_dcp_a2a_destroy(mnnvl_dcp_a2a_t dcp);
 
 #ifdef __cplusplus
 }

@@ -8,15 +8,15 @@
 #include "error.h"
 #include "log.h"
 #include "moe_plan.h"
+#include "op.h"
 
 enum phase { IDLE, DISPATCHED };
 
 struct mnnvl_moe_a2a_s {
-    atomic_int refs;
-    mnnvl_comm_t comm;
+    mnnvl_op_handle_t op;     /* op.mem is the workspace */
+    mnnvl_comm_t comm; /* op.comm, for brevity */
     mnnvl_moe_a2a_params_t params;
     mnnvl_moe_layout_t layout;
-    mnnvl_mem_t mem;
     CUdeviceptr control; /* mnnvl_moe_control_t, then the route tables */
     int8_t *route_dest;
     int32_t *route_slot;
@@ -29,21 +29,11 @@ struct mnnvl_moe_a2a_s {
     int dispatched_once;
 };
 
-static void retain_handle(void *h)
+static void free_resources(mnnvl_op_handle_t *op)
 {
-    atomic_fetch_add(&((mnnvl_moe_a2a_t)h)->refs, 1);
-}
-
-static void free_handle(mnnvl_moe_a2a_t a)
-{
-    const mnnvl_cuda_driver_t *cu = a->comm->dev->cu;
-    if (cu->cuCtxSetCurrent(a->comm->dev->ctx) == CUDA_SUCCESS)
-        cu->cuCtxSynchronize();
+    mnnvl_moe_a2a_t a = (mnnvl_moe_a2a_t)op;
     if (a->control)
-        cu->cuMemFree(a->control);
-    mnnvl_mem_release(a->mem);
-    mnnvl_comm_destroy(a->comm);
-    free(a);
+        a->comm->dev->cu->cuMemFree(a->control);
 }
 
 /* Control block and route tables (local memory), zeroed; this rank's header zeroed. */
@@ -63,7 +53,7 @@ static mnnvl_status_t setup_local(mnnvl_moe_a2a_t a)
     a->route_slot = (int32_t *)(uintptr_t)(a->control + slots_at);
     a->route_dest = (int8_t *)(uintptr_t)(a->control + dest_at);
     a->route_n = (uint8_t *)(uintptr_t)(a->control + n_at);
-    CUdeviceptr mine = (CUdeviceptr)(uintptr_t)mnnvl_mem_ptr(a->mem, a->comm->rank);
+    CUdeviceptr mine = (CUdeviceptr)(uintptr_t)mnnvl_mem_ptr(a->op.mem, a->comm->rank);
     MNNVL_CU("moe_a2a_create", cu->cuMemsetD8(mine, 0, a->layout.header_bytes));
     MNNVL_CU("moe_a2a_create", cu->cuCtxSynchronize());
     return MNNVL_SUCCESS;
@@ -74,33 +64,32 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create(mnnvl_comm_t comm,
                                               mnnvl_moe_a2a_t *out)
 {
     const char *what = "moe_a2a_create";
-    if (!out)
-        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: a2a is NULL", what);
-    *out = NULL;
-    MNNVL_CHECK(mnnvl_comm_check(comm, what));
-    if (!comm->dev)
-        return mnnvl_error(MNNVL_ERR_INVALID_USAGE,
-                           "%s: rank %d's communicator is CPU-only (device -1)", what, comm->rank);
+    MNNVL_CHECK(mnnvl_op_create_check(comm, out, what, "a2a"));
     mnnvl_moe_layout_t layout;
-    mnnvl_status_t st = mnnvl_moe_plan(params, &layout);
+    mnnvl_moe_a2a_params_t own;
+    mnnvl_status_t st = mnnvl_moe_params_read(params, &own);
+    if (st == MNNVL_SUCCESS) {
+        params = &own; /* never read past a smaller struct from an older header */
+        st = mnnvl_moe_plan(params, &layout);
+    }
     if (st == MNNVL_SUCCESS && params->ep_size != comm->size)
         st = mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
                          "%s: ep_size %d does not match the communicator's %d ranks; build the "
                          "communicator over the EP group (mnnvl_comm_split with "
                          "MNNVL_GROUP_MOE_EP)",
                          what, params->ep_size, comm->size);
-    /* Parameters are the same on every rank in a correct program; agree anyway so that one
-     * wrong rank cannot strand the others in the allocation below. */
-    MNNVL_CHECK(mnnvl_comm_agree(comm, st, what));
-    MNNVL_CHECK(mnnvl_device_enter(comm, what));
-    MNNVL_CHECK(mnnvl_comm_agree(comm, mnnvl_device_check_not_capturing(comm, what), what));
-
-    mnnvl_moe_a2a_params_t key = *params;
-    key.struct_size = sizeof(key);
-    for (int i = key.num_payloads; i < MNNVL_MOE_MAX_PAYLOADS; i++)
-        key.payload_bytes[i] = 0;
-    mnnvl_moe_a2a_t found =
-        mnnvl_comm_cache_find(comm, MNNVL_CACHED_MOE_A2A, &key, sizeof(key), retain_handle);
+    /* The normalised parameters make the key; read only once the plan accepted them. */
+    mnnvl_moe_a2a_params_t key;
+    memset(&key, 0, sizeof(key));
+    if (st == MNNVL_SUCCESS) {
+        key = *params;
+        key.struct_size = sizeof(key);
+        for (int i = key.num_payloads; i < MNNVL_MOE_MAX_PAYLOADS; i++)
+            key.payload_bytes[i] = 0;
+    }
+    void *found;
+    MNNVL_CHECK(
+        mnnvl_op_create_prepare(comm, st, MNNVL_CACHED_MOE_A2A, &key, sizeof(key), &found, what));
     if (found) {
         *out = found;
         return MNNVL_SUCCESS;
@@ -109,43 +98,42 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create(mnnvl_comm_t comm,
     if (!a)
         st = mnnvl_error(MNNVL_ERR_NO_MEMORY, "%s: out of memory", what);
     MNNVL_CHECK(mnnvl_comm_agree(comm, st, what));
-    atomic_init(&a->refs, 1);
-    mnnvl_comm_retain(comm);
+    mnnvl_op_init(&a->op, comm, free_resources);
     a->comm = comm;
     a->params = key;
     a->layout = layout;
-    st = mnnvl_mem_alloc(comm, layout.total_bytes, &a->mem); /* collective, agreed */
+    st = mnnvl_mem_alloc(comm, layout.total_bytes, &a->op.mem); /* collective, agreed */
     if (st == MNNVL_SUCCESS) {
         st = mnnvl_comm_agree(comm, setup_local(a), what); /* doubles as the barrier */
     }
-    if (st == MNNVL_SUCCESS)
-        st = mnnvl_comm_cache_add(comm, MNNVL_CACHED_MOE_A2A, &key, sizeof(key), a);
     if (st != MNNVL_SUCCESS) {
-        free_handle(a);
+        mnnvl_op_free(&a->op);
         return st;
     }
+    MNNVL_CHECK(mnnvl_op_cache_add(&a->op, MNNVL_CACHED_MOE_A2A, &key, sizeof(key)));
     MNNVL_DEBUG("%s: rank %d of %d, %zu workspace bytes", what, comm->rank, comm->size,
                 layout.total_bytes);
     *out = a;
     return MNNVL_SUCCESS;
 }
 
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_retain(mnnvl_moe_a2a_t a)
+{
+    if (!a)
+        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "moe_a2a_retain: a2a is NULL");
+    mnnvl_op_retain(&a->op);
+    return MNNVL_SUCCESS;
+}
+
 MNNVL_API mnnvl_status_t mnnvl_moe_a2a_destroy(mnnvl_moe_a2a_t a)
 {
-    if (!a || atomic_fetch_sub(&a->refs, 1) > 1)
-        return MNNVL_SUCCESS;
-    mnnvl_comm_cache_remove(a->comm, a);
-    free_handle(a);
-    return MNNVL_SUCCESS;
+    return mnnvl_op_release((mnnvl_op_handle_t *)a);
 }
 
 /* The arguments every launch shares. */
 static mnnvl_status_t base_args(mnnvl_moe_a2a_t a, const char *what, mnnvl_moe_args_t *args)
 {
-    if (!a)
-        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: a2a is NULL", what);
-    MNNVL_CHECK(mnnvl_comm_check(a->comm, what));
-    MNNVL_CHECK(mnnvl_device_enter(a->comm, what));
+    MNNVL_CHECK(mnnvl_op_enter((const mnnvl_op_handle_t *)a, what, "a2a"));
     const mnnvl_moe_a2a_params_t *p = &a->params;
     const mnnvl_moe_layout_t *l = &a->layout;
     memset(args, 0, sizeof(*args));
@@ -155,7 +143,7 @@ static mnnvl_status_t base_args(mnnvl_moe_a2a_t a, const char *what, mnnvl_moe_a
     args->top_k = p->top_k;
     args->max_tokens = p->max_tokens_per_rank;
     for (int r = 0; r < p->ep_size; r++)
-        args->peers[r] = mnnvl_mem_ptr(a->mem, r);
+        args->peers[r] = mnnvl_mem_ptr(a->op.mem, r);
     args->dispatch_flags = l->dispatch_flags;
     args->combine_flags = l->combine_flags;
     args->recv_counts = l->recv_counts;
@@ -280,19 +268,20 @@ MNNVL_API void *mnnvl_moe_a2a_recv_buffer(const mnnvl_moe_a2a_t a, int index)
 {
     if (!a || index < 0 || index >= a->params.num_payloads || !a->dispatched_once)
         return NULL;
-    return (char *)mnnvl_mem_ptr(a->mem, a->comm->rank) + a->layout.payload[index];
+    return (char *)mnnvl_mem_ptr(a->op.mem, a->comm->rank) + a->layout.payload[index];
 }
 
 MNNVL_API const int32_t *mnnvl_moe_a2a_recv_counts(const mnnvl_moe_a2a_t a)
 {
     if (!a)
         return NULL;
-    return (const int32_t *)((char *)mnnvl_mem_ptr(a->mem, a->comm->rank) + a->layout.recv_counts);
+    char *mine = mnnvl_mem_ptr(a->op.mem, a->comm->rank);
+    return (const int32_t *)(mine + a->layout.recv_counts);
 }
 
 MNNVL_API void *mnnvl_moe_a2a_combine_buffer(const mnnvl_moe_a2a_t a)
 {
     if (!a)
         return NULL;
-    return (char *)mnnvl_mem_ptr(a->mem, a->comm->rank) + a->layout.combine;
+    return (char *)mnnvl_mem_ptr(a->op.mem, a->comm->rank) + a->layout.combine;
 }

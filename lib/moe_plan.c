@@ -1,7 +1,9 @@
+#include <stddef.h>
 #include <string.h>
 
 #include "error.h"
 #include "moe_plan.h"
+#include "params.h"
 
 #define ALIGN 128u
 
@@ -21,16 +23,26 @@ MNNVL_API void mnnvl_moe_a2a_params_init(mnnvl_moe_a2a_params_t *p)
     p->combine_dtype = MNNVL_DTYPE_BF16;
 }
 
-mnnvl_status_t mnnvl_moe_plan(const mnnvl_moe_a2a_params_t *p, mnnvl_moe_layout_t *l)
+/* The first version of this layout (libmnnvl 0.2) ends after payload_bytes. */
+#define FIRST_SIZE                                          \
+    (offsetof(mnnvl_moe_a2a_params_t, payload_bytes) + \
+     sizeof(((mnnvl_moe_a2a_params_t *)0)->payload_bytes))
+
+mnnvl_status_t mnnvl_moe_params_read(const mnnvl_moe_a2a_params_t *caller,
+                                     mnnvl_moe_a2a_params_t *own)
+{
+    mnnvl_moe_a2a_params_init(own);
+    return MNNVL_PARAMS_COPY(own, caller, FIRST_SIZE, "moe_a2a", "mnnvl_moe_a2a_params_init");
+}
+
+mnnvl_status_t mnnvl_moe_plan(const mnnvl_moe_a2a_params_t *caller, mnnvl_moe_layout_t *l)
 {
     const char *what = "moe_a2a";
-    if (!p || !l)
-        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: params is NULL", what);
-    if (p->struct_size < sizeof(*p))
-        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
-                           "%s: params.struct_size %u is smaller than %zu; fill the parameters "
-                           "with mnnvl_moe_a2a_params_init() first",
-                           what, p->struct_size, sizeof(*p));
+    if (!l)
+        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: layout is NULL", what);
+    mnnvl_moe_a2a_params_t own;
+    MNNVL_CHECK(mnnvl_moe_params_read(caller, &own));
+    const mnnvl_moe_a2a_params_t *p = &own;
     if (p->ep_size < 1 || p->ep_size > MNNVL_MOE_MAX_RANKS)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: ep_size %d must be in [1, %d]", what,
                            p->ep_size, MNNVL_MOE_MAX_RANKS);

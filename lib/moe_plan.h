@@ -23,6 +23,11 @@ typedef struct mnnvl_moe_layout {
     size_t total_bytes;
 } mnnvl_moe_layout_t;
 
+/* Reads the caller's parameters into `own` (defaults for fields an older header lacks);
+ * INVALID_ARGUMENT for NULL or a struct_size this library cannot read. */
+mnnvl_status_t mnnvl_moe_params_read(const mnnvl_moe_a2a_params_t *caller,
+                                     mnnvl_moe_a2a_params_t *own);
+
 mnnvl_status_t mnnvl_moe_plan(const mnnvl_moe_a2a_params_t *params, mnnvl_moe_layout_t *layout);
 
 /* The first expert rank r owns (r = ep_size gives num_experts). */

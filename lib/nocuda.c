@@ -149,7 +149,40 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_combine(mnnvl_moe_a2a_t a2a, const void *
     return no_cuda("moe_a2a_combine");
 }
 
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_retain(mnnvl_moe_a2a_t a2a)
+{
+    return no_cuda("moe_a2a_retain");
+}
+
 MNNVL_API mnnvl_status_t mnnvl_moe_a2a_destroy(mnnvl_moe_a2a_t a2a)
 {
     return a2a ? no_cuda("moe_a2a_destroy") : MNNVL_SUCCESS;
+}
+
+MNNVL_API mnnvl_status_t mnnvl_dcp_a2a_create(mnnvl_comm_t comm,
+                                              const mnnvl_dcp_a2a_params_t *params,
+                                              mnnvl_dcp_a2a_t *dcp)
+{
+    if (dcp)
+        *dcp = NULL;
+    return no_cuda("dcp_a2a_create");
+}
+
+MNNVL_API mnnvl_status_t mnnvl_dcp_a2a(mnnvl_dcp_a2a_t dcp, const void *partial_o,
+                                       const void *stats, int entries, void *out_o,
+                                       void *out_stats, void *stream)
+{
+    return no_cuda("dcp_a2a");
+}
+
+MNNVL_API mnnvl_status_t mnnvl_dcp_a2a_lse_reduce(mnnvl_dcp_a2a_t dcp, const void *partial_o,
+                                                  const void *stats, int entries, void *out,
+                                                  void *out_lse, void *stream)
+{
+    return no_cuda("dcp_a2a_lse_reduce");
+}
+
+MNNVL_API mnnvl_status_t mnnvl_dcp_a2a_destroy(mnnvl_dcp_a2a_t dcp)
+{
+    return dcp ? no_cuda("dcp_a2a_destroy") : MNNVL_SUCCESS;
 }

@@ -8,13 +8,17 @@
 # pkg-config. Java: javac, jar, java and jni.h (JAVA_HOME, else beside javac).
 AC_DEFUN([MNNVL_CHECK_BINDINGS], [
   AC_ARG_ENABLE([python],
-    [AS_HELP_STRING([--disable-python], [do not build the Python binding])],
+    [AS_HELP_STRING([--enable-python], [build the Python binding (default: when SWIG and a
+      python3 with its headers are found; --enable-python makes their absence an error,
+      --disable-python leaves it out)])],
     [], [enable_python=auto])
   AC_ARG_ENABLE([go],
-    [AS_HELP_STRING([--disable-go], [do not build the Go binding])],
+    [AS_HELP_STRING([--enable-go], [build the Go binding (default: when SWIG and go with cgo
+      are found; --disable-go leaves it out)])],
     [], [enable_go=auto])
   AC_ARG_ENABLE([java],
-    [AS_HELP_STRING([--disable-java], [do not build the Java binding])],
+    [AS_HELP_STRING([--enable-java], [build the Java binding (default: when SWIG and a JDK
+      are found; --disable-java leaves it out)])],
     [], [enable_java=auto])
   AC_ARG_WITH([python-sitedir],
     [AS_HELP_STRING([--with-python-sitedir=DIR],
@@ -137,10 +141,5 @@ print(paths[["include"]], sysconfig.get_config_var("EXT_SUFFIX"), paths[["platli
   AM_CONDITIONAL([BUILD_PYTHON], [test $mnnvl_build_python = yes])
   AM_CONDITIONAL([BUILD_GO], [test $mnnvl_build_go = yes])
   AM_CONDITIONAL([BUILD_JAVA], [test $mnnvl_build_java = yes])
-  AS_IF([test $mnnvl_build_python = yes],
-    [mnnvl_python_says="yes, $PYTHON $MNNVL_PYTHON_VERSION into $MNNVL_PYTHON_SITEDIR"],
-    [mnnvl_python_says="no ($mnnvl_python_why)"])
-  AC_MSG_NOTICE([bindings: python $mnnvl_python_says])
-  AC_MSG_NOTICE([bindings: go $mnnvl_build_go${mnnvl_go_why:+ ($mnnvl_go_why)}, dnl
-java $mnnvl_build_java${mnnvl_java_why:+ ($mnnvl_java_why)}])
+  dnl (configure's summary lists each binding and why one is not built)
 ])

@@ -17,6 +17,10 @@ int bench_allreduce(int argc, char **argv);
 /* MoE dispatch and combine against NCCL all-to-all-v (bench_moe.c). */
 int bench_moe(int argc, char **argv);
 
+/* The DCP all-to-all (transpose and fused lse_reduce) against NCCL all-to-all, and that plus
+ * a merge kernel (bench_dcp.c). */
+int bench_dcp(int argc, char **argv);
+
 #include <stddef.h>
 
 #define BENCH_MAX_RANKS 64

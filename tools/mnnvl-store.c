@@ -12,15 +12,56 @@
 
 #include "mnnvl.h"
 
+/* Whether "host:port" names a loopback host (127.0.0.0/8, [::1], localhost). */
+static int is_loopback(const char *address)
+{
+    return strncmp(address, "127.", 4) == 0 || strncmp(address, "[::1]:", 6) == 0 ||
+           strncmp(address, "localhost:", 10) == 0;
+}
+
+/* Whether --listen asked for every interface (an empty host, 0.0.0.0 or [::]). */
+static int is_all_interfaces(const char *listen)
+{
+    return listen && (listen[0] == ':' || strncmp(listen, "0.0.0.0:", 8) == 0 ||
+                      strncmp(listen, "[::]:", 5) == 0);
+}
+
+/* Says on stderr who can reach the root: the first stdout line stays the address alone. */
+static void tell_reach(const char *listen, const char *address)
+{
+    if (is_all_interfaces(listen) && is_loopback(address))
+        fprintf(stderr, "mnnvl-store: listening on all interfaces (%s); this host's name "
+                        "resolves to loopback (%s), so give ranks on other hosts root=<an "
+                        "address of this host they reach>:<that port>\n",
+                listen, address);
+    else if (is_all_interfaces(listen))
+        fprintf(stderr, "mnnvl-store: listening on all interfaces (%s); ranks on other hosts use "
+                        "root=%s or another address of this host\n",
+                listen, address);
+    else if (is_loopback(address))
+        fprintf(stderr, "mnnvl-store: %s is a loopback address: only processes on this host can "
+                        "join. To accept ranks on other hosts, listen on all interfaces with "
+                        "--listen 0.0.0.0:PORT (or [::]:PORT), or on one address of this host "
+                        "with --listen ADDR:PORT\n",
+                address);
+    else
+        fprintf(stderr, "mnnvl-store: listening on %s only (%s); --listen 0.0.0.0:PORT listens "
+                        "on all interfaces\n",
+                address, listen ? "--listen" : "the address this host's name resolves to");
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: mnnvl-store [--listen HOST:PORT] [--job-key-env VAR]\n"
                  "Runs a libmnnvl TCP root until SIGINT or SIGTERM. The first line on stdout is\n"
                  "\"mnnvl-store listening on HOST:PORT\"; give that address to every rank as\n"
                  "root=HOST:PORT with root_mode=external.\n"
-                 "  --listen HOST:PORT  where to listen (default: this host's address, a free "
-                 "port;\n"
-                 "                      IPv6 as [ADDR]:PORT)\n"
+                 "  --listen HOST:PORT  where to listen; IPv6 as [ADDR]:PORT, port 0 a free one.\n"
+                 "                      Default: the address this host's name resolves to and a\n"
+                 "                      free port; where the name resolves to loopback (as\n"
+                 "                      Debian's /etc/hosts has it), only this host can join.\n"
+                 "                      0.0.0.0:PORT (or [::]:PORT) listens on all interfaces:\n"
+                 "                      what ranks on other hosts need\n"
                  "  --job-key-env VAR   read the job key from the environment variable VAR\n"
                  "                      (default MNNVL_JOB_KEY); ranks must use the same key\n"
                  "  -h, --help          this text\n");
@@ -103,6 +144,7 @@ int main(int argc, char **argv)
     }
     printf("mnnvl-store listening on %s\n", mnnvl_root_address(root));
     fflush(stdout);
+    tell_reach(listen, mnnvl_root_address(root));
 
     int sig = 0;
     sigwait(&stop_signals, &sig);

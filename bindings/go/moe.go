@@ -125,6 +125,15 @@ func (a *MoeAllToAll) Combine(expertOut, out, stream uintptr) error {
 	return check(raw.Mnnvl_moe_a2a_combine(a.h, expertOut, out, stream))
 }
 
+// Retain returns another owner of the same all-to-all, to be closed on its own: the
+// regions (RecvBuffer, RecvCounts, CombineBuffer) stay valid until every owner is closed.
+func (a *MoeAllToAll) Retain() (*MoeAllToAll, error) {
+	if err := check(raw.Mnnvl_moe_a2a_retain(a.h)); err != nil {
+		return nil, err
+	}
+	return &MoeAllToAll{h: a.h}, nil
+}
+
 // Close drops this reference; the last one frees the workspace.
 func (a *MoeAllToAll) Close() error {
 	if a == nil || a.h == 0 {

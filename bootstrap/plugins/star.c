@@ -23,6 +23,8 @@ mnnvl_status_t star_init(star_t *st, const star_ops_t *ops, pthread_mutex_t *loc
     st->timeout_ms = timeout_ms;
     st->set_error = set_error;
     st->abort_origin = -1;
+    st->abort_seq = 0;
+    st->decided = 0;
     atomic_init(&st->aborted, 0);
     st->token = star_new_token();
     st->peers = calloc((size_t)size, sizeof(*st->peers));
@@ -77,6 +79,7 @@ void star_deliver(star_t *st, star_msg_t *m)
         if (m->h.type == STAR_ABORT && st->abort_origin < 0) {
             st->abort_origin = m->h.origin;
             st->abort_status = m->h.status;
+            st->abort_seq = m->h.seq;
         }
         free(m);
         return;
@@ -223,15 +226,15 @@ static mnnvl_status_t send_to(star_t *st, const int *to, int n, uint32_t type, u
  * is free. Waits at most grace_ms for the sends to be handed over, polling; what is still
  * in flight then finishes in the transport. Best effort, and quiet: a peer that cannot be
  * told finds out by its own means (link, timeout). */
-static void send_leaving(star_t *st, const int *to, int n, uint32_t type, int32_t status,
-                         int origin, int grace_ms)
+static void send_leaving(star_t *st, const int *to, int n, uint32_t type, uint64_t seq,
+                         int32_t status, int origin, int grace_ms)
 {
     star_send_t *s = calloc((size_t)n, sizeof(*s));
     if (!s)
         return;
     st->quiet++;
     for (int i = 0; i < n; i++) {
-        fill(st, &s[i], to[i], type, 0, status, NULL);
+        fill(st, &s[i], to[i], type, seq, status, NULL);
         s[i].h.origin = origin;
         st->ops->send_start(st, &s[i]);
     }
@@ -252,7 +255,8 @@ static void send_leaving(star_t *st, const int *to, int n, uint32_t type, int32_
 }
 
 /* Tells the peers that this communicator failed (once): rank 0 tells every member but the
- * one where the failure started, a member tells rank 0, which passes it on. */
+ * one where the failure started, a member tells rank 0, which passes it on. The ABORT fails
+ * the first collective this rank has not decided: the earlier ones stand. */
 static void tell_abort(star_t *st, int32_t status, int origin, int grace_ms)
 {
     if (st->told_abort || st->bs.size == 1)
@@ -268,7 +272,7 @@ static void tell_abort(star_t *st, int32_t status, int origin, int grace_ms)
             break;
     }
     if (n)
-        send_leaving(st, to, n, STAR_ABORT, status, origin, grace_ms);
+        send_leaving(st, to, n, STAR_ABORT, st->decided, status, origin, grace_ms);
     free(to);
 }
 
@@ -279,8 +283,10 @@ static mnnvl_status_t await(star_t *st, uint32_t a, uint32_t b, uint64_t seq, in
 {
     for (;;) {
         /* An ABORT fails the call even when its message is already here: the peer that
-         * aborted may have sent its part first. */
-        if (st->abort_origin >= 0) {
+         * aborted may have sent its part first. Except on a member for a collective that
+         * rank 0 had decided before it failed: that RESULT is here or on its way. */
+        int decided_before_abort = st->bs.rank != 0 && st->abort_seq > seq;
+        if (st->abort_origin >= 0 && !decided_before_abort) {
             if (st->bs.rank == 0)
                 tell_abort(st, st->abort_status, st->abort_origin, STAR_CLOSE_GRACE_MS);
             const char *how = st->abort_status == MNNVL_ERR_PEER_LOST ? "died or left"
@@ -396,12 +402,15 @@ static mnnvl_status_t hub_round(star_t *st, int root, const void *mine, size_t b
     }
     for (int r = 1; r < size; r++)
         to[r - 1] = r;
-    /* This rank's result is complete: a member that cannot take its answer has died or left,
-     * which its link now says (the next call fails with PEER_LOST). Providers whose send
-     * completion waits for the peer (sockets) fail such a send even after the peer got it. */
+    /* The collective is decided here, now: its outcome stands for every rank. A member that
+     * cannot take its answer has died, left or stalled; its link (or its own timeout and
+     * ABORT) fails the next collective, not this one, which the other members may already
+     * have completed. Providers whose send completion waits for the peer (sockets) fail such
+     * a send even after the peer got it. */
+    st->decided = st->seq + 1;
     mnnvl_status_t s = send_to(st, to, size - 1, mismatch >= 0 ? STAR_ERROR : STAR_RESULT, st->seq,
                                mismatch >= 0 ? MNNVL_ERR_MISMATCH : 0, buf, deadline, what);
-    if (s == MNNVL_ERR_PEER_LOST)
+    if (s == MNNVL_ERR_PEER_LOST || s == MNNVL_ERR_TIMEOUT || s == MNNVL_ERR_ABORTED)
         s = MNNVL_SUCCESS;
     star_buf_unref(buf);
     free(to);
@@ -427,6 +436,8 @@ static mnnvl_status_t member_round(star_t *st, int send_part, const void *mine, 
     star_msg_t *m = NULL;
     if (s == MNNVL_SUCCESS)
         s = await(st, STAR_RESULT, STAR_ERROR, st->seq, 0, deadline, what, &m);
+    if (s == MNNVL_SUCCESS)
+        st->decided = st->seq + 1; /* rank 0's answer is this collective's outcome */
     if (s == MNNVL_SUCCESS && m->h.type == STAR_ERROR)
         s = star_fail(st, (mnnvl_status_t)m->h.status, "%.*s", (int)m->len, (char *)m->data);
     else if (s == MNNVL_SUCCESS && m->len != out_len)
@@ -795,7 +806,7 @@ static void star_destroy(mnnvl_bootstrap_t *bs)
                 (st->bs.rank == 0 || r == 0))
                 to[n++] = r;
         if (n)
-            send_leaving(st, to, n, STAR_BYE, 0, st->bs.rank, STAR_CLOSE_GRACE_MS);
+            send_leaving(st, to, n, STAR_BYE, 0, 0, st->bs.rank, STAR_CLOSE_GRACE_MS);
         free(to);
     }
     for (int r = 0; r < st->bs.size; r++)

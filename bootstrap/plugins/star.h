@@ -17,6 +17,13 @@
  * sends ABORT; rank 0 passes an ABORT or a lost link on to every member, so that pending and
  * later calls fail with PEER_LOST everywhere. Leaving: BYE.
  *
+ * One outcome per collective: rank 0 decides each collective once it holds every part; from
+ * then on its RESULTs stand, whatever happens to the members afterwards (a member that dies
+ * right after taking its result fails the *next* collective of the others, never this one).
+ * An ABORT therefore names the first collective it fails (seq): a member still waiting for
+ * an earlier RESULT keeps waiting for it, since rank 0 sent it before the ABORT (and some
+ * transports, ofi with a separate payload message, may deliver it after the ABORT).
+ *
  * Locking: a communicator's calls run with its transport's process lock held (st->lock);
  * the transport's wait releases it while sleeping. abort() takes no lock. */
 #ifndef MNNVL_PLUGIN_STAR_H
@@ -50,7 +57,8 @@ typedef struct star_hdr {
     int32_t rank;   /* the sender's rank */
     uint64_t dst;   /* the receiving communicator's token; 0: a root's lobby */
     uint64_t src;   /* the sending communicator's token */
-    uint64_t seq;   /* the collective's number; the communicator id in HELLO/FORMED */
+    uint64_t seq;   /* the collective's number; the communicator id in HELLO/FORMED; ABORT:
+                     * the first collective it fails */
     uint64_t bytes; /* payload length */
     int32_t status; /* ERROR, ABORT: the failure's status */
     int32_t size;   /* the sender's communicator size */
@@ -160,6 +168,9 @@ struct star {
     char broken_msg[400];
     int abort_origin; /* an ABORT arrived: from which rank it started (-1: none) */
     int abort_status;
+    uint64_t abort_seq; /* the first collective that ABORT fails (its sender had decided the
+                         * earlier ones: their results are on the way and still count) */
+    uint64_t decided;   /* collectives before this one have an outcome at this rank */
     star_msg_t *head, *tail;
     star_peer_t *peers; /* by rank; members use peers[0] only */
     char root[300];     /* the root address, or "<parent root> (split N)" */

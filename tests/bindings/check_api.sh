@@ -5,7 +5,7 @@
 # layer written in each language (bindings/python/mnnvl, bindings/go,
 # bindings/java/org/libmnnvl) must call each one, so that users reach it without the
 # generated layer; *_params_init count as called where the layer builds the generated
-# AllReduceParams / MoeA2AParams, whose constructors call them.
+# AllReduceParams / MoeA2AParams / DcpA2AParams, whose constructors call them.
 . "$(dirname "$0")/tap.sh"
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
@@ -32,7 +32,7 @@ report() {
 }
 
 if [ -z "$MNNVL_PYTHON_WHY" ]; then
-  PYTHONPATH=$b/bindings/python/stage "$PYTHON" -c 'import mnnvl._mnnvl as m
+  PYTHONPATH=$b/bindings/python/stage $MNNVL_INTERP_ENV "$PYTHON" -c 'import mnnvl._mnnvl as m
 print("\n".join(n for n in dir(m) if n.startswith("mnnvl_")))' | sort -u > "$tmp/python"
 fi
 report 1 python "$MNNVL_PYTHON_WHY" "$tmp/python"
@@ -59,6 +59,7 @@ called() {
     case $fn in
       mnnvl_allreduce_params_init) re=AllReduceParams ;;
       mnnvl_moe_a2a_params_init) re=MoeA2AParams ;;
+      mnnvl_dcp_a2a_params_init) re=DcpA2AParams ;;
       *) re=$(echo "$pattern" | sed "s/FN/$fn/; s/Mmnnvl_/Mnnvl_/") ;;
     esac
     grep -q -E "$re" "$@" || missing="$missing $fn"

@@ -18,7 +18,7 @@ MOD
 cd "$run" || exit 1
 GOCACHE=$b/bindings/go/cache GOPATH=$b/bindings/go/gopath GOFLAGS=-mod=mod GOPROXY=off \
   GO111MODULE=on CGO_ENABLED=1 PKG_CONFIG_PATH=$b/bindings/go \
-  "$GO" test -v -count=1 . > go-test.out 2>&1
+  $MNNVL_INTERP_ENV "$GO" test -v -count=1 . > go-test.out 2>&1
 status=$?
 # go test -v says "--- PASS: TestX (0.00s)"; everything else becomes a TAP comment.
 awk -v status=$status '

@@ -7,5 +7,5 @@ rm -rf "$classes" && mkdir -p "$classes" || exit 1
 jar=$b/bindings/java/mnnvl.jar
 "$JAVAC" -encoding UTF-8 -cp "$jar" -d "$classes" "$s/tests/bindings/java/BindingTest.java" \
   || exit 1
-exec "$JAVA" -Dorg.libmnnvl.jni="$b/bindings/java/.libs/libmnnvl_jni.so" -cp "$jar:$classes" \
+exec $MNNVL_INTERP_ENV "$JAVA" -Dorg.libmnnvl.jni="$b/bindings/java/.libs/libmnnvl_jni.so" -cp "$jar:$classes" \
   BindingTest

@@ -342,7 +342,8 @@ static int split_rank(int rank, int size, void *arg)
     mnnvl_comm_t comm;
     if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
         return 1;
-    mnnvl_mapping_t m = {.world_size = 4,
+    mnnvl_mapping_t m = {.struct_size = sizeof(mnnvl_mapping_t),
+                         .world_size = 4,
                          .rank = rank,
                          .gpus_per_node = 4,
                          .tp = 2,
@@ -506,7 +507,8 @@ Test(bootstrap, external_root_nobody_listening_times_out)
 }
 
 /* Ranks 0 and 1 of 3 join; rank 2 never comes. Rank 0 gives up first, while rank 1 is still
- * there, so it must read "2 of 3 ranks joined (rank 2 is missing)". */
+ * there, so it must read "2 of 3 ranks joined ... (rank 2 never joined)"; rank 1, later, that
+ * rank 2 never joined too (rank 0 joined, then gave up). */
 static int partial_group_rank(int rank, int size, void *arg)
 {
     job_t job = *(job_t *)arg;
@@ -514,7 +516,7 @@ static int partial_group_rank(int rank, int size, void *arg)
     mnnvl_comm_t comm;
     mnnvl_status_t st = job_create(&job, rank, size + 1, &comm);
     const char *expect_count = rank == 0 ? "2 of 3 ranks joined" : "of 3 ranks joined";
-    const char *expect_missing = rank == 0 ? "rank 2 is missing" : "is missing";
+    const char *expect_missing = "rank 2 never joined";
     if (st != MNNVL_ERR_TIMEOUT || !strstr(mnnvl_last_error(), expect_count) ||
         !strstr(mnnvl_last_error(), expect_missing)) {
         fprintf(stderr, "rank %d: %s: %s\n", rank, mnnvl_status_string(st), mnnvl_last_error());
@@ -558,4 +560,59 @@ Test(bootstrap, root_start_and_stop)
     cr_assert_eq(mnnvl_root_stop(NULL), MNNVL_SUCCESS);
     cr_assert_null(mnnvl_root_address(NULL));
     mnnvl_config_destroy(cfg);
+}
+
+/* root_mode=rank0: ranks 0 and 1 of 3 join, rank 2 never comes. Rank 0, which hosts the
+ * root, gives up first and takes the root with it; rank 1 must still learn from the root
+ * that rank 2 never joined, not report "found no root". */
+static int rank0_gives_up_rank(int rank, int size, void *arg)
+{
+    job_t job = *(job_t *)arg;
+    job.timeout_ms = rank == 0 ? 1000 : 2500;
+    if (rank == 1)
+        usleep(100 * 1000); /* rank 0's root is up */
+    mnnvl_comm_t comm;
+    mnnvl_status_t st = job_create(&job, rank, size + 1, &comm);
+    const char *why = mnnvl_last_error();
+    if (st != MNNVL_ERR_TIMEOUT || !strstr(why, "rank 2 never joined") ||
+        strstr(why, "found no root")) {
+        fprintf(stderr, "rank %d: %s: %s\n", rank, mnnvl_status_string(st), why);
+        return 1;
+    }
+    fprintf(stderr, "rank %d: %s\n", rank, why);
+    return 0;
+}
+
+Test(bootstrap, rank_that_joined_learns_who_never_came_when_the_root_host_gives_up)
+{
+    job_t job;
+    job_rank0(&job);
+    int rc = mt_run_ranks(2, rank0_gives_up_rank, &job, RANKS_TIMEOUT_S, NULL);
+    cr_assert_eq(rc, 0);
+}
+
+/* Many missing ranks are listed as ranges. */
+static int ranges_rank(int rank, int size, void *arg)
+{
+    (void)size;
+    job_t job = *(job_t *)arg;
+    job.timeout_ms = 1500;
+    static const int ranks[] = {0, 4, 5, 6, 8};
+    mnnvl_comm_t comm;
+    mnnvl_status_t st = job_create(&job, ranks[rank], 10, &comm);
+    const char *why = mnnvl_last_error();
+    if (st != MNNVL_ERR_TIMEOUT || !strstr(why, "ranks 1-3, 7, 9 never joined")) {
+        fprintf(stderr, "rank %d: %s: %s\n", ranks[rank], mnnvl_status_string(st), why);
+        return 1;
+    }
+    return 0;
+}
+
+Test(bootstrap, missing_ranks_are_listed_as_ranges)
+{
+    job_t job;
+    mnnvl_root_t root = job_external(&job, NULL);
+    int rc = mt_run_ranks(5, ranges_rank, &job, RANKS_TIMEOUT_S, NULL);
+    mnnvl_root_stop(root);
+    cr_assert_eq(rc, 0);
 }

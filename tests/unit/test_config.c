@@ -62,6 +62,11 @@ Test(config, bad_values_are_errors_and_leave_the_old_value)
         {"root", "nohostport"},          {"root", "host:"},      {"root", "host:99999"},
         {"root", ":80"},                 {"root_mode", "both"},  {"log_level", "loud"},
         {"store", "x:y"},                {"bootstrap", NULL},
+        /* issue 12: values the bootstrap or the integer readers would refuse or misread. */
+        {"root", "a:b:c:1"},             {"root", "[::1:80"},    {"root", "[::1]80"},
+        {"root", "[]:80"},               {"store", "host:123456"}, {"timeout_ms", " 5"},
+        {"timeout_ms", "+5"},            {"timeout_ms", "5 "},   {"allreduce_oneshot_max", " 1"},
+        {"allreduce_oneshot_max", "+1"}, {"mpi_comm", " 3"},     {"mpi_comm", "3x"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *before = mnnvl_config_get(cfg, bad[i][0]);
@@ -74,6 +79,21 @@ Test(config, bad_values_are_errors_and_leave_the_old_value)
         if (bad[i][1])
             cr_assert(strstr(mnnvl_last_error(), bad[i][1]) != NULL, "%s", mnnvl_last_error());
         cr_assert_str_eq(mnnvl_config_get(cfg, bad[i][0]), saved);
+    }
+}
+
+/* The forms the bootstrap accepts stay accepted by the stricter set-time checks. */
+Test(config, good_addresses_and_numbers_are_accepted)
+{
+    const char *good[][2] = {
+        {"root", "localhost:0"},     {"root", "[::1]:29500"}, {"root", "10.0.0.1:65535"},
+        {"store", "node-3.ib:1234"}, {"root", ""},            {"timeout_ms", "1"},
+        {"allreduce_oneshot_max", "0"}, {"mpi_comm", "-2"},   {"mpi_comm", ""},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        cr_assert_eq(mnnvl_config_set(cfg, good[i][0], good[i][1]), MNNVL_SUCCESS, "%s=%s: %s",
+                     good[i][0], good[i][1], mnnvl_last_error());
+        cr_assert_str_eq(mnnvl_config_get(cfg, good[i][0]), good[i][1]);
     }
 }
 

@@ -7,7 +7,7 @@
 static mnnvl_mapping_t make(int world, int rank, int tp, int pp, int cp, int moe_tp, int moe_ep,
                             int gpn)
 {
-    return (mnnvl_mapping_t){.world_size = world, .rank = rank, .gpus_per_node = gpn, .tp = tp,
+    return (mnnvl_mapping_t){.struct_size = sizeof(mnnvl_mapping_t), .world_size = world, .rank = rank, .gpus_per_node = gpn, .tp = tp,
                              .pp = pp, .cp = cp, .moe_tp = moe_tp, .moe_ep = moe_ep};
 }
 
@@ -58,11 +58,11 @@ Test(mapping, every_broken_rule_is_reported)
 
 Test(mapping, valid_layouts)
 {
-    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){16, 5, 8, 4, 2, 2, 4, 1}), 0);
-    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){8, 7, 8, 8, 1, 1, 1, 8}), 0);
-    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){8, 7, 8, 8, 1, 1, 2, 4}), 0);
+    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 16, 5, 8, 4, 2, 2, 4, 1}), 0);
+    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 8, 7, 8, 8, 1, 1, 1, 8}), 0);
+    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 8, 7, 8, 8, 1, 1, 2, 4}), 0);
     /* A job smaller than a node is fine. */
-    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){3, 0, 8, 3, 1, 1, 3, 1}), 0);
+    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 3, 0, 8, 3, 1, 1, 3, 1}), 0);
 }
 
 static void expect_group(mnnvl_mapping_t m, mnnvl_group_t g, const int *want, int n, int index)
@@ -166,4 +166,53 @@ Test(mapping, group_argument_errors)
     m.tp = 3;
     cr_assert_eq(mnnvl_mapping_group(&m, MNNVL_GROUP_PP, ranks, 4, &count, NULL),
                  MNNVL_ERR_INVALID_ARGUMENT);
+}
+
+/* issue 12: 49477 * 384773 * 968973220 = 2^64 + 4, so a product computed in 64 bits wraps to
+ * world_size 4 (and overflowed a signed long: UBSan). Such a mapping must be refused, since
+ * mnnvl_mapping_group would then list ranks far outside [0, 4). */
+Test(mapping, a_product_that_wraps_to_world_size_is_refused)
+{
+    expect_broken(make(4, 1, 49477, 384773, 968973220, 49477, 1, 4), "overflows");
+    expect_broken(make(4, 1, 4, 1, 1, 65536, 65536, 4), "overflows");
+    mnnvl_mapping_t m = make(4, 1, 49477, 384773, 968973220, 49477, 1, 4);
+    int ranks[4], count = -1;
+    cr_assert_eq(mnnvl_mapping_group(&m, MNNVL_GROUP_PP, ranks, 4, &count, NULL),
+                 MNNVL_ERR_INVALID_ARGUMENT);
+}
+
+/* Every rank any group lists lies in [0, world_size), over every valid small mapping. */
+Test(mapping, group_ranks_stay_inside_the_world)
+{
+    for (int tp = 1; tp <= 4; tp++)
+        for (int pp = 1; pp <= 3; pp++)
+            for (int cp = 1; cp <= 3; cp++)
+                for (int ep = 1; ep <= tp; ep++) {
+                    if (tp % ep)
+                        continue;
+                    int world = tp * pp * cp;
+                    for (int r = 0; r < world; r++) {
+                        mnnvl_mapping_t m = make(world, r, tp, pp, cp, tp / ep, ep, world);
+                        for (int g = MNNVL_GROUP_WORLD; g <= MNNVL_GROUP_MOE_EP; g++) {
+                            int ranks[64], count;
+                            cr_assert_eq(mnnvl_mapping_group(&m, (mnnvl_group_t)g, ranks, 64,
+                                                             &count, NULL),
+                                         MNNVL_SUCCESS, "%s", mnnvl_last_error());
+                            for (int i = 0; i < count; i++)
+                                cr_assert(ranks[i] >= 0 && ranks[i] < world);
+                        }
+                    }
+                }
+}
+
+/* struct_size: a mapping from a newer header (larger) or never initialised (0) is refused. */
+Test(mapping, struct_size_is_checked)
+{
+    mnnvl_mapping_t m = make(8, 1, 8, 1, 1, 8, 1, 8);
+    m.struct_size = sizeof(m) + 4;
+    expect_broken(m, "newer");
+    m.struct_size = 0;
+    expect_broken(m, "mnnvl_mapping_init");
+    mnnvl_mapping_init(&m, 2, 1);
+    cr_assert_eq(m.struct_size, sizeof(m));
 }

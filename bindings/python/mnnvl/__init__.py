@@ -12,40 +12,51 @@ collector). The generated module ``mnnvl._mnnvl`` holds every C function under i
 
 import atexit
 import enum
+from typing import Callable, Optional, Union
 
 from . import _mnnvl
 from ._cuda import DType
+from ._dlpack import DeviceView
 from .core import (Comm, Config, Group, Mapping, Root, SymmetricMemory,
                    WorkspaceView)
 from .errors import (AbortedError, AuthError, BootstrapError, CudaError, Error,
                      GraphCaptureError, InternalError, InvalidArgumentError,
                      InvalidUsageError, MismatchError, NoDeviceError, NoMemoryError,
                      PeerLostError, TimeoutError, UnsupportedError)
-from .ops import AllReduce, MoeAllToAll, Strategy
+from .ops import AllReduce, MoeAllToAll, MoeDispatched, Strategy
+from .dcp import DcpAllToAll, LseBase
 
 __all__ = [
-    "AllReduce", "Comm", "Config", "DType", "Group", "LogLevel", "Mapping", "MoeAllToAll",
-    "Root", "Strategy", "SymmetricMemory", "WorkspaceView", "bootstrap_available",
-    "get_log_level", "last_error", "set_log_callback", "set_log_level", "version",
+    "AllReduce", "Comm", "Config", "DeviceView", "DType", "Group", "LogLevel", "Mapping",
+    "MoeAllToAll", "MoeDispatched", "Root", "Strategy", "SymmetricMemory", "WorkspaceView",
+    "bootstrap_available", "get_log_level", "last_error", "set_log_callback", "set_log_level",
+    "version", "version_code",
     "Error", "AbortedError", "AuthError", "BootstrapError", "CudaError", "GraphCaptureError",
     "InternalError", "InvalidArgumentError", "InvalidUsageError", "MismatchError",
     "NoDeviceError", "NoMemoryError", "PeerLostError", "TimeoutError", "UnsupportedError",
 ]
+__all__ += ["DcpAllToAll", "LseBase"]
 
-__version__ = _mnnvl.mnnvl_version_string()
+# The version of the libmnnvl this module loaded (the package is built against it).
+__version__: str = _mnnvl.mnnvl_version_string()
 
 
-def version():
-    """The library's version code (major*10000 + minor*100 + patch)."""
+def version() -> str:
+    """The loaded libmnnvl's version, "major.minor.patch" (== __version__)."""
+    return _mnnvl.mnnvl_version_string()
+
+
+def version_code() -> int:
+    """The loaded libmnnvl's version code, major*10000 + minor*100 + patch."""
     return _mnnvl.mnnvl_version()
 
 
-def last_error():
+def last_error() -> str:
     """The sentence of the last failure on this thread ("" when none)."""
     return _mnnvl.mnnvl_last_error()
 
 
-def bootstrap_available(name):
+def bootstrap_available(name: str) -> bool:
     """Whether the bootstrap backend `name` (tcp, torch-store, mpi, ucx, ofi) can be used
     here; when not, last_error() says why."""
     return bool(_mnnvl.mnnvl_bootstrap_available(name))
@@ -62,18 +73,18 @@ class LogLevel(enum.IntEnum):
     TRACE = _mnnvl.MNNVL_LOG_TRACE
 
 
-def set_log_level(level):
+def set_log_level(level: Union["LogLevel", str, int]) -> None:
     """Sets the process-wide level: a LogLevel, its name ("debug") or its value."""
     if isinstance(level, str):
         level = LogLevel[level.upper()]
     _mnnvl.mnnvl_set_log_level(int(level))
 
 
-def get_log_level():
+def get_log_level() -> "LogLevel":
     return LogLevel(_mnnvl.mnnvl_get_log_level())
 
 
-def set_log_callback(callback):
+def set_log_callback(callback: Optional[Callable[["LogLevel", str], None]]) -> None:
     """Sends each log line to ``callback(level: LogLevel, message: str)`` instead of stderr
     (None restores stderr). It may run on any thread, libmnnvl's own included."""
     if callback is None:

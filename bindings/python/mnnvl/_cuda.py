@@ -9,6 +9,7 @@ been imported, else the legacy default stream.
 
 import enum
 import sys
+from typing import Any, Optional, Union
 
 from . import _mnnvl as _c
 
@@ -21,7 +22,7 @@ class DType(enum.IntEnum):
     BF16 = _c.MNNVL_DTYPE_BF16
 
     @property
-    def itemsize(self):
+    def itemsize(self) -> int:
         return _c.mnnvl_dtype_size(int(self))
 
 
@@ -32,7 +33,14 @@ _DTYPE_NAMES = {
 }
 
 
-def to_dtype(value):
+DTypeLike = Union["DType", int, str, Any]  # Any: a torch.dtype
+# A torch.cuda.Stream, an object with __cuda_stream__, a cudaStream_t as an int, or None.
+Stream = Any
+# A CUDA torch tensor, an object with __cuda_array_interface__, or a device address.
+DeviceBuffer = Any
+
+
+def to_dtype(value: DTypeLike) -> DType:
     """A DType from a DType/int, a name ("bf16", "float16", ...) or a torch dtype."""
     if isinstance(value, DType):
         return value
@@ -64,7 +72,7 @@ class Buffer:
 
     __slots__ = ("address", "count", "element", "device")
 
-    def __init__(self, obj, what="buffer"):
+    def __init__(self, obj: DeviceBuffer, what: str = "buffer") -> None:
         if isinstance(obj, int):
             self.address, self.count, self.element, self.device = obj, None, None, None
         elif _is_torch_tensor(obj):
@@ -91,7 +99,8 @@ class Buffer:
                             "__cuda_array_interface__ or an int address, not %s"
                             % (what, type(obj).__name__))
 
-    def expect(self, dtype, device, what="buffer"):
+    def expect(self, dtype: Optional[DType], device: Optional[int],
+               what: str = "buffer") -> "Buffer":
         """Checks the element type and the device where the buffer says them."""
         if dtype is not None and self.element is not None \
                 and _DTYPE_NAMES.get(self.element) != dtype:
@@ -114,12 +123,12 @@ def _compact(shape, strides, typestr):
     return True
 
 
-def address(obj, what="buffer"):
+def address(obj: Optional[DeviceBuffer], what: str = "buffer") -> int:
     """The device address of a buffer (None stays NULL)."""
     return 0 if obj is None else Buffer(obj, what).address
 
 
-def stream_handle(stream, device=None):
+def stream_handle(stream: Stream, device: Optional[int] = None) -> int:
     """The cudaStream_t of `stream` as an int (see the module comment)."""
     if stream is None:
         torch = _torch()

@@ -2,13 +2,18 @@
 
 import dataclasses
 import enum
+from typing import Any, Dict, List, Optional, Tuple, TypeVar, Union
 
 from . import _mnnvl as _c
-from ._cuda import DType, stream_handle, to_dtype
-from .errors import from_status
+from ._cuda import DType, DTypeLike, Stream, stream_handle, to_dtype
+from ._dlpack import MEM, DeviceView, Shape
+from .errors import Error, from_status
+
+ConfigValue = Union[str, int, bool]
+_H = TypeVar("_H", bound="_Handle")
 
 
-def _text(value):
+def _text(value: ConfigValue) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     return str(value)
@@ -17,31 +22,31 @@ def _text(value):
 class _Handle:
     """Owns one reference to a C handle: close() (or leaving a with block) drops it."""
 
-    _handle = 0
-    _destroy = None
+    _handle: int = 0
+    _destroy: Any = None
 
     @property
-    def handle(self):
+    def handle(self) -> int:
         """The C handle as an int (0 once closed), for passing to other C code."""
         return self._handle
 
-    def _live(self):
+    def _live(self) -> int:
         if not self._handle:
             raise ValueError("%s is closed" % type(self).__name__)
         return self._handle
 
-    def close(self):
+    def close(self) -> None:
         handle, self._handle = self._handle, 0
         if handle:
             type(self)._destroy(handle)
 
-    def __enter__(self):
+    def __enter__(self: _H) -> _H:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.close()
         except Exception:  # at interpreter exit the module may be half gone
@@ -57,28 +62,28 @@ class Config(_Handle):
 
     _destroy = staticmethod(_c.mnnvl_config_destroy)
 
-    def __init__(self, **keys):
-        self._settings = {}
+    def __init__(self, **keys: ConfigValue) -> None:
+        self._settings: Dict[str, str] = {}
         self._handle = _c.mnnvl_config_create()
         for key, value in keys.items():
             self[key] = value
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: str, value: ConfigValue) -> None:
         _c.mnnvl_config_set(self._live(), key, _text(value))
         self._settings[key] = _text(value)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> str:
         return _c.mnnvl_config_get(self._live(), key)
 
     set = __setitem__
     get = __getitem__
 
-    def settings(self):
+    def settings(self) -> Dict[str, str]:
         """The keys set through this object (not the defaults or the environment)."""
         return dict(self._settings)
 
 
-def _config_for(config, keys):
+def _config_for(config: Optional[Config], keys: Dict[str, Any]) -> Config:
     """A fresh Config: `config`'s settings, then `keys` (store= also picks torch-store)."""
     settings = config.settings() if config is not None else {}
     store = keys.get("store")
@@ -102,16 +107,17 @@ class Root(_Handle):
 
     _destroy = staticmethod(_c.mnnvl_root_stop)
 
-    def __init__(self, listen=None, config=None, **keys):
+    def __init__(self, listen: Optional[str] = None, config: Optional[Config] = None,
+                 **keys: Any) -> None:
         with _config_for(config, keys) as cfg:
             self._handle = _c.mnnvl_root_start(cfg.handle, listen)
 
     @property
-    def address(self):
+    def address(self) -> str:
         """The "host:port" the root listens on: the job's unique id."""
         return _c.mnnvl_root_address(self._live())
 
-    def stop(self):
+    def stop(self) -> None:
         """Stops the root: ranks still connected to it fail with PeerLostError."""
         self.close()
 
@@ -138,14 +144,14 @@ class Mapping:
 
     world_size: int
     rank: int
-    gpus_per_node: int = None
-    tp: int = None
+    gpus_per_node: Optional[int] = None
+    tp: Optional[int] = None
     pp: int = 1
     cp: int = 1
-    moe_tp: int = None
+    moe_tp: Optional[int] = None
     moe_ep: int = 1
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.gpus_per_node is None:
             self.gpus_per_node = self.world_size
         if self.tp is None:
@@ -154,23 +160,23 @@ class Mapping:
             self.moe_tp = self.tp // max(1, self.moe_ep)
 
     @classmethod
-    def tensor_parallel(cls, world_size, rank):
+    def tensor_parallel(cls, world_size: int, rank: int) -> "Mapping":
         """Pure tensor parallelism, as mnnvl_mapping_init fills it."""
         return cls(*_c.mnnvl_mapping_init(world_size, rank))
 
     @staticmethod
-    def _fields():
+    def _fields() -> List[str]:
         return [f.name for f in dataclasses.fields(Mapping)]
 
-    def _ints(self):
+    def _ints(self) -> List[int]:
         return [int(getattr(self, name)) for name in self._fields()]
 
-    def validate(self):
+    def validate(self) -> "Mapping":
         """Raises InvalidArgumentError naming every broken rule; returns self otherwise."""
         _c.mnnvl_mapping_validate(self._ints())
         return self
 
-    def group(self, group):
+    def group(self, group: "Group") -> Tuple[List[int], int]:
         """(ranks, index): the world ranks of this rank's `group`, ascending, and this
         rank's position among them."""
         ranks, count, index = _c.mnnvl_mapping_group(self._ints(), int(group), self.world_size)
@@ -189,28 +195,40 @@ class Comm(_Handle):
 
     _destroy = staticmethod(_c.mnnvl_comm_destroy)
 
-    def __init__(self, rank, size, device=-1, config=None, **keys):
+    def __init__(self, rank: int, size: int, device: int = -1,
+                 config: Optional[Config] = None, **keys: Any) -> None:
         with _config_for(config, keys) as cfg:
             self._handle = _c.mnnvl_comm_create(cfg.handle, rank, size, device)
 
     @classmethod
-    def _adopt(cls, handle):
+    def _adopt(cls, handle: int) -> "Comm":
         comm = cls.__new__(cls)
         comm._handle = handle
         return comm
 
-    rank = property(lambda self: _c.mnnvl_comm_rank(self._live()))
-    size = property(lambda self: _c.mnnvl_comm_size(self._live()))
-    device = property(lambda self: _c.mnnvl_comm_device(self._live()),
-                      doc="The CUDA device, -1 for a CPU-only communicator.")
-    handle_type = property(lambda self: _c.mnnvl_comm_handle_type(self._live()),
-                           doc='"fabric", "posix-fd", or "none" when CPU-only.')
+    @property
+    def rank(self) -> int:
+        return _c.mnnvl_comm_rank(self._live())
 
-    def split(self, mapping, group):
+    @property
+    def size(self) -> int:
+        return _c.mnnvl_comm_size(self._live())
+
+    @property
+    def device(self) -> int:
+        """The CUDA device, -1 for a CPU-only communicator."""
+        return _c.mnnvl_comm_device(self._live())
+
+    @property
+    def handle_type(self) -> str:
+        """"fabric", "posix-fd", or "none" when CPU-only."""
+        return _c.mnnvl_comm_handle_type(self._live())
+
+    def split(self, mapping: Mapping, group: Group) -> "Comm":
         """The communicator of this rank's `group` of `mapping`. Collective over self."""
         return Comm._adopt(_c.mnnvl_comm_split(self._live(), mapping._ints(), int(group)))
 
-    def allgather(self, data):
+    def allgather(self, data: Any) -> List[bytes]:
         """Every rank's `data` (bytes-like, equal length everywhere), as a list by rank."""
         data = memoryview(data).cast("B")
         n = len(data)
@@ -218,30 +236,30 @@ class Comm(_Handle):
         _c.mnnvl_comm_allgather(self._live(), data, recv, n)
         return [bytes(recv[r * n:(r + 1) * n]) for r in range(self.size)]
 
-    def broadcast(self, data, root=0):
+    def broadcast(self, data: Any, root: int = 0) -> bytes:
         """`root`'s `data` (bytes-like; every rank passes the same length) as bytes."""
         buffer = bytearray(data)
         _c.mnnvl_comm_broadcast(self._live(), buffer, len(buffer), root)
         return bytes(buffer)
 
-    def barrier(self):
+    def barrier(self) -> None:
         """Waits until every rank arrived (host side). Collective."""
         _c.mnnvl_comm_barrier(self._live())
 
-    def device_barrier(self, stream=None):
+    def device_barrier(self, stream: Stream = None) -> None:
         """Enqueues a barrier across the GPUs on `stream`. Capture-safe."""
         _c.mnnvl_comm_device_barrier(self._live(), stream_handle(stream, self.device))
 
-    def async_error(self):
+    def async_error(self) -> Optional[Error]:
         """None, or the error a kernel recorded (an Error instance, not raised)."""
         status = _c.mnnvl_comm_get_async_error(self._live())
         return None if status == 0 else from_status(status, _c.mnnvl_last_error())
 
-    def abort(self):
+    def abort(self) -> None:
         """Makes running and future work fail (kernels exit, peers see PeerLostError)."""
         _c.mnnvl_comm_abort(self._live())
 
-    def finalize(self):
+    def finalize(self) -> None:
         """Waits until every rank finalized, so that closing cannot fail a peer."""
         _c.mnnvl_comm_finalize(self._live())
 
@@ -255,26 +273,35 @@ class SymmetricMemory(_Handle):
 
     _destroy = staticmethod(_c.mnnvl_mem_release)
 
-    def __init__(self, comm, nbytes):
+    def __init__(self, comm: Comm, nbytes: int) -> None:
         self._device = comm.device
         self._rank = comm.rank
         self._handle = _c.mnnvl_mem_alloc(comm._live(), nbytes)
 
-    base = property(lambda self: _c.mnnvl_mem_base(self._live()),
-                    doc="Device address of rank 0's piece.")
-    stride = property(lambda self: _c.mnnvl_mem_stride(self._live()),
-                      doc="Bytes between consecutive ranks' pieces.")
-    nbytes = property(lambda self: _c.mnnvl_mem_size(self._live()),
-                      doc="Bytes of each rank's piece.")
+    @property
+    def base(self) -> int:
+        """Device address of rank 0's piece."""
+        return _c.mnnvl_mem_base(self._live())
 
-    def ptr(self, peer):
+    @property
+    def stride(self) -> int:
+        """Bytes between consecutive ranks' pieces."""
+        return _c.mnnvl_mem_stride(self._live())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of each rank's piece."""
+        return _c.mnnvl_mem_size(self._live())
+
+    def ptr(self, peer: int) -> int:
         """Device address of `peer`'s piece."""
         address = _c.mnnvl_mem_ptr(self._live(), peer)
         if not address:
             raise IndexError("peer %d has no piece in this memory" % peer)
         return address
 
-    def view(self, dtype=DType.FP32, shape=None, peer=None, offset=0):
+    def view(self, dtype: DTypeLike = DType.FP32, shape: Optional[Shape] = None,
+             peer: Optional[int] = None, offset: int = 0) -> "WorkspaceView":
         """A DLPack-exportable view of `peer`'s piece (this rank's by default).
 
         ``shape`` defaults to the whole piece as a vector; ``offset`` is in bytes.
@@ -283,65 +310,30 @@ class SymmetricMemory(_Handle):
         return WorkspaceView(self, to_dtype(dtype), shape, self._rank if peer is None else peer,
                              offset)
 
-    def tensor(self, dtype=DType.FP32, shape=None, peer=None, offset=0):
+    def tensor(self, dtype: DTypeLike = DType.FP32, shape: Optional[Shape] = None,
+               peer: Optional[int] = None, offset: int = 0) -> Any:
         """``torch.from_dlpack(self.view(...))``: a torch tensor over the piece."""
         import torch
 
         return torch.from_dlpack(self.view(dtype, shape, peer, offset))
 
 
-# DLPack type codes: float 2, bfloat 4.
-_DL_TYPE = {DType.FP32: (2, 32), DType.FP16: (2, 16), DType.BF16: (4, 16)}
-
-
-class WorkspaceView:
-    """Part of a piece of symmetric memory, exported through DLPack (``torch.from_dlpack``)
-    or ``__cuda_array_interface__``.
+class WorkspaceView(DeviceView):
+    """Part of `peer`'s piece of symmetric memory, exported through DLPack
+    (``torch.from_dlpack``) or ``__cuda_array_interface__``.
 
     The view holds a C reference to the memory, and each DLPack export holds another that
     the consumer's deleter drops: a tensor made from it stays valid after every other
     reference to the memory is gone.
     """
 
-    def __init__(self, mem, dtype, shape, peer, offset):
-        if shape is None:
-            shape = ((mem.nbytes - offset) // dtype.itemsize,)
-        elif isinstance(shape, int):
-            shape = (shape,)
-        self.dtype, self.shape, self.peer, self.offset = dtype, tuple(shape), peer, offset
-        elements = 1
-        for n in self.shape:
-            elements *= n
-        if offset < 0 or offset + elements * dtype.itemsize > mem.nbytes:
-            raise ValueError("a view of %d bytes at offset %d does not fit the %d bytes of a "
-                             "piece" % (elements * dtype.itemsize, offset, mem.nbytes))
-        self._device = mem._device
-        self._address = mem.ptr(peer) + offset
-        self._mem = mem.handle
-        _c.mnnvl_mem_retain(self._mem)
-
-    def __del__(self):
-        mem, self._mem = getattr(self, "_mem", 0), 0
-        if mem:
-            try:
-                _c.mnnvl_mem_release(mem)
-            except Exception:  # at interpreter exit the module may be half gone
-                pass
-
-    def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
-        if copy:
-            raise BufferError("symmetric memory is exported in place, never copied")
-        code, bits = _DL_TYPE[self.dtype]
-        versioned = 1 if max_version is not None and max_version[0] >= 1 else 0
-        return _c.mnnvl_py_dlpack(self._mem, self.peer, self.offset, self.shape, code, bits,
-                                  self._device, versioned)
-
-    def __dlpack_device__(self):
-        return (2, self._device)  # kDLCUDA
-
-    @property
-    def __cuda_array_interface__(self):
-        # bf16 has no array-interface type string; consumers see 2-byte opaque elements
-        typestr = {DType.FP32: "<f4", DType.FP16: "<f2", DType.BF16: "<V2"}[self.dtype]
-        return {"shape": self.shape, "typestr": typestr, "data": (self._address, False),
-                "version": 3, "strides": None, "stream": None}
+    def __init__(self, mem: "SymmetricMemory", dtype: DType, shape: Optional[Shape],
+                 peer: int, offset: int) -> None:
+        if offset < 0 or offset > mem.nbytes:
+            raise ValueError("offset %d is outside the %d bytes of a piece"
+                             % (offset, mem.nbytes))
+        super().__init__(MEM, mem.handle, mem.ptr(peer) + offset, mem.nbytes - offset, dtype,
+                         shape, mem._device)
+        self.dtype: DType = dtype
+        self.peer: int = peer
+        self.offset: int = offset

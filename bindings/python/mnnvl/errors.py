@@ -8,6 +8,7 @@ catch what they should.
 """
 
 import builtins
+from typing import Optional
 
 from . import _mnnvl
 
@@ -22,16 +23,16 @@ __all__ = [
 class Error(Exception):
     """A libmnnvl call failed: ``status`` says how, ``message`` names the values involved."""
 
-    status = None
-    status_name = "MNNVL_ERR_UNKNOWN"
+    status: Optional[int] = None
+    status_name: str = "MNNVL_ERR_UNKNOWN"
 
-    def __init__(self, message, status=None):
+    def __init__(self, message: str, status: Optional[int] = None) -> None:
         super().__init__(message)
         self.message = message
         if status is not None:
             self.status = status
 
-    def __str__(self):
+    def __str__(self) -> str:
         return "%s: %s" % (self.status_name, self.message)
 
 
@@ -108,7 +109,7 @@ class InternalError(Error):
 _BY_STATUS = {cls.status: cls for cls in Error.__subclasses__()}
 
 
-def from_status(status, message):
+def from_status(status: int, message: str) -> Error:
     """The exception for a failed ``status`` with the sentence ``message``.
 
     The generated module calls this for every failing call; a status this version does not

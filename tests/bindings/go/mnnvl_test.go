@@ -270,6 +270,7 @@ func TestLogHandler(t *testing.T) {
 	address := l.Addr().String()
 	l.Close()
 	cfg := newConfig(t, map[string]string{"root": address, "timeout_ms": "10000"})
+	defer cfg.Close()
 	comm, err := mnnvl.NewComm(cfg, 0, 1, -1)
 	cfg.Close()
 	mnnvl.SetLogLevel(old)
@@ -300,5 +301,76 @@ func TestClosedHandles(t *testing.T) {
 	var comm *mnnvl.Comm
 	if err := comm.Close(); err != nil {
 		t.Fatalf("Close of nil: %v", err)
+	}
+}
+
+func TestDcpPlanning(t *testing.T) {
+	p := mnnvl.DefaultDcpA2AParams()
+	if p.HeadDim != 128 || p.DType != mnnvl.BF16 || p.StatsLanes != 2 || p.LseBase != mnnvl.LseBaseE {
+		t.Fatalf("defaults %+v", p)
+	}
+	p.CPSize, p.MaxEntries = 4, 64
+	small, err := mnnvl.DcpA2AWorkspaceSize(p)
+	p.MaxEntries = 128
+	large, err2 := mnnvl.DcpA2AWorkspaceSize(p)
+	// 64 more rows of D bf16 and S fp32 from each of 4 sources, in two buffers
+	row := 128*2 + 2*4
+	if err != nil || err2 != nil || large-small < 2*4*64*row || large-small >= 2*4*64*(row+16) {
+		t.Fatalf("sizes %d, %d (%v, %v)", small, large, err, err2)
+	}
+	bad := []struct {
+		change func(*mnnvl.DcpA2AParams)
+		words  string
+	}{
+		{func(q *mnnvl.DcpA2AParams) { q.MaxEntries = 0 }, "max_entries 0"},
+		{func(q *mnnvl.DcpA2AParams) { q.HeadDim = 100 }, "head_dim 100"},
+		{func(q *mnnvl.DcpA2AParams) { q.StatsLanes = mnnvl.DcpMaxStatsLanes + 1 }, "stats_lanes 9"},
+		{func(q *mnnvl.DcpA2AParams) { q.DType = mnnvl.FP32 }, "dtype 0"},
+		{func(q *mnnvl.DcpA2AParams) { q.LseBase = 7 }, "lse_base 7"},
+		{func(q *mnnvl.DcpA2AParams) { q.CPSize = mnnvl.DcpMaxRanks + 1 }, "cp_size 65"},
+	}
+	for _, b := range bad {
+		q := p
+		b.change(&q)
+		if _, err := mnnvl.DcpA2AWorkspaceSize(q); !errors.Is(err, mnnvl.ErrInvalidArgument) ||
+			!strings.Contains(err.Error(), b.words) {
+			t.Errorf("%s: %v", b.words, err)
+		}
+	}
+}
+
+func TestDcpOnCPUOnlyComm(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	address := l.Addr().String()
+	l.Close()
+	cfg := newConfig(t, map[string]string{"root": address, "timeout_ms": "10000"})
+	defer cfg.Close()
+	comm, err := mnnvl.NewComm(cfg, 0, 1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer comm.Close()
+	p := mnnvl.DefaultDcpA2AParams()
+	p.CPSize, p.MaxEntries = 1, 16
+	d, err := mnnvl.NewDcpAllToAll(comm, p)
+	switch {
+	case d != nil:
+		d.Close()
+		t.Fatal("a DCP all-to-all was made on a CPU-only communicator")
+	case errors.Is(err, mnnvl.ErrInvalidUsage) && strings.Contains(err.Error(), "CPU-only (device -1)"):
+	case errors.Is(err, mnnvl.ErrUnsupported) && strings.Contains(err.Error(), "built without CUDA"):
+	default:
+		t.Fatalf("CPU-only communicator: %v", err)
+	}
+	var closed *mnnvl.DcpAllToAll // never created: its calls are errors, not panics
+	if err := closed.Transpose(0, 0, 0, 0, 0, 0); !errors.Is(err, mnnvl.ErrInvalidArgument) &&
+		!errors.Is(err, mnnvl.ErrUnsupported) {
+		t.Errorf("nil handle: %v", err)
+	}
+	if err := closed.Close(); err != nil {
+		t.Errorf("closing nil: %v", err)
 	}
 }

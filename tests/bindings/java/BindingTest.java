@@ -14,6 +14,7 @@ import org.libmnnvl.AllReduce;
 import org.libmnnvl.Comm;
 import org.libmnnvl.Config;
 import org.libmnnvl.DType;
+import org.libmnnvl.DcpAllToAll;
 import org.libmnnvl.Group;
 import org.libmnnvl.LogLevel;
 import org.libmnnvl.Mapping;
@@ -36,7 +37,7 @@ public final class BindingTest {
     private static int failed;
 
     public static void main(String[] args) {
-        System.out.println("1..9");
+        System.out.println("1..11");
         scenario("version", BindingTest::version);
         scenario("mapping_rule_broken", BindingTest::mappingRuleBroken);
         scenario("workspace_size_planning", BindingTest::workspaceSizePlanning);
@@ -46,6 +47,8 @@ public final class BindingTest {
         scenario("config_keys", BindingTest::configKeys);
         scenario("log_handler", BindingTest::logHandler);
         scenario("closed_handles", BindingTest::closedHandles);
+        scenario("dcp_planning", BindingTest::dcpPlanning);
+        scenario("dcp_on_cpu_only_comm", BindingTest::dcpOnCpuOnlyComm);
         System.exit(failed == 0 ? 0 : 1);
     }
 
@@ -121,6 +124,51 @@ public final class BindingTest {
         moe.payloadBytes = new long[] {7168 * 2};
         moe.hidden = 7168;
         check(MoeAllToAll.workspaceSize(moe) > 0, "MoE workspace");
+    }
+
+    static void dcpPlanning() {
+        DcpAllToAll.Params p = new DcpAllToAll.Params();
+        check(p.headDim == 128 && p.dtype == DType.BF16 && p.statsLanes == 2
+              && p.lseBase == DcpAllToAll.LseBase.E, "defaults");
+        p.cpSize = 4;
+        p.maxEntries = 64;
+        long small = DcpAllToAll.workspaceSize(p);
+        p.maxEntries = 128;
+        long grown = DcpAllToAll.workspaceSize(p) - small;
+        long row = 128 * 2 + 2 * 4; // 64 more rows from each of 4 sources, two buffers
+        check(2 * 4 * 64 * row <= grown && grown < 2 * 4 * 64 * (row + 16), "grew " + grown);
+        p.headDim = 100;
+        try {
+            DcpAllToAll.workspaceSize(p);
+            throw new AssertionError("head_dim 100 was planned");
+        } catch (MnnvlException.InvalidArgument e) {
+            check(e.getMessage().contains("head_dim 100"), e.getMessage());
+        }
+        p.headDim = 512;
+        p.statsLanes = DcpAllToAll.MAX_STATS_LANES + 1;
+        try {
+            DcpAllToAll.workspaceSize(p);
+            throw new AssertionError("stats_lanes 9 was planned");
+        } catch (MnnvlException.InvalidArgument e) {
+            check(e.getMessage().contains("stats_lanes 9"), e.getMessage());
+        }
+    }
+
+    static void dcpOnCpuOnlyComm() throws Exception {
+        String root = "127.0.0.1:" + freePort();
+        try (Config cfg = new Config().set("root", root).set("timeout_ms", "10000");
+             Comm comm = new Comm(cfg, 0, 1, -1)) {
+            DcpAllToAll.Params p = new DcpAllToAll.Params();
+            p.cpSize = 1;
+            p.maxEntries = 16;
+            try (DcpAllToAll d = new DcpAllToAll(comm, p)) {
+                throw new AssertionError("a DCP all-to-all was made on a CPU-only communicator");
+            } catch (MnnvlException.InvalidUsage e) {
+                check(e.getMessage().contains("CPU-only (device -1)"), e.getMessage());
+            } catch (MnnvlException.Unsupported e) {
+                check(e.getMessage().contains("built without CUDA"), e.getMessage());
+            }
+        }
     }
 
     /** Runs fn on size threads; rethrows the first failure. */

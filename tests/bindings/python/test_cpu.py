@@ -1,9 +1,10 @@
 """The CPU scenarios of the Python binding, as TAP (tests/bindings/python.sh runs this).
 
 The same scenarios as tests/bindings/go/mnnvl_test.go and tests/bindings/java/BindingTest.java:
-version; a mapping that breaks a rule; workspace size planning; 4 CPU-only ranks over TCP
-(allgather, barrier, broadcast, split); a wrong job key. Plus what only Python has: joining
-a torch TCPStore, the log callback from libmnnvl's threads.
+version; a mapping that breaks a rule; workspace size planning (DCP's too); a DCP all-to-all
+refused on a CPU-only communicator; 4 CPU-only ranks over TCP (allgather, barrier,
+broadcast, split); a wrong job key. Plus what only Python has: joining
+a torch TCPStore, the log callback from libmnnvl's threads, DcpAllToAll's tensor checks.
 """
 
 import os
@@ -52,7 +53,9 @@ def on_ranks(size, fn):
 
 @test
 def version():
-    code = mnnvl.version()
+    assert mnnvl.version() == mnnvl.__version__ == _mnnvl.mnnvl_version_string(), \
+        (mnnvl.version(), mnnvl.__version__)
+    code = mnnvl.version_code()
     assert code == _mnnvl.MNNVL_VERSION_CODE, (code, _mnnvl.MNNVL_VERSION_CODE)
     major, minor, patch = (int(x) for x in mnnvl.__version__.split("."))
     assert code == major * 10000 + minor * 100 + patch, (code, mnnvl.__version__)
@@ -89,6 +92,105 @@ def workspace_size_planning():
                                            max_tokens_per_rank=128, payload_bytes=[7168 * 2],
                                            hidden=7168)
     assert moe > 0, moe
+
+
+@test
+def dcp_planning():
+    """DcpAllToAll.workspace_size: receive slots for max_entries rows of every rank, twice;
+    every bad parameter raises with libmnnvl's sentence naming it."""
+    cp, d, s = 4, 128, 2
+    small = mnnvl.DcpAllToAll.workspace_size(cp, max_entries=64, head_dim=d, dtype="bf16",
+                                              stats_lanes=s)
+    large = mnnvl.DcpAllToAll.workspace_size(cp, max_entries=128, head_dim=d, dtype="bf16",
+                                              stats_lanes=s)
+    row = d * 2 + s * 4  # one (entry, source) row: O and its stats, before padding
+    grown = large - small  # 64 more entries from each of cp sources, two buffers
+    assert 2 * cp * 64 * row <= grown < 2 * cp * 64 * (row + 16), (small, large, grown)
+    wide = mnnvl.DcpAllToAll.workspace_size(cp, max_entries=64, head_dim=512, stats_lanes=s,
+                                             lse_base=2)
+    assert wide > small, (wide, small)
+    bad = [(dict(max_entries=0), "max_entries 0"), (dict(head_dim=100), "head_dim 100"),
+           (dict(stats_lanes=9), "stats_lanes 9"), (dict(dtype="fp32"), "dtype 0"),
+           (dict(cp_size=mnnvl.DcpAllToAll.MAX_RANKS + 1), "cp_size 65")]
+    for change, words in bad:
+        args = dict(cp_size=cp, max_entries=16)
+        args.update(change)
+        try:
+            mnnvl.DcpAllToAll.workspace_size(**args)
+        except mnnvl.InvalidArgumentError as exc:
+            assert words in exc.message, (change, exc.message)
+        else:
+            raise AssertionError("%s was planned" % change)
+    try:
+        mnnvl.DcpAllToAll.workspace_size(cp, 16, lse_base=10)
+    except ValueError as exc:
+        assert "lse_base" in str(exc), exc
+    else:
+        raise AssertionError("lse_base 10 was accepted")
+
+
+@test
+def dcp_on_cpu_only_comm():
+    """A DCP all-to-all needs a GPU communicator: the CPU-only one is refused, with the
+    sentence (or, in a build without CUDA, UnsupportedError saying so)."""
+    with mnnvl.Comm(0, 1, device=-1, root="127.0.0.1:%d" % free_port(),
+                    timeout_ms=10000) as comm:
+        try:
+            mnnvl.DcpAllToAll(comm, max_entries=16)
+        except mnnvl.InvalidUsageError as exc:
+            assert "CPU-only (device -1)" in exc.message, exc.message
+        except mnnvl.UnsupportedError as exc:
+            assert "built without CUDA" in exc.message, exc.message
+        else:
+            raise AssertionError("a DCP all-to-all was made on a CPU-only communicator")
+
+
+@test
+def dcp_argument_checks():
+    """DcpAllToAll's checks of shapes, element types and contiguity, which run before any
+    C call (on fake device arrays and a closed handle: no GPU needed). A call that passes
+    them reaches the handle, which is closed here."""
+    a2a = mnnvl.DcpAllToAll.__new__(mnnvl.DcpAllToAll)
+    a2a.cp_size, a2a.max_entries, a2a.head_dim, a2a.stats_lanes = 2, 8, 64, 2
+    a2a.dtype, a2a.lse_base, a2a._device = mnnvl.DType.FP16, mnnvl.LseBase.E, -1
+
+    class Array:
+        def __init__(self, shape, typestr, strides=None):
+            self.__cuda_array_interface__ = {"shape": shape, "typestr": typestr,
+                                             "data": (0x7f0000100000, False),
+                                             "strides": strides, "version": 3}
+
+    f16 = "<f2"  # the handle's dtype (bf16 has no __cuda_array_interface__ typestr)
+    o, st = Array((4, 2, 64), f16), Array((4, 2, 2), "<f4")
+    cases = [
+        (lambda: a2a.transpose(Array((4, 3, 64), f16), st), ValueError, "cp_size 2"),
+        (lambda: a2a.transpose(Array((4, 2, 32), f16), st), ValueError, "head_dim 64"),
+        (lambda: a2a.transpose(o, Array((4, 2, 3), "<f4")), ValueError, "stats has shape"),
+        (lambda: a2a.transpose(o, Array((4, 2, 2), "<f2")), TypeError, "stats holds"),
+        (lambda: a2a.transpose(Array((4, 2, 64), "<f4"), st), TypeError, "partial_o holds"),
+        (lambda: a2a.transpose(o, st), TypeError, "give out_o"),
+        (lambda: a2a.transpose(o, st, Array((4, 2, 64), f16), Array((2, 2, 2), "<f4")),
+         ValueError, "out_stats has shape"),
+        (lambda: a2a.lse_reduce(o, st, Array((4, 2, 64), f16), Array((4,), "<f4")),
+         ValueError, "out has shape"),
+        (lambda: a2a.lse_reduce(o, st, Array((4, 64), f16), Array((4, 1), "<f4")),
+         ValueError, "out_lse has shape"),
+        (lambda: a2a.lse_reduce(o, Array((4, 2, 2), "<f4", strides=(32, 8, 4)),
+                                Array((4, 64), f16), Array((4,), "<f4")),
+         ValueError, "contiguous"),
+        (lambda: a2a.transpose(0x1000, st), TypeError, "partial_o must be a tensor"),
+        (lambda: a2a.transpose(o, st, Array((4, 2, 64), f16), Array((4, 2, 2), "<f4")),
+         ValueError, "DcpAllToAll is closed"),
+        (lambda: a2a.lse_reduce(o, st, Array((4, 64), f16), Array((4,), "<f4")),
+         ValueError, "DcpAllToAll is closed"),
+    ]
+    for call, kind, words in cases:
+        try:
+            call()
+        except kind as exc:
+            assert words in str(exc), (words, str(exc))
+        else:
+            raise AssertionError("accepted; expected %s about %r" % (kind.__name__, words))
 
 
 @test
@@ -234,6 +336,43 @@ def buffers_streams_dtypes():
 
 
 @test
+def device_view_checks():
+    """The tensor views' checks that come before any reference is taken (no GPU needed):
+    element types, a missing region, a shape that does not fit, in Python and in C."""
+    from mnnvl._dlpack import MEM, MOE_A2A, DeviceView, element
+
+    assert element("bf16") == element(mnnvl.DType.BF16) == element("<V2")
+    assert (element("int32").code, element("int32").bits) == (0, 32)
+    assert element("uint8").itemsize == 1 and element("float16").typestr == "<f2"
+    for bad in ("complex64", "int4"):
+        try:
+            element(bad)
+        except TypeError:
+            pass
+        else:
+            raise AssertionError("%s became an element type" % bad)
+    fake_handle, fake_address = 0x1000, 0x7f0000002000  # never dereferenced: checks come first
+    for args, what in (((MOE_A2A, 0, fake_address, 64, "int32", (4,), 0), "no handle"),
+                       ((MOE_A2A, fake_handle, 0, 64, "int32", (4,), 0), "no region"),
+                       ((MEM, fake_handle, fake_address, 16, "int32", (8,), 0), "too big"),
+                       ((MEM, fake_handle, fake_address, 64, "int32", (2, -1), 0), "negative")):
+        try:
+            DeviceView(*args)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("a view with %s was made" % what)
+    # the C export checks on its own: an unknown owner kind, a shape that overflows
+    for kind, shape in ((99, (4,)), (_mnnvl.MNNVL_PY_OWNER_MOE_A2A, (1 << 62, 1 << 62))):
+        try:
+            _mnnvl.mnnvl_py_dlpack(kind, fake_handle, fake_address, 64, shape, 0, 32, 0, 1)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("an export with kind %d, shape %r was made" % (kind, shape))
+
+
+@test
 def torch_store_join():
     """mnnvl.Comm joins a TCPStore that torch serves (Debian's python3-torch here)."""
     python = os.environ.get("MNNVL_TEST_TORCH_PYTHON", "/usr/bin/python3")
@@ -246,7 +385,11 @@ def torch_store_join():
         raise Skip("%s has no torch.distributed" % python)
     with tempfile.TemporaryDirectory() as tmp:
         portfile = os.path.join(tmp, "port")
-        server = subprocess.Popen([python, fixture, "serve", portfile], stdin=subprocess.PIPE)
+        # The ASan build preloads libasan into this interpreter (MNNVL_INTERP_ENV); torch's
+        # server is a peer, not code under test, so it runs without it.
+        env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
+        server = subprocess.Popen([python, fixture, "serve", portfile], stdin=subprocess.PIPE,
+                                  env=env)
         try:
             deadline = time.time() + 60
             while not os.path.exists(portfile) and server.poll() is None:

@@ -69,6 +69,10 @@ public final class MoeAllToAll extends Handle {
         }
     }
 
+    private MoeAllToAll(long handle) {
+        super(handle);
+    }
+
     /** Creates the all-to-all of {@code comm}, which must be the EP group. Collective. */
     public MoeAllToAll(Comm comm, Params params) {
         super(create(comm, params));
@@ -116,6 +120,15 @@ public final class MoeAllToAll extends Handle {
     /** Sums each token's expert outputs back into out; expertOut 0: already in combineBuffer(). */
     public void combine(long expertOut, long out, long stream) {
         Native.mnnvl_moe_a2a_combine(live(), expertOut, out, stream);
+    }
+
+    /**
+     * Another owner of the same all-to-all, closed on its own: the regions (recvBuffer,
+     * recvCounts, combineBuffer) stay valid until every owner is closed.
+     */
+    public MoeAllToAll retain() {
+        Native.mnnvl_moe_a2a_retain(live());
+        return new MoeAllToAll(live());
     }
 
     @Override

@@ -1,0 +1,150 @@
+/* The MNNVL_0.1 entry points of the functions whose structs changed layout in 0.2.
+ *
+ * libmnnvl 0.1's mnnvl_mapping_t had no struct_size, and its mnnvl_moe_a2a_params_t had
+ * payload_bytes[] before hidden. A program linked against 0.1 recorded these functions at
+ * version MNNVL_0.1, so the dynamic linker binds it to the definitions below, which read
+ * the old layouts and call the current functions. Programs built against the current header
+ * bind to the MNNVL_0.2 (default) versions. tests/abi/ checks both against 0.1's header. */
+#include <string.h>
+
+#include "error.h"
+#include "params.h"
+
+#define COMPAT_V0_1(fn) __asm__(".symver " #fn "_v0_1, " #fn "@MNNVL_0.1")
+
+typedef struct {
+    int world_size, rank, gpus_per_node, tp, pp, cp, moe_tp, moe_ep;
+} mapping_v0_1_t;
+
+typedef struct {
+    uint32_t struct_size;
+    int ep_size, num_experts, top_k, max_tokens_per_rank, num_payloads;
+    size_t payload_bytes[MNNVL_MOE_MAX_PAYLOADS];
+    int hidden;
+    mnnvl_dtype_t combine_dtype;
+} moe_params_v0_1_t;
+
+static void mapping_from_v0_1(const mapping_v0_1_t *old, mnnvl_mapping_t *m)
+{
+    mnnvl_mapping_init(m, 1, 0);
+    m->world_size = old->world_size;
+    m->rank = old->rank;
+    m->gpus_per_node = old->gpus_per_node;
+    m->tp = old->tp;
+    m->pp = old->pp;
+    m->cp = old->cp;
+    m->moe_tp = old->moe_tp;
+    m->moe_ep = old->moe_ep;
+}
+
+/* 0.1 accepted exactly its own struct_size (its only version). */
+static mnnvl_status_t moe_from_v0_1(const moe_params_v0_1_t *caller, mnnvl_moe_a2a_params_t *p)
+{
+    moe_params_v0_1_t old;
+    MNNVL_CHECK(MNNVL_PARAMS_COPY(&old, caller, sizeof(old), "moe_a2a",
+                                  "mnnvl_moe_a2a_params_init"));
+    mnnvl_moe_a2a_params_init(p);
+    p->ep_size = old.ep_size;
+    p->num_experts = old.num_experts;
+    p->top_k = old.top_k;
+    p->max_tokens_per_rank = old.max_tokens_per_rank;
+    p->num_payloads = old.num_payloads;
+    memcpy(p->payload_bytes, old.payload_bytes, sizeof(p->payload_bytes));
+    p->hidden = old.hidden;
+    p->combine_dtype = old.combine_dtype;
+    return MNNVL_SUCCESS;
+}
+
+MNNVL_API void mnnvl_mapping_init_v0_1(mapping_v0_1_t *old, int world_size, int rank);
+MNNVL_API mnnvl_status_t mnnvl_mapping_validate_v0_1(const mapping_v0_1_t *old);
+MNNVL_API mnnvl_status_t mnnvl_mapping_group_v0_1(const mapping_v0_1_t *old, mnnvl_group_t group,
+                                                  int *ranks, int capacity, int *count,
+                                                  int *index);
+MNNVL_API mnnvl_status_t mnnvl_comm_split_v0_1(mnnvl_comm_t parent, const mapping_v0_1_t *old,
+                                               mnnvl_group_t group, mnnvl_comm_t *comm);
+MNNVL_API void mnnvl_moe_a2a_params_init_v0_1(moe_params_v0_1_t *old);
+MNNVL_API size_t mnnvl_moe_a2a_workspace_size_v0_1(const moe_params_v0_1_t *old);
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create_v0_1(mnnvl_comm_t comm,
+                                                   const moe_params_v0_1_t *old,
+                                                   mnnvl_moe_a2a_t *a2a);
+COMPAT_V0_1(mnnvl_mapping_init);
+COMPAT_V0_1(mnnvl_mapping_validate);
+COMPAT_V0_1(mnnvl_mapping_group);
+COMPAT_V0_1(mnnvl_comm_split);
+COMPAT_V0_1(mnnvl_moe_a2a_params_init);
+COMPAT_V0_1(mnnvl_moe_a2a_workspace_size);
+COMPAT_V0_1(mnnvl_moe_a2a_create);
+
+MNNVL_API void mnnvl_mapping_init_v0_1(mapping_v0_1_t *old, int world_size, int rank)
+{
+    if (!old)
+        return;
+    mnnvl_mapping_t m;
+    mnnvl_mapping_init(&m, world_size, rank);
+    *old = (mapping_v0_1_t){m.world_size, m.rank, m.gpus_per_node, m.tp,
+                            m.pp,         m.cp,   m.moe_tp,        m.moe_ep};
+}
+
+MNNVL_API mnnvl_status_t mnnvl_mapping_validate_v0_1(const mapping_v0_1_t *old)
+{
+    if (!old)
+        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "mapping: mapping is NULL");
+    mnnvl_mapping_t m;
+    mapping_from_v0_1(old, &m);
+    return mnnvl_mapping_validate(&m);
+}
+
+MNNVL_API mnnvl_status_t mnnvl_mapping_group_v0_1(const mapping_v0_1_t *old, mnnvl_group_t group,
+                                                  int *ranks, int capacity, int *count,
+                                                  int *index)
+{
+    if (!old)
+        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "mapping: mapping is NULL");
+    mnnvl_mapping_t m;
+    mapping_from_v0_1(old, &m);
+    return mnnvl_mapping_group(&m, group, ranks, capacity, count, index);
+}
+
+MNNVL_API mnnvl_status_t mnnvl_comm_split_v0_1(mnnvl_comm_t parent, const mapping_v0_1_t *old,
+                                               mnnvl_group_t group, mnnvl_comm_t *comm)
+{
+    mnnvl_mapping_t m;
+    if (old)
+        mapping_from_v0_1(old, &m);
+    return mnnvl_comm_split(parent, old ? &m : NULL, group, comm);
+}
+
+MNNVL_API void mnnvl_moe_a2a_params_init_v0_1(moe_params_v0_1_t *old)
+{
+    if (!old)
+        return;
+    mnnvl_moe_a2a_params_t p;
+    mnnvl_moe_a2a_params_init(&p);
+    memset(old, 0, sizeof(*old));
+    old->struct_size = sizeof(*old);
+    old->ep_size = p.ep_size;
+    old->num_experts = p.num_experts;
+    old->top_k = p.top_k;
+    old->max_tokens_per_rank = p.max_tokens_per_rank;
+    old->num_payloads = p.num_payloads;
+    memcpy(old->payload_bytes, p.payload_bytes, sizeof(old->payload_bytes));
+    old->hidden = p.hidden;
+    old->combine_dtype = p.combine_dtype;
+}
+
+MNNVL_API size_t mnnvl_moe_a2a_workspace_size_v0_1(const moe_params_v0_1_t *old)
+{
+    mnnvl_moe_a2a_params_t p;
+    if (moe_from_v0_1(old, &p) != MNNVL_SUCCESS)
+        return 0;
+    return mnnvl_moe_a2a_workspace_size(&p);
+}
+
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create_v0_1(mnnvl_comm_t comm,
+                                                   const moe_params_v0_1_t *old,
+                                                   mnnvl_moe_a2a_t *a2a)
+{
+    mnnvl_moe_a2a_params_t p;
+    MNNVL_CHECK(moe_from_v0_1(old, &p));
+    return mnnvl_moe_a2a_create(comm, &p, a2a);
+}

@@ -1,0 +1,424 @@
+/* The fake TCPStore of fake_store.h. Integers on the wire are native-endian u64, strings
+ * and values a u64 length then the bytes, as in torch's TCPStore. */
+#include "fake_store.h"
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_CLIENTS 64
+#define MAX_FIELD ((uint64_t)64 << 20)
+
+enum {
+    CMD_VALIDATE = 0,
+    CMD_SET = 1,
+    CMD_COMPARE_SET = 2,
+    CMD_GET = 3,
+    CMD_ADD = 4,
+    CMD_WAIT = 6,
+    CMD_GETNUMKEYS = 7,
+    CMD_DELETE = 8,
+    CMD_MULTI_GET = 10,
+    CMD_PING = 13
+};
+
+struct entry {
+    struct entry *next;
+    char *key;
+    uint8_t *value;
+    size_t len;
+};
+
+struct fake_store {
+    int listen_fd;
+    char address[64];
+    pthread_t acceptor;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    struct entry *entries;
+    int stopping;
+    int fds[MAX_CLIENTS];
+    pthread_t threads[MAX_CLIENTS];
+    int nclients;
+    fake_fault_t fault;
+    char suffix[128];
+    size_t fault_len;
+    int faults;
+    int garbled_once;
+};
+
+struct client {
+    fake_store_t *s;
+    int fd;
+};
+
+static int recv_all(int fd, void *buf, size_t len)
+{
+    for (size_t got = 0; got < len;) {
+        ssize_t n = recv(fd, (uint8_t *)buf + got, len - got, 0);
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static int send_all(int fd, const void *buf, size_t len)
+{
+    for (size_t sent = 0; sent < len;) {
+        ssize_t n = send(fd, (const uint8_t *)buf + sent, len - sent, MSG_NOSIGNAL);
+        if (n <= 0)
+            return -1;
+        sent += (size_t)n;
+    }
+    return 0;
+}
+
+static int recv_u64(int fd, uint64_t *v)
+{
+    return recv_all(fd, v, sizeof(*v));
+}
+
+/* A length-prefixed field, NUL-terminated for use as a key. */
+static uint8_t *recv_field(int fd, size_t *len)
+{
+    uint64_t n;
+    if (recv_u64(fd, &n) != 0 || n > MAX_FIELD)
+        return NULL;
+    uint8_t *p = malloc((size_t)n + 1);
+    if (!p || recv_all(fd, p, (size_t)n) != 0) {
+        free(p);
+        return NULL;
+    }
+    p[n] = 0;
+    *len = (size_t)n;
+    return p;
+}
+
+static int send_field(int fd, const void *p, size_t len)
+{
+    uint64_t n = len;
+    return send_all(fd, &n, sizeof(n)) || send_all(fd, p, len) ? -1 : 0;
+}
+
+/* Under the lock. */
+static struct entry *find(fake_store_t *s, const char *key)
+{
+    for (struct entry *e = s->entries; e; e = e->next)
+        if (strcmp(e->key, key) == 0)
+            return e;
+    return NULL;
+}
+
+/* Under the lock; takes value. */
+static void put(fake_store_t *s, const char *key, uint8_t *value, size_t len)
+{
+    struct entry *e = find(s, key);
+    if (!e) {
+        e = calloc(1, sizeof(*e));
+        e->key = strdup(key);
+        e->next = s->entries;
+        s->entries = e;
+    }
+    free(e->value);
+    e->value = value;
+    e->len = len;
+    pthread_cond_broadcast(&s->changed);
+}
+
+static int ends_with(const char *key, const char *suffix)
+{
+    size_t k = strlen(key), n = strlen(suffix);
+    return n && k >= n && strcmp(key + k - n, suffix) == 0;
+}
+
+/* Waits for the key and sends its value, through the planted fault. */
+static int reply_get(fake_store_t *s, int fd, const char *key)
+{
+    pthread_mutex_lock(&s->lock);
+    struct entry *e;
+    while (!(e = find(s, key)) && !s->stopping)
+        pthread_cond_wait(&s->changed, &s->lock);
+    if (!e) {
+        pthread_mutex_unlock(&s->lock);
+        return -1;
+    }
+    size_t len = e->len;
+    uint8_t *v = malloc(len + 1);
+    memcpy(v, e->value, len);
+    if (s->fault == FAKE_VALUE_LENGTH && ends_with(key, s->suffix)) {
+        uint8_t *w = calloc(1, s->fault_len + 1);
+        memcpy(w, v, len < s->fault_len ? len : s->fault_len);
+        free(v);
+        v = w;
+        len = s->fault_len;
+        s->faults++;
+    } else if (s->fault == FAKE_FIRST_READ_GARBLED && ends_with(key, s->suffix) &&
+               !s->garbled_once) {
+        s->garbled_once = 1;
+        s->faults++;
+        free(v);
+        v = (uint8_t *)strdup("garbage");
+        len = strlen("garbage");
+    }
+    pthread_mutex_unlock(&s->lock);
+    int rc = send_field(fd, v, len);
+    free(v);
+    return rc;
+}
+
+/* One command; -1 ends the connection. */
+static int serve_one(fake_store_t *s, int fd)
+{
+    uint8_t cmd;
+    if (recv_all(fd, &cmd, 1) != 0)
+        return -1;
+    size_t klen = 0, vlen = 0, elen = 0;
+    uint8_t *key = NULL, *value = NULL, *expected = NULL;
+    int rc = 0;
+    switch (cmd) {
+    case CMD_VALIDATE: {
+        uint32_t magic;
+        return recv_all(fd, &magic, sizeof(magic));
+    }
+    case CMD_PING: {
+        uint32_t nonce;
+        return recv_all(fd, &nonce, sizeof(nonce)) || send_all(fd, &nonce, sizeof(nonce)) ? -1 : 0;
+    }
+    case CMD_SET:
+        key = recv_field(fd, &klen);
+        value = key ? recv_field(fd, &vlen) : NULL;
+        if (!value) {
+            free(key);
+            return -1;
+        }
+        pthread_mutex_lock(&s->lock);
+        put(s, (char *)key, value, vlen);
+        pthread_mutex_unlock(&s->lock);
+        free(key);
+        return 0;
+    case CMD_COMPARE_SET: {
+        key = recv_field(fd, &klen);
+        expected = key ? recv_field(fd, &elen) : NULL;
+        value = expected ? recv_field(fd, &vlen) : NULL;
+        if (!value) {
+            free(key);
+            free(expected);
+            return -1;
+        }
+        pthread_mutex_lock(&s->lock);
+        struct entry *e = find(s, (char *)key);
+        if ((!e && elen == 0) || (e && e->len == elen && memcmp(e->value, expected, elen) == 0)) {
+            uint8_t *copy = malloc(vlen + 1);
+            memcpy(copy, value, vlen);
+            put(s, (char *)key, copy, vlen);
+            e = find(s, (char *)key);
+        }
+        size_t len = e ? e->len : elen;
+        uint8_t *now = malloc(len + 1);
+        memcpy(now, e ? e->value : expected, len);
+        pthread_mutex_unlock(&s->lock);
+        rc = send_field(fd, now, len);
+        free(now);
+        free(key);
+        free(expected);
+        free(value);
+        return rc;
+    }
+    case CMD_GET:
+        key = recv_field(fd, &klen);
+        rc = key ? reply_get(s, fd, (char *)key) : -1;
+        free(key);
+        return rc;
+    case CMD_ADD: {
+        key = recv_field(fd, &klen);
+        uint64_t delta;
+        if (!key || recv_u64(fd, &delta) != 0) {
+            free(key);
+            return -1;
+        }
+        pthread_mutex_lock(&s->lock);
+        struct entry *e = find(s, (char *)key);
+        long long v = e ? atoll((char *)e->value) : 0;
+        v += (long long)delta;
+        char text[32];
+        int n = snprintf(text, sizeof(text), "%lld", v);
+        uint8_t *copy = malloc((size_t)n + 1);
+        memcpy(copy, text, (size_t)n + 1);
+        put(s, (char *)key, copy, (size_t)n);
+        pthread_mutex_unlock(&s->lock);
+        free(key);
+        uint64_t out = (uint64_t)v;
+        return send_all(fd, &out, sizeof(out));
+    }
+    case CMD_WAIT: {
+        uint64_t n;
+        if (recv_u64(fd, &n) != 0 || n > 1024)
+            return -1;
+        for (uint64_t i = 0; i < n && rc == 0; i++) {
+            key = recv_field(fd, &klen);
+            if (!key)
+                return -1;
+            pthread_mutex_lock(&s->lock);
+            while (!find(s, (char *)key) && !s->stopping)
+                pthread_cond_wait(&s->changed, &s->lock);
+            rc = s->stopping ? -1 : 0;
+            pthread_mutex_unlock(&s->lock);
+            free(key);
+        }
+        uint8_t stop = 0; /* STOP_WAITING */
+        return rc || send_all(fd, &stop, 1) ? -1 : 0;
+    }
+    case CMD_GETNUMKEYS: {
+        pthread_mutex_lock(&s->lock);
+        uint64_t n = 0;
+        for (struct entry *e = s->entries; e; e = e->next)
+            n++;
+        pthread_mutex_unlock(&s->lock);
+        return send_all(fd, &n, sizeof(n));
+    }
+    case CMD_DELETE: {
+        key = recv_field(fd, &klen);
+        if (!key)
+            return -1;
+        uint64_t deleted = 0;
+        pthread_mutex_lock(&s->lock);
+        for (struct entry **p = &s->entries; *p; p = &(*p)->next) {
+            if (strcmp((*p)->key, (char *)key) == 0) {
+                struct entry *e = *p;
+                *p = e->next;
+                free(e->key);
+                free(e->value);
+                free(e);
+                deleted = 1;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+        free(key);
+        return send_all(fd, &deleted, sizeof(deleted));
+    }
+    case CMD_MULTI_GET: {
+        uint64_t n;
+        if (recv_u64(fd, &n) != 0 || n > 4096)
+            return -1;
+        char **keys = calloc((size_t)n + 1, sizeof(*keys));
+        for (uint64_t i = 0; i < n && rc == 0; i++) {
+            keys[i] = (char *)recv_field(fd, &klen);
+            rc = keys[i] ? 0 : -1;
+        }
+        for (uint64_t i = 0; i < n && rc == 0; i++)
+            rc = reply_get(s, fd, keys[i]);
+        for (uint64_t i = 0; i < n; i++)
+            free(keys[i]);
+        free(keys);
+        return rc;
+    }
+    default: return -1; /* an unknown command: the real server resets too */
+    }
+}
+
+static void *client_main(void *arg)
+{
+    struct client *c = arg;
+    while (serve_one(c->s, c->fd) == 0)
+        ;
+    shutdown(c->fd, SHUT_RDWR);
+    free(c);
+    return NULL;
+}
+
+static void *acceptor_main(void *arg)
+{
+    fake_store_t *s = arg;
+    for (;;) {
+        int fd = accept(s->listen_fd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        pthread_mutex_lock(&s->lock);
+        if (s->stopping || s->nclients == MAX_CLIENTS) {
+            pthread_mutex_unlock(&s->lock);
+            close(fd);
+            if (s->stopping)
+                return NULL;
+            continue;
+        }
+        struct client *c = malloc(sizeof(*c));
+        c->s = s;
+        c->fd = fd;
+        s->fds[s->nclients] = fd;
+        pthread_create(&s->threads[s->nclients], NULL, client_main, c);
+        s->nclients++;
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+fake_store_t *fake_store_start(fake_fault_t fault, const char *suffix, size_t len)
+{
+    fake_store_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->changed, NULL);
+    s->fault = fault;
+    snprintf(s->suffix, sizeof(s->suffix), "%s", suffix ? suffix : "");
+    s->fault_len = len;
+    s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(a);
+    if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        listen(s->listen_fd, 64) != 0 ||
+        getsockname(s->listen_fd, (struct sockaddr *)&a, &alen) != 0) {
+        close(s->listen_fd);
+        free(s);
+        return NULL;
+    }
+    snprintf(s->address, sizeof(s->address), "127.0.0.1:%d", ntohs(a.sin_port));
+    pthread_create(&s->acceptor, NULL, acceptor_main, s);
+    return s;
+}
+
+const char *fake_store_address(const fake_store_t *s)
+{
+    return s->address;
+}
+
+int fake_store_faults(fake_store_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int n = s->faults;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+void fake_store_stop(fake_store_t *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->stopping = 1;
+    pthread_cond_broadcast(&s->changed);
+    for (int i = 0; i < s->nclients; i++)
+        shutdown(s->fds[i], SHUT_RDWR);
+    pthread_mutex_unlock(&s->lock);
+    shutdown(s->listen_fd, SHUT_RDWR);
+    pthread_join(s->acceptor, NULL);
+    for (int i = 0; i < s->nclients; i++) {
+        pthread_join(s->threads[i], NULL);
+        close(s->fds[i]);
+    }
+    close(s->listen_fd);
+    while (s->entries) {
+        struct entry *e = s->entries;
+        s->entries = e->next;
+        free(e->key);
+        free(e->value);
+        free(e);
+    }
+    free(s);
+}

@@ -1,0 +1,36 @@
+/* A tiny PyTorch c10d TCPStore server for tests: the torch 2.x wire protocol, just the
+ * commands bootstrap/torch_store.c sends (VALIDATE, PING, SET, COMPARE_SET, GET, ADD, WAIT,
+ * GETNUMKEYS, DELETE, MULTI_GET), one thread per client, keys in memory. A test plants a
+ * fault (a value of the wrong length, a reply that resets the connection) to see what the
+ * client does with a store it cannot trust: the real server cannot be made to lie.
+ *
+ * Start it before forking ranks (mt_run_ranks): the server threads stay in the parent. */
+#ifndef MNNVL_TEST_FAKE_STORE_H
+#define MNNVL_TEST_FAKE_STORE_H
+
+#include <stddef.h>
+
+typedef enum fake_fault {
+    FAKE_NONE = 0,
+    /* Every GET/MULTI_GET reply for a key ending in `suffix` carries `len` bytes instead of
+     * the stored value (its bytes, then zeros). */
+    FAKE_VALUE_LENGTH,
+    /* The first GET/MULTI_GET of a key ending in `suffix` is answered with "garbage" (only
+     * that client's read is wrong). */
+    FAKE_FIRST_READ_GARBLED,
+} fake_fault_t;
+
+typedef struct fake_store fake_store_t;
+
+/* Listens on 127.0.0.1 (a free port) and serves until fake_store_stop. NULL on failure. */
+fake_store_t *fake_store_start(fake_fault_t fault, const char *suffix, size_t len);
+
+/* "127.0.0.1:<port>", owned by the store. */
+const char *fake_store_address(const fake_store_t *s);
+
+/* How many replies the fault changed so far. */
+int fake_store_faults(fake_store_t *s);
+
+void fake_store_stop(fake_store_t *s);
+
+#endif

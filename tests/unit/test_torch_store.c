@@ -1,0 +1,156 @@
+/* The torch-store client against a store that lies (tests/unit/fake_store.h): every length
+ * the store returns is checked before anything is written, and a failure of one rank's read
+ * becomes every rank's failure. Runs without torch. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_store.h"
+#include "mnnvl.h"
+#include "testutil.h"
+
+/* With values of at most 1000 bytes, an allgather of 1500 bytes per rank is two chunks per
+ * rank: 1000 bytes (the 16-byte header and 984 data bytes), then 516. */
+#define MAX_VALUE "1000"
+#define BYTES 1500
+#define LAST_CHUNK 516
+#define GUARD 4096
+
+TestSuite(torch_store_client, .timeout = 60);
+
+typedef struct job {
+    char store[64];
+    char prefix[64];
+    size_t wrong_len; /* what the store returns for rank 1's second chunk */
+} job_t;
+
+static mnnvl_status_t create(const job_t *job, int rank, int size, mnnvl_comm_t *comm)
+{
+    mnnvl_config_t cfg = NULL;
+    if (mnnvl_config_create(&cfg) != MNNVL_SUCCESS ||
+        mnnvl_config_set(cfg, "bootstrap", "torch-store") != MNNVL_SUCCESS ||
+        mnnvl_config_set(cfg, "store", job->store) != MNNVL_SUCCESS ||
+        mnnvl_config_set(cfg, "store_prefix", job->prefix) != MNNVL_SUCCESS ||
+        mnnvl_config_set(cfg, "timeout_ms", "5000") != MNNVL_SUCCESS) {
+        fprintf(stderr, "rank %d: config: %s\n", rank, mnnvl_last_error());
+        mnnvl_config_destroy(cfg);
+        return MNNVL_ERR_INTERNAL;
+    }
+    mnnvl_status_t st = mnnvl_comm_create(cfg, rank, size, -1, comm);
+    mnnvl_config_destroy(cfg);
+    return st;
+}
+
+/* An allgather whose rank-1 chunk the store returns with the wrong length: the call must
+ * fail with BOOTSTRAP naming the key and both lengths, and write nothing past recv's
+ * size*BYTES bytes (a guard after them must stay intact). */
+static int wrong_chunk_rank(int rank, int size, void *arg)
+{
+    const job_t *job = arg;
+    mnnvl_comm_t comm = NULL;
+    if (mt_fail(create(job, rank, size, &comm), rank, "comm_create"))
+        return 1;
+    uint8_t send[BYTES];
+    memset(send, 0x10 + rank, sizeof(send));
+    size_t total = (size_t)size * BYTES;
+    uint8_t *recv = malloc(total + GUARD);
+    memset(recv, 0x5a, total + GUARD);
+    mnnvl_status_t st = mnnvl_comm_allgather(comm, send, recv, BYTES);
+    const char *why = mnnvl_last_error();
+    int bad = 0;
+    for (size_t i = total; i < total + GUARD; i++) {
+        if (recv[i] != 0x5a) {
+            fprintf(stderr, "rank %d: allgather wrote past the %zu bytes of recv (byte %zu)\n",
+                    rank, total, i);
+            bad = 1;
+            break;
+        }
+    }
+    char expected[32], received[32];
+    snprintf(expected, sizeof(expected), "%d", LAST_CHUNK);
+    snprintf(received, sizeof(received), "%zu", job->wrong_len);
+    if (st != MNNVL_ERR_BOOTSTRAP) {
+        fprintf(stderr,
+                "rank %d: allgather with a %zu-byte chunk where %d belong returned %s "
+                "(%s), expected MNNVL_ERR_BOOTSTRAP\n",
+                rank, job->wrong_len, LAST_CHUNK, mnnvl_status_string(st), why);
+        bad = 1;
+    } else if (!strstr(why, "/1.1") || !strstr(why, expected) || !strstr(why, received)) {
+        fprintf(stderr, "rank %d: the sentence does not name the key, %s and %s bytes: %s\n", rank,
+                expected, received, why);
+        bad = 1;
+    } else {
+        fprintf(stderr, "rank %d: %s\n", rank, why);
+    }
+    free(recv);
+    mnnvl_comm_destroy(comm);
+    return bad;
+}
+
+static void run_wrong_chunk(size_t wrong_len)
+{
+    fake_store_t *store = fake_store_start(FAKE_VALUE_LENGTH, "/1.1", wrong_len);
+    cr_assert(store, "cannot start the fake store");
+    job_t job = {.wrong_len = wrong_len};
+    snprintf(job.store, sizeof(job.store), "%s", fake_store_address(store));
+    snprintf(job.prefix, sizeof(job.prefix), "fake-%zu", wrong_len);
+    setenv("MNNVL_TORCH_STORE_MAX_VALUE", MAX_VALUE, 1);
+    int codes[2] = {0};
+    int failed = mt_run_ranks(2, wrong_chunk_rank, &job, 30, codes);
+    unsetenv("MNNVL_TORCH_STORE_MAX_VALUE");
+    int faults = fake_store_faults(store);
+    fake_store_stop(store);
+    cr_expect_gt(faults, 0, "the store never returned the wrong chunk");
+    cr_expect_eq(failed, 0, "%d ranks accepted a %zu-byte chunk where %d belong (exit codes %d %d)",
+                 failed, wrong_len, LAST_CHUNK, codes[0], codes[1]);
+}
+
+/* A chunk longer than it should be: before the check, its bytes went past the caller's
+ * buffer (a heap overflow of up to 8 MiB with the real limit). */
+Test(torch_store_client, too_long_chunk_is_refused_before_it_is_written)
+{
+    run_wrong_chunk(1000);
+}
+
+/* A chunk shorter than it should be: before the check, allgather returned SUCCESS with
+ * bytes nobody wrote. */
+Test(torch_store_client, too_short_chunk_is_refused)
+{
+    run_wrong_chunk(100);
+}
+
+/* The store garbles one rank's read of the creation round's outcome. That rank fails, and
+ * so must every other: none may come out of comm_create with a communicator that a peer
+ * does not have. */
+static int one_outcome_rank(int rank, int size, void *arg)
+{
+    mnnvl_comm_t comm = NULL;
+    mnnvl_status_t st = create(arg, rank, size, &comm);
+    fprintf(stderr, "rank %d: comm_create: %s: %s\n", rank, mnnvl_status_string(st),
+            st == MNNVL_SUCCESS ? "" : mnnvl_last_error());
+    if (st == MNNVL_SUCCESS) {
+        mnnvl_comm_destroy(comm);
+        return 1;
+    }
+    return 0;
+}
+
+Test(torch_store_client, one_garbled_read_fails_comm_create_everywhere)
+{
+    fake_store_t *store = fake_store_start(FAKE_FIRST_READ_GARBLED, "/0/done", 0);
+    cr_assert(store, "cannot start the fake store");
+    job_t job = {0};
+    snprintf(job.store, sizeof(job.store), "%s", fake_store_address(store));
+    snprintf(job.prefix, sizeof(job.prefix), "fake-garbled");
+    int codes[3] = {0};
+    int failed = mt_run_ranks(3, one_outcome_rank, &job, 30, codes);
+    int faults = fake_store_faults(store);
+    fake_store_stop(store);
+    cr_expect_eq(faults, 1, "the store garbled %d reads, expected 1", faults);
+    cr_expect_eq(failed, 0,
+                 "%d of 3 ranks succeeded in comm_create although a peer's read failed (exit "
+                 "codes %d %d %d, 1 = succeeded)",
+                 failed, codes[0], codes[1], codes[2]);
+}
