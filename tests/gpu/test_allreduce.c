@@ -11,7 +11,7 @@
 #include "deadline.h"
 #include "gpu_ranks.h"
 
-TestSuite(allreduce, .timeout = 300);
+MT_SUITE(allreduce, 300)
 
 /* ---- host-side element handling ---------------------------------------------------- */
 
@@ -441,6 +441,8 @@ static int two_comms_body(int rank, int size, void *arg)
     return bad;
 }
 
+MT_RANK_FN(two_comms_body, gpu_job_t)
+
 Test(allreduce, two_communicators_alternately_and_argument_checks)
 {
     gpu_job_t job = {.timeout_ms = 20000};
@@ -508,6 +510,8 @@ static int external_body(int rank, int size, void *arg)
     mnnvl_mem_release(mem);
     return bad;
 }
+
+MT_RANK_FN(external_body, gpu_job_t)
 
 Test(allreduce, external_buffers_are_an_explicit_opt_in)
 {

@@ -11,7 +11,7 @@
 
 #include "gpu_ranks.h"
 
-TestSuite(dcp, .timeout = 300);
+MT_SUITE(dcp, 300)
 
 static uint64_t mix(uint64_t x)
 {
@@ -520,6 +520,8 @@ static int identity_body(int rank, int size, void *arg)
     mnnvl_comm_destroy(comm);
     return bad;
 }
+
+MT_RANK_FN(identity_body, gpu_job_t)
 
 Test(dcp, cp_1_is_the_identity)
 {

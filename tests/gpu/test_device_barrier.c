@@ -7,7 +7,7 @@
 #include "deadline.h"
 #include "gpu_ranks.h"
 
-TestSuite(device_barrier, .timeout = 120);
+MT_SUITE(device_barrier, 120)
 
 static int check_no_async_error(mnnvl_comm_t comm, int rank)
 {
@@ -195,6 +195,8 @@ static int abort_body(int rank, int size, void *arg)
     mnnvl_comm_destroy(comm);
     return 0;
 }
+
+MT_RANK_FN(abort_body, gpu_job_t)
 
 Test(device_barrier, abort_stops_a_waiting_kernel)
 {

@@ -10,7 +10,7 @@
 
 #include "gpu_ranks.h"
 
-TestSuite(moe, .timeout = 300);
+MT_SUITE(moe, 300)
 
 #define HIDDEN 256
 

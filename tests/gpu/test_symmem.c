@@ -6,7 +6,7 @@
 
 #include "gpu_ranks.h"
 
-TestSuite(symmem, .timeout = 120);
+MT_SUITE(symmem, 120)
 
 static uint32_t pattern(int rank, size_t i)
 {
@@ -151,6 +151,8 @@ static int capture_and_lifetime_body(int rank, int size, void *arg)
     cudaStreamDestroy(stream);
     return 0;
 }
+
+MT_RANK_FN(capture_and_lifetime_body, gpu_job_t)
 
 Test(symmem, capture_is_refused_and_memory_keeps_its_communicator)
 {

@@ -37,6 +37,18 @@ void mt_register_rank_fn(const char *name, mt_rank_fn fn, size_t arg_size);
  * when MNNVL_RANK_LAUNCHER is set (sanitizers are slow), else 1. */
 int mt_time_scale(void);
 
+/* TestSuite(name, .timeout = seconds), with the timeout multiplied by mt_time_scale() before
+ * Criterion's main reads it, so a sanitizer run (MNNVL_RANK_LAUNCHER) is not cut short by
+ * Criterion first. Criterion keeps a suite's options in a writable global named by its own
+ * CR_SUITE_IDENTIFIER_; a constructor (after the rank registry, before main) scales it. Use
+ * in a file that includes <criterion/criterion.h>. */
+#define MT_SUITE(name, seconds)                                                                \
+    TestSuite(name, .timeout = (seconds));                                                     \
+    __attribute__((constructor(250))) static void mt_scale_suite_##name(void)                 \
+    {                                                                                          \
+        CR_SUITE_IDENTIFIER_(name, extra).timeout *= mt_time_scale();                          \
+    }
+
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int mt_free_port(void);
 
