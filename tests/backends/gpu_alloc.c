@@ -1,5 +1,6 @@
 /* A 4-GPU symmetric allocation bootstrapped through one backend, for the GPU machine (not
- * part of `make check`: the CI machine has no GPU). Rank r runs on device r, allocates
+ * part of `make check`: the CI machine has no GPU). Rank r runs on device r % (visible
+ * GPUs), so one GPU is enough (rank 0 prints how many ranks share each GPU), allocates
  * 64 MiB with mnnvl_mem_alloc, writes a pattern into its own piece, and after a barrier
  * reads every rank's piece through mnnvl_mem_ptr and checks it. Prints one line,
  * "gpu_alloc BACKEND: N ranks OK (handle type T)" or why it failed; exits 0 or 1.
@@ -158,15 +159,23 @@ static int check_memory(const job_t *job, mnnvl_comm_t comm, mnnvl_mem_t mem, in
 
 static int run_rank(const job_t *job, int rank)
 {
+    /* Counted in the rank (each forked rank initialises CUDA itself, never the parent). */
+    int gpus = 0;
+    if (cuda_failed(cudaGetDeviceCount(&gpus), rank, "cudaGetDeviceCount") || gpus < 1)
+        return 1;
+    int device = rank % gpus;
+    if (rank == 0)
+        printf("gpu_alloc %s: %d ranks on %d GPU%s (%d per GPU)\n", job->backend, job->ranks,
+               gpus, gpus == 1 ? "" : "s", (job->ranks + gpus - 1) / gpus);
     mnnvl_config_t cfg = NULL;
     if (failed(make_config(job, &cfg), rank, "config"))
         return 1;
     mnnvl_comm_t comm = NULL;
-    mnnvl_status_t st = mnnvl_comm_create(cfg, rank, job->ranks, rank, &comm);
+    mnnvl_status_t st = mnnvl_comm_create(cfg, rank, job->ranks, device, &comm);
     mnnvl_config_destroy(cfg);
     if (failed(st, rank, "comm_create"))
         return 1;
-    int bad = cuda_failed(cudaSetDevice(rank), rank, "cudaSetDevice");
+    int bad = cuda_failed(cudaSetDevice(device), rank, "cudaSetDevice");
     mnnvl_mem_t mem = NULL;
     if (!bad)
         bad = failed(mnnvl_mem_alloc(comm, BYTES, &mem), rank, "mem_alloc of 64 MiB");

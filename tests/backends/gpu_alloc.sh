@@ -1,6 +1,7 @@
 #!/bin/sh
-# The 4-GPU symmetric allocation of tests/backends/gpu_alloc through every bootstrap backend
-# in turn, for a machine with at least 4 GPUs; prints each backend's line and a summary.
+# The 4-rank symmetric allocation of tests/backends/gpu_alloc through every bootstrap backend
+# in turn, on any number of GPUs (rank r on device r % GPUs: one is enough, and rank 0 says
+# how many ranks share each); prints each backend's line and a summary.
 #
 #   sh tests/backends/gpu_alloc.sh [BUILDDIR] [BACKEND...]
 #

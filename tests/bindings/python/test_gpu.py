@@ -7,9 +7,11 @@
     Python reference (the SymmetricMemory, the communicator, the first tensors) is gone
   the MoE round trip (dispatch, sanitize, expert, combine), eager and in a CUDA graph
 
-Skips visibly without torch, without 2 GPUs or with a libmnnvl built without CUDA;
-MNNVL_REQUIRE_GPU=1 makes a skip a failure. Each scenario runs this file again as
-`test_gpu.py --worker SCENARIO RANK SIZE ROOT` in one process per GPU (no CUDA before a fork).
+Ranks may share a GPU: rank r uses cuda:(r % torch.cuda.device_count()), so one GPU runs
+every scenario (the TAP plan is followed by a "# N ranks on M GPU(s)" line). Skips visibly
+without torch, without a GPU or with a libmnnvl built without CUDA; MNNVL_REQUIRE_GPU=1 makes
+a skip a failure. Each scenario runs this file again as
+`test_gpu.py --worker SCENARIO RANK SIZE ROOT` in one process per rank (no CUDA before a fork).
 """
 
 import gc
@@ -43,8 +45,15 @@ def device_tensor(address, shape, dtype, owner):
     return torch.as_tensor(Exported(), device="cuda").view(as_int).view(dtype)
 
 
+def device_of(rank):
+    """Rank r runs on device r % (visible GPUs): ranks share a GPU when there are fewer."""
+    import torch
+
+    return rank % torch.cuda.device_count()
+
+
 def communicator(rank, root):
-    return mnnvl.Comm(rank, SIZE, device=rank, root=root, job_key=JOB_KEY, timeout_ms=60000)
+    return mnnvl.Comm(rank, SIZE, device=device_of(rank), root=root, job_key=JOB_KEY, timeout_ms=60000)
 
 
 def inputs(rank, count, dtype, seed=1234):
@@ -245,7 +254,7 @@ SCENARIOS = [allreduce_eager, allreduce_graph, residual_rmsnorm, dlpack_keepaliv
 def worker(name, rank, root):
     import torch
 
-    torch.cuda.set_device(rank)
+    torch.cuda.set_device(device_of(rank))
     try:
         globals()[name](rank, root)
     except mnnvl.UnsupportedError as exc:
@@ -265,9 +274,8 @@ def why_skip():
         import torch
     except ImportError:
         return "no torch for %s" % sys.executable
-    if not torch.cuda.is_available() or torch.cuda.device_count() < SIZE:
-        return "needs %d GPUs, torch sees %d" % (
-            SIZE, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    if not torch.cuda.is_available() or torch.cuda.device_count() < 1:
+        return "needs a GPU, torch sees none"
     return None
 
 
@@ -280,7 +288,11 @@ def main():
             return 1
         print("1..0 # SKIP %s" % reason)
         return 0
+    import torch
+
+    gpus = torch.cuda.device_count()
     print("1..%d" % len(SCENARIOS))
+    print("# %d ranks on %d GPU(s): %d per GPU" % (SIZE, gpus, (SIZE + gpus - 1) // gpus))
     failed = 0
     for n, scenario in enumerate(SCENARIOS, 1):
         root = "127.0.0.1:%d" % free_port()

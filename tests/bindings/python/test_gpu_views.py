@@ -1,4 +1,4 @@
-"""The tensor views of the MoE regions, as TAP: 2 GPUs, one process each, torch tensors.
+"""The tensor views of the MoE regions, as TAP: 2 ranks (one process each, sharing a GPU when there is one), torch tensors.
 
   moe_dispatch_views: dispatch returns the receive, counts and combine regions as DLPack
     views; as torch tensors they alias the C addresses, hold what the peers sent (the
