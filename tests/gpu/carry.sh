@@ -98,7 +98,9 @@ system_lib() {
         libfabric.so* | libibverbs.so* | librdmacm.so* | libnl-*.so* | libhwloc.so* | \
         libevent*.so* | libpmix.so* | libudev.so* | libnuma.so* | libpsm*.so* | \
         libefa.so* | libmlx5.so* | libcrypto.so* | libssl.so* | libcap.so* | \
-        libsystemd.so* | libgomp.so* | libltdl.so* | libpython3*.so* | libexpat.so*)
+        libsystemd.so* | libgomp.so* | libltdl.so* | libpython3*.so* | libexpat.so* | \
+        libffi.so* | libpcre2-*.so* | libuuid.so* | libinfinipath.so* | libselinux.so* | \
+        libmount.so* | libblkid.so* | libgmp.so* | libidn2.so* | libunistring.so*)
         return 0
         ;;
     esac
