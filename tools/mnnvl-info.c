@@ -6,6 +6,7 @@
 #endif
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mnnvl.h"
@@ -15,10 +16,24 @@
 
 static void usage(void)
 {
-    printf("usage: mnnvl-info [--help]\n"
-           "Prints libmnnvl's version, the CUDA driver and devices, the P2P access matrix,\n"
-           "the FABRIC handle probe, the handle type handle_type=auto would choose on one\n"
-           "host, and the bootstrap backends this installation can use.\n");
+    printf("usage: mnnvl-info [--ranks N] [--help]\n"
+           "Prints libmnnvl's version, the CUDA driver and devices, how many ranks per GPU a\n"
+           "job of N ranks on this machine would put (rank r on device r %% GPUs; default\n"
+           "N = 4 and 8), the P2P access matrix, the FABRIC handle probe, the handle type\n"
+           "handle_type=auto would choose on one host, and the bootstrap backends this\n"
+           "installation can use.\n");
+}
+
+/* "N ranks on this machine: K per GPU": ranks sharing a device are correct but time-slice. */
+static void ranks_per_gpu(int ranks, int ndev)
+{
+    if (ndev < 1) {
+        printf("%d ranks on this machine: no GPU\n", ranks);
+        return;
+    }
+    int per = (ranks + ndev - 1) / ndev;
+    printf("%d ranks on this machine: %s%d per GPU%s\n", ranks, ranks % ndev ? "up to " : "",
+           per, per > 1 ? " (they share a GPU: correct, not fast)" : "");
 }
 
 #ifdef HAVE_CUDA
@@ -54,16 +69,28 @@ static void probe_handle_type(const char *handle_type, char *out, size_t len)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1) {
+    int ranks = 0; /* 0: show 4 and 8 */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || v < 1 || v > 1 << 20) {
+                fprintf(stderr, "mnnvl-info: --ranks wants a count in 1..%d, not %s\n", 1 << 20,
+                        argv[i]);
+                return 2;
+            }
+            ranks = (int)v;
+            continue;
+        }
         usage();
-        return strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? 0 : 2;
+        return strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 ? 0 : 2;
     }
     printf("libmnnvl %s (header %d.%d.%d)\n", mnnvl_version_string(), MNNVL_VERSION_MAJOR,
            MNNVL_VERSION_MINOR, MNNVL_VERSION_PATCH);
+    int ndev = 0;
 #ifdef HAVE_CUDA
     tool_cuda_t cu;
     char why[256] = "";
-    int ndev = 0;
     if (tool_cuda_load(&cu, why, sizeof(why)) != 0) {
         printf("CUDA: %s\n", why);
     } else {
@@ -114,6 +141,12 @@ int main(int argc, char **argv)
     printf("CUDA: libmnnvl was built without CUDA (configure --without-cuda); GPU calls "
            "return UNSUPPORTED\n");
 #endif
+    if (ranks > 0) {
+        ranks_per_gpu(ranks, ndev);
+    } else {
+        ranks_per_gpu(4, ndev);
+        ranks_per_gpu(8, ndev);
+    }
     printf("bootstrap backends:\n");
     const char *backends[] = {"tcp", "torch-store", "mpi", "ucx", "ofi"};
     for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
