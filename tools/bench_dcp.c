@@ -479,8 +479,13 @@ static void report(const dcp_result_t *res, int n, int gpus, FILE *json, int fir
                n, (n + gpus - 1) / gpus, D, LANES);
         printf("%8s %10s | %9s %9s %8s | %10s %11s %8s\n", "entries", "KB/rank", "a2a", "NCCL a2a",
                "speedup", "lse_reduce", "NCCL+merge", "speedup");
-        fprintf(json, "%s{\"cp\": %d, \"ranks_per_gpu\": %d, \"head_dim\": %d, \"cases\": [",
+        fprintf(json, "%s{\"cp\": %d, \"ranks_per_gpu\": %d, \"head_dim\": %d, ",
                 first && di == 0 ? "" : ",\n", n, (n + gpus - 1) / gpus, D);
+        if (n > gpus)
+            fprintf(json, "\"warning\": \"%d ranks share each GPU: the timings are "
+                          "meaningless (kernels of different processes time-slice one GPU)\", ",
+                    (n + gpus - 1) / gpus);
+        fprintf(json, "\"cases\": [");
         for (int c = 0; c < NCASES; c++) {
             double *t = slowest[di][c];
             for (int k = 0; k < NTIMES; k++) {
@@ -556,10 +561,11 @@ int bench_dcp(int argc, char **argv)
             continue;
         }
         if (n > gpus)
-            printf("\n*** WARNING: cp %d on %d GPU(s): %d ranks share each GPU. The results are "
-                   "checked, but the TIMINGS ARE MEANINGLESS (kernels of different processes "
-                   "time-slice one GPU). ***\n\n",
-                   n, gpus, (n + gpus - 1) / gpus);
+            fprintf(stderr,
+                    "\n*** WARNING: cp %d on %d GPU(s): %d ranks share each GPU. The results are "
+                    "checked, but the TIMINGS ARE MEANINGLESS (kernels of different processes "
+                    "time-slice one GPU). ***\n\n",
+                    n, gpus, (n + gpus - 1) / gpus);
         dcp_job_t job = {gpus, use_nccl, bench_shared_alloc(sizeof(dcp_result_t) * (size_t)n)};
         dcp_result_t *res = job.results;
         if (!res || bench_run_ranks(n, dcp_rank, &job) != 0) {
