@@ -240,7 +240,16 @@ typedef struct mnnvl_comm_s *mnnvl_comm_t;
  * handle type (config handle_type) and sets up the device-side error word, abort flag and
  * barrier signals. Returns INVALID_ARGUMENT, BOOTSTRAP, AUTH (job key refused), TIMEOUT,
  * PEER_LOST, NO_DEVICE, CUDA, UNSUPPORTED (no handle type all ranks share, or built
- * without CUDA and device >= 0), GRAPH_CAPTURE, NO_MEMORY. */
+ * without CUDA and device >= 0), GRAPH_CAPTURE, NO_MEMORY.
+ *
+ * Ranks may share a device: several processes, or several threads of one process with one
+ * communicator each, may pass the same `device`. That is correct, not fast: the kernels of
+ * different processes time-slice the GPU, so spin-waits on peers make progress, but timings
+ * mean nothing (the test suite runs every multi-rank GPU test this way on one GPU). Threads of
+ * one process (and MPS clients) run their kernels concurrently instead; a kernel that waits
+ * for a peer whose kernel cannot become resident ends with the device-side TIMEOUT, never a
+ * hang. The GPU suite exercises processes; threads sharing a device are not tested on a GPU
+ * yet. */
 MNNVL_API mnnvl_status_t mnnvl_comm_create(const mnnvl_config_t config, int rank, int size,
                                            int device, mnnvl_comm_t *comm);
 
