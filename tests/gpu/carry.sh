@@ -38,11 +38,18 @@ put() { # FROM TO-RELATIVE
 }
 is_elf() { head -c 4 "$1" 2>/dev/null | grep -q ELF; }
 
-rm -rf "$dest/tests" "$dest/tools" "$dest/bootstrap" "$dest/lib" "$dest/bindings"
+case $dest in
+/ | "$src" | "$build" | "$HOME")
+    echo "carry.sh: DEST must be a folder of its own, not $dest" >&2
+    exit 2
+    ;;
+esac
+# A fresh copy: what an earlier carry left goes (only the folders this script fills).
+for d in tests tools bootstrap lib bindings; do rm -rf "${dest:?}/$d"; done
 progs=
 for t in "$build"/tests/gpu/test_*; do
     case $t in *.o | *.log | *.trs) continue ;; esac
-    [ -f "$t" ] && [ -x "$t" ] || continue
+    if [ ! -f "$t" ] || [ ! -x "$t" ]; then continue; fi
     if ! is_elf "$t"; then
         echo "carry.sh: $t is a libtool wrapper, not the program: the GPU tests must be" \
             "linked -no-install (tests/gpu/tests.am)" >&2

@@ -131,10 +131,11 @@ if [ -x "$dir/tools/mnnvl-info" ] || [ -x "$dir/tools/.libs/mnnvl-info" ]; then
     grep -a 'ranks on this machine' "$out/mnnvl-info.log"
 fi
 
-progs=$(ls "$dir"/tests/gpu/test_* 2>/dev/null | grep -v '\.\(o\|log\|trs\|c\)$')
-[ -n "$progs" ] || echo "run-suite.sh: no GPU test programs in $dir/tests/gpu" >&2
-for prog in $progs; do
-    [ -x "$prog" ] || continue
+progs=0
+for prog in "$dir"/tests/gpu/test_*; do
+    case $prog in *.o | *.log | *.trs | *.c) continue ;; esac
+    if [ ! -f "$prog" ] || [ ! -x "$prog" ]; then continue; fi
+    progs=$((progs + 1))
     p=$(basename "$prog")
     all=$(list_tests "$prog")
     mine=$(for t in $all; do selected "$t" && echo "$t"; done)
@@ -150,6 +151,10 @@ for prog in $progs; do
         done
     fi
 done
+if [ $progs -eq 0 ]; then
+    echo "run-suite.sh: no GPU test programs in $dir/tests/gpu: counted as 1 failure" >&2
+    failed=$((failed + 1))
+fi
 
 if [ -n "$sanitize" ]; then
     errs=$(cat "$out"/test_*.log 2>/dev/null | sed -n 's/.*ERROR SUMMARY: \([0-9]*\) error.*/\1/p' |
@@ -185,7 +190,8 @@ else
     else
         why="no binding stage in $stage"
         [ $have_torch -eq 1 ] || why="no torch for $py"
-        n=$(ls "$pydir"/test_gpu*.py 2>/dev/null | grep -c .)
+        n=0
+        for t in "$pydir"/test_gpu*.py; do [ -f "$t" ] && n=$((n + 1)); done
         skipped=$((skipped + n))
         report "python test_gpu*.py ($n files)" 0 SKIP "$why: counted as skipped, which fails the suite"
     fi
