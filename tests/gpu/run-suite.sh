@@ -25,7 +25,7 @@
 #   With --ranks other than "2 4" or with --filter, each Criterion test runs on its own
 #   (--filter suite/test) with its own log.
 # --sanitize TOOL: the C tests only, each rank exec'd as `compute-sanitizer --tool TOOL
-#   --error-exitcode 97 ...` through MNNVL_RANK_LAUNCHER (time limits x10, see
+#   --error-exitcode 97 $MNNVL_SANITIZER_ARGS` through MNNVL_RANK_LAUNCHER (time limits x10, see
 #   tests/lib/testutil.h); the "ERROR SUMMARY: N errors" lines of the logs are added up.
 #   racecheck checks shared-memory hazards inside each kernel; it runs on every C test,
 #   which is where it applies (it does not see races through peers' symmetric memory).
@@ -62,12 +62,12 @@ if [ -n "$sanitize" ]; then
         echo "run-suite.sh: --sanitize needs compute-sanitizer on PATH" >&2
         exit 2
     fi
-    extra=""
-    [ "$sanitize" = memcheck ] && extra="--leak-check full"
-    export MNNVL_RANK_LAUNCHER="compute-sanitizer --tool $sanitize --error-exitcode 97 $extra"
+    # Leak checking is left to MNNVL_SANITIZER_ARGS (e.g. "--leak-check full"): the issue's
+    # bar is memcheck's access errors.
+    export MNNVL_RANK_LAUNCHER="compute-sanitizer --tool $sanitize --error-exitcode 97 ${MNNVL_SANITIZER_ARGS:-}"
 fi
 
-passed=0 failed=0 skipped=0
+passed=0 failed=0 skipped=0 start=$(date +%s)
 report() { # NAME SECONDS VERDICT [NOTE]
     printf '%-66s %5ss  %s%s\n' "$1" "$2" "$3" "${4:+  ($4)}"
 }
@@ -219,6 +219,7 @@ else
     done
 fi
 
+echo "== took $(($(date +%s) - start)) s"
 echo "$passed passed, $failed failed, $skipped skipped"
 # MNNVL_REQUIRE_GPU=1: a skip is a failure too.
 [ "$failed" -eq 0 ] && [ "$skipped" -eq 0 ]
