@@ -14,10 +14,16 @@ typedef struct gpu_job {
     int gpus;  /* visible GPUs; rank r uses device r % gpus */
 } gpu_job_t;
 
-/* Creates rank's communicator on device rank % job->gpus (ranks may share a GPU), or prints why not and returns NULL. */
+/* The device of `rank`: rank % job->gpus, so ranks share GPUs when there are fewer. */
+static inline int gpu_device(const gpu_job_t *job, int rank)
+{
+    return rank % (job->gpus > 0 ? job->gpus : 1);
+}
+
+/* Creates rank's communicator on gpu_device(job, rank), or prints why not and returns NULL. */
 static inline mnnvl_comm_t gpu_comm(const gpu_job_t *job, int rank, int size)
 {
-    int device = rank % (job->gpus > 0 ? job->gpus : 1);
+    int device = gpu_device(job, rank);
     mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key", job->timeout_ms * mt_time_scale());
     mnnvl_comm_t comm = NULL;
     mnnvl_status_t st = mnnvl_comm_create(cfg, rank, size, device, &comm);

@@ -397,11 +397,11 @@ static int two_comms_body(int rank, int size, void *arg)
     mnnvl_comm_t a = gpu_comm(job, rank, size);
     if (!a)
         return 1;
-    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key", job->timeout_ms);
+    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key", job->timeout_ms * mt_time_scale());
     mnnvl_config_set(cfg, "comm_name", "second");
     mnnvl_config_set(cfg, "root_mode", "external"); /* rank 0's root from the first comm */
     mnnvl_comm_t b = NULL;
-    if (mt_fail(mnnvl_comm_create(cfg, rank, size, rank, &b), rank, "second comm_create"))
+    if (mt_fail(mnnvl_comm_create(cfg, rank, size, gpu_device(job, rank), &b), rank, "second comm_create"))
         return 1;
     mnnvl_config_destroy(cfg);
     cudaStream_t s;
@@ -476,12 +476,12 @@ static int external_body(int rank, int size, void *arg)
         return 1;
     }
     mnnvl_comm_destroy(comm);
-    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key", job->timeout_ms);
+    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key", job->timeout_ms * mt_time_scale());
     mnnvl_config_set(cfg, "external_buffers", "1");
     mnnvl_config_set(cfg, "comm_name", "ext");
     mnnvl_config_set(cfg, "root_mode", "external");
     /* rank 0 keeps the first communicator's root alive through `mem` */
-    if (mt_fail(mnnvl_comm_create(cfg, rank, size, rank, &comm), rank, "comm_create"))
+    if (mt_fail(mnnvl_comm_create(cfg, rank, size, gpu_device(job, rank), &comm), rank, "comm_create"))
         return 1;
     mnnvl_config_destroy(cfg);
     p.external_buffer_count = size - 1;
