@@ -64,6 +64,9 @@ if [ -n "$sanitize" ]; then
     fi
     # Leak checking is left to MNNVL_SANITIZER_ARGS (e.g. "--leak-check full"): the issue's
     # bar is memcheck's access errors.
+    # handle_type auto probes FABRIC with a real cuMemCreate, which fails NOT_PERMITTED on
+    # hosts without IMEX as designed; the sanitizer would count that expected API error.
+    export MNNVL_HANDLE_TYPE=${MNNVL_HANDLE_TYPE:-posix-fd}
     export MNNVL_RANK_LAUNCHER="compute-sanitizer --tool $sanitize --error-exitcode 97 ${MNNVL_SANITIZER_ARGS:-}"
 fi
 
