@@ -368,14 +368,18 @@ static mnnvl_status_t check_usable(const tcp_state_t *st, const char *what)
 }
 
 /* Records a failure after which the connection is out of step with the root. A rank that
- * gives up on a collective says so, so that its peers fail now rather than time out too. */
+ * gives up on a collective (timed out, or got a frame that failed its MAC) says so, so that its peers fail now rather than time out too. */
 static mnnvl_status_t mark_broken(tcp_state_t *st, mnnvl_status_t s, const char *what)
 {
     st->broken = s;
     snprintf(st->broken_msg, sizeof(st->broken_msg), "%s", mnnvl_last_error());
-    if (s == MNNVL_ERR_TIMEOUT) {
+    if (s == MNNVL_ERR_TIMEOUT || s == MNNVL_ERR_AUTH) {
         char reason[128];
-        snprintf(reason, sizeof(reason), "%s timed out after %d ms", what, st->timeout_ms);
+        if (s == MNNVL_ERR_TIMEOUT)
+            snprintf(reason, sizeof(reason), "%s timed out after %d ms", what, st->timeout_ms);
+        else
+            snprintf(reason, sizeof(reason), "%s: a message from the root failed authentication",
+                     what);
         send_frame_nowait(st, MNNVL_WIRE_ABORT, reason);
     }
     return s;
