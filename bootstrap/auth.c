@@ -207,8 +207,8 @@ mnnvl_status_t mnnvl_auth_client(int fd, const mnnvl_auth_key_t *key, const char
 
     MNNVL_CHECK(mnnvl_auth_init());
     mnnvl_auth_random(rank_nonce, sizeof(rank_nonce));
-    MNNVL_CHECK(send_handshake(fd, MNNVL_WIRE_CHALLENGE, rank_nonce, sizeof(rank_nonce),
-                               deadline, abort_flag));
+    MNNVL_CHECK(send_handshake(fd, MNNVL_WIRE_CHALLENGE, rank_nonce, sizeof(rank_nonce), deadline,
+                               abort_flag));
     MNNVL_CHECK(recv_handshake(fd, root_address, deadline, abort_flag, MNNVL_WIRE_CHALLENGE,
                                root_nonce, sizeof(root_nonce)));
     mnnvl_auth_proof(key, MNNVL_AUTH_RANK, rank_nonce, root_nonce, proof);

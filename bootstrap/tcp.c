@@ -158,8 +158,8 @@ static mnnvl_status_t recv_error_frame(tcp_state_t *st, const uint8_t *head, uin
                            what, st->rank, st->root_address, (unsigned long long)len);
     MNNVL_CHECK(recv_sealed(st, head, msg, (size_t)len, deadline, what));
     int32_t status = (int32_t)mnnvl_wire_get32(msg);
-    snprintf(st->root_said, sizeof(st->root_said), "%.*s",
-             (int)(len - MNNVL_WIRE_ERROR_FIXED), (const char *)msg + MNNVL_WIRE_ERROR_FIXED);
+    snprintf(st->root_said, sizeof(st->root_said), "%.*s", (int)(len - MNNVL_WIRE_ERROR_FIXED),
+             (const char *)msg + MNNVL_WIRE_ERROR_FIXED);
     if (status >= 0 || status < MNNVL_ERR_INTERNAL)
         status = MNNVL_ERR_BOOTSTRAP;
     return mnnvl_error((mnnvl_status_t)status, "tcp bootstrap: %s on rank %d failed: %.*s", what,
@@ -368,7 +368,8 @@ static mnnvl_status_t check_usable(const tcp_state_t *st, const char *what)
 }
 
 /* Records a failure after which the connection is out of step with the root. A rank that
- * gives up on a collective (timed out, or got a frame that failed its MAC) says so, so that its peers fail now rather than time out too. */
+ * gives up on a collective (timed out, or got a frame that failed its MAC) says so, so that its
+ * peers fail now rather than time out too. */
 static mnnvl_status_t mark_broken(tcp_state_t *st, mnnvl_status_t s, const char *what)
 {
     st->broken = s;

@@ -109,8 +109,8 @@ struct conn {
     char why[160]; /* why it died, for the group's PEER_LOST sentence */
     uint8_t rank_nonce[MNNVL_WIRE_NONCE_BYTES];
     uint8_t root_nonce[MNNVL_WIRE_NONCE_BYTES];
-    int authed;             /* proved the key: every frame from now on carries a MAC */
-    int plain_input;        /* mnnvl_tcp_root_feed only: input frames carry no MAC */
+    int authed;      /* proved the key: every frame from now on carries a MAC */
+    int plain_input; /* mnnvl_tcp_root_feed only: input frames carry no MAC */
     mnnvl_auth_session_t sess;
     uint8_t *in;
     size_t in_len;

@@ -124,13 +124,16 @@ Test(tcp_auth, wrong_key_is_refused_at_once_on_both_sides)
     mnnvl_tcp_root_t *root = NULL;
     cr_assert_eq(mnnvl_tcp_root_start("127.0.0.1:0", "right horse", &root), MNNVL_SUCCESS);
     uint64_t start = mnnvl_now_ms();
-    rank_run_t r = {.root = mnnvl_tcp_root_address(root), .key = "wrong horse", .rank = 1, .size = 2,
+    rank_run_t r = {.root = mnnvl_tcp_root_address(root),
+                    .key = "wrong horse",
+                    .rank = 1,
+                    .size = 2,
                     .timeout_ms = 10000};
     run_rank(&r);
     mnnvl_tcp_root_stop(root);
     mnnvl_set_log_callback(NULL, NULL);
-    cr_expect_eq(r.create, MNNVL_ERR_AUTH, "a wrong key gave %s: %s",
-                 mnnvl_status_string(r.create), r.why);
+    cr_expect_eq(r.create, MNNVL_ERR_AUTH, "a wrong key gave %s: %s", mnnvl_status_string(r.create),
+                 r.why);
     cr_expect(strstr(r.why, "job_key differs"), "the sentence does not say why: %s", r.why);
     cr_expect_lt(r.create_ms, 2000, "the refusal took %llu ms of a 10000 ms timeout",
                  (unsigned long long)r.create_ms);
@@ -148,8 +151,12 @@ Test(tcp_auth, right_key_works)
     rank_run_t r[3];
     pthread_t t[3];
     for (int i = 0; i < 3; i++) {
-        r[i] = (rank_run_t){
-            .root = address, .key = "right horse", .rank = i, .size = 3, .timeout_ms = 10000, .ops = 2};
+        r[i] = (rank_run_t){.root = address,
+                            .key = "right horse",
+                            .rank = i,
+                            .size = 3,
+                            .timeout_ms = 10000,
+                            .ops = 2};
         pthread_create(&t[i], NULL, run_rank, &r[i]);
     }
     for (int i = 0; i < 3; i++)
@@ -272,8 +279,7 @@ Test(tcp_auth, unauthenticated_probe_learns_nothing_key_derived)
             continue;
         char text[2][MNNVL_WIRE_MAX_TEXT + 1];
         for (int k = 0; k < 2; k++) {
-            snprintf(text[k], sizeof(text[k]), "%.*s",
-                     (int)(lens[k][f] - MNNVL_WIRE_ERROR_FIXED),
+            snprintf(text[k], sizeof(text[k]), "%.*s", (int)(lens[k][f] - MNNVL_WIRE_ERROR_FIXED),
                      (const char *)cap[k].bytes + offs[k][f] + MNNVL_WIRE_ERROR_FIXED);
             char *a = strstr(text[k], address[k]);
             cr_assert(a, "the refusal does not name the root: %s", text[k]);
@@ -281,9 +287,9 @@ Test(tcp_auth, unauthenticated_probe_learns_nothing_key_derived)
         }
         cr_expect_str_eq(text[0], text[1], "the refusal depends on the key");
     }
-    cr_expect(memcmp(cap[0].bytes + offs[0][0], cap[1].bytes + offs[1][0],
-                     MNNVL_WIRE_NONCE_BYTES) != 0,
-              "two roots sent the same nonce");
+    cr_expect(
+        memcmp(cap[0].bytes + offs[0][0], cap[1].bytes + offs[1][0], MNNVL_WIRE_NONCE_BYTES) != 0,
+        "two roots sent the same nonce");
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -294,8 +300,9 @@ enum relay_mode { RELAY_FLIP, RELAY_DROP, RELAY_REPLAY, RELAY_REORDER, RELAY_FLI
 
 /* Where RELAY_FLIP_DOWN flips a byte of what the root sends rank 1: past its CHALLENGE and
  * PROOF (16 + 32 bytes each) and FORMED (16 + 4 + 16), a data byte of the first RESULT. */
-#define DOWN_FLIP_AT (2 * (MNNVL_WIRE_HEADER_BYTES + 32) + MNNVL_WIRE_HEADER_BYTES + 4 + \
-                      MNNVL_WIRE_MAC_BYTES + MNNVL_WIRE_HEADER_BYTES + 3)
+#define DOWN_FLIP_AT                                                                               \
+    (2 * (MNNVL_WIRE_HEADER_BYTES + 32) + MNNVL_WIRE_HEADER_BYTES + 4 + MNNVL_WIRE_MAC_BYTES +     \
+     MNNVL_WIRE_HEADER_BYTES + 3)
 
 typedef struct relay {
     int listen_fd;
@@ -331,8 +338,8 @@ static void *relay_down(void *arg)
         }
         if (n > 0)
             total += (size_t)n;
-        if (n <= 0 || mnnvl_sock_send_all(r->client_fd, buf, (size_t)n,
-                                          mnnvl_deadline_after(20000), NULL) != MNNVL_SUCCESS)
+        if (n <= 0 || mnnvl_sock_send_all(r->client_fd, buf, (size_t)n, mnnvl_deadline_after(20000),
+                                          NULL) != MNNVL_SUCCESS)
             break;
     }
     shutdown(r->client_fd, SHUT_RDWR);
@@ -340,8 +347,7 @@ static void *relay_down(void *arg)
 }
 
 /* Reads one frame from the rank: the two handshake frames plain, the rest with a MAC. */
-static int relay_read(relay_t *r, int index, uint8_t *buf, size_t cap, size_t *len,
-                      uint16_t *type)
+static int relay_read(relay_t *r, int index, uint8_t *buf, size_t cap, size_t *len, uint16_t *type)
 {
     uint64_t deadline = mnnvl_deadline_after(20000);
     uint64_t length;
@@ -374,9 +380,8 @@ static void *relay_up(void *arg)
     if (poll(&p, 1, 20000) != 1)
         return NULL;
     r->client_fd = accept(r->listen_fd, NULL, NULL);
-    if (r->client_fd < 0 ||
-        mnnvl_sock_connect(r->target, mnnvl_deadline_after(5000), NULL, &r->upstream_fd) !=
-            MNNVL_SUCCESS)
+    if (r->client_fd < 0 || mnnvl_sock_connect(r->target, mnnvl_deadline_after(5000), NULL,
+                                               &r->upstream_fd) != MNNVL_SUCCESS)
         return NULL;
     r->down_started = pthread_create(&r->down, NULL, relay_down, r) == 0;
     static uint8_t frame[2][4096];
@@ -454,7 +459,11 @@ static void run_tampered(enum relay_mode mode, const char *name)
     relay_t relay;
     relay_start(&relay, mnnvl_tcp_root_address(root), mode);
     rank_run_t r[2] = {
-        {.root = mnnvl_tcp_root_address(root), .key = "k3y", .size = 2, .timeout_ms = 6000, .ops = 2},
+        {.root = mnnvl_tcp_root_address(root),
+         .key = "k3y",
+         .size = 2,
+         .timeout_ms = 6000,
+         .ops = 2},
         {.root = relay.address, .key = "k3y", .rank = 1, .size = 2, .timeout_ms = 1500, .ops = 2}};
     pthread_t t[2];
     for (int i = 0; i < 2; i++)

@@ -39,8 +39,8 @@ static int hostile_connect(const char *address, int rcvbuf)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     mnnvl_auth_key_t key;
     cr_assert_eq(mnnvl_auth_derive_key("", &key), MNNVL_SUCCESS);
-    cr_assert_eq(mnnvl_auth_client(fd, &key, address, deadline, NULL, &hostile_sess),
-                 MNNVL_SUCCESS, "%s", mnnvl_last_error());
+    cr_assert_eq(mnnvl_auth_client(fd, &key, address, deadline, NULL, &hostile_sess), MNNVL_SUCCESS,
+                 "%s", mnnvl_last_error());
     return fd;
 }
 
