@@ -18,7 +18,7 @@
  * that does not form is told who never joined and dropped after that timeout. A peer over
  * a bound is dropped with a log line naming it.
  *
- * Why one file of about 1350 lines: the connection state machine, its bounds, the groups
+ * Why one file of about 1400 lines: the connection state machine, its bounds, the groups
  * and their collectives share private structures and the no-re-entry rule above; split
  * apart they would need a private header exposing all of it, for no gain in what a reader
  * must hold.
