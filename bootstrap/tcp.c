@@ -180,12 +180,18 @@ static mnnvl_status_t timeout_error(const tcp_state_t *st, const char *what, uin
                            what, st->rank, waited, st->timeout_ms, st->root_address);
     int forming = status[0] == MNNVL_WIRE_PHASE_FORMING;
     int missing = (int32_t)mnnvl_wire_get32(status + 12);
-    char missing_text[MNNVL_WIRE_MAX_TEXT + 48] = "";
+    char missing_text[2 * MNNVL_WIRE_MAX_TEXT + 48] = "";
+    /* The text: the missing ranks, then maybe a newline and the root's note on why (it
+     * refused connections with a different job key). */
+    const char *text = (const char *)status + MNNVL_WIRE_STATUS_BYTES;
+    int text_len = (int)(status_len - MNNVL_WIRE_STATUS_BYTES);
+    const char *nl =
+        status_len > MNNVL_WIRE_STATUS_BYTES ? memchr(text, '\n', (size_t)text_len) : NULL;
+    int list_len = nl ? (int)(nl - text) : text_len;
     if (status_len > MNNVL_WIRE_STATUS_BYTES)
-        snprintf(missing_text, sizeof(missing_text), " (%.*s %s)",
-                 (int)(status_len - MNNVL_WIRE_STATUS_BYTES),
-                 (const char *)status + MNNVL_WIRE_STATUS_BYTES,
-                 forming ? "never joined" : "did not arrive");
+        snprintf(missing_text, sizeof(missing_text), " (%.*s %s)%s%.*s", list_len, text,
+                 forming ? "never joined" : "did not arrive", nl ? "; " : "",
+                 nl ? text_len - list_len - 1 : 0, nl ? nl + 1 : "");
     else if (missing >= 0)
         snprintf(missing_text, sizeof(missing_text), " (rank %d is missing)", missing);
     return mnnvl_error(MNNVL_ERR_TIMEOUT,

@@ -175,6 +175,8 @@ struct mnnvl_tcp_root {
     size_t pfds_cap;
     struct group *forming;
     uint64_t linger_deadline; /* 0 until stopping */
+    int refused;              /* connections refused for a wrong job key */
+    char last_refused[MNNVL_SOCK_ADDR_MAX];
     uint64_t accept_paused_until;
 };
 
@@ -583,6 +585,8 @@ static void on_proof(struct mnnvl_tcp_root *r, struct conn *c, const uint8_t *p,
         MNNVL_WARN("tcp root %s: refused the connection from %s (AUTH): it did not prove the "
                    "job key; that process was started with a different job_key",
                    r->address, c->peer);
+        r->refused++;
+        snprintf(r->last_refused, sizeof(r->last_refused), "%s", c->peer);
         conn_send_error(c, MNNVL_ERR_AUTH, -1,
                         "the root at %s refused the connection: this rank's job_key differs "
                         "from the root's",
@@ -769,6 +773,19 @@ static void on_coll(struct conn *c, const uint8_t *p, size_t len)
         coll_finish(g);
 }
 
+/* For a group still forming: that the root refused connections with a wrong job key
+ * (the likely reason a rank never joined), or "". */
+static void refusal_note(const struct mnnvl_tcp_root *r, const struct group *g, char *buf,
+                         size_t len)
+{
+    buf[0] = '\0';
+    if (r->refused > 0 && !g->formed)
+        snprintf(buf, len,
+                 "the root refused %d connection%s whose job_key differs from its own, the last "
+                 "from %s",
+                 r->refused, r->refused == 1 ? "" : "s", r->last_refused);
+}
+
 /* O(1) but for a rebuild of the cached missing list after the group changed; a QUERY while
  * this connection's previous STATUS is still queued is dropped (a rank asks once per wait). */
 static void on_query(struct conn *c)
@@ -777,6 +794,11 @@ static void on_query(struct conn *c)
     if (c->status_queued)
         return;
     const char *missing = group_missing(g);
+    char note[MNNVL_WIRE_MAX_TEXT] = "";
+    refusal_note(c->root, g, note, sizeof(note));
+    char both[MNNVL_WIRE_MAX_TEXT];
+    snprintf(both, sizeof(both), "%s%s%s", missing, note[0] ? "\n" : "", note);
+    missing = both;
     size_t text = strnlen(missing, MNNVL_WIRE_MAX_TEXT);
     uint8_t msg[MNNVL_WIRE_STATUS_BYTES + MNNVL_WIRE_MAX_TEXT] = {0};
     msg[0] = g->formed ? MNNVL_WIRE_PHASE_COLLECTIVE : MNNVL_WIRE_PHASE_FORMING;
@@ -1100,10 +1122,13 @@ static void forming_fail(struct conn *c, mnnvl_status_t status, const char *why)
 {
     struct group *g = c->group;
     char msg[MNNVL_WIRE_MAX_TEXT];
+    char note[MNNVL_WIRE_MAX_TEXT];
+    refusal_note(c->root, g, note, sizeof(note));
     snprintf(msg, sizeof(msg),
              "comm '%s' did not form at the root %s: %s; %d of %d ranks were connected, "
-             "%s never joined",
-             g->label, c->root->address, why, g->attached, g->size, group_missing(g));
+             "%s never joined%s%s",
+             g->label, c->root->address, why, g->attached, g->size, group_missing(g),
+             note[0] ? "; " : "", note);
     MNNVL_INFO("tcp root %s: rank %d: %s", c->root->address, c->rank, msg);
     conn_send_error(c, status, -1, "%s", msg);
     group_detach(c->root, c);

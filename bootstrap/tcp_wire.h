@@ -53,7 +53,9 @@
  *   QUERY      empty: asks how far the group got (sent by a rank whose wait timed out).
  *   STATUS     u8 phase (0: forming, 1: collective), u8 pad[3], u32 arrived, u32 size,
  *              i32 first missing rank (-1: none), then the missing ranks as text of up to
- *              MNNVL_WIRE_MAX_TEXT bytes ("ranks 1-3, 7"; ranges, cut with "and N more").
+ *              MNNVL_WIRE_MAX_TEXT bytes ("ranks 1-3, 7"; ranges, cut with "and N more"),
+ *              then, while forming, maybe a newline and a note that the root refused
+ *              connections with a different job key (and the last one's address).
  *              One STATUS at most is queued per connection: QUERYs while one waits are
  *              dropped.
  *   ABORT      an optional reason of up to MNNVL_WIRE_MAX_TEXT bytes; the root fails the

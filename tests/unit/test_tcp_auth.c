@@ -143,6 +143,31 @@ Test(tcp_auth, wrong_key_is_refused_at_once_on_both_sides)
     cr_expect(!atomic_load(&key_in_log), "the key appears in a log line");
 }
 
+/* The rank that waits for the refused one learns why it never came. */
+Test(tcp_auth, waiting_rank_learns_that_the_root_refused_a_wrong_key)
+{
+    mnnvl_set_log_level(MNNVL_LOG_NONE);
+    mnnvl_tcp_root_t *root = NULL;
+    cr_assert_eq(mnnvl_tcp_root_start("127.0.0.1:0", "right horse", &root), MNNVL_SUCCESS);
+    const char *address = mnnvl_tcp_root_address(root);
+    rank_run_t intruder = {
+        .root = address, .key = "wrong horse", .rank = 1, .size = 2, .timeout_ms = 5000};
+    run_rank(&intruder);
+    rank_run_t waiting = {
+        .root = address, .key = "right horse", .rank = 0, .size = 2, .timeout_ms = 800};
+    run_rank(&waiting);
+    mnnvl_tcp_root_stop(root);
+    mnnvl_set_log_level(MNNVL_LOG_WARN);
+    cr_expect_eq(intruder.create, MNNVL_ERR_AUTH, "%s", intruder.why);
+    cr_expect_eq(waiting.create, MNNVL_ERR_TIMEOUT, "%s", waiting.why);
+    cr_expect(strstr(waiting.why, "rank 1 never joined") &&
+                  strstr(waiting.why, "refused 1 connection whose job_key differs") &&
+                  strstr(waiting.why, "127.0.0.1:"),
+              "the waiting rank is not told of the refusal: %s", waiting.why);
+    cr_expect(!strstr(waiting.why, "horse"), "the key appears in the error: %s", waiting.why);
+    cr_log_info("the waiting rank: %s", waiting.why);
+}
+
 Test(tcp_auth, right_key_works)
 {
     mnnvl_tcp_root_t *root = NULL;
