@@ -32,9 +32,10 @@
 /* Pause before reconnecting when a connection drops before its group formed. */
 #define REJOIN_PAUSE_MS 20
 
-/* Domain constants separating the group ids of named communicators and of splits. */
-#define GROUP_DOMAIN_NAME 0x636f6d6d2d6e616dull
-#define GROUP_DOMAIN_SPLIT 0x73706c69742d6964ull
+/* Labels separating the group ids of named communicators and of splits. The ids are
+ * public (nothing from the key): only ranks that proved the key can join a group anyway. */
+#define GROUP_LABEL_NAME "mnnvl group name"
+#define GROUP_LABEL_SPLIT "mnnvl group split"
 
 typedef struct tcp_state {
     int fd;
@@ -52,6 +53,7 @@ typedef struct tcp_state {
     char root_host[MNNVL_WIRE_MAX_LABEL + 32]; /* which rank hosts the root; "" if external */
     char root_said[MNNVL_WIRE_MAX_TEXT + 1];   /* the text of the root's last ERROR */
     mnnvl_auth_key_t key;
+    mnnvl_auth_session_t sess;  /* of the connection; send_seq under send_lock */
     mnnvl_tcp_root_t *embedded; /* a reference on the root this process hosts, or NULL */
 } tcp_state_t;
 
@@ -69,11 +71,15 @@ static mnnvl_status_t send_frame(tcp_state_t *st, uint16_t type, const void *fix
                                  uint64_t deadline)
 {
     uint8_t head[MNNVL_WIRE_HEADER_BYTES];
+    uint8_t tag[MNNVL_WIRE_MAC_BYTES];
     mnnvl_wire_header(head, type, fixed_len + data_len);
-    struct iovec iov[3] = {
-        {head, sizeof(head)}, {(void *)fixed, fixed_len}, {(void *)data, data_len}};
+    struct iovec iov[4] = {{head, sizeof(head)},
+                           {(void *)fixed, fixed_len},
+                           {(void *)data, data_len},
+                           {tag, sizeof(tag)}};
     pthread_mutex_lock(&st->send_lock);
-    mnnvl_status_t s = mnnvl_sock_sendv_all(st->fd, iov, 3, deadline, &st->aborted);
+    mnnvl_auth_seal(&st->sess, iov, 3, tag);
+    mnnvl_status_t s = mnnvl_sock_sendv_all(st->fd, iov, 4, deadline, &st->aborted);
     pthread_mutex_unlock(&st->send_lock);
     return s;
 }
@@ -82,14 +88,17 @@ static mnnvl_status_t send_frame(tcp_state_t *st, uint16_t type, const void *fix
  * while another thread may own the socket; the root also treats a plain close as a loss). */
 static void send_frame_nowait(tcp_state_t *st, uint16_t type, const char *text)
 {
-    uint8_t msg[MNNVL_WIRE_HEADER_BYTES + MNNVL_WIRE_MAX_TEXT];
+    uint8_t msg[MNNVL_WIRE_HEADER_BYTES + MNNVL_WIRE_MAX_TEXT + MNNVL_WIRE_MAC_BYTES];
     size_t len = text ? strnlen(text, MNNVL_WIRE_MAX_TEXT) : 0;
     mnnvl_wire_header(msg, type, len);
     if (len)
         memcpy(msg + MNNVL_WIRE_HEADER_BYTES, text, len);
     if (pthread_mutex_trylock(&st->send_lock) != 0)
         return;
-    (void)!send(st->fd, msg, MNNVL_WIRE_HEADER_BYTES + len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    struct iovec iov = {msg, MNNVL_WIRE_HEADER_BYTES + len};
+    mnnvl_auth_seal(&st->sess, &iov, 1, msg + MNNVL_WIRE_HEADER_BYTES + len);
+    (void)!send(st->fd, msg, MNNVL_WIRE_HEADER_BYTES + len + MNNVL_WIRE_MAC_BYTES,
+                MSG_NOSIGNAL | MSG_DONTWAIT);
     pthread_mutex_unlock(&st->send_lock);
 }
 
@@ -117,8 +126,29 @@ static mnnvl_status_t connection_error(const tcp_state_t *st, mnnvl_status_t s, 
                             what, st->rank, st->root_address);
 }
 
-static mnnvl_status_t recv_error_frame(const tcp_state_t *st, uint64_t len, uint64_t deadline,
-                                       const char *what)
+/* Receives the payload of the frame whose header is `head` into `out` and checks its MAC:
+ * a frame altered, dropped, replayed or reordered on the way fails with AUTH. */
+static mnnvl_status_t recv_sealed(tcp_state_t *st, const uint8_t *head, void *out, size_t len,
+                                  uint64_t deadline, const char *what)
+{
+    uint8_t tag[MNNVL_WIRE_MAC_BYTES];
+    mnnvl_status_t s = mnnvl_sock_recv_all(st->fd, out, len, deadline, &st->aborted);
+    if (s == MNNVL_SUCCESS)
+        s = mnnvl_sock_recv_all(st->fd, tag, sizeof(tag), deadline, &st->aborted);
+    if (s != MNNVL_SUCCESS)
+        return connection_error(st, s, what);
+    struct iovec iov[2] = {{(void *)head, MNNVL_WIRE_HEADER_BYTES}, {out, len}};
+    if (!mnnvl_auth_open(&st->sess, iov, 2, tag))
+        return mnnvl_error(MNNVL_ERR_AUTH,
+                           "tcp bootstrap: %s on rank %d: a message from the root at %s failed "
+                           "authentication: it was altered, dropped, replayed or reordered on "
+                           "the way",
+                           what, st->rank, st->root_address);
+    return MNNVL_SUCCESS;
+}
+
+static mnnvl_status_t recv_error_frame(tcp_state_t *st, const uint8_t *head, uint64_t len,
+                                       uint64_t deadline, const char *what)
 {
     uint8_t msg[MNNVL_WIRE_ERROR_FIXED + MNNVL_WIRE_MAX_TEXT];
     if (len < MNNVL_WIRE_ERROR_FIXED || len > sizeof(msg))
@@ -126,12 +156,10 @@ static mnnvl_status_t recv_error_frame(const tcp_state_t *st, uint64_t len, uint
                            "tcp bootstrap: %s on rank %d: the root at %s sent a malformed error "
                            "of %llu bytes",
                            what, st->rank, st->root_address, (unsigned long long)len);
-    mnnvl_status_t s = mnnvl_sock_recv_all(st->fd, msg, (size_t)len, deadline, &st->aborted);
-    if (s != MNNVL_SUCCESS)
-        return connection_error(st, s, what);
+    MNNVL_CHECK(recv_sealed(st, head, msg, (size_t)len, deadline, what));
     int32_t status = (int32_t)mnnvl_wire_get32(msg);
-    snprintf(((tcp_state_t *)st)->root_said, sizeof(st->root_said), "%.*s",
-             (int)(len - MNNVL_WIRE_ERROR_FIXED), (const char *)msg + MNNVL_WIRE_ERROR_FIXED);
+    snprintf(st->root_said, sizeof(st->root_said), "%.*s", (int)(len - MNNVL_WIRE_ERROR_FIXED),
+             (const char *)msg + MNNVL_WIRE_ERROR_FIXED);
     if (status >= 0 || status < MNNVL_ERR_INTERNAL)
         status = MNNVL_ERR_BOOTSTRAP;
     return mnnvl_error((mnnvl_status_t)status, "tcp bootstrap: %s on rank %d failed: %.*s", what,
@@ -152,12 +180,18 @@ static mnnvl_status_t timeout_error(const tcp_state_t *st, const char *what, uin
                            what, st->rank, waited, st->timeout_ms, st->root_address);
     int forming = status[0] == MNNVL_WIRE_PHASE_FORMING;
     int missing = (int32_t)mnnvl_wire_get32(status + 12);
-    char missing_text[MNNVL_WIRE_MAX_TEXT + 48] = "";
+    char missing_text[2 * MNNVL_WIRE_MAX_TEXT + 48] = "";
+    /* The text: the missing ranks, then maybe a newline and the root's note on why (it
+     * refused connections with a different job key). */
+    const char *text = (const char *)status + MNNVL_WIRE_STATUS_BYTES;
+    int text_len = (int)(status_len - MNNVL_WIRE_STATUS_BYTES);
+    const char *nl =
+        status_len > MNNVL_WIRE_STATUS_BYTES ? memchr(text, '\n', (size_t)text_len) : NULL;
+    int list_len = nl ? (int)(nl - text) : text_len;
     if (status_len > MNNVL_WIRE_STATUS_BYTES)
-        snprintf(missing_text, sizeof(missing_text), " (%.*s %s)",
-                 (int)(status_len - MNNVL_WIRE_STATUS_BYTES),
-                 (const char *)status + MNNVL_WIRE_STATUS_BYTES,
-                 forming ? "never joined" : "did not arrive");
+        snprintf(missing_text, sizeof(missing_text), " (%.*s %s)%s%.*s", list_len, text,
+                 forming ? "never joined" : "did not arrive", nl ? "; " : "",
+                 nl ? text_len - list_len - 1 : 0, nl ? nl + 1 : "");
     else if (missing >= 0)
         snprintf(missing_text, sizeof(missing_text), " (rank %d is missing)", missing);
     return mnnvl_error(MNNVL_ERR_TIMEOUT,
@@ -201,13 +235,11 @@ static mnnvl_status_t await_frame(tcp_state_t *st, uint16_t expect, void *out, s
                                "%s",
                                what, st->rank, st->root_address);
         if (type == MNNVL_WIRE_ERROR)
-            return recv_error_frame(st, len, deadline, what);
+            return recv_error_frame(st, head, len, deadline, what);
         if (type == MNNVL_WIRE_STATUS && len >= MNNVL_WIRE_STATUS_BYTES &&
             len <= MNNVL_WIRE_STATUS_BYTES + MNNVL_WIRE_MAX_TEXT) {
             uint8_t status[MNNVL_WIRE_STATUS_BYTES + MNNVL_WIRE_MAX_TEXT];
-            s = mnnvl_sock_recv_all(st->fd, status, (size_t)len, deadline, &st->aborted);
-            if (s != MNNVL_SUCCESS)
-                return connection_error(st, s, what);
+            MNNVL_CHECK(recv_sealed(st, head, status, (size_t)len, deadline, what));
             if (queried)
                 return timeout_error(st, what, started, status, (size_t)len);
             continue;
@@ -218,8 +250,7 @@ static mnnvl_status_t await_frame(tcp_state_t *st, uint16_t expect, void *out, s
                                "%u of %llu bytes, expected type %u of %zu bytes",
                                what, st->rank, st->root_address, type, (unsigned long long)len,
                                expect, out_len);
-        s = mnnvl_sock_recv_all(st->fd, out, out_len, deadline, &st->aborted);
-        return s == MNNVL_SUCCESS ? s : connection_error(st, s, what);
+        return recv_sealed(st, head, out, out_len, deadline, what);
     }
 }
 
@@ -246,7 +277,7 @@ static mnnvl_status_t join_once(tcp_state_t *st, uint64_t deadline)
     mnnvl_status_t s = mnnvl_sock_connect(st->root_address, deadline, &st->aborted, &st->fd);
     if (s != MNNVL_SUCCESS)
         return mnnvl_error_wrap(s, "tcp bootstrap: %s, rank %d found no root", what, st->rank);
-    s = mnnvl_auth_client(st->fd, &st->key, st->root_address, deadline, &st->aborted);
+    s = mnnvl_auth_client(st->fd, &st->key, st->root_address, deadline, &st->aborted, &st->sess);
     if (s == MNNVL_ERR_AUTH || s == MNNVL_ERR_BOOTSTRAP)
         s = mnnvl_error_wrap(s, "tcp bootstrap: %s, rank %d", what, st->rank);
     else if (s != MNNVL_SUCCESS)
@@ -343,14 +374,19 @@ static mnnvl_status_t check_usable(const tcp_state_t *st, const char *what)
 }
 
 /* Records a failure after which the connection is out of step with the root. A rank that
- * gives up on a collective says so, so that its peers fail now rather than time out too. */
+ * gives up on a collective (timed out, or got a frame that failed its MAC) says so, so that its
+ * peers fail now rather than time out too. */
 static mnnvl_status_t mark_broken(tcp_state_t *st, mnnvl_status_t s, const char *what)
 {
     st->broken = s;
     snprintf(st->broken_msg, sizeof(st->broken_msg), "%s", mnnvl_last_error());
-    if (s == MNNVL_ERR_TIMEOUT) {
+    if (s == MNNVL_ERR_TIMEOUT || s == MNNVL_ERR_AUTH) {
         char reason[128];
-        snprintf(reason, sizeof(reason), "%s timed out after %d ms", what, st->timeout_ms);
+        if (s == MNNVL_ERR_TIMEOUT)
+            snprintf(reason, sizeof(reason), "%s timed out after %d ms", what, st->timeout_ms);
+        else
+            snprintf(reason, sizeof(reason), "%s: a message from the root failed authentication",
+                     what);
         send_frame_nowait(st, MNNVL_WIRE_ABORT, reason);
     }
     return s;
@@ -465,12 +501,11 @@ static void fill_interface(tcp_bootstrap_t *tb)
 
 static uint64_t split_group_id(const tcp_state_t *st, uint32_t counter, int color)
 {
-    mnnvl_auth_key_t k = {st->key.k0 ^ GROUP_DOMAIN_SPLIT, st->key.k1};
     uint8_t msg[16];
     mnnvl_wire_put64(msg, st->group_id);
     mnnvl_wire_put32(msg + 8, counter);
     mnnvl_wire_put32(msg + 12, (uint32_t)color);
-    return mnnvl_siphash24(&k, msg, sizeof(msg));
+    return mnnvl_auth_public_id(GROUP_LABEL_SPLIT, msg, sizeof(msg));
 }
 
 /* The child rank and size of this rank from everybody's (color, key): MPI_Comm_split
@@ -605,9 +640,12 @@ mnnvl_status_t mnnvl_bootstrap_tcp_create(const mnnvl_bootstrap_args_t *args,
     if (!tb)
         return mnnvl_error(MNNVL_ERR_NO_MEMORY, "tcp bootstrap: out of memory");
     tcp_state_t *st = &tb->st;
-    mnnvl_auth_derive_key(args->job_key, &st->key);
-    mnnvl_auth_key_t name_key = {st->key.k0 ^ GROUP_DOMAIN_NAME, st->key.k1};
-    st->group_id = mnnvl_siphash24(&name_key, args->comm_name, strlen(args->comm_name));
+    mnnvl_status_t ks = mnnvl_auth_derive_key(args->job_key, &st->key);
+    if (ks != MNNVL_SUCCESS) {
+        bootstrap_free(tb);
+        return ks;
+    }
+    st->group_id = mnnvl_auth_public_id(GROUP_LABEL_NAME, args->comm_name, strlen(args->comm_name));
     snprintf(st->label, sizeof(st->label), "%s", args->comm_name);
     snprintf(st->root_address, sizeof(st->root_address), "%s", root);
     if (rank0_mode)

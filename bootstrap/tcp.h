@@ -40,7 +40,8 @@ void mnnvl_tcp_root_stop(mnnvl_tcp_root_t *root);
 
 /* For fuzz harnesses (tests/fuzz), which compile tcp_root.c in: runs `len` received bytes
  * through the root's message handling for one connection that has proved the job key (so
- * HELLO, then member messages), in loop turns as the root would, with no socket, thread or
+ * HELLO, then member messages) as plain frames without their MAC tags (the root skips the
+ * MAC check for this connection only; what it sends back is sealed as usual), in loop turns as the root would, with no socket, thread or
  * listener; then frees everything. Not part of the library's API. */
 void mnnvl_tcp_root_feed(const uint8_t *data, size_t len);
 

@@ -18,7 +18,7 @@
  * that does not form is told who never joined and dropped after that timeout. A peer over
  * a bound is dropped with a log line naming it.
  *
- * Why one file of about 1350 lines: the connection state machine, its bounds, the groups
+ * Why one file of about 1400 lines: the connection state machine, its bounds, the groups
  * and their collectives share private structures and the no-re-entry rule above; split
  * apart they would need a private header exposing all of it, for no gain in what a reader
  * must hold.
@@ -81,6 +81,8 @@ struct out_msg {
     struct blob *blob; /* sent after head; NULL for none */
     size_t sent;       /* bytes of head and blob written so far */
     int is_status;     /* a STATUS: while queued, further QUERYs are dropped */
+    size_t tag_len;    /* MNNVL_WIRE_MAC_BYTES once the connection is authenticated, else 0 */
+    uint8_t tag[MNNVL_WIRE_MAC_BYTES]; /* sent after the blob */
     size_t head_len;
     uint8_t head[]; /* the frame header and any small payload */
 };
@@ -107,6 +109,9 @@ struct conn {
     char why[160]; /* why it died, for the group's PEER_LOST sentence */
     uint8_t rank_nonce[MNNVL_WIRE_NONCE_BYTES];
     uint8_t root_nonce[MNNVL_WIRE_NONCE_BYTES];
+    int authed;      /* proved the key: every frame from now on carries a MAC */
+    int plain_input; /* mnnvl_tcp_root_feed only: input frames carry no MAC */
+    mnnvl_auth_session_t sess;
     uint8_t *in;
     size_t in_len;
     size_t in_cap;
@@ -170,6 +175,8 @@ struct mnnvl_tcp_root {
     size_t pfds_cap;
     struct group *forming;
     uint64_t linger_deadline; /* 0 until stopping */
+    int refused;              /* connections refused for a wrong job key */
+    char last_refused[MNNVL_SOCK_ADDR_MAX];
     uint64_t accept_paused_until;
 };
 
@@ -257,6 +264,13 @@ static struct out_msg *conn_queue(struct conn *c, uint16_t type, const void *pay
     mnnvl_wire_header(m->head, type, len + (blob ? blob->len : 0));
     if (len)
         memcpy(m->head + MNNVL_WIRE_HEADER_BYTES, payload, len);
+    m->tag_len = 0;
+    if (c->authed) {
+        struct iovec iov[2] = {{m->head, m->head_len},
+                               {blob ? blob->data : NULL, blob ? blob->len : 0}};
+        mnnvl_auth_seal(&c->sess, iov, 2, m->tag);
+        m->tag_len = MNNVL_WIRE_MAC_BYTES;
+    }
     if (c->out_tail)
         c->out_tail->next = m;
     else
@@ -289,13 +303,17 @@ static void conn_flush(struct conn *c)
     while (c->out_head && c->state != CONN_DEAD) {
         struct out_msg *m = c->out_head;
         size_t blob_len = m->blob ? m->blob->len : 0;
-        struct iovec iov[2];
+        size_t body = m->head_len + blob_len;
+        struct iovec iov[3];
         int n = 0;
         if (m->sent < m->head_len)
             iov[n++] = (struct iovec){m->head + m->sent, m->head_len - m->sent};
         size_t blob_off = m->sent > m->head_len ? m->sent - m->head_len : 0;
         if (blob_off < blob_len)
             iov[n++] = (struct iovec){m->blob->data + blob_off, blob_len - blob_off};
+        size_t tag_off = m->sent > body ? m->sent - body : 0;
+        if (tag_off < m->tag_len)
+            iov[n++] = (struct iovec){m->tag + tag_off, m->tag_len - tag_off};
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0 && errno == EINTR)
@@ -307,7 +325,7 @@ static void conn_flush(struct conn *c)
             return;
         }
         m->sent += (size_t)w;
-        if (m->sent < m->head_len + blob_len)
+        if (m->sent < body + m->tag_len)
             continue;
         c->out_head = m->next;
         if (!c->out_head)
@@ -550,25 +568,25 @@ static void on_challenge(struct mnnvl_tcp_root *r, struct conn *c, const uint8_t
         conn_kill(c, "it sent a malformed challenge");
         return;
     }
+    (void)r;
     memcpy(c->rank_nonce, p, MNNVL_WIRE_NONCE_BYTES);
-    if (mnnvl_auth_nonce(c->root_nonce) != MNNVL_SUCCESS) {
-        conn_kill(c, "%s", mnnvl_last_error());
-        return;
-    }
-    uint8_t reply[MNNVL_WIRE_NONCE_BYTES + 8];
-    memcpy(reply, c->root_nonce, MNNVL_WIRE_NONCE_BYTES);
-    mnnvl_wire_put64(reply + MNNVL_WIRE_NONCE_BYTES,
-                     mnnvl_auth_proof(&r->key, MNNVL_AUTH_ROOT, c->rank_nonce, c->root_nonce));
-    conn_queue(c, MNNVL_WIRE_CHALLENGE, reply, sizeof(reply), NULL);
+    /* Only a fresh nonce: before the peer proved the key, nothing it could test a guess
+     * of the key against. */
+    mnnvl_auth_random(c->root_nonce, MNNVL_WIRE_NONCE_BYTES);
+    conn_queue(c, MNNVL_WIRE_CHALLENGE, c->root_nonce, MNNVL_WIRE_NONCE_BYTES, NULL);
     c->state = CONN_PROOF;
 }
 
 static void on_proof(struct mnnvl_tcp_root *r, struct conn *c, const uint8_t *p, size_t len)
 {
-    uint64_t expected = mnnvl_auth_proof(&r->key, MNNVL_AUTH_RANK, c->rank_nonce, c->root_nonce);
-    if (len != 8 || !mnnvl_auth_proof_equal(mnnvl_wire_get64(p), expected)) {
-        MNNVL_WARN("tcp root %s: refused the connection from %s: it did not prove the job key",
+    uint8_t expected[MNNVL_WIRE_PROOF_BYTES];
+    mnnvl_auth_proof(&r->key, MNNVL_AUTH_RANK, c->rank_nonce, c->root_nonce, expected);
+    if (len != MNNVL_WIRE_PROOF_BYTES || !mnnvl_auth_equal(p, expected, sizeof(expected))) {
+        MNNVL_WARN("tcp root %s: refused the connection from %s (AUTH): it did not prove the "
+                   "job key; that process was started with a different job_key",
                    r->address, c->peer);
+        r->refused++;
+        snprintf(r->last_refused, sizeof(r->last_refused), "%s", c->peer);
         conn_send_error(c, MNNVL_ERR_AUTH, -1,
                         "the root at %s refused the connection: this rank's job_key differs "
                         "from the root's",
@@ -576,6 +594,11 @@ static void on_proof(struct mnnvl_tcp_root *r, struct conn *c, const uint8_t *p,
         conn_close_after_flush(c);
         return;
     }
+    uint8_t proof[MNNVL_WIRE_PROOF_BYTES];
+    mnnvl_auth_proof(&r->key, MNNVL_AUTH_ROOT, c->rank_nonce, c->root_nonce, proof);
+    conn_queue(c, MNNVL_WIRE_PROOF, proof, sizeof(proof), NULL);
+    mnnvl_auth_session(&r->key, MNNVL_AUTH_ROOT, c->rank_nonce, c->root_nonce, &c->sess);
+    c->authed = 1;
     c->state = CONN_HELLO;
 }
 
@@ -750,6 +773,19 @@ static void on_coll(struct conn *c, const uint8_t *p, size_t len)
         coll_finish(g);
 }
 
+/* For a group still forming: that the root refused connections with a wrong job key
+ * (the likely reason a rank never joined), or "". */
+static void refusal_note(const struct mnnvl_tcp_root *r, const struct group *g, char *buf,
+                         size_t len)
+{
+    buf[0] = '\0';
+    if (r->refused > 0 && !g->formed)
+        snprintf(buf, len,
+                 "the root refused %d connection%s whose job_key differs from its own, the last "
+                 "from %s",
+                 r->refused, r->refused == 1 ? "" : "s", r->last_refused);
+}
+
 /* O(1) but for a rebuild of the cached missing list after the group changed; a QUERY while
  * this connection's previous STATUS is still queued is dropped (a rank asks once per wait). */
 static void on_query(struct conn *c)
@@ -758,6 +794,11 @@ static void on_query(struct conn *c)
     if (c->status_queued)
         return;
     const char *missing = group_missing(g);
+    char note[MNNVL_WIRE_MAX_TEXT] = "";
+    refusal_note(c->root, g, note, sizeof(note));
+    char both[MNNVL_WIRE_MAX_TEXT];
+    snprintf(both, sizeof(both), "%s%s%s", missing, note[0] ? "\n" : "", note);
+    missing = both;
     size_t text = strnlen(missing, MNNVL_WIRE_MAX_TEXT);
     uint8_t msg[MNNVL_WIRE_STATUS_BYTES + MNNVL_WIRE_MAX_TEXT] = {0};
     msg[0] = g->formed ? MNNVL_WIRE_PHASE_COLLECTIVE : MNNVL_WIRE_PHASE_FORMING;
@@ -880,6 +921,33 @@ static int reserve_input(struct conn *c, size_t want, size_t limit)
     return 0;
 }
 
+/* The MAC bytes after each input frame's payload. */
+static size_t input_tag_len(const struct conn *c)
+{
+    return c->authed && !c->plain_input ? MNNVL_WIRE_MAC_BYTES : 0;
+}
+
+/* A frame failed its MAC: altered, dropped, replayed or reordered on the way (or forged).
+ * The connection is out of step for good: its group loses it, it is told AUTH. */
+static void on_bad_mac(struct mnnvl_tcp_root *r, struct conn *c)
+{
+    char name[MNNVL_SOCK_ADDR_MAX + MNNVL_WIRE_MAX_LABEL + 64];
+    MNNVL_WARN("tcp root %s: dropped the connection from %s (AUTH): a message from it failed "
+               "authentication (altered, dropped, replayed or reordered on the way)",
+               r->address, conn_name(c, name, sizeof(name)));
+    const char *why = "sent a message that failed authentication at the root (altered, "
+                      "dropped, replayed or reordered on the way)";
+    if (c->group && c->group->formed)
+        member_lost(r, c, why);
+    else
+        group_detach(r, c);
+    conn_send_error(c, MNNVL_ERR_AUTH, -1,
+                    "a message from this rank failed authentication at the root %s: it was "
+                    "altered, dropped, replayed or reordered on the way",
+                    r->address);
+    conn_close_after_flush(c);
+}
+
 /* The frame at the start of the input buffer: 1 and its size when its header is there,
  * 0 when the header is incomplete, -1 when it is invalid (the connection was killed). */
 static int frame_at(struct conn *c, size_t at, size_t *frame)
@@ -897,7 +965,7 @@ static int frame_at(struct conn *c, size_t at, size_t *frame)
                   (unsigned long long)length, (unsigned long long)max_payload(c));
         return -1;
     }
-    *frame = MNNVL_WIRE_HEADER_BYTES + (size_t)length;
+    *frame = MNNVL_WIRE_HEADER_BYTES + (size_t)length + input_tag_len(c);
     return 1;
 }
 
@@ -911,9 +979,16 @@ static void process_input(struct mnnvl_tcp_root *r, struct conn *c, int *budget)
         uint16_t type = 0;
         uint64_t length = 0;
         mnnvl_wire_parse_header(c->in + at, &type, &length);
-        on_frame(r, c, type, c->in + at + MNNVL_WIRE_HEADER_BYTES, (size_t)length);
         at += frame;
         (*budget)--;
+        if (input_tag_len(c) && c->state != CONN_CLOSING) { /* CLOSING discards input */
+            struct iovec iov = {c->in + at - frame, frame - MNNVL_WIRE_MAC_BYTES};
+            if (!mnnvl_auth_open(&c->sess, &iov, 1, c->in + at - MNNVL_WIRE_MAC_BYTES)) {
+                on_bad_mac(r, c);
+                break;
+            }
+        }
+        on_frame(r, c, type, c->in + at - frame + MNNVL_WIRE_HEADER_BYTES, (size_t)length);
     }
     if (c->state == CONN_DEAD)
         return;
@@ -1047,10 +1122,13 @@ static void forming_fail(struct conn *c, mnnvl_status_t status, const char *why)
 {
     struct group *g = c->group;
     char msg[MNNVL_WIRE_MAX_TEXT];
+    char note[MNNVL_WIRE_MAX_TEXT];
+    refusal_note(c->root, g, note, sizeof(note));
     snprintf(msg, sizeof(msg),
              "comm '%s' did not form at the root %s: %s; %d of %d ranks were connected, "
-             "%s never joined",
-             g->label, c->root->address, why, g->attached, g->size, group_missing(g));
+             "%s never joined%s%s",
+             g->label, c->root->address, why, g->attached, g->size, group_missing(g),
+             note[0] ? "; " : "", note);
     MNNVL_INFO("tcp root %s: rank %d: %s", c->root->address, c->rank, msg);
     conn_send_error(c, status, -1, "%s", msg);
     group_detach(c->root, c);
@@ -1266,9 +1344,12 @@ mnnvl_status_t mnnvl_tcp_root_start(const char *listen_address, const char *job_
     r->wake_fd = -1;
     atomic_init(&r->refs, 1);
     atomic_init(&r->stop, 0);
-    mnnvl_auth_derive_key(job_key, &r->key);
-    mnnvl_status_t st =
-        mnnvl_sock_listen(listen_address, &r->listen_fd, r->address, sizeof(r->address));
+    mnnvl_status_t st = mnnvl_auth_derive_key(job_key, &r->key);
+    if (st != MNNVL_SUCCESS) {
+        root_free(r);
+        return mnnvl_error_wrap(st, "tcp root");
+    }
+    st = mnnvl_sock_listen(listen_address, &r->listen_fd, r->address, sizeof(r->address));
     if (st != MNNVL_SUCCESS) {
         root_free(r);
         return mnnvl_error_wrap(st, "tcp root");
@@ -1321,13 +1402,20 @@ void mnnvl_tcp_root_feed(const uint8_t *data, size_t len)
 {
     struct mnnvl_tcp_root r = {.listen_fd = -1, .wake_fd = -1};
     snprintf(r.address, sizeof(r.address), "fuzz");
-    mnnvl_auth_derive_key("", &r.key);
+    if (mnnvl_auth_derive_key("", &r.key) != MNNVL_SUCCESS)
+        return;
     struct conn *c = calloc(1, sizeof(*c));
     if (!c)
         return;
     c->root = &r;
     c->fd = -1;
     c->state = CONN_HELLO;
+    /* As after a handshake: what the root sends is sealed under a session (of zero nonces),
+     * but the fed frames carry no MAC, so that a fuzzer reaches the message handling
+     * rather than spend itself on tags it cannot forge. */
+    mnnvl_auth_session(&r.key, MNNVL_AUTH_ROOT, c->rank_nonce, c->root_nonce, &c->sess);
+    c->authed = 1;
+    c->plain_input = 1;
     c->since_ms = mnnvl_now_ms();
     snprintf(c->peer, sizeof(c->peer), "fuzz");
     c->in = malloc(len ? len : 1);

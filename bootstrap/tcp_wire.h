@@ -10,9 +10,15 @@
  *
  * A connection, from the rank's side:
  *
- *     rank -> root   CHALLENGE   rank nonce                         (authentication, 1/2)
- *     root -> rank   CHALLENGE   root nonce, root proof
- *     rank -> root   PROOF       rank proof                         (authentication, 2/2)
+ *     rank -> root   CHALLENGE   rank nonce                         (authentication, 1/3)
+ *     root -> rank   CHALLENGE   root nonce, nothing else           (2/3)
+ *     rank -> root   PROOF       rank proof                         (3/3)
+ *     root -> rank   PROOF       root proof, only once the rank's checked out; a wrong one
+ *                                is answered with ERROR(AUTH) and a close instead
+ *     from here on every frame, both ways, is followed by a MNNVL_WIRE_MAC_BYTES tag (not
+ *     counted in `length`) under the session key (auth.h), over (direction, sequence
+ *     number, header, payload): a frame altered, dropped, replayed or reordered fails the
+ *     connection with AUTH.
  *     rank -> root   HELLO       group id, rank, size, label        (sent right after PROOF)
  *     root -> rank   FORMED      once `size` distinct ranks said HELLO with that group id
  *     then, any number of times:
@@ -26,11 +32,11 @@
  *
  * Payloads (offsets within the payload):
  *
- *   CHALLENGE  rank->root: u8 nonce[16]
- *              root->rank: u8 nonce[16], u64 proof (the root's, see auth.h)
- *   PROOF      u64 proof (the rank's). A wrong proof is answered with ERROR(AUTH) and a
+ *   CHALLENGE  rank->root: u8 nonce[32]; root->rank: u8 nonce[32]
+ *   PROOF      u8 proof[32] (auth.h). A wrong rank proof is answered with ERROR(AUTH) and a
  *              close; the root logs the peer's address.
- *   HELLO      u64 group_id, u32 rank, u32 size, u32 timeout_ms, then a label of up to
+ *   HELLO      u64 group_id (public: a hash of the communicator's name, nothing from the
+ *              key), u32 rank, u32 size, u32 timeout_ms, then a label of up to
  *              MNNVL_WIRE_MAX_LABEL bytes (the communicator's name, for messages only). A
  *              HELLO whose group id names a group that already formed starts a new
  *              generation of it. timeout_ms (at most MNNVL_WIRE_MAX_TIMEOUT_MS) is how long
@@ -47,7 +53,9 @@
  *   QUERY      empty: asks how far the group got (sent by a rank whose wait timed out).
  *   STATUS     u8 phase (0: forming, 1: collective), u8 pad[3], u32 arrived, u32 size,
  *              i32 first missing rank (-1: none), then the missing ranks as text of up to
- *              MNNVL_WIRE_MAX_TEXT bytes ("ranks 1-3, 7"; ranges, cut with "and N more").
+ *              MNNVL_WIRE_MAX_TEXT bytes ("ranks 1-3, 7"; ranges, cut with "and N more"),
+ *              then, while forming, maybe a newline and a note that the root refused
+ *              connections with a different job key (and the last one's address).
  *              One STATUS at most is queued per connection: QUERYs while one waits are
  *              dropped.
  *   ABORT      an optional reason of up to MNNVL_WIRE_MAX_TEXT bytes; the root fails the
@@ -60,11 +68,14 @@
 #include <stdint.h>
 
 #define MNNVL_WIRE_MAGIC 0x4d4e564cu /* "MNVL" */
-/* 2: HELLO carries timeout_ms, STATUS the missing ranks. */
-#define MNNVL_WIRE_VERSION 2
+/* 2: HELLO carries timeout_ms, STATUS the missing ranks. 3: libsodium handshake (the root
+ * proves last), frame MACs, public group ids. */
+#define MNNVL_WIRE_VERSION 3
 #define MNNVL_WIRE_HEADER_BYTES 16
 
-#define MNNVL_WIRE_NONCE_BYTES 16
+#define MNNVL_WIRE_NONCE_BYTES 32
+#define MNNVL_WIRE_PROOF_BYTES 32
+#define MNNVL_WIRE_MAC_BYTES 16
 #define MNNVL_WIRE_MAX_LABEL 128
 #define MNNVL_WIRE_MAX_TEXT 512
 /* Largest payload before authentication: unauthenticated peers cannot make the root

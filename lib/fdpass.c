@@ -1,17 +1,32 @@
+/* fd exchange over abstract Unix sockets (fdpass.h).
+ *
+ * A listener's name is 128 random bits from libsodium, fresh per exchange and nothing
+ * derived from the job key; it reaches the peers over the authenticated bootstrap. Any
+ * local process can still see the names (/proc/net/unix) and connect, so what arrives is
+ * checked before it counts: a connection whose SO_PEERCRED is not our uid and the pid of a
+ * peer we still wait for is dropped at once; one that says nothing within SILENT_MS, or
+ * sends anything but one well-formed handle message from the rank whose pid it has, is
+ * dropped too. Dropping never fails the exchange: it keeps waiting for the real peers
+ * until its deadline. */
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "bootstrap/auth.h"
 #include "deadline.h"
 #include "error.h"
 #include "fdpass.h"
+#include "log.h"
+
+/* How long an accepted connection may stay silent before it is dropped. A real peer sends
+ * its handle right after connecting; the bound is generous for a loaded host. */
+#define SILENT_MS 500
 
 #define FD_MAGIC 0x6d6e6e766c666421ull /* "mnnvlfd!" */
 
@@ -36,24 +51,15 @@ static socklen_t abstract_address(const char *name, struct sockaddr_un *addr)
     return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len);
 }
 
-/* FNV-1a: the socket name carries a hash of the job key, never the key itself. */
-static uint64_t hash_string(const char *s)
+mnnvl_status_t mnnvl_fd_listen(int rank, int backlog, mnnvl_fd_listener_t **listener,
+                               char name[MNNVL_FD_NAME_LEN])
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-mnnvl_status_t mnnvl_fd_listen(const char *job_key, int rank, int backlog,
-                               mnnvl_fd_listener_t **listener, char name[MNNVL_FD_NAME_LEN])
-{
-    uint64_t nonce = 0;
-    if (getrandom(&nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce))
-        nonce = (uint64_t)getpid() << 32 ^ mnnvl_now_ms();
-    snprintf(name, MNNVL_FD_NAME_LEN, "mnnvl-%016llx-%d-%d-%016llx",
-             (unsigned long long)hash_string(job_key), (int)getpid(), rank,
-             (unsigned long long)nonce);
+    uint8_t nonce[16];
+    MNNVL_CHECK(mnnvl_auth_init());
+    mnnvl_auth_random(nonce, sizeof(nonce));
+    int at = snprintf(name, MNNVL_FD_NAME_LEN, "mnnvl-fd-");
+    for (size_t i = 0; i < sizeof(nonce); i++)
+        at += snprintf(name + at, MNNVL_FD_NAME_LEN - (size_t)at, "%02x", nonce[i]);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return mnnvl_error(MNNVL_ERR_INTERNAL, "fd exchange: socket(AF_UNIX) failed: %s",
@@ -134,7 +140,7 @@ static mnnvl_status_t send_fd(int rank, int peer, const char *name, pid_t pid, i
         if ((err != EAGAIN && err != ECONNREFUSED && err != EINTR) ||
             mnnvl_deadline_left(deadline) == 0)
             return mnnvl_error(err == EAGAIN || err == ECONNREFUSED ? MNNVL_ERR_TIMEOUT
-                                                                     : MNNVL_ERR_PEER_LOST,
+                                                                    : MNNVL_ERR_PEER_LOST,
                                "fd exchange: rank %d cannot connect to rank %d at @%s: %s", rank,
                                peer, name, strerror(err));
         usleep(1000);
@@ -144,7 +150,9 @@ static mnnvl_status_t send_fd(int rank, int peer, const char *name, pid_t pid, i
         fd_header_t header = {.magic = FD_MAGIC, .rank = rank};
         struct iovec iov = {.iov_base = &header, .iov_len = sizeof(header)};
         char control[CMSG_SPACE(sizeof(int))] = {0};
-        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+        struct msghdr msg = {.msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_control = control,
                              .msg_controllen = sizeof(control)};
         struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
         cmsg->cmsg_level = SOL_SOCKET;
@@ -159,53 +167,87 @@ static mnnvl_status_t send_fd(int rank, int peer, const char *name, pid_t pid, i
     return st;
 }
 
-/* Accepts one connection and takes the fd it carries; *from receives the sender's rank. */
-static mnnvl_status_t receive_fd(int listen_fd, int rank, int size, const pid_t *pids,
-                                 uint64_t deadline, int *from, int *fd_out)
+/* The rank of the peer whose pid is `pid` and whose fd we still wait for, or -1. */
+static int expected_rank(pid_t pid, int rank, int size, const pid_t *pids, const int *fds)
 {
-    int sock;
-    for (;;) {
-        sock = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (sock >= 0)
-            break;
-        if (errno != EAGAIN && errno != EINTR)
-            return mnnvl_error(MNNVL_ERR_INTERNAL, "fd exchange: accept failed: %s",
-                               strerror(errno));
-        if (wait_fd(listen_fd, POLLIN, deadline) != 0)
-            return mnnvl_error(MNNVL_ERR_TIMEOUT,
-                               "fd exchange: rank %d timed out waiting for a peer's handle",
-                               rank);
+    for (int p = 0; p < size; p++)
+        if (p != rank && fds[p] < 0 && pids[p] == pid)
+            return p;
+    return -1;
+}
+
+/* Takes the handle message of one accepted connection: 0 and *from, *fd_out when it is a
+ * well-formed one from the expected peer, -1 (with `why`) when it is to be dropped. */
+static int take_handle(int sock, int rank, int size, const pid_t *pids, const int *fds,
+                       uint64_t deadline, int *from, int *fd_out, char *why, size_t why_len)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        snprintf(why, why_len, "SO_PEERCRED failed: %s", strerror(errno));
+        return -1;
+    }
+    int peer = cred.uid == getuid() ? expected_rank(cred.pid, rank, size, pids, fds) : -1;
+    if (peer < 0) {
+        snprintf(why, why_len, "pid %d uid %d is no peer this rank waits for", (int)cred.pid,
+                 (int)cred.uid);
+        return -1;
+    }
+    uint64_t silent = mnnvl_deadline_after(SILENT_MS);
+    if (wait_fd(sock, POLLIN, silent < deadline ? silent : deadline) != 0) {
+        snprintf(why, why_len, "pid %d said nothing within %d ms", (int)cred.pid, SILENT_MS);
+        return -1;
     }
     fd_header_t header = {0};
     char control[CMSG_SPACE(sizeof(int))] = {0};
     struct iovec iov = {.iov_base = &header, .iov_len = sizeof(header)};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = control,
                          .msg_controllen = sizeof(control)};
-    mnnvl_status_t st = MNNVL_SUCCESS;
-    ssize_t got = -1;
-    if (wait_fd(sock, POLLIN, deadline) == 0)
-        got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    ssize_t got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     struct cmsghdr *cmsg = got == (ssize_t)sizeof(header) ? CMSG_FIRSTHDR(&msg) : NULL;
     int fd = -1;
-    if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+    if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
+        cmsg->cmsg_len == CMSG_LEN(sizeof(int)))
         memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
-    if (fd < 0 || header.magic != FD_MAGIC || header.rank < 0 || header.rank >= size ||
-        header.rank == rank)
-        st = mnnvl_error(MNNVL_ERR_AUTH,
-                         "fd exchange: rank %d received a malformed handle message (%zd bytes, "
-                         "sender rank %d)",
-                         rank, got, (int)header.rank);
-    if (st == MNNVL_SUCCESS)
-        st = check_peer(sock, pids[header.rank], header.rank, "sending");
-    close(sock);
-    if (st != MNNVL_SUCCESS) {
+    if (fd < 0 || header.magic != FD_MAGIC || header.rank != peer) {
         if (fd >= 0)
             close(fd);
-        return st;
+        snprintf(why, why_len, "pid %d (rank %d) sent a malformed handle message (%zd bytes)",
+                 (int)cred.pid, peer, got);
+        return -1;
     }
-    *from = header.rank;
+    *from = peer;
     *fd_out = fd;
-    return MNNVL_SUCCESS;
+    return 0;
+}
+
+/* Accepts connections until one carries the fd of a peer we wait for; *from receives its
+ * rank. Foreign or broken connections are dropped (see the top of this file). */
+static mnnvl_status_t receive_fd(int listen_fd, int rank, int size, const pid_t *pids,
+                                 const int *fds, uint64_t deadline, int *from, int *fd_out)
+{
+    for (;;) {
+        int sock = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (sock < 0) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                return mnnvl_error(MNNVL_ERR_INTERNAL, "fd exchange: accept failed: %s",
+                                   strerror(errno));
+            if (wait_fd(listen_fd, POLLIN, deadline) != 0)
+                return mnnvl_error(MNNVL_ERR_TIMEOUT,
+                                   "fd exchange: rank %d timed out waiting for a peer's handle",
+                                   rank);
+            continue;
+        }
+        char why[160];
+        int ok =
+            take_handle(sock, rank, size, pids, fds, deadline, from, fd_out, why, sizeof(why)) == 0;
+        close(sock);
+        if (ok)
+            return MNNVL_SUCCESS;
+        MNNVL_WARN("fd exchange: rank %d dropped a connection to its socket: %s", rank, why);
+    }
 }
 
 mnnvl_status_t mnnvl_fd_exchange(mnnvl_fd_listener_t *listener, int rank, int size, int my_fd,
@@ -223,14 +265,9 @@ mnnvl_status_t mnnvl_fd_exchange(mnnvl_fd_listener_t *listener, int rank, int si
     }
     for (int i = 1; st == MNNVL_SUCCESS && i < size; i++) {
         int from = -1, fd = -1;
-        st = receive_fd(listener->fd, rank, size, pids, deadline, &from, &fd);
-        if (st == MNNVL_SUCCESS && fds[from] >= 0) {
-            close(fd);
-            st = mnnvl_error(MNNVL_ERR_AUTH, "fd exchange: rank %d received two handles from "
-                                             "rank %d", rank, from);
-        }
+        st = receive_fd(listener->fd, rank, size, pids, fds, deadline, &from, &fd);
         if (st == MNNVL_SUCCESS)
-            fds[from] = fd;
+            fds[from] = fd; /* receive_fd only takes ranks whose fd is still missing */
     }
     if (st != MNNVL_SUCCESS) {
         for (int p = 0; p < size; p++) {

@@ -72,8 +72,7 @@ static mnnvl_status_t create_piece(struct mnnvl_mem_s *mem, piece_info_t *info, 
     MNNVL_CU("mem_alloc", d->cu->cuMemExportToShareableHandle(
                               my_fd, mem->handles[comm->rank],
                               CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0));
-    return mnnvl_fd_listen(mnnvl_config_value(comm->config, "job_key"), comm->rank, comm->size,
-                           listener, info->socket);
+    return mnnvl_fd_listen(comm->rank, comm->size, listener, info->socket);
 }
 
 static mnnvl_status_t check_sizes(mnnvl_comm_t comm, const piece_info_t *all)

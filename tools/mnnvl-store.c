@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "mnnvl.h"
 
 /* Whether "host:port" names a loopback host (127.0.0.0/8, [::1], localhost). */
@@ -64,6 +66,8 @@ static void usage(FILE *out)
                  "                      what ranks on other hosts need\n"
                  "  --job-key-env VAR   read the job key from the environment variable VAR\n"
                  "                      (default MNNVL_JOB_KEY); ranks must use the same key\n"
+                 "  --new-key           print a new random 256-bit job key (64 hex digits) and\n"
+                 "                      exit: export MNNVL_JOB_KEY=$(mnnvl-store --new-key)\n"
                  "  -h, --help          this text\n");
 }
 
@@ -91,11 +95,28 @@ static int load_job_key(mnnvl_config_t cfg, const char *var)
     return 0;
 }
 
+/* Prints 32 random bytes from libsodium as hex: a key no guessing reaches. */
+static int print_new_key(void)
+{
+    unsigned char key[32];
+    char hex[2 * sizeof(key) + 1];
+    if (sodium_init() < 0) {
+        fprintf(stderr, "mnnvl-store: --new-key: libsodium failed to initialize\n");
+        return 1;
+    }
+    randombytes_buf(key, sizeof(key));
+    sodium_bin2hex(hex, sizeof(hex), key, sizeof(key));
+    sodium_memzero(key, sizeof(key));
+    printf("%s\n", hex);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
         {"listen", required_argument, NULL, 'l'},
         {"job-key-env", required_argument, NULL, 'k'},
+        {"new-key", no_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -106,6 +127,7 @@ int main(int argc, char **argv)
         switch (opt) {
         case 'l': listen = optarg; break;
         case 'k': key_var = optarg; break;
+        case 'n': return print_new_key();
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

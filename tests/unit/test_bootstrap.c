@@ -255,10 +255,14 @@ static int auth_rank(int rank, int size, void *arg)
     mnnvl_comm_t comm;
     if (rank == size - 1) {
         job.job_key = "wrong";
+        uint64_t start = mnnvl_now_ms();
         mnnvl_status_t st = job_create(&job, 0, size - 1, &comm);
-        if (st != MNNVL_ERR_AUTH) {
-            fprintf(stderr, "intruder: comm_create returned %s, expected AUTH\n",
-                    mnnvl_status_string(st));
+        uint64_t took = mnnvl_now_ms() - start;
+        /* At once, with the reason, and without the key in the sentence. */
+        if (st != MNNVL_ERR_AUTH || !strstr(mnnvl_last_error(), "job_key differs") ||
+            strstr(mnnvl_last_error(), "wrong") || took > TIMEOUT_MS / 2) {
+            fprintf(stderr, "intruder: comm_create returned %s after %llu ms: %s\n",
+                    mnnvl_status_string(st), (unsigned long long)took, mnnvl_last_error());
             return 1;
         }
         return 0;

@@ -1,7 +1,9 @@
 #!/bin/sh
 # The library exports exactly the functions lib/mnnvl.h declares, each listed in
 # lib/mnnvl.map, and does not record libcuda or libcudart (nor MPI, UCX, libfabric) as a
-# dependency: the CPU parts must load on hosts without a GPU driver.
+# dependency: the CPU parts must load on hosts without a GPU driver. libsodium is an
+# allowed (required) dependency: the bootstrap's key proofs, frame MACs and random names
+# come from it (bootstrap/auth.c); test 1 also shows none of its symbols is re-exported.
 srcdir=${top_srcdir:-.}
 builddir=${top_builddir:-.}
 lib=$builddir/.libs/libmnnvl.so

@@ -23,6 +23,10 @@
 
 TestSuite(tcp_root, .timeout = 60);
 
+/* The session of the test's hostile connection (one per test): what it sends is sealed
+ * with it, as a rank would, so the root reaches the message handling. */
+static mnnvl_auth_session_t hostile_sess;
+
 /* Connects to the root and proves the (empty) job key; optionally shrinks the receive
  * buffer first so that not reading fills the root's queue quickly. */
 static int hostile_connect(const char *address, int rcvbuf)
@@ -34,20 +38,37 @@ static int hostile_connect(const char *address, int rcvbuf)
     if (rcvbuf)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     mnnvl_auth_key_t key;
-    mnnvl_auth_derive_key("", &key);
-    cr_assert_eq(mnnvl_auth_client(fd, &key, address, deadline, NULL), MNNVL_SUCCESS, "%s",
-                 mnnvl_last_error());
+    cr_assert_eq(mnnvl_auth_derive_key("", &key), MNNVL_SUCCESS);
+    cr_assert_eq(mnnvl_auth_client(fd, &key, address, deadline, NULL, &hostile_sess), MNNVL_SUCCESS,
+                 "%s", mnnvl_last_error());
     return fd;
+}
+
+/* Writes one sealed frame (header, payload, MAC) to out; returns its length. */
+static size_t seal_frame(uint8_t *out, uint16_t type, const void *payload, size_t len)
+{
+    mnnvl_wire_header(out, type, len);
+    if (len)
+        memcpy(out + MNNVL_WIRE_HEADER_BYTES, payload, len);
+    struct iovec iov = {out, MNNVL_WIRE_HEADER_BYTES + len};
+    mnnvl_auth_seal(&hostile_sess, &iov, 1, out + MNNVL_WIRE_HEADER_BYTES + len);
+    return MNNVL_WIRE_HEADER_BYTES + len + MNNVL_WIRE_MAC_BYTES;
+}
+
+/* Sends a sealed frame; returns the status (the root may have dropped the connection). */
+static mnnvl_status_t try_send_frame(int fd, uint16_t type, const void *payload, size_t len)
+{
+    uint8_t *msg = malloc(MNNVL_WIRE_HEADER_BYTES + len + MNNVL_WIRE_MAC_BYTES);
+    cr_assert(msg);
+    size_t n = seal_frame(msg, type, payload, len);
+    mnnvl_status_t s = mnnvl_sock_send_all(fd, msg, n, mnnvl_deadline_after(10000), NULL);
+    free(msg);
+    return s;
 }
 
 static void send_frame(int fd, uint16_t type, const void *payload, size_t len)
 {
-    uint8_t head[MNNVL_WIRE_HEADER_BYTES];
-    mnnvl_wire_header(head, type, len);
-    uint64_t deadline = mnnvl_deadline_after(10000);
-    cr_assert_eq(mnnvl_sock_send_all(fd, head, sizeof(head), deadline, NULL), MNNVL_SUCCESS);
-    if (len)
-        cr_assert_eq(mnnvl_sock_send_all(fd, payload, len, deadline, NULL), MNNVL_SUCCESS);
+    cr_assert_eq(try_send_frame(fd, type, payload, len), MNNVL_SUCCESS, "%s", mnnvl_last_error());
 }
 
 static void send_hello(int fd, uint64_t group, uint32_t rank, uint32_t size, uint32_t timeout_ms)
@@ -150,15 +171,16 @@ Test(tcp_root, query_burst_does_not_stall_another_job)
     const char *address = mnnvl_tcp_root_address(root);
     int fd = hostile_connect(address, 4096);
     send_hello(fd, 0x1234, 0, 1 << 20, 60000); /* a huge group that never forms */
-    size_t n = (256 << 10) / MNNVL_WIRE_HEADER_BYTES;
-    uint8_t *burst = malloc(n * MNNVL_WIRE_HEADER_BYTES);
-    for (size_t i = 0; i < n; i++)
-        mnnvl_wire_header(burst + i * MNNVL_WIRE_HEADER_BYTES, MNNVL_WIRE_QUERY, 0);
+    size_t one = MNNVL_WIRE_HEADER_BYTES + MNNVL_WIRE_MAC_BYTES;
+    size_t n = (256 << 10) / one;
+    uint8_t *burst = malloc(n * one);
     uint64_t start = mnnvl_now_ms();
-    for (int round = 0; round < 4; round++)
-        cr_assert_eq(mnnvl_sock_send_all(fd, burst, n * MNNVL_WIRE_HEADER_BYTES,
-                                         mnnvl_deadline_after(20000), NULL),
+    for (int round = 0; round < 4; round++) {
+        for (size_t i = 0; i < n; i++) /* each round anew: sequence numbers move on */
+            seal_frame(burst + i * one, MNNVL_WIRE_QUERY, NULL, 0);
+        cr_assert_eq(mnnvl_sock_send_all(fd, burst, n * one, mnnvl_deadline_after(20000), NULL),
                      MNNVL_SUCCESS, "the root stopped reading the burst: %s", mnnvl_last_error());
+    }
     expect_honest_job_works(address);
     cr_log_info("4 x 256 KiB of QUERY and an honest job: %llu ms",
                 (unsigned long long)(mnnvl_now_ms() - start));
@@ -179,14 +201,10 @@ Test(tcp_root, member_that_never_reads_is_dropped)
     coll[0] = MNNVL_WIRE_OP_ALLGATHER;
     mnnvl_wire_put64(coll + 8, bytes);
     int sent = 0;
-    for (; sent < 2000; sent++) {
-        uint8_t head[MNNVL_WIRE_HEADER_BYTES];
-        mnnvl_wire_header(head, MNNVL_WIRE_COLL, MNNVL_WIRE_COLL_FIXED + bytes);
-        if (send(fd, head, sizeof(head), MSG_NOSIGNAL) != (ssize_t)sizeof(head) ||
-            mnnvl_sock_send_all(fd, coll, MNNVL_WIRE_COLL_FIXED + bytes, mnnvl_deadline_after(5000),
-                                NULL) != MNNVL_SUCCESS)
+    for (; sent < 2000; sent++)
+        if (try_send_frame(fd, MNNVL_WIRE_COLL, coll, MNNVL_WIRE_COLL_FIXED + bytes) !=
+            MNNVL_SUCCESS)
             break; /* dropped: the connection is gone */
-    }
     cr_expect(closed_within(fd, 10000),
               "the root kept a member that sent %d collectives of %zu bytes and read nothing", sent,
               bytes);
