@@ -45,9 +45,9 @@ fi
 unset LD_LIBRARY_PATH
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 29611)
 address=127.0.0.1:$port
-"$tmp/comm" 0 2 "$address" > "$tmp/rank0" 2>&1 &
+$MNNVL_INTERP_ENV "$tmp/comm" 0 2 "$address" > "$tmp/rank0" 2>&1 &
 pids=$!
-"$tmp/comm" 1 2 "$address" > "$tmp/rank1" 2>&1
+$MNNVL_INTERP_ENV "$tmp/comm" 1 2 "$address" > "$tmp/rank1" 2>&1
 rc1=$?
 wait "$pids"
 rc0=$?
@@ -59,7 +59,7 @@ else
   sed 's/^/# rank 0: /' "$tmp/rank0"
   sed 's/^/# rank 1: /' "$tmp/rank1"
 fi
-if "$tmp/comm" 0 1 "not-a-host-port" > "$tmp/bad" 2>&1; then
+if $MNNVL_INTERP_ENV "$tmp/comm" 0 1 "not-a-host-port" > "$tmp/bad" 2>&1; then
   echo "not ok 3 - root=not-a-host-port was accepted"
 elif grep -q "MNNVL_ERR_INVALID_ARGUMENT" "$tmp/bad" && grep -q "not-a-host-port" "$tmp/bad"; then
   echo "ok 3 - a bad root is reported by mnnvl_config_set: $(head -1 "$tmp/bad")"

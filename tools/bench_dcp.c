@@ -566,7 +566,12 @@ int bench_dcp(int argc, char **argv)
                     "checked, but the TIMINGS ARE MEANINGLESS (kernels of different processes "
                     "time-slice one GPU). ***\n\n",
                     n, gpus, (n + gpus - 1) / gpus);
-        dcp_job_t job = {gpus, use_nccl, bench_shared_alloc(sizeof(dcp_result_t) * (size_t)n)};
+        /* NCCL refuses a communicator whose ranks share a GPU (ncclCommInitRank fails, seen
+         * on one H200): libmnnvl is then checked and timed alone. */
+        const int nccl_here = use_nccl && n <= gpus;
+        if (use_nccl && !nccl_here)
+            printf("NCCL: not run at cp %d (it refuses ranks that share a GPU)\n", n);
+        dcp_job_t job = {gpus, nccl_here, bench_shared_alloc(sizeof(dcp_result_t) * (size_t)n)};
         dcp_result_t *res = job.results;
         if (!res || bench_run_ranks(n, dcp_rank, &job) != 0) {
             fprintf(stderr, "mnnvl-bench dcp: cp %d failed\n", n);

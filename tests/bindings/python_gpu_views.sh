@@ -4,4 +4,4 @@
 # failure), like test_gpu.py, whose helpers and driver they use.
 . "$(dirname "$0")/tap.sh"
 [ -z "$MNNVL_PYTHON_WHY" ] || skip_all "the Python binding is not built: $MNNVL_PYTHON_WHY"
-PYTHONPATH=$b/bindings/python/stage exec "$PYTHON" "$s/tests/bindings/python/test_gpu_views.py"
+PYTHONPATH=$b/bindings/python/stage exec $MNNVL_INTERP_ENV "$PYTHON" "$s/tests/bindings/python/test_gpu_views.py"

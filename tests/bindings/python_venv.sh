@@ -96,7 +96,7 @@ else
 fi
 
 # 3: the installed package, from outside every tree: its version, its type hints.
-if (cd "$tmp" && "$py" - "$venv" "$(${PKG_CONFIG:-pkg-config} --modversion mnnvl)") > "$log" 2>&1 <<'PY'
+if (cd "$tmp" && $MNNVL_INTERP_ENV "$py" - "$venv" "$(${PKG_CONFIG:-pkg-config} --modversion mnnvl)") > "$log" 2>&1 <<'PY'
 import os, sys
 import mnnvl
 venv, want = sys.argv[1], sys.argv[2]
@@ -114,8 +114,8 @@ else
 fi
 
 # 4: the CPU tests and the CPU example, run by the venv's Python.
-if (cd "$tmp" && "$py" "$s/tests/bindings/python/test_cpu.py" &&
-    "$py" "$s/examples/python_cpu.py") > "$log" 2>&1; then
+if (cd "$tmp" && $MNNVL_INTERP_ENV "$py" "$s/tests/bindings/python/test_cpu.py" &&
+    $MNNVL_INTERP_ENV "$py" "$s/examples/python_cpu.py") > "$log" 2>&1; then
   ok 4 "test_cpu.py and examples/python_cpu.py in the venv ($(grep -c '^ok' "$log") ok)"
 else
   fail 4 "test_cpu.py and examples/python_cpu.py in the venv"
@@ -143,7 +143,7 @@ if submake uninstall DESTDIR="$root" > "$log" 2>&1; then
   # no file at all, and no package directory (an empty mnnvl/ still imports)
   left=$(find "$root" ! -type d -o -type d -name mnnvl | head -5)
   sites=$(find "$root" -type d -name site-packages | tr "\n" :)
-  if [ -z "$left" ] && ! (cd "$tmp" && PYTHONPATH=$sites "$PYTHON" -S -c 'import mnnvl') \
+  if [ -z "$left" ] && ! (cd "$tmp" && PYTHONPATH=$sites $MNNVL_INTERP_ENV "$PYTHON" -S -c 'import mnnvl') \
        > /dev/null 2>&1; then
     ok 6 "make uninstall leaves no mnnvl (import mnnvl fails there)"
   else
