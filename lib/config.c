@@ -186,8 +186,9 @@ static mnnvl_status_t config_new(struct mnnvl_config_s **out)
  * harness (the GPU suite's exec'd ranks and sanitizer); a name ending in '*' is a prefix. */
 static const char *const env_not_keys[] = {
     "MNNVL_PLUGIN_DIR", "MNNVL_TORCH_STORE_MAX_VALUE", "MNNVL_BENCH_NCCL",
-    "MNNVL_REQUIRE_GPU", "MNNVL_TEST_*", "MNNVL_RANK_LAUNCHER", "MNNVL_RANK_EXEC", "MNNVL_INTERP_ENV",
-    "MNNVL_SANITIZER_ARGS", "MNNVL_PYTHON_WHY", "MNNVL_GO_WHY", "MNNVL_JAVA_WHY",
+    "MNNVL_REQUIRE_GPU", "MNNVL_TEST_*", "MNNVL_RANK_LAUNCHER", "MNNVL_RANK_EXEC",
+    "MNNVL_INTERP_ENV", "MNNVL_SANITIZER_ARGS", "MNNVL_PYTHON_WHY", "MNNVL_GO_WHY",
+    "MNNVL_JAVA_WHY",
 };
 
 /* Edit distance between a and b (ASCII, case-insensitive), for "did you mean". */
