@@ -120,6 +120,23 @@ static mnnvl_status_t check_peer(int sock, pid_t want_pid, int peer, const char 
     return MNNVL_SUCCESS;
 }
 
+int mnnvl_fd_send_handle(int sock, int rank, int fd)
+{
+    fd_header_t header = {.magic = FD_MAGIC, .rank = rank};
+    struct iovec iov = {.iov_base = &header, .iov_len = sizeof(header)};
+    char control[CMSG_SPACE(sizeof(int))] = {0};
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = control,
+                         .msg_controllen = sizeof(control)};
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    return sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)sizeof(header) ? 0 : -1;
+}
+
 static mnnvl_status_t send_fd(int rank, int peer, const char *name, pid_t pid, int my_fd,
                               uint64_t deadline)
 {
@@ -147,19 +164,7 @@ static mnnvl_status_t send_fd(int rank, int peer, const char *name, pid_t pid, i
     }
     mnnvl_status_t st = check_peer(sock, pid, peer, "listening");
     if (st == MNNVL_SUCCESS) {
-        fd_header_t header = {.magic = FD_MAGIC, .rank = rank};
-        struct iovec iov = {.iov_base = &header, .iov_len = sizeof(header)};
-        char control[CMSG_SPACE(sizeof(int))] = {0};
-        struct msghdr msg = {.msg_iov = &iov,
-                             .msg_iovlen = 1,
-                             .msg_control = control,
-                             .msg_controllen = sizeof(control)};
-        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-        cmsg->cmsg_level = SOL_SOCKET;
-        cmsg->cmsg_type = SCM_RIGHTS;
-        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cmsg), &my_fd, sizeof(int));
-        if (sendmsg(sock, &msg, MSG_NOSIGNAL) != (ssize_t)sizeof(header))
+        if (mnnvl_fd_send_handle(sock, rank, my_fd) != 0)
             st = mnnvl_error(MNNVL_ERR_PEER_LOST, "fd exchange: rank %d cannot send to rank %d: %s",
                              rank, peer, strerror(errno));
     }

@@ -33,4 +33,9 @@ mnnvl_status_t mnnvl_fd_exchange(mnnvl_fd_listener_t *listener, int rank, int si
 
 void mnnvl_fd_listener_close(mnnvl_fd_listener_t *listener);
 
+/* Sends one handle message (the header naming `rank`, with `fd` attached) on a connected
+ * socket. Returns 0, or -1 with errno. The exchange's one writer of the message; the tests
+ * use it to play a forging peer. */
+int mnnvl_fd_send_handle(int sock, int rank, int fd);
+
 #endif

@@ -93,29 +93,13 @@ static int connect_to(const char *name)
     return fd;
 }
 
-/* A handle message as fdpass.c writes one (magic "mnnvlfd!", rank, pad), carrying one of
- * our own fds: right in form, wrong in sender. */
+/* A handle message in the exchange's own form, carrying one of our own fds: right in form,
+ * wrong in sender. */
 static void send_forged_handle(int sock, int claimed_rank)
 {
-    struct {
-        uint64_t magic;
-        int32_t rank;
-        int32_t pad;
-    } header = {0x6d6e6e766c666421ull, claimed_rank, 0};
     int fd = memfd_create("forged", MFD_CLOEXEC);
     cr_assert_geq(fd, 0);
-    struct iovec iov = {.iov_base = &header, .iov_len = sizeof(header)};
-    char control[CMSG_SPACE(sizeof(int))] = {0};
-    struct msghdr msg = {.msg_iov = &iov,
-                         .msg_iovlen = 1,
-                         .msg_control = control,
-                         .msg_controllen = sizeof(control)};
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-    cr_assert_eq(sendmsg(sock, &msg, MSG_NOSIGNAL), (ssize_t)sizeof(header));
+    cr_assert_eq(mnnvl_fd_send_handle(sock, claimed_rank, fd), 0, "%s", strerror(errno));
     close(fd);
 }
 
