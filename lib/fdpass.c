@@ -172,17 +172,19 @@ static mnnvl_status_t send_fd(int rank, int peer, const char *name, pid_t pid, i
     return st;
 }
 
-/* The rank of the peer whose pid is `pid` and whose fd we still wait for, or -1. */
-static int expected_rank(pid_t pid, int rank, int size, const pid_t *pids, const int *fds)
+/* 1 when some peer whose fd we still wait for has `pid`. Ranks may be threads of one
+ * process, so a pid alone does not name the rank: the handle message does. */
+static int pid_awaited(pid_t pid, int rank, int size, const pid_t *pids, const int *fds)
 {
     for (int p = 0; p < size; p++)
         if (p != rank && fds[p] < 0 && pids[p] == pid)
-            return p;
-    return -1;
+            return 1;
+    return 0;
 }
 
 /* Takes the handle message of one accepted connection: 0 and *from, *fd_out when it is a
- * well-formed one from the expected peer, -1 (with `why`) when it is to be dropped. */
+ * well-formed one from a peer we wait for whose announced pid is the sender's, -1 (with
+ * `why`) when it is to be dropped. */
 static int take_handle(int sock, int rank, int size, const pid_t *pids, const int *fds,
                        uint64_t deadline, int *from, int *fd_out, char *why, size_t why_len)
 {
@@ -192,8 +194,7 @@ static int take_handle(int sock, int rank, int size, const pid_t *pids, const in
         snprintf(why, why_len, "SO_PEERCRED failed: %s", strerror(errno));
         return -1;
     }
-    int peer = cred.uid == getuid() ? expected_rank(cred.pid, rank, size, pids, fds) : -1;
-    if (peer < 0) {
+    if (cred.uid != getuid() || !pid_awaited(cred.pid, rank, size, pids, fds)) {
         snprintf(why, why_len, "pid %d uid %d is no peer this rank waits for", (int)cred.pid,
                  (int)cred.uid);
         return -1;
@@ -216,11 +217,16 @@ static int take_handle(int sock, int rank, int size, const pid_t *pids, const in
     if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
         cmsg->cmsg_len == CMSG_LEN(sizeof(int)))
         memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
-    if (fd < 0 || header.magic != FD_MAGIC || header.rank != peer) {
+    int peer = header.rank;
+    int expected = peer >= 0 && peer < size && peer != rank && fds[peer] < 0 &&
+                   pids[peer] == cred.pid;
+    if (fd < 0 || header.magic != FD_MAGIC || !expected) {
         if (fd >= 0)
             close(fd);
-        snprintf(why, why_len, "pid %d (rank %d) sent a malformed handle message (%zd bytes)",
-                 (int)cred.pid, peer, got);
+        snprintf(why, why_len,
+                 "pid %d sent a malformed handle message (%zd bytes, naming rank %d, which is "
+                 "not a peer of that pid whose handle this rank waits for)",
+                 (int)cred.pid, got, (int)header.rank);
         return -1;
     }
     *from = peer;

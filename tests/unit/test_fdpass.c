@@ -236,3 +236,68 @@ Test(fdpass, silent_connection_is_dropped_after_the_short_bound)
     mnnvl_fd_listener_close(listener);
     mnnvl_fd_listener_close(other);
 }
+
+enum { THREAD_RANKS = 4 };
+
+typedef struct thread_rank {
+    int rank;
+    char (*names)[MNNVL_FD_NAME_LEN];
+    mnnvl_fd_listener_t *listener;
+    int fds[THREAD_RANKS];
+    mnnvl_status_t st;
+    char error[256];
+} thread_rank_t;
+
+static void *exchange_thread(void *arg)
+{
+    thread_rank_t *t = arg;
+    pid_t pids[THREAD_RANKS];
+    for (int r = 0; r < THREAD_RANKS; r++)
+        pids[r] = getpid();
+    int mine = memfd_create("thread-rank", MFD_CLOEXEC);
+    char text[16];
+    snprintf(text, sizeof(text), "rank %d", t->rank);
+    if (mine < 0 || write(mine, text, sizeof(text)) != (ssize_t)sizeof(text)) {
+        t->st = MNNVL_ERR_INTERNAL;
+        return NULL;
+    }
+    t->st = mnnvl_fd_exchange(t->listener, t->rank, THREAD_RANKS, mine,
+                              (const char(*)[MNNVL_FD_NAME_LEN])t->names, pids, 5000, t->fds);
+    snprintf(t->error, sizeof(t->error), "%s", mnnvl_last_error());
+    return NULL;
+}
+
+/* Ranks that are threads of one process all have one pid: each handle is placed by the
+ * rank its message names, checked against that rank's pid. (With the pid alone naming the
+ * sender, 4 thread ranks dropped each other's handles and timed out, seen on the H200.) */
+Test(fdpass, ranks_that_are_threads_of_one_process)
+{
+    mnnvl_set_log_level(MNNVL_LOG_ERROR);
+    char names[THREAD_RANKS][MNNVL_FD_NAME_LEN] = {{0}};
+    thread_rank_t t[THREAD_RANKS];
+    pthread_t tid[THREAD_RANKS];
+    for (int r = 0; r < THREAD_RANKS; r++) {
+        t[r] = (thread_rank_t){.rank = r, .names = names};
+        cr_assert_eq(mnnvl_fd_listen(r, 8, &t[r].listener, names[r]), MNNVL_SUCCESS);
+    }
+    /* Highest rank first, so handles reach every listener out of rank order. */
+    for (int r = THREAD_RANKS - 1; r >= 0; r--) {
+        cr_assert_eq(pthread_create(&tid[r], NULL, exchange_thread, &t[r]), 0);
+        usleep(30 * 1000);
+    }
+    for (int r = 0; r < THREAD_RANKS; r++)
+        pthread_join(tid[r], NULL);
+    for (int r = 0; r < THREAD_RANKS; r++) {
+        cr_expect_eq(t[r].st, MNNVL_SUCCESS, "rank %d: %s", r, t[r].error);
+        for (int p = 0; p < THREAD_RANKS && t[r].st == MNNVL_SUCCESS; p++) {
+            char got[16] = {0}, want[16];
+            snprintf(want, sizeof(want), "rank %d", p);
+            cr_expect(pread(t[r].fds[p], got, sizeof(got), 0) == (ssize_t)sizeof(got) &&
+                          strcmp(got, want) == 0,
+                      "rank %d holds \"%s\" where rank %d's fd belongs", r, got, p);
+            if (p != r)
+                close(t[r].fds[p]);
+        }
+        mnnvl_fd_listener_close(t[r].listener);
+    }
+}
