@@ -23,7 +23,7 @@
 # --ranks "2 4": which NAME_N_ranks tests run (tests without such a suffix always run).
 # --filter GLOB: only the Criterion tests whose "suite/test" matches GLOB (shell pattern).
 #   With --ranks other than "2 4" or with --filter, each Criterion test runs on its own
-#   (--filter suite/test) with its own log.
+#   (--filter suite/test) with its own log. The Python tests and gpu_alloc do not run then.
 # --sanitize TOOL: the C tests only, each rank exec'd as `compute-sanitizer --tool TOOL
 #   --error-exitcode 97 $MNNVL_SANITIZER_ARGS` through MNNVL_RANK_LAUNCHER (time limits x10, see
 #   tests/lib/testutil.h); the "ERROR SUMMARY: N errors" lines of the logs are added up.
@@ -161,13 +161,19 @@ if [ $progs -eq 0 ]; then
 fi
 
 if [ -n "$sanitize" ]; then
-    errs=$(cat "$out"/test_*.log 2>/dev/null | sed -n 's/.*ERROR SUMMARY: \([0-9]*\) error.*/\1/p' |
+    # memcheck/synccheck/initcheck end with "ERROR SUMMARY: N errors", racecheck with
+    # "RACECHECK SUMMARY: H hazards displayed (N errors, W warnings)".
+    errs=$(cat "$out"/test_*.log 2>/dev/null |
+        sed -n -e 's/.*ERROR SUMMARY: \([0-9]*\) error.*/\1/p' \
+            -e 's/.*RACECHECK SUMMARY: [0-9]* hazards* displayed (\([0-9]*\) error.*/\1/p' |
         awk '{ s += $1; n++ } END { printf "%d %d", s, n }')
     echo "== compute-sanitizer $sanitize: ${errs% *} errors in ${errs#* } sanitized rank processes"
     if [ "${errs#* }" -eq 0 ]; then
-        echo "run-suite.sh: no ERROR SUMMARY line at all: did the ranks run under the sanitizer?"
+        echo "run-suite.sh: no ERROR/RACECHECK SUMMARY line at all: did the ranks run under the sanitizer?"
         failed=$((failed + 1))
     fi
+elif [ -n "$filter" ]; then
+    echo "== --filter selects Criterion tests only: the Python GPU tests and gpu_alloc did not run"
 else
     # Python GPU tests (TAP), when the binding and torch are there.
     py=${MNNVL_TEST_TORCH_PYTHON:-python3}
