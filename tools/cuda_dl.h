@@ -1,13 +1,14 @@
-/* The few CUDA driver calls the tools make themselves, through dlopen so that the tools
- * start (and say what they skip) on hosts without a GPU driver. Header-only: each tool is
- * one program. */
+/* The few CUDA driver calls the tools make themselves, through the base layer's loader
+ * (base/libcuda.c, compiled into each tool) so that the tools start (and say what they skip)
+ * on hosts without a GPU driver. */
 #ifndef MNNVL_TOOLS_CUDA_DL_H
 #define MNNVL_TOOLS_CUDA_DL_H
 
-#include <dlfcn.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "base/libcuda.h"
 
 typedef struct tool_cuda {
     int (*init)(unsigned);
@@ -20,29 +21,25 @@ typedef struct tool_cuda {
     int (*primary_ctx_retain)(void **, int);
 } tool_cuda_t;
 
-/* Loads libcuda.so.1 and calls cuInit; returns 0, or -1 with `why` filled in. */
+/* Loads the driver (base/libcuda.c, the loader libmnnvl uses too) and looks up the calls
+ * above; returns 0, or -1 with `why` filled in. */
 static inline int tool_cuda_load(tool_cuda_t *cu, char *why, size_t len)
 {
-    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-        snprintf(why, len, "no CUDA driver (%s)", dlerror());
+    const char *reason = NULL;
+    if (mnnvl_libcuda_open(&reason) != 0) {
+        snprintf(why, len, "%s", reason);
         return -1;
     }
-    *(void **)&cu->init = dlsym(lib, "cuInit");
-    *(void **)&cu->driver_version = dlsym(lib, "cuDriverGetVersion");
-    *(void **)&cu->device_count = dlsym(lib, "cuDeviceGetCount");
-    *(void **)&cu->device_get = dlsym(lib, "cuDeviceGet");
-    *(void **)&cu->device_name = dlsym(lib, "cuDeviceGetName");
-    *(void **)&cu->can_access_peer = dlsym(lib, "cuDeviceCanAccessPeer");
-    *(void **)&cu->attribute = dlsym(lib, "cuDeviceGetAttribute");
-    *(void **)&cu->primary_ctx_retain = dlsym(lib, "cuDevicePrimaryCtxRetain");
+    *(void **)&cu->init = mnnvl_libcuda_sym("cuInit");
+    *(void **)&cu->driver_version = mnnvl_libcuda_sym("cuDriverGetVersion");
+    *(void **)&cu->device_count = mnnvl_libcuda_sym("cuDeviceGetCount");
+    *(void **)&cu->device_get = mnnvl_libcuda_sym("cuDeviceGet");
+    *(void **)&cu->device_name = mnnvl_libcuda_sym("cuDeviceGetName");
+    *(void **)&cu->can_access_peer = mnnvl_libcuda_sym("cuDeviceCanAccessPeer");
+    *(void **)&cu->attribute = mnnvl_libcuda_sym("cuDeviceGetAttribute");
+    *(void **)&cu->primary_ctx_retain = mnnvl_libcuda_sym("cuDevicePrimaryCtxRetain");
     if (!cu->init || !cu->device_count || !cu->device_name || !cu->can_access_peer) {
         snprintf(why, len, "the CUDA driver lacks basic entry points");
-        return -1;
-    }
-    int rc = cu->init(0);
-    if (rc != 0) {
-        snprintf(why, len, "cuInit failed with CUDA error %d (no usable GPU)", rc);
         return -1;
     }
     return 0;

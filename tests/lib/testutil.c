@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "libcuda.h"
 #include "deadline.h"
 
 #define MT_MAX_RANK_FNS 64
@@ -238,17 +239,15 @@ mnnvl_config_t mt_config(const char *root, const char *job_key, int timeout_ms)
 }
 
 #ifdef HAVE_CUDA
-#include <dlfcn.h>
-/* Counts devices through the driver directly (libcuda.so.1), in a child process. */
+/* Counts devices through the driver directly (base/libcuda.c), in a child process. */
 static int count_in_child(void)
 {
-    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!lib)
+    if (mnnvl_libcuda_open(NULL) != 0)
         return 0;
-    int (*cu_init)(unsigned) = (int (*)(unsigned))dlsym(lib, "cuInit");
-    int (*cu_count)(int *) = (int (*)(int *))dlsym(lib, "cuDeviceGetCount");
+    int (*cu_count)(int *) = NULL;
+    *(void **)&cu_count = mnnvl_libcuda_sym("cuDeviceGetCount");
     int n = 0;
-    if (!cu_init || !cu_count || cu_init(0) != 0 || cu_count(&n) != 0)
+    if (!cu_count || cu_count(&n) != 0)
         return 0;
     return n;
 }

@@ -1,4 +1,5 @@
-/* The one timeout helper on the host: a deadline in monotonic milliseconds. */
+/* The one clock and timeout helper on the host: monotonic milliseconds and deadlines in
+ * them. Header-only, so that the bootstrap plugins use the same clock. */
 #ifndef MNNVL_DEADLINE_H
 #define MNNVL_DEADLINE_H
 
