@@ -6,7 +6,7 @@
 #include <string.h>
 
 __attribute__((format(printf, 3, 4))) static mnnvl_status_t refuse(char *why, size_t why_len,
-                                                                    const char *fmt, ...)
+                                                                   const char *fmt, ...)
 {
     if (why && why_len) {
         va_list ap;
@@ -67,8 +67,8 @@ mnnvl_status_t mnnvl_hostport_parse(const char *address, int flags, mnnvl_hostpo
         host_end = colon;
         for (const char *p = host; p < host_end; p++)
             if (!plain_host_char((unsigned char)*p))
-                return refuse(why, why_len, "address '%s' has the byte 0x%02x in its host",
-                              address, (unsigned char)*p);
+                return refuse(why, why_len, "address '%s' has the byte 0x%02x in its host", address,
+                              (unsigned char)*p);
         if (host_end == host && !(flags & MNNVL_HOSTPORT_LISTEN))
             return refuse(why, why_len,
                           "address '%s' has no host; expected host:port (an empty host, every "
@@ -88,8 +88,8 @@ mnnvl_status_t mnnvl_hostport_parse(const char *address, int flags, mnnvl_hostpo
                       address, port);
     size_t hlen = (size_t)(host_end - host);
     if (hlen >= MNNVL_HOST_MAX)
-        return refuse(why, why_len, "address '%s' has a host of %zu bytes; at most %d fit",
-                      address, hlen, MNNVL_HOST_MAX - 1);
+        return refuse(why, why_len, "address '%s' has a host of %zu bytes; at most %d fit", address,
+                      hlen, MNNVL_HOST_MAX - 1);
     memcpy(out->host, host, hlen);
     out->host[hlen] = '\0';
     memcpy(out->port, port, plen + 1);

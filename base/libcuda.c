@@ -4,6 +4,9 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static pthread_once_t open_once = PTHREAD_ONCE_INIT;
 static void *driver;
@@ -49,4 +52,50 @@ int mnnvl_libcuda_open(const char **why)
 void *mnnvl_libcuda_sym(const char *name)
 {
     return driver ? dlsym(driver, name) : NULL;
+}
+
+/* The child's answer: the count, then the reason when it is 0. */
+typedef struct count_reply {
+    int count;
+    char why[256];
+} count_reply_t;
+
+int mnnvl_libcuda_count_in_child(char *why, size_t len)
+{
+    if (why && len)
+        why[0] = '\0';
+    int fds[2];
+    if (pipe(fds) != 0) {
+        if (why && len)
+            snprintf(why, len, "cannot count GPUs: pipe failed");
+        return 0;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        count_reply_t r = {0, ""};
+        const char *reason = NULL;
+        int (*device_count)(int *) = NULL;
+        if (mnnvl_libcuda_open(&reason) == 0)
+            *(void **)&device_count = mnnvl_libcuda_sym("cuDeviceGetCount");
+        if (!device_count)
+            snprintf(r.why, sizeof(r.why), "%s",
+                     reason ? reason : "the driver lacks cuDeviceGetCount");
+        else if (device_count(&r.count) != 0)
+            r.count = 0;
+        _exit(write(fds[1], &r, sizeof(r)) == (ssize_t)sizeof(r) ? 0 : 1);
+    }
+    close(fds[1]);
+    count_reply_t r = {0, ""};
+    if (pid < 0 || read(fds[0], &r, sizeof(r)) != (ssize_t)sizeof(r))
+        r = (count_reply_t){0, "cannot count GPUs: the counting child failed"};
+    close(fds[0]);
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    r.why[sizeof(r.why) - 1] = '\0';
+    if (r.count == 0 && !r.why[0])
+        snprintf(r.why, sizeof(r.why), "the driver reports no CUDA device");
+    if (r.count == 0 && why && len)
+        snprintf(why, len, "%s", r.why);
+    return r.count;
 }

@@ -19,4 +19,10 @@ int mnnvl_libcuda_open(const char **why);
  * or NULL when the driver is not loaded or lacks it. */
 void *mnnvl_libcuda_sym(const char *name);
 
+/* Counts the GPUs the driver sees, in a forked child process, so that the caller may still
+ * fork ranks that use CUDA (a process that initialised CUDA cannot use it in a forked
+ * child). 0 when there are none or the driver does not load; then `why` (of `len` bytes, may
+ * be NULL) says why. */
+int mnnvl_libcuda_count_in_child(char *why, size_t len);
+
 #endif

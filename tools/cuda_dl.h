@@ -5,8 +5,6 @@
 #define MNNVL_TOOLS_CUDA_DL_H
 
 #include <stdio.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "base/libcuda.h"
 
@@ -45,37 +43,11 @@ static inline int tool_cuda_load(tool_cuda_t *cu, char *why, size_t len)
     return 0;
 }
 
-/* Counts GPUs in a child process, so the caller may still fork ranks that use CUDA
- * (a process that initialised CUDA cannot use it in a forked child). */
+/* Counts GPUs in a child process (base/libcuda.c), so the caller may still fork ranks that
+ * use CUDA. */
 static inline int tool_gpu_count(char *why, size_t len)
 {
-    int fds[2];
-    if (pipe(fds) != 0)
-        return 0;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        tool_cuda_t cu;
-        char reason[256] = "";
-        int n = 0;
-        if (tool_cuda_load(&cu, reason, sizeof(reason)) == 0)
-            cu.device_count(&n);
-        if (write(fds[1], &n, sizeof(n)) < 0 || write(fds[1], reason, sizeof(reason)) < 0)
-            _exit(1);
-        _exit(0);
-    }
-    close(fds[1]);
-    int n = 0;
-    char reason[256] = "";
-    if (read(fds[0], &n, sizeof(n)) != sizeof(n))
-        n = 0;
-    if (read(fds[0], reason, sizeof(reason)) > 0)
-        snprintf(why, len, "%s", reason);
-    close(fds[0]);
-    waitpid(pid, NULL, 0);
-    if (n == 0 && !why[0])
-        snprintf(why, len, "the driver reports no CUDA device");
-    return n;
+    return mnnvl_libcuda_count_in_child(why, len);
 }
 
 #endif

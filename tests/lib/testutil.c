@@ -238,41 +238,11 @@ mnnvl_config_t mt_config(const char *root, const char *job_key, int timeout_ms)
     return cfg;
 }
 
-#ifdef HAVE_CUDA
-/* Counts devices through the driver directly (base/libcuda.c), in a child process. */
-static int count_in_child(void)
-{
-    if (mnnvl_libcuda_open(NULL) != 0)
-        return 0;
-    int (*cu_count)(int *) = NULL;
-    *(void **)&cu_count = mnnvl_libcuda_sym("cuDeviceGetCount");
-    int n = 0;
-    if (!cu_count || cu_count(&n) != 0)
-        return 0;
-    return n;
-}
-#endif
-
 int mt_gpu_count(void)
 {
 #ifdef HAVE_CUDA
-    int pipefd[2];
-    if (pipe(pipefd) != 0)
-        return 0;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int n = count_in_child();
-        ssize_t w = write(pipefd[1], &n, sizeof(n));
-        _exit(w == sizeof(n) ? 0 : 1);
-    }
-    close(pipefd[1]);
-    int n = 0;
-    if (read(pipefd[0], &n, sizeof(n)) != sizeof(n))
-        n = 0;
-    close(pipefd[0]);
-    waitpid(pid, NULL, 0);
-    return n;
+    /* Through the driver directly (base/libcuda.c), in a child process. */
+    return mnnvl_libcuda_count_in_child(NULL, 0);
 #else
     return 0;
 #endif

@@ -7,8 +7,8 @@
 
 #include "hostport.h"
 
-static void accepts(const char *address, int flags, const char *host, const char *port,
-                    int number, int ipv6)
+static void accepts(const char *address, int flags, const char *host, const char *port, int number,
+                    int ipv6)
 {
     mnnvl_hostport_t hp;
     char why[400] = "";
@@ -26,8 +26,8 @@ static void refuses(const char *address, int flags, const char *says)
     char why[400] = "";
     cr_assert_eq(mnnvl_hostport_parse(address, flags, &hp, why, sizeof(why)),
                  MNNVL_ERR_INVALID_ARGUMENT, "'%s' accepted", address ? address : "(null)");
-    cr_expect(strstr(why, says) != NULL, "'%s': '%s' lacks '%s'", address ? address : "(null)",
-              why, says);
+    cr_expect(strstr(why, says) != NULL, "'%s': '%s' lacks '%s'", address ? address : "(null)", why,
+              says);
     if (address && *address && strlen(address) < 100)
         cr_expect(strstr(why, address) != NULL, "'%s' not named in '%s'", address, why);
 }
