@@ -14,6 +14,7 @@
 
 #include "deadline.h"
 #include "error.h"
+#include "hostport.h"
 
 /* The kernel caps this at net.core.somaxconn; asking high lets a root take a burst of
  * thousands of simultaneous connects without dropping SYNs (a dropped SYN costs the
@@ -60,43 +61,15 @@ static mnnvl_status_t wait_fd(int fd, short events, uint64_t deadline, const ato
 mnnvl_status_t mnnvl_sock_split(const char *address, char *host, size_t host_len, char *port,
                                 size_t port_len)
 {
-    if (!address || !*address)
-        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "the address is empty; expected host:port");
-    const char *host_start = address;
-    const char *host_end;
-    const char *colon;
-    if (address[0] == '[') {
-        host_start = address + 1;
-        host_end = strchr(host_start, ']');
-        if (!host_end || host_end[1] != ':')
-            return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
-                               "address '%s' lacks ']:port' after the IPv6 address", address);
-        colon = host_end + 1;
-    } else {
-        colon = strrchr(address, ':');
-        if (!colon)
-            return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
-                               "address '%s' has no port; expected host:port", address);
-        if (memchr(address, ':', (size_t)(colon - address)))
-            return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
-                               "address '%s' looks like a bare IPv6 address; write it as "
-                               "[addr]:port",
-                               address);
-        host_end = colon;
-    }
-    const char *port_start = colon + 1;
-    size_t hlen = (size_t)(host_end - host_start);
-    size_t plen = strlen(port_start);
-    if (plen == 0 || plen > 5 || strspn(port_start, "0123456789") != plen ||
-        atoi(port_start) > 65535)
-        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
-                           "address '%s' has port '%s'; expected a number from 0 to 65535", address,
-                           port_start);
-    if (hlen >= host_len || plen >= port_len)
+    mnnvl_hostport_t hp;
+    char why[MNNVL_SOCK_ADDR_MAX + 200];
+    if (mnnvl_hostport_parse(address, MNNVL_HOSTPORT_LISTEN, &hp, why, sizeof(why)) !=
+        MNNVL_SUCCESS)
+        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s", why);
+    if (strlen(hp.host) >= host_len || strlen(hp.port) >= port_len)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "address '%s' is too long", address);
-    memcpy(host, host_start, hlen);
-    host[hlen] = '\0';
-    memcpy(port, port_start, plen + 1);
+    memcpy(host, hp.host, strlen(hp.host) + 1);
+    memcpy(port, hp.port, strlen(hp.port) + 1);
     return MNNVL_SUCCESS;
 }
 

@@ -1,5 +1,5 @@
 /* TCP socket helpers of the tcp bootstrap: address parsing, listening, connecting with retry,
- * and whole-buffer send/receive. Every blocking helper takes a deadline (lib/deadline.h) and
+ * and whole-buffer send/receive. Every blocking helper takes a deadline (base/deadline.h) and
  * an optional abort flag, so that no call can hang past its deadline or outlive an abort.
  *
  * Sockets are created CLOEXEC and non-blocking; waits happen in poll(). Sends use
@@ -23,8 +23,9 @@
  * host name of reasonable length. */
 #define MNNVL_SOCK_ADDR_MAX 300
 
-/* Splits "host:port", "[ipv6]:port" into its parts. Returns INVALID_ARGUMENT naming the
- * address when it has no port or a part does not fit. */
+/* Splits "host:port", "[ipv6]:port" or ":port" (every interface) into its parts, by the
+ * base layer's rule (base/hostport.h) with the last error set. Returns INVALID_ARGUMENT
+ * naming the address when the rule refuses it or a part does not fit. */
 mnnvl_status_t mnnvl_sock_split(const char *address, char *host, size_t host_len, char *port,
                                 size_t port_len);
 

@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h> /* environ (_GNU_SOURCE) */
 
-#include "../bootstrap/sock.h"
 #include "config.h"
 #include "error.h"
+#include "hostport.h"
 #include "log.h"
 
 typedef int (*validator_fn)(const char *value, const char **allowed);
@@ -54,19 +54,14 @@ static int positive_int(const char *value, const char **allowed)
     return errno == 0 && v > 0 && v <= INT_MAX;
 }
 
-/* "host:port" or "[v6]:port" exactly as the bootstrap will split it (one parser, so a value
- * accepted here cannot fail at connect time); the host must not be empty. An empty value
- * means unset. */
+/* "host:port" or "[v6]:port" by the one rule (base/hostport.h) that the bootstraps read it
+ * with, so that a value accepted here cannot fail at connect time; the host must not be
+ * empty. An empty value means unset. */
 static int host_port(const char *value, const char **allowed)
 {
     (void)allowed;
-    if (value[0] == '\0')
-        return 1;
-    char host[MNNVL_SOCK_ADDR_MAX];
-    char port[8];
-    if (mnnvl_sock_split(value, host, sizeof(host), port, sizeof(port)) != MNNVL_SUCCESS)
-        return 0;
-    return host[0] != '\0';
+    mnnvl_hostport_t hp;
+    return value[0] == '\0' || mnnvl_hostport_parse(value, 0, &hp, NULL, 0) == MNNVL_SUCCESS;
 }
 
 static int byte_count(const char *value, const char **allowed)

@@ -1,8 +1,9 @@
-#include <dlfcn.h>
+/* The driver's entry points, typed from cuda.h; the loading itself is base/libcuda.c. */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "libcuda.h"
 #include "cuda_loader.h"
 #include "error.h"
 #include "log.h"
@@ -14,18 +15,17 @@ static char load_why[512];
 
 static void load(void)
 {
-    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
+    const char *why = NULL;
+    if (mnnvl_libcuda_open(&why) != 0) {
         load_status = MNNVL_ERR_NO_DEVICE;
-        snprintf(load_why, sizeof(load_why), "cannot load the CUDA driver libcuda.so.1 (%s)",
-                 dlerror());
+        snprintf(load_why, sizeof(load_why), "%s", why);
         return;
     }
 #define MNNVL_STR_(x) #x
 #define MNNVL_STR(x) MNNVL_STR_(x) /* expands the version macro first */
 #define MNNVL_CU_LOOKUP(name)                                                                  \
     {                                                                                          \
-        void *fn = dlsym(lib, MNNVL_STR(name));                                                \
+        void *fn = mnnvl_libcuda_sym(MNNVL_STR(name));                                         \
         if (!fn) {                                                                             \
             load_status = MNNVL_ERR_NO_DEVICE;                                                 \
             snprintf(load_why, sizeof(load_why),                                               \
@@ -38,15 +38,6 @@ static void load(void)
     }
     MNNVL_CU_FUNCTIONS(MNNVL_CU_LOOKUP)
 #undef MNNVL_CU_LOOKUP
-    CUresult res = driver.cuInit(0);
-    if (res != CUDA_SUCCESS) {
-        const char *name = NULL;
-        driver.cuGetErrorName(res, &name);
-        load_status = MNNVL_ERR_NO_DEVICE;
-        snprintf(load_why, sizeof(load_why), "cuInit failed with %s (%d): no usable GPU",
-                 name ? name : "?", (int)res);
-        return;
-    }
     load_status = MNNVL_SUCCESS;
 }
 

@@ -9,6 +9,7 @@
 #include "device.h"
 #include "device_state.h"
 #include "error.h"
+#include "hash.h"
 #include "log.h"
 
 /* Offsets inside a rank's piece of the signal memory. */
@@ -83,10 +84,7 @@ static uint64_t host_identity(void)
             buf[used] = 0;
         fclose(f);
     }
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = buf; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    return h;
+    return mnnvl_hash_str(MNNVL_HASH_SEED, buf);
 }
 
 typedef struct rank_info {

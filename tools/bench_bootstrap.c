@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h" /* base/: the one clock */
 #include "mnnvl.h"
 #include "tools/bench.h"
 
@@ -43,13 +44,6 @@ typedef struct rep_result {
     double allgather_ms;
     double barrier_ms;
 } rep_result_t;
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -150,15 +144,15 @@ static int run_rank(const bench_opts_t *o, const char *root, int rank, rank_resu
     for (int i = 0; i < BLOB_BYTES; i++)
         send[i] = (uint8_t)(rank * 131 + i);
     mnnvl_comm_t comm = NULL;
-    double t0 = now_ms();
+    double t0 = mnnvl_now_ms_precise();
     st = mnnvl_comm_create(cfg, rank, o->ranks, -1, &comm);
-    double t1 = now_ms();
+    double t1 = mnnvl_now_ms_precise();
     if (st == MNNVL_SUCCESS && recv)
         st = mnnvl_comm_allgather(comm, send, recv, BLOB_BYTES);
-    double t2 = now_ms();
+    double t2 = mnnvl_now_ms_precise();
     if (st == MNNVL_SUCCESS)
         st = mnnvl_comm_barrier(comm);
-    double t3 = now_ms();
+    double t3 = mnnvl_now_ms_precise();
     int rc = st != MNNVL_SUCCESS || !recv ? rank_failed(rank, "bootstrap", st) : 0;
     for (int r = 0; rc == 0 && r < o->ranks; r++)
         for (int i = 0; i < BLOB_BYTES; i++)
@@ -195,7 +189,7 @@ static int wait_all(pid_t *pids, int n, double deadline_ms)
         }
         if (pid < 0)
             break;
-        if (now_ms() > deadline_ms) {
+        if (mnnvl_now_ms_precise() > deadline_ms) {
             fprintf(stderr, "mnnvl-bench bootstrap: %d processes still running; killing them\n",
                     left);
             for (int r = 0; r < n; r++)
@@ -214,7 +208,7 @@ static int run_rep(const bench_opts_t *o, const char *root, rank_result_t *ranks
     if (!pids)
         return -1;
     fflush(NULL);
-    double t0 = now_ms();
+    double t0 = mnnvl_now_ms_precise();
     int forked = 0;
     for (; forked < o->ranks; forked++) {
         pid_t pid = fork();
@@ -229,7 +223,7 @@ static int run_rep(const bench_opts_t *o, const char *root, rank_result_t *ranks
     /* Without every rank the others would only time out: stop them at once. */
     double deadline = forked < o->ranks ? 0 : t0 + o->timeout_ms + WATCHDOG_SLACK_MS;
     int failed = wait_all(pids, forked, deadline) + (o->ranks - forked);
-    rep->wall_ms = now_ms() - t0;
+    rep->wall_ms = mnnvl_now_ms_precise() - t0;
     free(pids);
     *rep = (rep_result_t){.wall_ms = rep->wall_ms};
     for (int r = 0; r < o->ranks; r++) {

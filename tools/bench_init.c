@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h" /* base/: the one clock */
 #include "mnnvl.h"
 #include "tools/bench.h"
 #ifdef HAVE_CUDA
@@ -24,13 +25,6 @@ typedef struct rank_times {
     double alloc_ms[64];
     int failed;
 } rank_times_t;
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -48,7 +42,7 @@ static int run_rank(int rank, int size, const char *root, int reps, size_t bytes
 {
     tool_cuda_t cu;
     char why[256];
-    double t0 = now_ms();
+    double t0 = mnnvl_now_ms_precise();
     void *ctx = NULL;
     if (tool_cuda_load(&cu, why, sizeof(why)) != 0 || !cu.primary_ctx_retain ||
         cu.primary_ctx_retain(&ctx, rank) != 0) {
@@ -57,7 +51,7 @@ static int run_rank(int rank, int size, const char *root, int reps, size_t bytes
     }
     /* An application has its context long before it creates a communicator, so the loop
      * below measures libmnnvl alone; the context's cost is reported on its own. */
-    t->context_ms = now_ms() - t0;
+    t->context_ms = mnnvl_now_ms_precise() - t0;
     mnnvl_config_t cfg;
     mnnvl_config_create(&cfg);
     mnnvl_config_set(cfg, "root", root);
@@ -66,12 +60,12 @@ static int run_rank(int rank, int size, const char *root, int reps, size_t bytes
     for (int r = 0; r < reps; r++) {
         mnnvl_comm_t comm;
         mnnvl_mem_t mem;
-        double a = now_ms();
+        double a = mnnvl_now_ms_precise();
         mnnvl_status_t st = mnnvl_comm_create(cfg, rank, size, rank, &comm);
-        double b = now_ms();
+        double b = mnnvl_now_ms_precise();
         if (st == MNNVL_SUCCESS)
             st = mnnvl_mem_alloc(comm, bytes, &mem);
-        double c = now_ms();
+        double c = mnnvl_now_ms_precise();
         if (st != MNNVL_SUCCESS) {
             fprintf(stderr, "rank %d: %s: %s\n", rank, mnnvl_status_string(st),
                     mnnvl_last_error());

@@ -12,20 +12,27 @@
 
 #include <sodium.h>
 
+#include "hostport.h" /* base/: the one host:port rule */
 #include "mnnvl.h"
 
 /* Whether "host:port" names a loopback host (127.0.0.0/8, [::1], localhost). */
 static int is_loopback(const char *address)
 {
-    return strncmp(address, "127.", 4) == 0 || strncmp(address, "[::1]:", 6) == 0 ||
-           strncmp(address, "localhost:", 10) == 0;
+    mnnvl_hostport_t hp;
+    if (mnnvl_hostport_parse(address, MNNVL_HOSTPORT_LISTEN, &hp, NULL, 0) != MNNVL_SUCCESS)
+        return 0;
+    return strncmp(hp.host, "127.", 4) == 0 || strcmp(hp.host, "::1") == 0 ||
+           strcmp(hp.host, "localhost") == 0;
 }
 
 /* Whether --listen asked for every interface (an empty host, 0.0.0.0 or [::]). */
 static int is_all_interfaces(const char *listen)
 {
-    return listen && (listen[0] == ':' || strncmp(listen, "0.0.0.0:", 8) == 0 ||
-                      strncmp(listen, "[::]:", 5) == 0);
+    mnnvl_hostport_t hp;
+    if (!listen ||
+        mnnvl_hostport_parse(listen, MNNVL_HOSTPORT_LISTEN, &hp, NULL, 0) != MNNVL_SUCCESS)
+        return 0;
+    return hp.host[0] == '\0' || strcmp(hp.host, "0.0.0.0") == 0 || strcmp(hp.host, "::") == 0;
 }
 
 /* Says on stderr who can reach the root: the first stdout line stays the address alone. */

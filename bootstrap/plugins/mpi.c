@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "bootstrap/bootstrap.h"
+#include "deadline.h" /* base/: the one clock */
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -67,18 +68,11 @@ static void mpi_error_text(int code, char *buf, size_t len)
     snprintf(buf, len, "%s", text);
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Polls a request until it completes, the deadline passes or abort() is called. Spins a
  * little, then yields between polls: CI machines run many ranks per core. */
 static mnnvl_status_t wait_request(mpi_state_t *st, MPI_Request *req, const char *what)
 {
-    uint64_t start = now_ms();
+    uint64_t start = mnnvl_now_ms();
     for (unsigned spins = 0;; spins++) {
         int done = 0;
         int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
@@ -99,7 +93,7 @@ static mnnvl_status_t wait_request(mpi_state_t *st, MPI_Request *req, const char
                         "%s on rank %d was interrupted: the communicator was aborted", what,
                         st->bs.rank);
         }
-        int waited = (int)(now_ms() - start);
+        int waited = (int)(mnnvl_now_ms() - start);
         if (waited >= st->timeout_ms) {
             st->broken = 1;
             return fail(st->set_error, MNNVL_ERR_TIMEOUT,

@@ -43,6 +43,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hostport.h"
 #include "ofi_ep.h"
 #include "star.h"
 
@@ -202,23 +203,19 @@ static void ofi_unlink(star_t *st, int rank)
     c->addr[rank] = FI_ADDR_UNSPEC;
 }
 
-/* Splits host:port (IPv6 hosts in brackets). */
+/* Splits host:port by the base layer's rule (base/hostport.h). */
 static mnnvl_status_t split_address(star_t *st, const char *address, char *host, size_t hl,
                                     char *port, size_t pl)
 {
-    const char *colon = strrchr(address, ':');
-    size_t n = colon ? (size_t)(colon - address) : 0;
-    if (!colon || n == 0 || n >= hl || strlen(colon + 1) >= pl || !colon[1])
+    mnnvl_hostport_t hp;
+    char why[400] = "a part is too long";
+    if (mnnvl_hostport_parse(address, 0, &hp, why, sizeof(why)) != MNNVL_SUCCESS ||
+        strlen(hp.host) >= hl || strlen(hp.port) >= pl)
         return star_fail(st, MNNVL_ERR_INVALID_ARGUMENT,
-                         "root '%s' is not host:port; set the config key root (MNNVL_ROOT)",
-                         address);
-    memcpy(host, address, n);
-    host[n] = '\0';
-    if (host[0] == '[' && n > 1 && host[n - 1] == ']') {
-        memmove(host, host + 1, n - 2);
-        host[n - 2] = '\0';
-    }
-    snprintf(port, pl, "%s", colon + 1);
+                         "root '%s' is not host:port (%s); set the config key root (MNNVL_ROOT)",
+                         address, why);
+    snprintf(host, hl, "%s", hp.host);
+    snprintf(port, pl, "%s", hp.port);
     return MNNVL_SUCCESS;
 }
 

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h" /* base/ */
+
 /* How long abort() from another thread may take to hand its ABORTs over. */
 #define ABORT_GRACE_MS 200
 
@@ -510,9 +512,7 @@ static mnnvl_status_t star_barrier(mnnvl_bootstrap_t *bs)
 
 static uint64_t comm_id_of(const char *name, int size)
 {
-    uint64_t h = 1469598103934665603ull ^ (uint64_t)size;
-    for (const char *p = name; *p; p++)
-        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    uint64_t h = mnnvl_hash_str(MNNVL_HASH_SEED ^ (uint64_t)size, name);
     return h ? h : 1;
 }
 

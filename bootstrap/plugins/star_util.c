@@ -8,15 +8,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
+#include "status.h"
+
 /* ---------------------------------------------------------------------------------------- */
 /* Time, errors, buffers                                                                    */
 /* ---------------------------------------------------------------------------------------- */
 
+/* The base layer's clock (base/deadline.h), so that plugin and library deadlines agree. */
 uint64_t star_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return mnnvl_now_ms();
 }
 
 void star_pause_ms(int ms)
@@ -25,17 +27,10 @@ void star_pause_ms(int ms)
     nanosleep(&pause, NULL);
 }
 
-/* Plugins cannot call libmnnvl, so they name the statuses they report themselves. */
+/* Plugins cannot call libmnnvl: they compile in base/status.c, the one table of names. */
 const char *star_status_name(int s)
 {
-    switch (s) {
-    case MNNVL_ERR_TIMEOUT: return "TIMEOUT";
-    case MNNVL_ERR_PEER_LOST: return "PEER_LOST";
-    case MNNVL_ERR_ABORTED: return "ABORTED";
-    case MNNVL_ERR_MISMATCH: return "MISMATCH";
-    case MNNVL_ERR_NO_MEMORY: return "NO_MEMORY";
-    default: return "BOOTSTRAP";
-    }
+    return mnnvl_status_name((mnnvl_status_t)s);
 }
 
 mnnvl_status_t star_fail(star_t *st, mnnvl_status_t s, const char *fmt, ...)

@@ -35,6 +35,7 @@
 #include <ucp/api/ucp.h>
 #include <unistd.h>
 
+#include "hostport.h"
 #include "star.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -401,23 +402,15 @@ static void ucx_unlink(star_t *st, int rank)
 static mnnvl_status_t sockaddr_of(star_t *st, const char *address, int passive,
                                   struct sockaddr_storage *ss, socklen_t *len)
 {
-    char host[256], port[16];
-    const char *colon = strrchr(address, ':');
-    size_t hl = colon ? (size_t)(colon - address) : 0;
-    if (!colon || hl >= sizeof(host) || strlen(colon + 1) >= sizeof(port))
+    mnnvl_hostport_t hp;
+    char why[400];
+    if (mnnvl_hostport_parse(address, 0, &hp, why, sizeof(why)) != MNNVL_SUCCESS)
         return star_fail(st, MNNVL_ERR_INVALID_ARGUMENT,
-                         "root '%s' is not host:port; set the config key root (MNNVL_ROOT)",
-                         address);
-    memcpy(host, address, hl);
-    host[hl] = '\0';
-    if (host[0] == '[' && hl > 1 && host[hl - 1] == ']') {
-        memmove(host, host + 1, hl - 2);
-        host[hl - 2] = '\0';
-    }
-    snprintf(port, sizeof(port), "%s", colon + 1);
+                         "root '%s' is not host:port (%s); set the config key root (MNNVL_ROOT)",
+                         address, why);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = passive ? AI_PASSIVE : 0};
     struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, port, &hints, &res);
+    int rc = getaddrinfo(hp.host, hp.port, &hints, &res);
     if (rc != 0 || !res)
         return star_fail(st, MNNVL_ERR_INVALID_ARGUMENT, "cannot resolve root '%s': %s", address,
                          gai_strerror(rc));

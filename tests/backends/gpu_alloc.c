@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h" /* base/: the one clock */
 #include "mnnvl.h"
 
 #define MIB ((size_t)1 << 20)
@@ -45,13 +46,6 @@ typedef struct job {
     const char *store_script;
     char prefix[64];
 } job_t;
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static uint32_t pattern(int rank, size_t i)
 {
@@ -215,7 +209,7 @@ static int reap(pid_t pid, uint64_t deadline)
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         if (got < 0)
             return 127;
-        if (now_ms() >= deadline) {
+        if (mnnvl_now_ms() >= deadline) {
             kill(pid, SIGKILL);
             deadline = UINT64_MAX;
         }
@@ -242,8 +236,8 @@ static pid_t store_start(job_t *job, int *stdin_fd)
     }
     close(p[0]);
     *stdin_fd = p[1];
-    uint64_t deadline = now_ms() + 120000; /* importing torch takes a while */
-    while (pid > 0 && now_ms() < deadline) {
+    uint64_t deadline = mnnvl_now_ms() + 120000; /* importing torch takes a while */
+    while (pid > 0 && mnnvl_now_ms() < deadline) {
         FILE *f = fopen(portfile, "r");
         int port = 0;
         if (f && fscanf(f, "%d", &port) == 1) {
@@ -294,7 +288,7 @@ static int run_forked(job_t *job)
         }
     }
     /* The ranks end by themselves within timeout_ms per step; this is the backstop. */
-    uint64_t deadline = now_ms() + 4 * (uint64_t)job->timeout_ms + 60000;
+    uint64_t deadline = mnnvl_now_ms() + 4 * (uint64_t)job->timeout_ms + 60000;
     int bad = 0;
     for (int r = 0; r < job->ranks; r++) {
         int rc = pids[r] > 0 ? reap(pids[r], deadline) : 127;
@@ -305,7 +299,7 @@ static int run_forked(job_t *job)
     }
     if (store > 0) {
         close(store_fd);
-        reap(store, now_ms() + 10000);
+        reap(store, mnnvl_now_ms() + 10000);
     }
     if (bad)
         printf("gpu_alloc %s: FAILED: %d of %d ranks failed (see stderr)\n", job->backend, bad,

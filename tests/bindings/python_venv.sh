@@ -70,7 +70,8 @@ else
 fi
 src=$tmp/src/bindings
 mkdir -p "$src"
-cp -R "$s/bindings/python" "$src/python" && cp "$s/bindings/mnnvl.i" "$src/"
+cp -R "$s/bindings/python" "$src/python" && cp "$s/bindings/mnnvl.i" "$src/" &&
+  cp -R "$s/bindings/swig" "$src/swig"
 chmod -R u+w "$src"
 rm -rf "$src/python/stage" "$src/python/mnnvl_wrap.c" "$src/python/build" "$src/python/"*.egg-info
 venv=$tmp/venv

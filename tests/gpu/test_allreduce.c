@@ -10,6 +10,7 @@
 
 #include "deadline.h"
 #include "gpu_ranks.h"
+#include "hash.h"
 
 MT_SUITE(allreduce, 300)
 
@@ -98,11 +99,7 @@ static int check_sum(mnnvl_dtype_t dt, const void *out, size_t count, uint64_t s
 
 static uint64_t hash_bytes(const void *p, size_t n)
 {
-    const unsigned char *b = p;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 1099511628211ull;
-    return h;
+    return mnnvl_hash_bytes(MNNVL_HASH_SEED, p, n);
 }
 
 /* Every rank must hold the same bytes. */

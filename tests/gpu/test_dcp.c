@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "gpu_ranks.h"
+#include "hash.h"
 
 MT_SUITE(dcp, 300)
 
@@ -197,7 +198,7 @@ static int check_merge(const shape_t *sh, uint64_t seed, int rank, int n, const 
     const double eps = sh->dtype == MNNVL_DTYPE_BF16 ? 0x1p-8 : 0x1p-11;
     const int base2 = sh->base == MNNVL_LSE_BASE_2;
     int bad = 0;
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = MNNVL_HASH_SEED;
     for (int e = 0; e < n && !bad; e++) {
         double top = -INFINITY, w[MNNVL_DCP_MAX_RANKS], total = 0;
         for (int p = 0; p < sh->cp; p++)
@@ -234,11 +235,11 @@ static int check_merge(const shape_t *sh, uint64_t seed, int rank, int n, const 
         }
     }
     for (size_t i = 0; i < (size_t)n * sh->d; i++)
-        h = (h ^ o[i]) * 1099511628211ull;
+        h = mnnvl_hash_word(h, o[i]);
     for (int e = 0; e < n; e++) {
         uint32_t u;
         memcpy(&u, &lse[e], 4);
-        h = (h ^ u) * 1099511628211ull;
+        h = mnnvl_hash_word(h, u);
     }
     *hash = h;
     free(o), free(lse);

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "libcuda.h"
 #include "deadline.h"
 
 #define MT_MAX_RANK_FNS 64
@@ -237,43 +238,11 @@ mnnvl_config_t mt_config(const char *root, const char *job_key, int timeout_ms)
     return cfg;
 }
 
-#ifdef HAVE_CUDA
-#include <dlfcn.h>
-/* Counts devices through the driver directly (libcuda.so.1), in a child process. */
-static int count_in_child(void)
-{
-    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!lib)
-        return 0;
-    int (*cu_init)(unsigned) = (int (*)(unsigned))dlsym(lib, "cuInit");
-    int (*cu_count)(int *) = (int (*)(int *))dlsym(lib, "cuDeviceGetCount");
-    int n = 0;
-    if (!cu_init || !cu_count || cu_init(0) != 0 || cu_count(&n) != 0)
-        return 0;
-    return n;
-}
-#endif
-
 int mt_gpu_count(void)
 {
 #ifdef HAVE_CUDA
-    int pipefd[2];
-    if (pipe(pipefd) != 0)
-        return 0;
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int n = count_in_child();
-        ssize_t w = write(pipefd[1], &n, sizeof(n));
-        _exit(w == sizeof(n) ? 0 : 1);
-    }
-    close(pipefd[1]);
-    int n = 0;
-    if (read(pipefd[0], &n, sizeof(n)) != sizeof(n))
-        n = 0;
-    close(pipefd[0]);
-    waitpid(pid, NULL, 0);
-    return n;
+    /* Through the driver directly (base/libcuda.c), in a child process. */
+    return mnnvl_libcuda_count_in_child(NULL, 0);
 #else
     return 0;
 #endif

@@ -1,4 +1,5 @@
-/* The one timeout helper on the host: a deadline in monotonic milliseconds. */
+/* The one clock and timeout helper on the host: monotonic milliseconds and deadlines in
+ * them. Header-only, so that the bootstrap plugins use the same clock. */
 #ifndef MNNVL_DEADLINE_H
 #define MNNVL_DEADLINE_H
 
@@ -10,6 +11,14 @@ static inline uint64_t mnnvl_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The same clock with sub-millisecond precision, for measurements (the benchmarks). */
+static inline double mnnvl_now_ms_precise(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static inline uint64_t mnnvl_deadline_after(int timeout_ms)
