@@ -26,7 +26,7 @@ mapfile -t files < <(git ls-files -- '*.c')
 jobs="$(nproc 2>/dev/null || echo 2)"
 rc=0
 cppcheck --quiet -j "$jobs" --std=c11 --language=c --library=posix \
-    --library=tools/cppcheck/criterion.cfg \
+    --library=tools/cppcheck/posix-fixes.cfg --library=tools/cppcheck/criterion.cfg \
     --enable=warning,performance,portability --inline-suppr \
     --suppressions-list=tools/cppcheck/suppressions.txt \
     -D_GNU_SOURCE -DHAVE_CUDA=1 -I lib -I . -I tests/lib \
