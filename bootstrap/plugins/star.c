@@ -42,6 +42,8 @@ void star_release(star_t *st)
     }
     free(st->peers);
     st->peers = NULL;
+    free(st->table);
+    st->table = NULL;
 }
 
 mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_bootstrap_args_t *args,
@@ -630,15 +632,19 @@ static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
     return s;
 }
 
+static mnnvl_status_t learn_peers_locked(star_t *st);
+
 mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name, uint64_t deadline)
 {
     st->comm_id = comm_id_of(comm_name, st->bs.size);
     st->peers[st->bs.rank].joined = 1;
     st->peers[st->bs.rank].token = st->token;
-    if (st->bs.size == 1)
-        return MNNVL_SUCCESS;
     pthread_mutex_lock(st->lock);
-    mnnvl_status_t s = st->bs.rank == 0 ? hub_form(st, lobby, deadline) : member_join(st, deadline);
+    mnnvl_status_t s = st->bs.size == 1  ? MNNVL_SUCCESS
+                       : st->bs.rank == 0 ? hub_form(st, lobby, deadline)
+                                          : member_join(st, deadline);
+    if (s == MNNVL_SUCCESS)
+        s = learn_peers_locked(st);
     pthread_mutex_unlock(st->lock);
     return s;
 }
@@ -647,129 +653,186 @@ mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name,
 /* Split, abort, destroy                                                                    */
 /* ---------------------------------------------------------------------------------------- */
 
-/* The child's rank of parent rank p: its place among the same color by (key, parent rank). */
-static int child_rank_of(const int32_t *ck, int size, int p)
-{
-    int r = 0;
-    for (int q = 0; q < size; q++)
-        if (ck[2 * q] == ck[2 * p] &&
-            (ck[2 * q + 1] < ck[2 * p + 1] || (ck[2 * q + 1] == ck[2 * p + 1] && q < p)))
-            r++;
-    return r;
-}
-
-/* Links the child: its rank 0 to every member, every member to its rank 0, from the
- * (token, address) slots the parent allgathered. */
-static mnnvl_status_t link_child(star_t *st, star_t *cs, const int32_t *ck, const uint8_t *slots,
-                                 size_t slot_len)
-{
-    for (int p = 0; p < st->bs.size; p++) {
-        if (ck[2 * p] != ck[2 * st->bs.rank] || p == st->bs.rank)
-            continue;
-        int r = child_rank_of(ck, st->bs.size, p);
-        if (cs->bs.rank != 0 && r != 0)
-            continue;
-        const uint8_t *slot = slots + (size_t)p * slot_len;
-        uint64_t token, len;
-        memcpy(&token, slot, 8);
-        memcpy(&len, slot + 8, 8);
-        mnnvl_status_t s = cs->ops->link_address(cs, r, slot + 16, len);
-        if (s != MNNVL_SUCCESS)
-            return s;
-        cs->peers[r].token = token;
-        cs->peers[r].joined = 1;
-    }
-    return MNNVL_SUCCESS;
-}
-
-static mnnvl_status_t split_locked(star_t *st, int color, int key, star_t **child)
+/* Every rank's (token, address length, address) slot, learned once the communicator
+ * formed, so that a child can be linked later without any message over the parent (whose
+ * rank 0 may be dead by then). Two rounds: the longest address, then slots of that size. */
+static mnnvl_status_t learn_peers_locked(star_t *st)
 {
     int size = st->bs.size;
-    int32_t mine[2] = {color < 0 ? -1 : color, key};
-    int32_t *ck = malloc(sizeof(mine) * (size_t)size);
-    uint64_t *lens = malloc(sizeof(uint64_t) * (size_t)size);
     uint8_t *addr = malloc(STAR_ADDRESS_MAX);
-    uint8_t *slot = NULL, *slots = NULL;
-    star_t *cs = NULL;
-    mnnvl_status_t s = ck && lens && addr
-                           ? MNNVL_SUCCESS
-                           : star_fail(st, MNNVL_ERR_NO_MEMORY, "split: out of memory");
-    if (s == MNNVL_SUCCESS)
-        s = round_locked(st, -1, mine, sizeof(mine), ck, "split");
-    int child_size = 0;
-    for (int p = 0; s == MNNVL_SUCCESS && color >= 0 && p < size; p++)
-        child_size += ck[2 * p] == color;
-    size_t addr_len = 0;
-    if (s == MNNVL_SUCCESS && color >= 0) {
-        cs = st->ops->child_new(st, child_rank_of(ck, size, st->bs.rank), child_size);
-        if (!cs)
-            s = star_fail(st, MNNVL_ERR_BOOTSTRAP, "split: cannot open the child communicator");
-        addr_len = STAR_ADDRESS_MAX;
-        if (s == MNNVL_SUCCESS && child_size > 1)
-            s = cs->ops->address(cs, addr, &addr_len);
-        else
-            addr_len = 0;
-    }
-    /* Two rounds: the longest address, then (token, length, address) slots of that size. */
+    uint64_t *lens = malloc(sizeof(uint64_t) * (size_t)size);
+    uint8_t *slot = NULL;
+    mnnvl_status_t s = addr && lens ? MNNVL_SUCCESS
+                                    : star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
+    /* A communicator of one rank may have no transport endpoint (ofi): nobody links to it. */
+    size_t addr_len = size > 1 ? STAR_ADDRESS_MAX : 0;
+    if (s == MNNVL_SUCCESS && size > 1)
+        s = st->ops->address(st, addr, &addr_len);
     uint64_t my_len = addr_len, max_len = 0;
     if (s == MNNVL_SUCCESS)
-        s = round_locked(st, -1, &my_len, sizeof(my_len), lens, "split");
+        s = round_locked(st, -1, &my_len, sizeof(my_len), lens, "learning the peers' addresses");
     for (int p = 0; s == MNNVL_SUCCESS && p < size; p++)
         max_len = lens[p] > max_len ? lens[p] : max_len;
-    size_t slot_len = 16 + (size_t)max_len;
     if (s == MNNVL_SUCCESS && max_len > STAR_ADDRESS_MAX)
-        s = star_fail(st, MNNVL_ERR_BOOTSTRAP,
-                      "split: a peer's address has %llu bytes, more than %d",
-                      (unsigned long long)max_len, STAR_ADDRESS_MAX);
+        s = star_fail(st, MNNVL_ERR_BOOTSTRAP, "joining: a peer's address has %llu bytes, more "
+                      "than %d", (unsigned long long)max_len, STAR_ADDRESS_MAX);
+    size_t slot_len = 16 + (size_t)max_len;
     if (s == MNNVL_SUCCESS) {
         slot = calloc(1, slot_len);
-        slots = malloc(slot_len * (size_t)size);
-        if (!slot || !slots)
-            s = star_fail(st, MNNVL_ERR_NO_MEMORY, "split: out of memory");
+        st->table = malloc(slot_len * (size_t)size);
+        if (!slot || !st->table)
+            s = star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
     }
     if (s == MNNVL_SUCCESS) {
-        uint64_t token = cs ? cs->token : 0;
-        memcpy(slot, &token, 8);
+        memcpy(slot, &st->token, 8);
         memcpy(slot + 8, &my_len, 8);
         memcpy(slot + 16, addr, addr_len);
-        s = round_locked(st, -1, slot, slot_len, slots, "split");
+        s = round_locked(st, -1, slot, slot_len, st->table, "learning the peers' addresses");
     }
-    if (s == MNNVL_SUCCESS && cs)
-        s = link_child(st, cs, ck, slots, slot_len);
-    free(ck);
-    free(lens);
+    st->table_slot = slot_len;
     free(addr);
+    free(lens);
     free(slot);
-    free(slots);
-    if (s != MNNVL_SUCCESS && cs) {
-        pthread_mutex_unlock(st->lock);
-        cs->ops->free(cs);
-        pthread_mutex_lock(st->lock);
-        cs = NULL;
-    }
-    if (cs) {
-        snprintf(cs->root, sizeof(cs->root), "%.200s (split %u)", st->root, st->splits);
-        cs->comm_id = st->comm_id ^ ((uint64_t)++st->splits << 32);
-        cs->peers[cs->bs.rank].joined = 1;
-        cs->peers[cs->bs.rank].token = cs->token;
-        star_fill_interface(cs);
-    }
-    *child = cs;
     return s;
 }
 
-static mnnvl_status_t star_split(mnnvl_bootstrap_t *bs, int color, int key,
-                                 mnnvl_bootstrap_t **child)
+/* The token of parent rank p's child number `counter`: every member computes every other
+ * member's from the table, so a child needs no exchange of tokens. The top bit keeps them
+ * apart from star_new_token's counter; one process's parent communicators have distinct
+ * tokens, and each builds one child per number. */
+static uint64_t child_token(const star_t *st, int p, uint32_t counter)
+{
+    uint64_t parent;
+    memcpy(&parent, st->table + (size_t)p * st->table_slot, 8);
+    return (1ull << 63) | (parent << 20) | (counter & 0xfffffu);
+}
+
+/* The child's rank 0 and members meet before the first collective: a message sent to a
+ * child that its process has not built yet is dropped there, so members repeat HELLO until
+ * rank 0 answers FORMED. After that, both ends of every link exist. */
+static mnnvl_status_t child_meet_locked(star_t *cs, uint64_t deadline)
+{
+    int size = cs->bs.size;
+    mnnvl_status_t s = MNNVL_SUCCESS;
+    if (size == 1)
+        return s;
+    if (cs->bs.rank == 0) {
+        int *to = malloc(sizeof(*to) * (size_t)size);
+        char *seen = calloc((size_t)size, 1);
+        int arrived = 1;
+        if (!to || !seen)
+            s = star_fail(cs, MNNVL_ERR_NO_MEMORY, "forming the child: out of memory");
+        while (s == MNNVL_SUCCESS && arrived < size) {
+            for (int r = 1; r < size; r++) {
+                star_msg_t *m = seen[r] ? NULL : take(cs, STAR_HELLO, STAR_HELLO, cs->comm_id, r);
+                arrived += m != NULL;
+                seen[r] |= m != NULL;
+                free(m);
+            }
+            if (arrived == size)
+                break;
+            if (atomic_load(&cs->aborted))
+                s = star_fail(cs, MNNVL_ERR_ABORTED, "forming the child was interrupted");
+            else if (star_now_ms() >= deadline)
+                s = star_fail(cs, MNNVL_ERR_TIMEOUT,
+                              "forming the child as its rank 0: %d of %d members arrived within "
+                              "timeout_ms %d",
+                              arrived, size, cs->timeout_ms);
+            else
+                cs->ops->wait(cs, deadline);
+        }
+        for (int r = 1; to && r < size; r++)
+            to[r - 1] = r;
+        if (s == MNNVL_SUCCESS)
+            s = send_to(cs, to, size - 1, STAR_FORMED, cs->comm_id, 0, NULL, deadline,
+                        "forming the child");
+        free(to);
+        free(seen);
+        return s;
+    }
+    for (int formed = 0; s == MNNVL_SUCCESS && !formed;) {
+        star_send_t hs;
+        fill(cs, &hs, 0, STAR_HELLO, cs->comm_id, 0, NULL);
+        cs->ops->send_start(cs, &hs);
+        uint64_t until = star_now_ms() + 5 * STAR_RETRY_PAUSE_MS;
+        while (s == MNNVL_SUCCESS && !formed) {
+            star_msg_t *m = take(cs, STAR_FORMED, STAR_FORMED, cs->comm_id, 0);
+            formed = m != NULL;
+            free(m);
+            const char *lost = formed ? NULL : link_lost(cs, 0);
+            if (formed)
+                break;
+            if (lost)
+                s = star_fail(cs, MNNVL_ERR_PEER_LOST, "forming the child: %s", lost);
+            else if (atomic_load(&cs->aborted))
+                s = star_fail(cs, MNNVL_ERR_ABORTED, "forming the child was interrupted");
+            else if (star_now_ms() >= deadline)
+                s = star_fail(cs, MNNVL_ERR_TIMEOUT,
+                              "forming the child: its rank 0 did not answer within timeout_ms %d",
+                              cs->timeout_ms);
+            else if (star_now_ms() >= until)
+                break;
+            else
+                cs->ops->wait(cs, until < deadline ? until : deadline);
+        }
+        if (hs.op && cs->ops->send_test(cs, &hs) < 0 && s == MNNVL_SUCCESS && !formed)
+            s = star_fail(cs, MNNVL_ERR_PEER_LOST, "forming the child: %s", hs.why);
+        end(cs, &hs);
+    }
+    return s;
+}
+
+/* Links the child: its rank 0 to every member, every member to its rank 0, from the
+ * table; the child's tokens are derived, so nothing travels. */
+static mnnvl_status_t child_locked(star_t *st, const mnnvl_bootstrap_child_t *child,
+                                   uint32_t counter, star_t **out)
+{
+    star_t *cs = st->ops->child_new(st, child->rank, child->size);
+    if (!cs)
+        return star_fail(st, MNNVL_ERR_BOOTSTRAP, "child: cannot open the child communicator");
+    cs->token = child_token(st, st->bs.rank, counter);
+    mnnvl_status_t s = MNNVL_SUCCESS;
+    for (int r = 0; s == MNNVL_SUCCESS && r < child->size; r++) {
+        if (r == child->rank || (child->rank != 0 && r != 0))
+            continue;
+        const uint8_t *slot = st->table + (size_t)child->members[r] * st->table_slot;
+        uint64_t len;
+        memcpy(&len, slot + 8, 8);
+        s = cs->ops->link_address(cs, r, slot + 16, len);
+        cs->peers[r].token = child_token(st, child->members[r], counter);
+        cs->peers[r].joined = 1;
+    }
+    snprintf(cs->root, sizeof(cs->root), "%.200s (child %u)", st->root, counter);
+    cs->comm_id = st->comm_id ^ ((uint64_t)(counter + 1) << 32) ^ child->tag;
+    cs->peers[cs->bs.rank].joined = 1;
+    cs->peers[cs->bs.rank].token = cs->token;
+    if (s == MNNVL_SUCCESS)
+        s = child_meet_locked(cs, star_now_ms() + (uint64_t)st->timeout_ms);
+    if (s != MNNVL_SUCCESS) {
+        pthread_mutex_unlock(st->lock);
+        cs->ops->free(cs);
+        pthread_mutex_lock(st->lock);
+        return s;
+    }
+    star_fill_interface(cs);
+    *out = cs;
+    return MNNVL_SUCCESS;
+}
+
+/* Works on a broken or aborted parent too: only its table is read. */
+static mnnvl_status_t star_child(mnnvl_bootstrap_t *bs, const mnnvl_bootstrap_child_t *child,
+                                 mnnvl_bootstrap_t **out)
 {
     star_t *st = bs->state, *cs = NULL;
-    *child = NULL;
+    *out = NULL;
     pthread_mutex_lock(st->lock);
-    mnnvl_status_t s = check_usable(st, "split");
-    if (s == MNNVL_SUCCESS)
-        s = split_locked(st, color, key, &cs);
+    uint32_t counter = st->splits++;
+    mnnvl_status_t s = st->table ? child_locked(st, child, counter, &cs)
+                                 : star_fail(st, MNNVL_ERR_INTERNAL,
+                                             "child: the peers' addresses are unknown");
     pthread_mutex_unlock(st->lock);
     if (cs)
-        *child = &cs->bs;
+        *out = &cs->bs;
     return s;
 }
 
@@ -815,16 +878,19 @@ static void star_destroy(mnnvl_bootstrap_t *bs)
     st->ops->free(st);
 }
 
+static const mnnvl_bootstrap_ops_t star_bootstrap_ops = {
+    .size = sizeof(mnnvl_bootstrap_ops_t),
+    .name = STAR_BACKEND_NAME,
+    .allgather = star_allgather,
+    .broadcast = star_broadcast,
+    .barrier = star_barrier,
+    .child = star_child,
+    .abort = star_abort,
+    .destroy = star_destroy,
+};
+
 void star_fill_interface(star_t *st)
 {
-    mnnvl_bootstrap_t *bs = &st->bs;
-    bs->abi_version = MNNVL_BOOTSTRAP_ABI_VERSION;
-    bs->name = st->ops->name;
-    bs->allgather = star_allgather;
-    bs->broadcast = star_broadcast;
-    bs->barrier = star_barrier;
-    bs->split = star_split;
-    bs->abort = star_abort;
-    bs->destroy = star_destroy;
-    bs->state = st;
+    st->bs.ops = &star_bootstrap_ops;
+    st->bs.state = st;
 }
