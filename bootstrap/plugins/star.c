@@ -707,61 +707,101 @@ static uint64_t child_token(const star_t *st, int p, uint32_t counter)
     return (1ull << 63) | (parent << 20) | (counter & 0xfffffu);
 }
 
-/* The child's rank 0 and members meet before the first collective: a message sent to a
- * child that its process has not built yet is dropped there, so members repeat HELLO until
- * rank 0 answers FORMED. After that, both ends of every link exist. */
-static mnnvl_status_t child_meet_locked(star_t *cs, uint64_t deadline)
+/* Links child rank r to parent rank p's process, from the parent's table. */
+static mnnvl_status_t link_member(star_t *st, star_t *cs, int r, int p, uint32_t counter)
+{
+    const uint8_t *slot = st->table + (size_t)p * st->table_slot;
+    uint64_t len;
+    memcpy(&len, slot + 8, 8);
+    mnnvl_status_t s = cs->ops->link_address(cs, r, slot + 16, len);
+    cs->peers[r].token = child_token(st, p, counter);
+    cs->peers[r].joined = 1;
+    return s;
+}
+
+/* Child rank 0: takes one HELLO per member, each carrying that member's list, links it
+ * from the list's entry for its rank (so that a member with another list is still reached)
+ * and answers FORMED, or REJECT (MISMATCH) to everybody when a list differs from its own. */
+static mnnvl_status_t hub_meet_locked(star_t *st, star_t *cs, const mnnvl_bootstrap_child_t *child,
+                                      uint32_t counter, uint64_t deadline)
 {
     int size = cs->bs.size;
-    mnnvl_status_t s = MNNVL_SUCCESS;
-    if (size == 1)
-        return s;
-    if (cs->bs.rank == 0) {
-        int *to = malloc(sizeof(*to) * (size_t)size);
-        char *seen = calloc((size_t)size, 1);
-        int arrived = 1;
-        if (!to || !seen)
-            s = star_fail(cs, MNNVL_ERR_NO_MEMORY, "forming the child: out of memory");
-        while (s == MNNVL_SUCCESS && arrived < size) {
-            for (int r = 1; r < size; r++) {
-                star_msg_t *m = seen[r] ? NULL : take(cs, STAR_HELLO, STAR_HELLO, cs->comm_id, r);
-                arrived += m != NULL;
-                seen[r] |= m != NULL;
-                free(m);
+    int *to = malloc(sizeof(*to) * (size_t)size);
+    char *seen = calloc((size_t)size, 1);
+    int arrived = 1, differs = -1;
+    size_t list_bytes = sizeof(int) * (size_t)size;
+    mnnvl_status_t s = to && seen ? MNNVL_SUCCESS
+                                  : star_fail(cs, MNNVL_ERR_NO_MEMORY,
+                                              "forming the child: out of memory");
+    while (s == MNNVL_SUCCESS && arrived < size) {
+        for (int r = 1; s == MNNVL_SUCCESS && r < size; r++) {
+            star_msg_t *m = seen[r] ? NULL : take(cs, STAR_HELLO, STAR_HELLO, cs->comm_id, r);
+            if (!m)
+                continue;
+            const int *list = (const int *)m->data;
+            int p = m->len == list_bytes ? list[r] : -1;
+            if (p < 0 || p >= st->bs.size) {
+                free(m); /* not a member's HELLO: only a hash collision */
+                continue;
             }
-            if (arrived == size)
-                break;
-            if (atomic_load(&cs->aborted))
-                s = star_fail(cs, MNNVL_ERR_ABORTED, "forming the child was interrupted");
-            else if (star_now_ms() >= deadline)
-                s = star_fail(cs, MNNVL_ERR_TIMEOUT,
-                              "forming the child as its rank 0: %d of %d members arrived within "
-                              "timeout_ms %d",
-                              arrived, size, cs->timeout_ms);
-            else
-                cs->ops->wait(cs, deadline);
+            if (differs < 0 && memcmp(list, child->members, list_bytes) != 0)
+                differs = r;
+            s = link_member(st, cs, r, p, counter);
+            seen[r] = 1;
+            arrived++;
+            free(m);
         }
-        for (int r = 1; to && r < size; r++)
-            to[r - 1] = r;
-        if (s == MNNVL_SUCCESS)
-            s = send_to(cs, to, size - 1, STAR_FORMED, cs->comm_id, 0, NULL, deadline,
-                        "forming the child");
-        free(to);
-        free(seen);
-        return s;
+        if (s != MNNVL_SUCCESS || arrived == size)
+            break;
+        if (atomic_load(&cs->aborted))
+            s = star_fail(cs, MNNVL_ERR_ABORTED, "forming the child was interrupted");
+        else if (star_now_ms() >= deadline)
+            s = star_fail(cs, MNNVL_ERR_TIMEOUT,
+                          "forming the child as its rank 0: %d of %d members arrived within "
+                          "timeout_ms %d",
+                          arrived, size, cs->timeout_ms);
+        else
+            cs->ops->wait(cs, deadline);
     }
-    for (int formed = 0; s == MNNVL_SUCCESS && !formed;) {
+    for (int r = 1; to && r < size; r++)
+        to[r - 1] = r;
+    if (s == MNNVL_SUCCESS)
+        s = send_to(cs, to, size - 1, differs < 0 ? STAR_FORMED : STAR_REJECT, cs->comm_id,
+                    differs < 0 ? 0 : MNNVL_ERR_MISMATCH, NULL, deadline, "forming the child");
+    if (s == MNNVL_SUCCESS && differs >= 0)
+        s = star_fail(cs, MNNVL_ERR_MISMATCH,
+                      "forming the child: its rank %d has other members than this rank 0", differs);
+    free(to);
+    free(seen);
+    return s;
+}
+
+/* A member: repeats HELLO {its members} until rank 0 answers. A message for a child that its
+ * process has not built yet is dropped there, hence the repeats; once rank 0 answered, both
+ * ends of every link exist. */
+static mnnvl_status_t member_meet_locked(star_t *cs, const mnnvl_bootstrap_child_t *child,
+                                         uint64_t deadline)
+{
+    star_buf_t *list = star_buf_copy(child->members, sizeof(int) * (size_t)child->size);
+    mnnvl_status_t s = list ? MNNVL_SUCCESS
+                            : star_fail(cs, MNNVL_ERR_NO_MEMORY, "forming the child: out of memory");
+    for (int answered = 0; s == MNNVL_SUCCESS && !answered;) {
         star_send_t hs;
-        fill(cs, &hs, 0, STAR_HELLO, cs->comm_id, 0, NULL);
+        fill(cs, &hs, 0, STAR_HELLO, cs->comm_id, 0, list);
         cs->ops->send_start(cs, &hs);
         uint64_t until = star_now_ms() + 5 * STAR_RETRY_PAUSE_MS;
-        while (s == MNNVL_SUCCESS && !formed) {
-            star_msg_t *m = take(cs, STAR_FORMED, STAR_FORMED, cs->comm_id, 0);
-            formed = m != NULL;
-            free(m);
-            const char *lost = formed ? NULL : link_lost(cs, 0);
-            if (formed)
+        while (s == MNNVL_SUCCESS) {
+            star_msg_t *m = take(cs, STAR_FORMED, STAR_REJECT, cs->comm_id, 0);
+            if (m) {
+                answered = 1;
+                if (m->h.type == STAR_REJECT)
+                    s = star_fail(cs, MNNVL_ERR_MISMATCH,
+                                  "forming the child: its rank 0 has other members than this "
+                                  "rank");
+                free(m);
                 break;
+            }
+            const char *lost = link_lost(cs, 0);
             if (lost)
                 s = star_fail(cs, MNNVL_ERR_PEER_LOST, "forming the child: %s", lost);
             else if (atomic_load(&cs->aborted))
@@ -775,15 +815,16 @@ static mnnvl_status_t child_meet_locked(star_t *cs, uint64_t deadline)
             else
                 cs->ops->wait(cs, until < deadline ? until : deadline);
         }
-        if (hs.op && cs->ops->send_test(cs, &hs) < 0 && s == MNNVL_SUCCESS && !formed)
+        if (hs.op && cs->ops->send_test(cs, &hs) < 0 && s == MNNVL_SUCCESS && !answered)
             s = star_fail(cs, MNNVL_ERR_PEER_LOST, "forming the child: %s", hs.why);
         end(cs, &hs);
     }
+    star_buf_unref(list);
     return s;
 }
 
-/* Links the child: its rank 0 to every member, every member to its rank 0, from the
- * table; the child's tokens are derived, so nothing travels. */
+/* Members link to the child's rank 0 from the table, rank 0 to each member once its HELLO
+ * came; the child's tokens are derived, so nothing but HELLO and FORMED travels. */
 static mnnvl_status_t child_locked(star_t *st, const mnnvl_bootstrap_child_t *child,
                                    uint32_t counter, star_t **out)
 {
@@ -791,23 +832,19 @@ static mnnvl_status_t child_locked(star_t *st, const mnnvl_bootstrap_child_t *ch
     if (!cs)
         return star_fail(st, MNNVL_ERR_BOOTSTRAP, "child: cannot open the child communicator");
     cs->token = child_token(st, st->bs.rank, counter);
-    mnnvl_status_t s = MNNVL_SUCCESS;
-    for (int r = 0; s == MNNVL_SUCCESS && r < child->size; r++) {
-        if (r == child->rank || (child->rank != 0 && r != 0))
-            continue;
-        const uint8_t *slot = st->table + (size_t)child->members[r] * st->table_slot;
-        uint64_t len;
-        memcpy(&len, slot + 8, 8);
-        s = cs->ops->link_address(cs, r, slot + 16, len);
-        cs->peers[r].token = child_token(st, child->members[r], counter);
-        cs->peers[r].joined = 1;
-    }
     snprintf(cs->root, sizeof(cs->root), "%.200s (child %u)", st->root, counter);
     cs->comm_id = st->comm_id ^ ((uint64_t)(counter + 1) << 32) ^ child->tag;
     cs->peers[cs->bs.rank].joined = 1;
     cs->peers[cs->bs.rank].token = cs->token;
-    if (s == MNNVL_SUCCESS)
-        s = child_meet_locked(cs, star_now_ms() + (uint64_t)st->timeout_ms);
+    uint64_t deadline = star_now_ms() + (uint64_t)st->timeout_ms;
+    mnnvl_status_t s = MNNVL_SUCCESS;
+    if (child->size > 1 && child->rank == 0) {
+        s = hub_meet_locked(st, cs, child, counter, deadline);
+    } else if (child->size > 1) {
+        s = link_member(st, cs, 0, child->members[0], counter);
+        if (s == MNNVL_SUCCESS)
+            s = member_meet_locked(cs, child, deadline);
+    }
     if (s != MNNVL_SUCCESS) {
         pthread_mutex_unlock(st->lock);
         cs->ops->free(cs);
