@@ -429,6 +429,23 @@ static void mnnvl_dl_capsule_free(PyObject *capsule)
 }
 %typemap(freearg) (const unsigned long long *addresses, int count) %{ free($1); %}
 
+/* mnnvl_comm_shrink(comm, exclude_ranks): a sequence of int ranks. */
+%typemap(in) (const int *exclude_ranks, int n_exclude) {
+    PyObject *seq = PySequence_Fast($input, "exclude_ranks is a sequence of int ranks");
+    if (!seq)
+        SWIG_fail;
+    $2 = (int)PySequence_Fast_GET_SIZE(seq);
+    $1 = calloc((size_t)$2 + 1, sizeof(int));
+    for (int i = 0; $1 && i < $2; i++)
+        $1[i] = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+    Py_DECREF(seq);
+    if (!$1)
+        PyErr_NoMemory();
+    if (PyErr_Occurred())
+        SWIG_fail;
+}
+%typemap(freearg) (const int *exclude_ranks, int n_exclude) %{ free($1); %}
+
 /* mnnvl_set_log_callback(callable or None): callable(level, message) on any thread. */
 %typemap(in) (mnnvl_log_fn fn, void *user_data) {
     if ($input != Py_None && !PyCallable_Check($input)) {
@@ -797,6 +814,20 @@ MNNVL_JAVA_OUT(int *index, jint, jintArray, int, SetIntArrayRegion)
         (*jenv)->ReleaseLongArrayElements(jenv, $input, (jlong *)$1, JNI_ABORT);
 %}
 
+/* mnnvl_comm_shrink(comm, int[] excludeRanks, out). */
+%typemap(jni) (const int *exclude_ranks, int n_exclude) "jintArray"
+%typemap(jtype) (const int *exclude_ranks, int n_exclude) "int[]"
+%typemap(jstype) (const int *exclude_ranks, int n_exclude) "int[]"
+%typemap(javain) (const int *exclude_ranks, int n_exclude) "$javainput"
+%typemap(in) (const int *exclude_ranks, int n_exclude) {
+    $2 = $input ? (int)(*jenv)->GetArrayLength(jenv, $input) : 0;
+    $1 = $input ? (int *)(*jenv)->GetIntArrayElements(jenv, $input, NULL) : NULL;
+}
+%typemap(freearg) (const int *exclude_ranks, int n_exclude) %{
+    if ($1)
+        (*jenv)->ReleaseIntArrayElements(jenv, $input, (jint *)$1, JNI_ABORT);
+%}
+
 /* mnnvl_set_log_callback(an object with void log(int, String), or null). */
 %typemap(jni) (mnnvl_log_fn fn, void *user_data) "jobject"
 %typemap(jtype) (mnnvl_log_fn fn, void *user_data) "Object"
@@ -972,6 +1003,11 @@ func swigMnnvlError(s string) error {
 %typemap(gotype) (const unsigned long long *addresses, int count) "[]uintptr"
 %typemap(in) (const unsigned long long *addresses, int count) %{
     $1 = (unsigned long long *)$input.array;
+    $2 = (int)$input.len;
+%}
+%typemap(gotype) (const int *exclude_ranks, int n_exclude) "[]int32"
+%typemap(in) (const int *exclude_ranks, int n_exclude) %{
+    $1 = (int *)$input.array;
     $2 = (int)$input.len;
 %}
 
