@@ -76,8 +76,7 @@ static mnnvl_status_t load_plugin(const char *name, mnnvl_bootstrap_create_fn *c
     pthread_mutex_lock(&plugin_lock);
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     const char *why = lib ? NULL : dlerror();
-    const mnnvl_bootstrap_plugin_t *desc =
-        lib ? dlsym(lib, MNNVL_BOOTSTRAP_PLUGIN_SYMBOL) : NULL;
+    const mnnvl_bootstrap_plugin_t *desc = lib ? dlsym(lib, MNNVL_BOOTSTRAP_PLUGIN_SYMBOL) : NULL;
     if (lib && !desc)
         why = dlerror();
     int v1 = lib && !desc && dlsym(lib, MNNVL_BOOTSTRAP_PLUGIN_SYMBOL_V1);

@@ -87,13 +87,13 @@ typedef struct mnnvl_bootstrap_ops {
 } mnnvl_bootstrap_ops_t;
 
 /* The operations every table must hold: a table smaller than this is refused. */
-#define MNNVL_BOOTSTRAP_OPS_MIN_SIZE \
+#define MNNVL_BOOTSTRAP_OPS_MIN_SIZE                                                               \
     (offsetof(mnnvl_bootstrap_ops_t, destroy) + sizeof(void (*)(mnnvl_bootstrap_t *)))
 
 /* True when `op` lies inside the table the backend was built with and is set (libfabric's
  * FI_CHECK_OP): an older backend's table simply ends before a newer operation. */
-#define MNNVL_BOOTSTRAP_HAS_OP(bs, op)                                                  \
-    ((bs)->ops->size >= offsetof(mnnvl_bootstrap_ops_t, op) + sizeof((bs)->ops->op) && \
+#define MNNVL_BOOTSTRAP_HAS_OP(bs, op)                                                             \
+    ((bs)->ops->size >= offsetof(mnnvl_bootstrap_ops_t, op) + sizeof((bs)->ops->op) &&             \
      (bs)->ops->op != NULL)
 
 struct mnnvl_bootstrap {

@@ -17,8 +17,8 @@
  * an ADD on ".../n<size>/joins": creation ends with a barrier, so all joins of one
  * generation happen before any join of the next and every rank computes the same gen.
  * (Creation is two rounds, so that a rank failing the first one fails everybody's create.)
- * Children (split, shrink) live under their parent: ".../g<gen>/s<child>t<tag>". Only the joins counter
- * (one small key per name and size) outlives the communicators.
+ * Children (split, shrink) live under their parent: ".../g<gen>/s<child>t<tag>". Only the
+ * joins counter (one small key per name and size) outlives the communicators.
  *
  * A collective is a numbered round s: each writer SETs its blob (a 16-byte header, then the
  * data, split into values of at most MAX_VALUE bytes, the libuv server's limit), then ADDs

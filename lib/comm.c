@@ -286,10 +286,11 @@ MNNVL_API mnnvl_status_t mnnvl_comm_split(mnnvl_comm_t parent, const mnnvl_mappi
         st = check_same_mapping(parent, mapping, group);
     /* Every rank now knows its group's members in child order (the mapping's), and
      * siblings have disjoint members: the lowest one names the group. */
-    mnnvl_bootstrap_child_t child = {.members = ranks, .size = count, .rank = index,
-                                     .tag = ranks ? ((uint64_t)(uint32_t)ranks[0] << 32) |
-                                                        (uint32_t)count
-                                                  : 0};
+    mnnvl_bootstrap_child_t child = {
+        .members = ranks,
+        .size = count,
+        .rank = index,
+        .tag = ranks ? ((uint64_t)(uint32_t)ranks[0] << 32) | (uint32_t)count : 0};
     if (st == MNNVL_SUCCESS)
         st = mnnvl_comm_child(parent, &child, NULL, NULL, comm);
     free(ranks);

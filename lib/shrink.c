@@ -16,8 +16,7 @@
 
 /* The parent ranks that stay, in parent order, and this rank's place among them. */
 static mnnvl_status_t shrink_members(mnnvl_comm_t comm, const int *exclude, int n_exclude,
-                                     unsigned char *excluded, int *members, int *count,
-                                     int *index)
+                                     unsigned char *excluded, int *members, int *count, int *index)
 {
     for (int i = 0; i < n_exclude; i++) {
         int r = exclude[i];
@@ -118,8 +117,7 @@ MNNVL_API mnnvl_status_t mnnvl_comm_shrink(mnnvl_comm_t comm, const int *exclude
     if (st == MNNVL_SUCCESS) {
         mnnvl_bootstrap_child_t spec = {
             .members = members, .size = count, .rank = index, .tag = SHRINK_TAG};
-        shrink_view_t view = {.members = members, .excluded = excluded,
-                              .parent_size = comm->size};
+        shrink_view_t view = {.members = members, .excluded = excluded, .parent_size = comm->size};
         st = mnnvl_comm_child(comm, &spec, compare_views, &view, &child);
     }
     free(excluded);

@@ -640,7 +640,7 @@ mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name,
     st->peers[st->bs.rank].joined = 1;
     st->peers[st->bs.rank].token = st->token;
     pthread_mutex_lock(st->lock);
-    mnnvl_status_t s = st->bs.size == 1  ? MNNVL_SUCCESS
+    mnnvl_status_t s = st->bs.size == 1   ? MNNVL_SUCCESS
                        : st->bs.rank == 0 ? hub_form(st, lobby, deadline)
                                           : member_join(st, deadline);
     if (s == MNNVL_SUCCESS)
@@ -662,8 +662,8 @@ static mnnvl_status_t learn_peers_locked(star_t *st)
     uint8_t *addr = malloc(STAR_ADDRESS_MAX);
     uint64_t *lens = malloc(sizeof(uint64_t) * (size_t)size);
     uint8_t *slot = NULL;
-    mnnvl_status_t s = addr && lens ? MNNVL_SUCCESS
-                                    : star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
+    mnnvl_status_t s =
+        addr && lens ? MNNVL_SUCCESS : star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
     /* A communicator of one rank may have no transport endpoint (ofi): nobody links to it. */
     size_t addr_len = size > 1 ? STAR_ADDRESS_MAX : 0;
     if (s == MNNVL_SUCCESS && size > 1)
@@ -674,8 +674,9 @@ static mnnvl_status_t learn_peers_locked(star_t *st)
     for (int p = 0; s == MNNVL_SUCCESS && p < size; p++)
         max_len = lens[p] > max_len ? lens[p] : max_len;
     if (s == MNNVL_SUCCESS && max_len > STAR_ADDRESS_MAX)
-        s = star_fail(st, MNNVL_ERR_BOOTSTRAP, "joining: a peer's address has %llu bytes, more "
-                      "than %d", (unsigned long long)max_len, STAR_ADDRESS_MAX);
+        s = star_fail(st, MNNVL_ERR_BOOTSTRAP,
+                      "joining: a peer's address has %llu bytes, more than %d",
+                      (unsigned long long)max_len, STAR_ADDRESS_MAX);
     size_t slot_len = 16 + (size_t)max_len;
     if (s == MNNVL_SUCCESS) {
         slot = calloc(1, slot_len);
@@ -730,9 +731,9 @@ static mnnvl_status_t hub_meet_locked(star_t *st, star_t *cs, const mnnvl_bootst
     char *seen = calloc((size_t)size, 1);
     int arrived = 1, differs = -1;
     size_t list_bytes = sizeof(int) * (size_t)size;
-    mnnvl_status_t s = to && seen ? MNNVL_SUCCESS
-                                  : star_fail(cs, MNNVL_ERR_NO_MEMORY,
-                                              "forming the child: out of memory");
+    mnnvl_status_t s = to && seen
+                           ? MNNVL_SUCCESS
+                           : star_fail(cs, MNNVL_ERR_NO_MEMORY, "forming the child: out of memory");
     while (s == MNNVL_SUCCESS && arrived < size) {
         for (int r = 1; s == MNNVL_SUCCESS && r < size; r++) {
             star_msg_t *m = seen[r] ? NULL : take(cs, STAR_HELLO, STAR_HELLO, cs->comm_id, r);
@@ -783,8 +784,9 @@ static mnnvl_status_t member_meet_locked(star_t *cs, const mnnvl_bootstrap_child
                                          uint64_t deadline)
 {
     star_buf_t *list = star_buf_copy(child->members, sizeof(int) * (size_t)child->size);
-    mnnvl_status_t s = list ? MNNVL_SUCCESS
-                            : star_fail(cs, MNNVL_ERR_NO_MEMORY, "forming the child: out of memory");
+    mnnvl_status_t s = list
+                           ? MNNVL_SUCCESS
+                           : star_fail(cs, MNNVL_ERR_NO_MEMORY, "forming the child: out of memory");
     for (int answered = 0; s == MNNVL_SUCCESS && !answered;) {
         star_send_t hs;
         fill(cs, &hs, 0, STAR_HELLO, cs->comm_id, 0, list);
@@ -864,9 +866,9 @@ static mnnvl_status_t star_child(mnnvl_bootstrap_t *bs, const mnnvl_bootstrap_ch
     *out = NULL;
     pthread_mutex_lock(st->lock);
     uint32_t counter = st->splits++;
-    mnnvl_status_t s = st->table ? child_locked(st, child, counter, &cs)
-                                 : star_fail(st, MNNVL_ERR_INTERNAL,
-                                             "child: the peers' addresses are unknown");
+    mnnvl_status_t s =
+        st->table ? child_locked(st, child, counter, &cs)
+                  : star_fail(st, MNNVL_ERR_INTERNAL, "child: the peers' addresses are unknown");
     pthread_mutex_unlock(st->lock);
     if (cs)
         *out = &cs->bs;

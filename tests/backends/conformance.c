@@ -212,8 +212,9 @@ static int check_shrunk(mnnvl_comm_t child, int rank, const int *kept, int n_kep
                          "allgather on the shrunk communicator");
     for (int c = 0; !bad && c < n_kept; c++) {
         if (all[c] != kept[c] || (kept[c] == rank && mnnvl_comm_rank(child) != c)) {
-            fprintf(stderr, "rank %d (child rank %d): child rank %d holds parent rank %d, "
-                            "expected %d\n",
+            fprintf(stderr,
+                    "rank %d (child rank %d): child rank %d holds parent rank %d, "
+                    "expected %d\n",
                     rank, mnnvl_comm_rank(child), c, all[c], kept[c]);
             bad = 1;
         }
@@ -235,8 +236,9 @@ int bk_shrink_killed(int rank, int size, void *target)
         raise(SIGKILL);
     mnnvl_status_t st = mnnvl_comm_barrier(comm);
     if (st != MNNVL_ERR_TIMEOUT && st != MNNVL_ERR_PEER_LOST) {
-        fprintf(stderr, "rank %d: the barrier after rank %d died returned %s, expected "
-                        "TIMEOUT or PEER_LOST\n",
+        fprintf(stderr,
+                "rank %d: the barrier after rank %d died returned %s, expected "
+                "TIMEOUT or PEER_LOST\n",
                 rank, dead, mnnvl_status_string(st));
         return 1;
     }
@@ -250,8 +252,8 @@ int bk_shrink_killed(int rank, int size, void *target)
     bad = bad || check_shrunk(child, rank, kept, dead);
     /* Well within the timeout: nobody waited for the dead rank. */
     if (!bad && took > t->timeout_ms) {
-        fprintf(stderr, "rank %d: comm_shrink took %d ms, more than timeout_ms %d\n", rank,
-                took, t->timeout_ms);
+        fprintf(stderr, "rank %d: comm_shrink took %d ms, more than timeout_ms %d\n", rank, took,
+                t->timeout_ms);
         bad = 1;
     }
     mnnvl_comm_destroy(child);
@@ -303,8 +305,9 @@ int bk_shrink_mismatch(int rank, int size, void *target)
     mnnvl_status_t st = mnnvl_comm_shrink(comm, &exclude, 1, &child);
     int bad = 0;
     if (st != MNNVL_ERR_MISMATCH || child) {
-        fprintf(stderr, "rank %d: comm_shrink with different exclude lists returned %s (%s), "
-                        "expected MISMATCH and no communicator\n",
+        fprintf(stderr,
+                "rank %d: comm_shrink with different exclude lists returned %s (%s), "
+                "expected MISMATCH and no communicator\n",
                 rank, mnnvl_status_string(st), mnnvl_last_error());
         bad = 1;
     } else {

@@ -35,7 +35,8 @@ static void expect_refused(const char *dir, const char *version_words)
 
 Test(plugin_version, descriptor_of_version_99_is_refused_before_it_runs)
 {
-    expect_refused(MNNVL_TEST_FAKE_PLUGIN_DIR "/v99/.libs", "speaks bootstrap interface version 99");
+    expect_refused(MNNVL_TEST_FAKE_PLUGIN_DIR "/v99/.libs",
+                   "speaks bootstrap interface version 99");
 }
 
 Test(plugin_version, version_1_entry_is_refused_before_it_runs)
