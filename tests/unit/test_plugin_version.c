@@ -43,3 +43,18 @@ Test(plugin_version, version_1_entry_is_refused_before_it_runs)
 {
     expect_refused(MNNVL_TEST_FAKE_PLUGIN_DIR "/v1/.libs", "speaks bootstrap interface version 1");
 }
+
+Test(plugin_version, operations_table_without_child_is_refused)
+{
+    setenv("MNNVL_PLUGIN_DIR", MNNVL_TEST_FAKE_PLUGIN_DIR "/small/.libs", 1);
+    mnnvl_config_t cfg = NULL;
+    cr_assert_eq(mnnvl_config_create(&cfg), MNNVL_SUCCESS);
+    cr_assert_eq(mnnvl_config_set(cfg, "bootstrap", "mpi"), MNNVL_SUCCESS);
+    mnnvl_comm_t comm = NULL;
+    mnnvl_status_t st = mnnvl_comm_create(cfg, 0, 1, -1, &comm);
+    mnnvl_config_destroy(cfg);
+    cr_expect_eq(st, MNNVL_ERR_UNSUPPORTED, "comm_create over a too small table returned %s (%s)",
+                 mnnvl_status_string(st), mnnvl_last_error());
+    cr_expect_null(comm);
+    cr_expect(strstr(mnnvl_last_error(), "operations table of"), "%s", mnnvl_last_error());
+}
