@@ -209,10 +209,11 @@ static void mpi_destroy(mnnvl_bootstrap_t *bs)
 static mnnvl_status_t wrap_comm(mpi_state_t *parent, MPI_Comm dup, int timeout_ms,
                                 mnnvl_bootstrap_t **out);
 
-/* MPI_Comm_create_group: collective over the members alone, in their order. It blocks, but
- * the library only builds a child right after a round (on the parent for a split, which
- * every member passed, or nothing for a shrink: see mnnvl_comm_shrink), so the members are
- * there. */
+/* MPI_Comm_create_group: collective over the members alone, in their order. It blocks (MPI
+ * has no non-blocking form to bound by timeout_ms): for a split the library calls it right
+ * after two rounds on the parent that every member passed, so the members are there; for a
+ * shrink a survivor that never calls it leaves the others blocked, and a dead process ends
+ * the whole job under mpirun anyway (see the top of this file). */
 static mnnvl_status_t mpi_child(mnnvl_bootstrap_t *bs, const mnnvl_bootstrap_child_t *child,
                                 mnnvl_bootstrap_t **out)
 {
