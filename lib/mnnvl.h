@@ -281,7 +281,8 @@ MNNVL_API mnnvl_status_t mnnvl_comm_split(mnnvl_comm_t parent, const mnnvl_mappi
  * differ, where the child still formed), TIMEOUT (the lists differ so that the child cannot
  * form, or a survivor never called), the statuses of mnnvl_comm_create, NO_MEMORY. Backends:
  * tcp needs its root alive (with root_mode=rank0, parent rank 0); mpi cannot outlive a dead
- * process (mpirun ends the job), so there it only drops ranks that are alive. */
+ * process (mpirun ends the job), so there it only drops ranks that are alive, and blocks
+ * until every survivor called it (MPI_Comm_create_group has no timeout). */
 MNNVL_API mnnvl_status_t mnnvl_comm_shrink(mnnvl_comm_t comm, const int *exclude_ranks,
                                            int n_exclude, mnnvl_comm_t *out);
 
