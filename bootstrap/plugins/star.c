@@ -699,13 +699,16 @@ static mnnvl_status_t learn_peers_locked(star_t *st)
 
 /* The token of parent rank p's child number `counter`: every member computes every other
  * member's from the table, so a child needs no exchange of tokens. The top bit keeps them
- * apart from star_new_token's counter; one process's parent communicators have distinct
- * tokens, and each builds one child per number. */
+ * apart from star_new_token's counter; the rest mixes (parent token, number), which differ
+ * for every child a process builds (a splitmix64 finalizer, so grandchildren differ too). */
 static uint64_t child_token(const star_t *st, int p, uint32_t counter)
 {
-    uint64_t parent;
-    memcpy(&parent, st->table + (size_t)p * st->table_slot, 8);
-    return (1ull << 63) | (parent << 20) | (counter & 0xfffffu);
+    uint64_t x;
+    memcpy(&x, st->table + (size_t)p * st->table_slot, 8);
+    x = (x ^ ((uint64_t)counter << 32 | counter)) + 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return (x ^ (x >> 31)) | (1ull << 63);
 }
 
 /* Links child rank r to parent rank p's process, from the parent's table. */
@@ -825,6 +828,24 @@ static mnnvl_status_t member_meet_locked(star_t *cs, const mnnvl_bootstrap_child
     return s;
 }
 
+/* The child's own table, for its children: the members' slots of the parent's, with the
+ * child's tokens. */
+static mnnvl_status_t child_table(star_t *st, star_t *cs, const mnnvl_bootstrap_child_t *child,
+                                  uint32_t counter)
+{
+    cs->table_slot = st->table_slot;
+    cs->table = malloc(st->table_slot * (size_t)child->size);
+    if (!cs->table)
+        return star_fail(cs, MNNVL_ERR_NO_MEMORY, "child: out of memory");
+    for (int r = 0; r < child->size; r++) {
+        uint8_t *slot = cs->table + (size_t)r * cs->table_slot;
+        memcpy(slot, st->table + (size_t)child->members[r] * st->table_slot, st->table_slot);
+        uint64_t token = child_token(st, child->members[r], counter);
+        memcpy(slot, &token, 8);
+    }
+    return MNNVL_SUCCESS;
+}
+
 /* Members link to the child's rank 0 from the table, rank 0 to each member once its HELLO
  * came; the child's tokens are derived, so nothing but HELLO and FORMED travels. */
 static mnnvl_status_t child_locked(star_t *st, const mnnvl_bootstrap_child_t *child,
@@ -839,10 +860,10 @@ static mnnvl_status_t child_locked(star_t *st, const mnnvl_bootstrap_child_t *ch
     cs->peers[cs->bs.rank].joined = 1;
     cs->peers[cs->bs.rank].token = cs->token;
     uint64_t deadline = star_now_ms() + (uint64_t)st->timeout_ms;
-    mnnvl_status_t s = MNNVL_SUCCESS;
-    if (child->size > 1 && child->rank == 0) {
+    mnnvl_status_t s = child_table(st, cs, child, counter);
+    if (s == MNNVL_SUCCESS && child->size > 1 && child->rank == 0) {
         s = hub_meet_locked(st, cs, child, counter, deadline);
-    } else if (child->size > 1) {
+    } else if (s == MNNVL_SUCCESS && child->size > 1) {
         s = link_member(st, cs, 0, child->members[0], counter);
         if (s == MNNVL_SUCCESS)
             s = member_meet_locked(cs, child, deadline);

@@ -256,6 +256,11 @@ int bk_shrink_killed(int rank, int size, void *target)
                 t->timeout_ms);
         bad = 1;
     }
+    /* A child of the child (nothing excluded): backends must keep what builds children. */
+    mnnvl_comm_t again = NULL;
+    bad = bad || mt_fail(mnnvl_comm_shrink(child, NULL, 0, &again), rank, "second comm_shrink");
+    bad = bad || check_shrunk(again, rank, kept, dead);
+    mnnvl_comm_destroy(again);
     mnnvl_comm_destroy(child);
     mnnvl_comm_destroy(comm);
     return bad;
