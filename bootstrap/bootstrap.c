@@ -48,8 +48,26 @@ static void plugin_path(const char *name, char *buf, size_t len)
 }
 
 /* Loads a plugin once per process; later calls reuse the handle (plugins are never
- * unloaded: their threads or their dependency's may outlive a communicator). */
+ * unloaded: their threads or their dependency's may outlive a communicator). The
+ * descriptor's version and size are checked before anything of the plugin is called. */
 static pthread_mutex_t plugin_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static mnnvl_status_t check_descriptor(const char *name, const char *path,
+                                       const mnnvl_bootstrap_plugin_t *d)
+{
+    if (d->version != MNNVL_BOOTSTRAP_ABI_VERSION)
+        return mnnvl_error(MNNVL_ERR_UNSUPPORTED,
+                           "bootstrap: the plugin %s for backend \"%s\" speaks bootstrap "
+                           "interface version %u, this libmnnvl speaks version %d; rebuild the "
+                           "plugin with this libmnnvl",
+                           path, name, d->version, MNNVL_BOOTSTRAP_ABI_VERSION);
+    if (d->size < sizeof(*d) || !d->create)
+        return mnnvl_error(MNNVL_ERR_UNSUPPORTED,
+                           "bootstrap: the plugin %s for backend \"%s\" has a descriptor of %u "
+                           "bytes (at least %zu expected) or no create function",
+                           path, name, d->size, sizeof(*d));
+    return MNNVL_SUCCESS;
+}
 
 static mnnvl_status_t load_plugin(const char *name, mnnvl_bootstrap_create_fn *create)
 {
@@ -58,17 +76,25 @@ static mnnvl_status_t load_plugin(const char *name, mnnvl_bootstrap_create_fn *c
     pthread_mutex_lock(&plugin_lock);
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     const char *why = lib ? NULL : dlerror();
-    void *sym = lib ? dlsym(lib, "mnnvl_bootstrap_plugin_create") : NULL;
-    if (lib && !sym)
+    const mnnvl_bootstrap_plugin_t *desc = lib ? dlsym(lib, MNNVL_BOOTSTRAP_PLUGIN_SYMBOL) : NULL;
+    if (lib && !desc)
         why = dlerror();
+    int v1 = lib && !desc && dlsym(lib, MNNVL_BOOTSTRAP_PLUGIN_SYMBOL_V1);
     pthread_mutex_unlock(&plugin_lock);
-    if (!sym)
+    if (v1)
+        return mnnvl_error(MNNVL_ERR_UNSUPPORTED,
+                           "bootstrap: the plugin %s for backend \"%s\" speaks bootstrap "
+                           "interface version 1, this libmnnvl speaks version %d; rebuild the "
+                           "plugin with this libmnnvl",
+                           path, name, MNNVL_BOOTSTRAP_ABI_VERSION);
+    if (!desc)
         return mnnvl_error(MNNVL_ERR_UNSUPPORTED,
                            "bootstrap: backend \"%s\" needs the plugin %s, which could not be "
                            "loaded (%s); build libmnnvl with its dependency or set "
                            "MNNVL_PLUGIN_DIR",
-                           name, path, why ? why : "no mnnvl_bootstrap_plugin_create symbol");
-    *create = (mnnvl_bootstrap_create_fn)sym;
+                           name, path, why ? why : "no " MNNVL_BOOTSTRAP_PLUGIN_SYMBOL " symbol");
+    MNNVL_CHECK(check_descriptor(name, path, desc));
+    *create = desc->create;
     return MNNVL_SUCCESS;
 }
 
@@ -82,13 +108,16 @@ mnnvl_status_t mnnvl_bootstrap_create(const mnnvl_bootstrap_args_t *args,
         MNNVL_CHECK(load_plugin(name, &create));
     mnnvl_bootstrap_t *bs = NULL;
     MNNVL_CHECK(create(args, &bs));
-    if (bs->abi_version != MNNVL_BOOTSTRAP_ABI_VERSION) {
-        int got = bs->abi_version;
-        bs->destroy(bs);
+    if (!bs->ops || bs->ops->size < MNNVL_BOOTSTRAP_OPS_MIN_SIZE || !bs->ops->allgather ||
+        !bs->ops->broadcast || !bs->ops->barrier || !bs->ops->child || !bs->ops->abort ||
+        !bs->ops->destroy) {
+        size_t got = bs->ops ? bs->ops->size : 0;
+        if (bs->ops && bs->ops->size >= MNNVL_BOOTSTRAP_OPS_MIN_SIZE && bs->ops->destroy)
+            bs->ops->destroy(bs);
         return mnnvl_error(MNNVL_ERR_UNSUPPORTED,
-                           "bootstrap: backend \"%s\" speaks interface version %d, this "
-                           "libmnnvl speaks %d",
-                           name, got, MNNVL_BOOTSTRAP_ABI_VERSION);
+                           "bootstrap: backend \"%s\" has an operations table of %zu bytes "
+                           "missing a required operation (at least %zu bytes expected)",
+                           name, got, (size_t)MNNVL_BOOTSTRAP_OPS_MIN_SIZE);
     }
     *out = bs;
     return MNNVL_SUCCESS;

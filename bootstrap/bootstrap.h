@@ -4,6 +4,13 @@
  * library: they must not call libmnnvl's internal functions, and report errors through
  * args->set_error instead.
  *
+ * Version 2. A backend is one `static const mnnvl_bootstrap_ops_t` table (the operations,
+ * beginning with the table's size) and instances {ops, rank, size, state}. The table is
+ * append-only: a new operation goes at its end, and a caller checks that an operation lies
+ * inside the table the backend was built with (MNNVL_BOOTSTRAP_HAS_OP) before calling an
+ * optional one. A plugin exports one data symbol, MNNVL_BOOTSTRAP_PLUGIN_SYMBOL, whose
+ * version and size the library checks before any of the plugin's code runs.
+ *
  * Contract for every collective below: every rank of the bootstrap calls it, in the same
  * order; every wait ends within timeout_ms (TIMEOUT); a rank that dies or aborts makes the
  * others' pending and later calls fail with PEER_LOST. Calls on one bootstrap are not made
@@ -13,11 +20,14 @@
 #define MNNVL_BOOTSTRAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mnnvl.h"
 
-/* Bumped when the struct layout changes; a plugin built for another version is refused. */
-#define MNNVL_BOOTSTRAP_ABI_VERSION 1
+/* Bumped when the layout of the args, the instance or the plugin descriptor changes, or an
+ * operation changes meaning; appending an operation to the table does not bump it. A plugin
+ * built for another version is refused before it runs. */
+#define MNNVL_BOOTSTRAP_ABI_VERSION 2
 
 /* What the library hands a backend when it creates one. */
 typedef struct mnnvl_bootstrap_args {
@@ -38,10 +48,22 @@ typedef struct mnnvl_bootstrap_args {
 
 typedef struct mnnvl_bootstrap mnnvl_bootstrap_t;
 
-struct mnnvl_bootstrap {
-    int abi_version;
-    int rank;
+/* The child a backend builds for mnnvl_comm_split and mnnvl_comm_shrink. The library has
+ * decided everything: the members are parent ranks in child order, this rank is
+ * members[rank], and every member passes the same list and tag. */
+typedef struct mnnvl_bootstrap_child {
+    const int *members; /* size parent ranks, in child order */
     int size;
+    int rank; /* this rank's place in members */
+    /* Names the child among the children built from this parent at the same time (the
+     * library passes a hash of the members for a split, a fixed value for a shrink). Every
+     * member has made the same sequence of child calls on this parent, so a backend may
+     * also number its children. */
+    uint64_t tag;
+} mnnvl_bootstrap_child_t;
+
+typedef struct mnnvl_bootstrap_ops {
+    size_t size;      /* sizeof the table the backend was compiled with: first, always */
     const char *name; /* "tcp", "torch-store", ... */
 
     /* recv holds size*bytes; rank r's block lands at r*bytes. bytes may be 0 (a barrier).
@@ -50,22 +72,53 @@ struct mnnvl_bootstrap {
                                 size_t bytes);
     mnnvl_status_t (*broadcast)(mnnvl_bootstrap_t *bs, void *buf, size_t bytes, int root);
     mnnvl_status_t (*barrier)(mnnvl_bootstrap_t *bs);
-    /* MPI_Comm_split semantics: ranks with the same color form a child, ordered by
-     * (key, parent rank). Collective over the parent. */
-    mnnvl_status_t (*split)(mnnvl_bootstrap_t *bs, int color, int key, mnnvl_bootstrap_t **child);
+    /* Builds the transport of a child whose ranks are child->members (see above). Called by
+     * the members only, collective over them; it sends nothing to, and waits for nothing
+     * from, a parent rank outside the members (which may be dead), and it works on a parent
+     * that already failed with PEER_LOST or was aborted. */
+    mnnvl_status_t (*child)(mnnvl_bootstrap_t *bs, const mnnvl_bootstrap_child_t *child,
+                            mnnvl_bootstrap_t **out);
     /* Makes blocked and later calls fail and tells the peers (they see PEER_LOST). Any
      * thread. */
     void (*abort)(mnnvl_bootstrap_t *bs);
     /* Leaves gracefully and frees everything. Local. */
     void (*destroy)(mnnvl_bootstrap_t *bs);
+    /* New operations go here, and are optional: check MNNVL_BOOTSTRAP_HAS_OP first. */
+} mnnvl_bootstrap_ops_t;
 
+/* The operations every table must hold: a table smaller than this is refused. */
+#define MNNVL_BOOTSTRAP_OPS_MIN_SIZE                                                               \
+    (offsetof(mnnvl_bootstrap_ops_t, destroy) + sizeof(void (*)(mnnvl_bootstrap_t *)))
+
+/* True when `op` lies inside the table the backend was built with and is set (libfabric's
+ * FI_CHECK_OP): an older backend's table simply ends before a newer operation. */
+#define MNNVL_BOOTSTRAP_HAS_OP(bs, op)                                                             \
+    ((bs)->ops->size >= offsetof(mnnvl_bootstrap_ops_t, op) + sizeof((bs)->ops->op) &&             \
+     (bs)->ops->op != NULL)
+
+struct mnnvl_bootstrap {
+    const mnnvl_bootstrap_ops_t *ops; /* the backend's static table */
+    int rank;
+    int size;
     void *state; /* the backend's own */
 };
 
-/* Every backend's entry point has this type. Plugins export it as
- * "mnnvl_bootstrap_plugin_create". */
+/* Every backend's create has this type. */
 typedef mnnvl_status_t (*mnnvl_bootstrap_create_fn)(const mnnvl_bootstrap_args_t *args,
                                                     mnnvl_bootstrap_t **out);
+
+/* What a plugin exports under MNNVL_BOOTSTRAP_PLUGIN_SYMBOL, as a const object (data, not a
+ * function, so that reading it runs nothing of the plugin). */
+typedef struct mnnvl_bootstrap_plugin {
+    uint32_t version; /* MNNVL_BOOTSTRAP_ABI_VERSION the plugin was built for */
+    uint32_t size;    /* sizeof(mnnvl_bootstrap_plugin_t) of the plugin */
+    const char *name;
+    mnnvl_bootstrap_create_fn create;
+} mnnvl_bootstrap_plugin_t;
+
+#define MNNVL_BOOTSTRAP_PLUGIN_SYMBOL "mnnvl_bootstrap_plugin_v2"
+/* The entry of version 1 plugins, looked for only to name their version when refusing. */
+#define MNNVL_BOOTSTRAP_PLUGIN_SYMBOL_V1 "mnnvl_bootstrap_plugin_create"
 
 /* Built-in backends. */
 mnnvl_status_t mnnvl_bootstrap_tcp_create(const mnnvl_bootstrap_args_t *args,
@@ -74,7 +127,8 @@ mnnvl_status_t mnnvl_bootstrap_torch_store_create(const mnnvl_bootstrap_args_t *
                                                   mnnvl_bootstrap_t **out);
 
 /* Creates the backend named by args' config key "bootstrap": built-ins directly, plugins
- * through dlopen (UNSUPPORTED with the plugin path and dlerror() when absent). */
+ * through dlopen (UNSUPPORTED with the plugin path and dlerror() when absent, or naming both
+ * versions when the plugin speaks another interface version). */
 mnnvl_status_t mnnvl_bootstrap_create(const mnnvl_bootstrap_args_t *args,
                                       mnnvl_bootstrap_t **out);
 

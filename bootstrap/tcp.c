@@ -476,99 +476,73 @@ static void tcp_destroy(mnnvl_bootstrap_t *bs)
     bootstrap_free(tb);
 }
 
-static mnnvl_status_t tcp_split(mnnvl_bootstrap_t *bs, int color, int key,
-                                mnnvl_bootstrap_t **child);
+static mnnvl_status_t tcp_child(mnnvl_bootstrap_t *bs, const mnnvl_bootstrap_child_t *child,
+                                mnnvl_bootstrap_t **out);
+
+static const mnnvl_bootstrap_ops_t tcp_ops = {
+    .size = sizeof(mnnvl_bootstrap_ops_t),
+    .name = "tcp",
+    .allgather = tcp_allgather,
+    .broadcast = tcp_broadcast,
+    .barrier = tcp_barrier,
+    .child = tcp_child,
+    .abort = tcp_abort,
+    .destroy = tcp_destroy,
+};
 
 static void fill_interface(tcp_bootstrap_t *tb)
 {
-    mnnvl_bootstrap_t *bs = &tb->bs;
-    bs->abi_version = MNNVL_BOOTSTRAP_ABI_VERSION;
-    bs->rank = tb->st.rank;
-    bs->size = tb->st.size;
-    bs->name = "tcp";
-    bs->allgather = tcp_allgather;
-    bs->broadcast = tcp_broadcast;
-    bs->barrier = tcp_barrier;
-    bs->split = tcp_split;
-    bs->abort = tcp_abort;
-    bs->destroy = tcp_destroy;
-    bs->state = &tb->st;
+    tb->bs.ops = &tcp_ops;
+    tb->bs.rank = tb->st.rank;
+    tb->bs.size = tb->st.size;
+    tb->bs.state = &tb->st;
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Split                                                                                    */
+/* Children                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
-static uint64_t split_group_id(const tcp_state_t *st, uint32_t counter, int color)
+/* A child's group id: the parent's, the number of the child and the library's tag (which
+ * stands for the members), so that siblings built at once, and later children with the
+ * same members, are different groups at the root. */
+static uint64_t child_group_id(const tcp_state_t *st, uint32_t counter, uint64_t tag)
 {
-    uint8_t msg[16];
+    uint8_t msg[20];
     mnnvl_wire_put64(msg, st->group_id);
     mnnvl_wire_put32(msg + 8, counter);
-    mnnvl_wire_put32(msg + 12, (uint32_t)color);
+    mnnvl_wire_put64(msg + 12, tag);
     return mnnvl_auth_public_id(GROUP_LABEL_SPLIT, msg, sizeof(msg));
 }
 
-/* The child rank and size of this rank from everybody's (color, key): MPI_Comm_split
- * order, by key, ties broken by the parent rank. */
-static void split_place(const tcp_state_t *st, const uint8_t *all, int *child_rank, int *child_size)
-{
-    int32_t color = (int32_t)mnnvl_wire_get32(all + 8 * st->rank);
-    int32_t key = (int32_t)mnnvl_wire_get32(all + 8 * st->rank + 4);
-    *child_rank = 0;
-    *child_size = 0;
-    for (int r = 0; r < st->size; r++) {
-        if ((int32_t)mnnvl_wire_get32(all + 8 * r) != color)
-            continue;
-        int32_t k = (int32_t)mnnvl_wire_get32(all + 8 * r + 4);
-        (*child_size)++;
-        if (k < key || (k == key && r < st->rank))
-            (*child_rank)++;
-    }
-}
-
-/* A negative color (MPI_UNDEFINED) takes part in the split but gets no child (NULL). */
-static mnnvl_status_t tcp_split(mnnvl_bootstrap_t *bs, int color, int key,
-                                mnnvl_bootstrap_t **child)
+/* The child is a new group at the same root, joined by its members alone: nothing goes
+ * over the parent's connection, which may already be broken by a lost peer. */
+static mnnvl_status_t tcp_child(mnnvl_bootstrap_t *bs, const mnnvl_bootstrap_child_t *child,
+                                mnnvl_bootstrap_t **out)
 {
     tcp_state_t *st = bs->state;
-    *child = NULL;
-    uint8_t mine[8];
-    mnnvl_wire_put32(mine, (uint32_t)color);
-    mnnvl_wire_put32(mine + 4, (uint32_t)key);
-    uint8_t *all = malloc(8 * (size_t)st->size);
-    if (!all)
-        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "tcp bootstrap: split: out of memory");
+    *out = NULL;
     uint32_t counter = st->splits++;
-    mnnvl_status_t s = collective(st, MNNVL_WIRE_OP_ALLGATHER, 0, sizeof(mine), mine, sizeof(mine),
-                                  all, 8 * (size_t)st->size, "split");
-    int child_rank = 0;
-    int child_size = 0;
-    if (s == MNNVL_SUCCESS)
-        split_place(st, all, &child_rank, &child_size);
-    free(all);
-    if (s != MNNVL_SUCCESS || color < 0)
-        return s;
-
-    tcp_bootstrap_t *tb = bootstrap_new(child_rank, child_size, st->timeout_ms);
+    tcp_bootstrap_t *tb = bootstrap_new(child->rank, child->size, st->timeout_ms);
     if (!tb)
-        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "tcp bootstrap: split: out of memory");
+        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "tcp bootstrap: child: out of memory");
     tcp_state_t *cs = &tb->st;
     cs->key = st->key;
-    cs->group_id = split_group_id(st, counter, color);
-    snprintf(cs->label, sizeof(cs->label), "%.64s/split%u.color%d", st->label, counter, color);
+    cs->group_id = child_group_id(st, counter, child->tag);
+    snprintf(cs->label, sizeof(cs->label), "%.64s/child%u.%d-of-%d", st->label, counter,
+             child->members[0], child->size);
     memcpy(cs->root_address, st->root_address, sizeof(cs->root_address));
     memcpy(cs->root_host, st->root_host, sizeof(cs->root_host));
     if (st->embedded) {
         mnnvl_tcp_root_retain(st->embedded);
         cs->embedded = st->embedded;
     }
-    s = join(cs, mnnvl_deadline_after(st->timeout_ms));
+    mnnvl_status_t s = join(cs, mnnvl_deadline_after(st->timeout_ms));
     if (s != MNNVL_SUCCESS) {
         bootstrap_free(tb);
         return s;
     }
     fill_interface(tb);
-    *child = &tb->bs;
+    *out = &tb->bs;
     return MNNVL_SUCCESS;
 }
 

@@ -17,8 +17,8 @@
  * an ADD on ".../n<size>/joins": creation ends with a barrier, so all joins of one
  * generation happen before any join of the next and every rank computes the same gen.
  * (Creation is two rounds, so that a rank failing the first one fails everybody's create.)
- * Splits live under their parent: ".../g<gen>/s<split>c<color>". Only the joins counter
- * (one small key per name and size) outlives the communicators.
+ * Children (split, shrink) live under their parent: ".../g<gen>/s<child>t<tag>". Only the
+ * joins counter (one small key per name and size) outlives the communicators.
  *
  * A collective is a numbered round s: each writer SETs its blob (a 16-byte header, then the
  * data, split into values of at most MAX_VALUE bytes, the libuv server's limit), then ADDs
@@ -834,23 +834,26 @@ static void ts_destroy(mnnvl_bootstrap_t *bs)
     state_free((ts_bootstrap_t *)bs);
 }
 
-static mnnvl_status_t ts_split(mnnvl_bootstrap_t *bs, int color, int key,
-                               mnnvl_bootstrap_t **child);
+static mnnvl_status_t ts_child(mnnvl_bootstrap_t *bs, const mnnvl_bootstrap_child_t *child,
+                               mnnvl_bootstrap_t **out);
+
+static const mnnvl_bootstrap_ops_t ts_ops = {
+    .size = sizeof(mnnvl_bootstrap_ops_t),
+    .name = "torch-store",
+    .allgather = ts_allgather,
+    .broadcast = ts_broadcast,
+    .barrier = ts_barrier,
+    .child = ts_child,
+    .abort = ts_abort,
+    .destroy = ts_destroy,
+};
 
 static void fill_interface(ts_bootstrap_t *tb)
 {
-    mnnvl_bootstrap_t *bs = &tb->bs;
-    bs->abi_version = MNNVL_BOOTSTRAP_ABI_VERSION;
-    bs->rank = tb->st.rank;
-    bs->size = tb->st.size;
-    bs->name = "torch-store";
-    bs->allgather = ts_allgather;
-    bs->broadcast = ts_broadcast;
-    bs->barrier = ts_barrier;
-    bs->split = ts_split;
-    bs->abort = ts_abort;
-    bs->destroy = ts_destroy;
-    bs->state = &tb->st;
+    tb->bs.ops = &ts_ops;
+    tb->bs.rank = tb->st.rank;
+    tb->bs.size = tb->st.size;
+    tb->bs.state = &tb->st;
 }
 
 static ts_bootstrap_t *state_new(int rank, int size, int timeout_ms)
@@ -876,56 +879,40 @@ static ts_bootstrap_t *state_new(int rank, int size, int timeout_ms)
 /* Split                                                                                    */
 /* ---------------------------------------------------------------------------------------- */
 
-/* MPI_Comm_split semantics; a negative color takes part but gets no child. The child uses
- * a connection of its own and keys under the parent's. */
-static mnnvl_status_t ts_split(mnnvl_bootstrap_t *bs, int color, int key,
-                               mnnvl_bootstrap_t **child)
+/* The child uses a connection of its own and keys under the parent's, named by the number
+ * of the child and the library's tag: no key of the parent is touched, so a parent whose
+ * rounds were marked aborted still builds children. */
+static mnnvl_status_t ts_child(mnnvl_bootstrap_t *bs, const mnnvl_bootstrap_child_t *child,
+                               mnnvl_bootstrap_t **out)
 {
     ts_state_t *st = bs->state;
-    *child = NULL;
-    int32_t mine[2] = {color, key};
-    int32_t *all = malloc(sizeof(mine) * (size_t)st->size);
-    if (!all)
-        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "torch-store bootstrap: split: out of memory");
+    *out = NULL;
     uint32_t counter = st->splits++;
-    round_t r = {.op = OP_ALLGATHER, .writers = st->size, .data = mine, .bytes = sizeof(mine),
-                 .out = all, .what = "split"};
-    mnnvl_status_t s = run_round(st, &r);
-    int child_rank = 0, child_size = 0;
-    for (int p = 0; s == MNNVL_SUCCESS && p < st->size; p++) {
-        if (all[2 * p] != color)
-            continue;
-        child_size++;
-        if (all[2 * p + 1] < key || (all[2 * p + 1] == key && p < st->rank))
-            child_rank++;
-    }
-    free(all);
-    if (s != MNNVL_SUCCESS || color < 0)
-        return s;
-    ts_bootstrap_t *tb = state_new(child_rank, child_size, st->timeout_ms);
+    ts_bootstrap_t *tb = state_new(child->rank, child->size, st->timeout_ms);
     if (!tb)
-        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "torch-store bootstrap: split: out of memory");
+        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "torch-store bootstrap: child: out of memory");
     ts_state_t *cs = &tb->st;
     cs->modern = st->modern;
     cs->max_value = st->max_value;
     memcpy(cs->address, st->address, sizeof(cs->address));
-    int n = snprintf(cs->base, sizeof(cs->base), "%.*s/s%uc%d", BASE_MAX - 32, st->base,
-                     counter, color);
+    int n = snprintf(cs->base, sizeof(cs->base), "%.*s/s%ut%016llx", BASE_MAX - 40, st->base,
+                     counter, (unsigned long long)child->tag);
     snprintf(cs->label, sizeof(cs->label), "comm '%s' (store %s)", cs->base, cs->address);
+    mnnvl_status_t s = MNNVL_SUCCESS;
     if (n >= (int)sizeof(cs->base))
         s = mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
-                        "torch-store bootstrap: split of %s: the key prefix would exceed %zu "
+                        "torch-store bootstrap: child of %s: the key prefix would exceed %zu "
                         "bytes",
                         st->label, sizeof(cs->base));
     if (s == MNNVL_SUCCESS)
         s = connect_store(cs, mnnvl_deadline_after(st->timeout_ms));
     if (s != MNNVL_SUCCESS) {
         state_free(tb);
-        return mnnvl_error_wrap(s, "torch-store bootstrap: split of %s on rank %d", st->label,
+        return mnnvl_error_wrap(s, "torch-store bootstrap: child of %s on rank %d", st->label,
                                 st->rank);
     }
     fill_interface(tb);
-    *child = &tb->bs;
+    *out = &tb->bs;
     return MNNVL_SUCCESS;
 }
 

@@ -1,5 +1,6 @@
-/* Communicators: creation over a bootstrap backend, splitting by mapping group, host-side
- * collectives, abort and reference-counted destruction. */
+/* Communicators: creation over a bootstrap backend, splitting by mapping group (shrinking
+ * to survivors is in shrink.c), host-side collectives, abort and reference-counted
+ * destruction. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +56,7 @@ mnnvl_status_t mnnvl_comm_agree(mnnvl_comm_t comm, mnnvl_status_t local, const c
     if (!all)
         return mnnvl_error(MNNVL_ERR_NO_MEMORY, "%s: out of memory agreeing on the outcome",
                            what);
-    mnnvl_status_t st = comm->bs->allgather(comm->bs, &mine, all, sizeof(mine));
+    mnnvl_status_t st = comm->bs->ops->allgather(comm->bs, &mine, all, sizeof(mine));
     if (st != MNNVL_SUCCESS) {
         free(all);
         return local != MNNVL_SUCCESS ? local : st;
@@ -140,7 +141,7 @@ static mnnvl_status_t comm_finish(mnnvl_config_t config, mnnvl_bootstrap_t *bs, 
 {
     struct mnnvl_comm_s *comm = calloc(1, sizeof(*comm));
     if (!comm) {
-        bs->destroy(bs);
+        bs->ops->destroy(bs);
         mnnvl_config_destroy(config);
         return mnnvl_error(MNNVL_ERR_NO_MEMORY, "comm_create: out of memory");
     }
@@ -162,7 +163,7 @@ static mnnvl_status_t comm_finish(mnnvl_config_t config, mnnvl_bootstrap_t *bs, 
     }
     MNNVL_INFO("communicator \"%s\": rank %d of %d, device %d, bootstrap %s, handles %s",
                mnnvl_config_value(config, "comm_name"), comm->rank, comm->size, device,
-               bs->name, comm->handle_type);
+               bs->ops->name, comm->handle_type);
     *out = comm;
     return MNNVL_SUCCESS;
 }
@@ -208,6 +209,26 @@ MNNVL_API mnnvl_status_t mnnvl_comm_create(const mnnvl_config_t config, int rank
     return comm_finish(cfg, bs, device, comm);
 }
 
+mnnvl_status_t mnnvl_comm_child(mnnvl_comm_t parent, const mnnvl_bootstrap_child_t *child,
+                                mnnvl_status_t (*verify)(mnnvl_bootstrap_t *bs, void *arg),
+                                void *arg, mnnvl_comm_t *out)
+{
+    mnnvl_config_t cfg;
+    MNNVL_CHECK(mnnvl_config_clone(parent->config, &cfg));
+    mnnvl_bootstrap_t *bs = NULL;
+    mnnvl_status_t st = parent->bs->ops->child(parent->bs, child, &bs);
+    if (st == MNNVL_SUCCESS && verify) {
+        st = verify(bs, arg);
+        if (st != MNNVL_SUCCESS)
+            bs->ops->destroy(bs);
+    }
+    if (st != MNNVL_SUCCESS) {
+        mnnvl_config_destroy(cfg);
+        return st;
+    }
+    return comm_finish(cfg, bs, parent->device, out);
+}
+
 /* Every parent rank must pass the same mapping apart from `rank`: a disagreement would
  * otherwise show up as ranks waiting in different groups until the timeout. */
 static mnnvl_status_t check_same_mapping(mnnvl_comm_t parent, const mnnvl_mapping_t *m,
@@ -218,7 +239,7 @@ static mnnvl_status_t check_same_mapping(mnnvl_comm_t parent, const mnnvl_mappin
     int32_t *all = calloc((size_t)parent->size, sizeof(mine));
     if (!all)
         return mnnvl_error(MNNVL_ERR_NO_MEMORY, "comm_split: out of memory");
-    mnnvl_status_t st = parent->bs->allgather(parent->bs, mine, all, sizeof(mine));
+    mnnvl_status_t st = parent->bs->ops->allgather(parent->bs, mine, all, sizeof(mine));
     for (int r = 0; st == MNNVL_SUCCESS && r < parent->size; r++) {
         if (memcmp(all + 8 * r, mine, sizeof(mine)) != 0)
             st = mnnvl_error(MNNVL_ERR_MISMATCH,
@@ -263,29 +284,17 @@ MNNVL_API mnnvl_status_t mnnvl_comm_split(mnnvl_comm_t parent, const mnnvl_mappi
     mnnvl_status_t st = mnnvl_comm_agree(parent, local, "comm_split");
     if (st == MNNVL_SUCCESS)
         st = check_same_mapping(parent, mapping, group);
-    /* The group's lowest rank names it; the key keeps ranks in ascending order. */
-    int color = ranks ? ranks[0] : 0;
+    /* Every rank now knows its group's members in child order (the mapping's), and
+     * siblings have disjoint members: the lowest one names the group. */
+    mnnvl_bootstrap_child_t child = {
+        .members = ranks,
+        .size = count,
+        .rank = index,
+        .tag = ranks ? ((uint64_t)(uint32_t)ranks[0] << 32) | (uint32_t)count : 0};
+    if (st == MNNVL_SUCCESS)
+        st = mnnvl_comm_child(parent, &child, NULL, NULL, comm);
     free(ranks);
-    if (st != MNNVL_SUCCESS)
-        return st;
-
-    mnnvl_config_t cfg;
-    MNNVL_CHECK(mnnvl_config_clone(parent->config, &cfg));
-    mnnvl_bootstrap_t *bs = NULL;
-    st = parent->bs->split(parent->bs, color, parent->rank, &bs);
-    if (st != MNNVL_SUCCESS) {
-        mnnvl_config_destroy(cfg);
-        return st;
-    }
-    if (bs->size != count || bs->rank != index) {
-        bs->destroy(bs);
-        mnnvl_config_destroy(cfg);
-        return mnnvl_error(MNNVL_ERR_INTERNAL,
-                           "comm_split: the bootstrap made rank %d of %d but the mapping says "
-                           "%d of %d",
-                           bs->rank, bs->size, index, count);
-    }
-    return comm_finish(cfg, bs, parent->device, comm);
+    return st;
 }
 
 MNNVL_API int mnnvl_comm_rank(const mnnvl_comm_t comm)
@@ -315,7 +324,7 @@ MNNVL_API mnnvl_status_t mnnvl_comm_allgather(mnnvl_comm_t comm, const void *sen
     if (bytes > 0 && (!send || !recv))
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
                            "comm_allgather: send or recv is NULL with %zu bytes", bytes);
-    return comm->bs->allgather(comm->bs, send, recv, bytes);
+    return comm->bs->ops->allgather(comm->bs, send, recv, bytes);
 }
 
 MNNVL_API mnnvl_status_t mnnvl_comm_broadcast(mnnvl_comm_t comm, void *buffer, size_t bytes,
@@ -328,13 +337,13 @@ MNNVL_API mnnvl_status_t mnnvl_comm_broadcast(mnnvl_comm_t comm, void *buffer, s
     if (bytes > 0 && !buffer)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
                            "comm_broadcast: buffer is NULL with %zu bytes", bytes);
-    return comm->bs->broadcast(comm->bs, buffer, bytes, root);
+    return comm->bs->ops->broadcast(comm->bs, buffer, bytes, root);
 }
 
 MNNVL_API mnnvl_status_t mnnvl_comm_barrier(mnnvl_comm_t comm)
 {
     MNNVL_CHECK(mnnvl_comm_check(comm, "comm_barrier"));
-    return comm->bs->barrier(comm->bs);
+    return comm->bs->ops->barrier(comm->bs);
 }
 
 MNNVL_API mnnvl_status_t mnnvl_comm_device_barrier(mnnvl_comm_t comm, void *stream)
@@ -371,7 +380,7 @@ MNNVL_API mnnvl_status_t mnnvl_comm_abort(mnnvl_comm_t comm)
         MNNVL_WARN("rank %d: communicator aborted", comm->rank);
     if (comm->dev)
         mnnvl_device_abort(comm);
-    comm->bs->abort(comm->bs);
+    comm->bs->ops->abort(comm->bs);
     return MNNVL_SUCCESS;
 }
 
@@ -386,7 +395,7 @@ MNNVL_API mnnvl_status_t mnnvl_comm_destroy(mnnvl_comm_t comm)
         return MNNVL_SUCCESS;
     mnnvl_device_teardown(comm);
     if (comm->bs)
-        comm->bs->destroy(comm->bs);
+        comm->bs->ops->destroy(comm->bs);
     mnnvl_config_destroy(comm->config);
     pthread_mutex_destroy(&comm->ops_lock);
     free(comm);

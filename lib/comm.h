@@ -49,4 +49,12 @@ mnnvl_status_t mnnvl_comm_agree(mnnvl_comm_t comm, mnnvl_status_t local, const c
 
 void mnnvl_comm_retain(mnnvl_comm_t comm);
 
+/* Builds the communicator of `child` (members decided by the caller, see bootstrap.h) over
+ * the parent's backend, with the parent's device and configuration and the device setup of
+ * mnnvl_comm_create. `verify` (may be NULL) runs on the child's bootstrap before the device
+ * setup; its failure destroys the child. Collective over the members only. */
+mnnvl_status_t mnnvl_comm_child(mnnvl_comm_t parent, const mnnvl_bootstrap_child_t *child,
+                                mnnvl_status_t (*verify)(mnnvl_bootstrap_t *bs, void *arg),
+                                void *arg, mnnvl_comm_t *out);
+
 #endif

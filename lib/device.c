@@ -180,7 +180,7 @@ mnnvl_status_t mnnvl_device_setup(mnnvl_comm_t comm)
         return mnnvl_comm_agree(comm, mnnvl_error(MNNVL_ERR_NO_MEMORY, "comm_create: out of memory"),
                                 "comm_create");
     }
-    st = comm->bs->allgather(comm->bs, &mine, info, sizeof(mine));
+    st = comm->bs->ops->allgather(comm->bs, &mine, info, sizeof(mine));
     if (st == MNNVL_SUCCESS) {
         for (int r = 0; r < comm->size; r++)
             comm->dev->pids[r] = info[r].pid;

@@ -153,7 +153,7 @@ static mnnvl_status_t alloc_collective(struct mnnvl_mem_s *mem, int zero)
         st = create_piece(mem, &mine, &my_fd, &listener);
     mine.status = st;
     /* One allgather carries the status, the size and the handle or socket name. */
-    mnnvl_status_t gathered = all ? comm->bs->allgather(comm->bs, &mine, all, sizeof(mine))
+    mnnvl_status_t gathered = all ? comm->bs->ops->allgather(comm->bs, &mine, all, sizeof(mine))
                                   : MNNVL_ERR_NO_MEMORY;
     if (gathered != MNNVL_SUCCESS && st == MNNVL_SUCCESS)
         st = gathered;
@@ -226,7 +226,7 @@ mnnvl_status_t mnnvl_mem_alloc_internal(mnnvl_comm_t comm, size_t bytes, int hol
         /* Still take part in the collective so the peers learn of the failure. */
         piece_info_t mine = {.status = st}, *all = calloc((size_t)comm->size, sizeof(mine));
         if (all)
-            comm->bs->allgather(comm->bs, &mine, all, sizeof(mine));
+            comm->bs->ops->allgather(comm->bs, &mine, all, sizeof(mine));
         free(all);
         if (mem) {
             free(mem->handles);

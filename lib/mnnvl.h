@@ -262,6 +262,30 @@ MNNVL_API mnnvl_status_t mnnvl_comm_create(const mnnvl_config_t config, int rank
 MNNVL_API mnnvl_status_t mnnvl_comm_split(mnnvl_comm_t parent, const mnnvl_mapping_t *mapping,
                                           mnnvl_group_t group, mnnvl_comm_t *comm);
 
+/* Creates the communicator of the ranks of `comm` that are not in exclude_ranks (n_exclude
+ * distinct parent ranks), e.g. the survivors after a rank died; like ncclCommShrink. Child
+ * ranks keep the parent order: parent rank p becomes the number of kept ranks below p.
+ * Collective over the survivors only: the excluded ranks do not call it and are neither
+ * waited for nor sent anything, so it works after `comm` returned PEER_LOST or TIMEOUT, and
+ * after mnnvl_comm_abort(comm). Every survivor must pass the same set (in any order) and
+ * have made the same splits and shrinks of `comm` before. The new communicator uses the
+ * parent's device and configuration, with the device setup of mnnvl_comm_create; `comm`
+ * stays as it was (destroy it when done). Not capture-safe.
+ *
+ * Recovery after a rank died: mnnvl_comm_get_async_error / a failed call names it; destroy
+ * the operation handles and memory of `comm`; mnnvl_comm_shrink(comm, {dead}, 1, &next);
+ * mnnvl_comm_destroy(comm); create new workspaces and operations on `next`.
+ *
+ * Returns INVALID_ARGUMENT (a rank out of range or listed twice, n_exclude not in
+ * [0, size)), INVALID_USAGE (this rank is in the list), MISMATCH (the survivors' lists
+ * differ, where the child still formed), TIMEOUT (the lists differ so that the child cannot
+ * form, or a survivor never called), the statuses of mnnvl_comm_create, NO_MEMORY. Backends:
+ * tcp needs its root alive (with root_mode=rank0, parent rank 0); mpi cannot outlive a dead
+ * process (mpirun ends the job), so there it only drops ranks that are alive, and blocks
+ * until every survivor called it (MPI_Comm_create_group has no timeout). */
+MNNVL_API mnnvl_status_t mnnvl_comm_shrink(mnnvl_comm_t comm, const int *exclude_ranks,
+                                           int n_exclude, mnnvl_comm_t *out);
+
 /* Rank, size and CUDA device (-1 when CPU-only) of a communicator; -1 for NULL. Never fail. */
 MNNVL_API int mnnvl_comm_rank(const mnnvl_comm_t comm);
 MNNVL_API int mnnvl_comm_size(const mnnvl_comm_t comm);

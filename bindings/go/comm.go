@@ -35,6 +35,21 @@ func (c *Comm) Split(m Mapping, g Group) (*Comm, error) {
 	return sub, nil
 }
 
+// Shrink creates the communicator of the ranks of c not in exclude (e.g. after one died),
+// in c's order. Collective over the survivors only: the excluded are not waited for, so it
+// works after c failed with PEER_LOST or was aborted. Different lists give MISMATCH.
+func (c *Comm) Shrink(exclude []int) (*Comm, error) {
+	ranks := make([]int32, len(exclude))
+	for i, r := range exclude {
+		ranks[i] = int32(r)
+	}
+	sub := &Comm{}
+	if err := check(raw.Mnnvl_comm_shrink(c.h, ranks, &sub.h)); err != nil {
+		return nil, err
+	}
+	return sub, nil
+}
+
 // Rank is this rank's index in the communicator.
 func (c *Comm) Rank() int { return raw.Mnnvl_comm_rank(c.h) }
 

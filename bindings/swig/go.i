@@ -158,6 +158,11 @@ func swigMnnvlError(s string) error {
     $1 = (unsigned long long *)$input.array;
     $2 = (int)$input.len;
 %}
+%typemap(gotype) (const int *exclude_ranks, int n_exclude) "[]int32"
+%typemap(in) (const int *exclude_ranks, int n_exclude) %{
+    $1 = (int *)$input.array;
+    $2 = (int)$input.len;
+%}
 
 /* mnnvl_set_log_callback(on bool): on sends the lines to the function SetLogHandler set. */
 %typemap(gotype) (mnnvl_log_fn fn, void *user_data) "bool"

@@ -248,6 +248,20 @@ MNNVL_JAVA_OUT(int *index, jint, jintArray, int, SetIntArrayRegion)
         (*jenv)->ReleaseLongArrayElements(jenv, $input, (jlong *)$1, JNI_ABORT);
 %}
 
+/* mnnvl_comm_shrink(comm, int[] excludeRanks, out). */
+%typemap(jni) (const int *exclude_ranks, int n_exclude) "jintArray"
+%typemap(jtype) (const int *exclude_ranks, int n_exclude) "int[]"
+%typemap(jstype) (const int *exclude_ranks, int n_exclude) "int[]"
+%typemap(javain) (const int *exclude_ranks, int n_exclude) "$javainput"
+%typemap(in) (const int *exclude_ranks, int n_exclude) {
+    $2 = $input ? (int)(*jenv)->GetArrayLength(jenv, $input) : 0;
+    $1 = $input ? (int *)(*jenv)->GetIntArrayElements(jenv, $input, NULL) : NULL;
+}
+%typemap(freearg) (const int *exclude_ranks, int n_exclude) %{
+    if ($1)
+        (*jenv)->ReleaseIntArrayElements(jenv, $input, (jint *)$1, JNI_ABORT);
+%}
+
 /* mnnvl_set_log_callback(an object with void log(int, String), or null). */
 %typemap(jni) (mnnvl_log_fn fn, void *user_data) "jobject"
 %typemap(jtype) (mnnvl_log_fn fn, void *user_data) "Object"

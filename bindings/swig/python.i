@@ -336,6 +336,23 @@ static void mnnvl_dl_capsule_free(PyObject *capsule)
 }
 %typemap(freearg) (const unsigned long long *addresses, int count) %{ free($1); %}
 
+/* mnnvl_comm_shrink(comm, exclude_ranks): a sequence of int ranks. */
+%typemap(in) (const int *exclude_ranks, int n_exclude) {
+    PyObject *seq = PySequence_Fast($input, "exclude_ranks is a sequence of int ranks");
+    if (!seq)
+        SWIG_fail;
+    $2 = (int)PySequence_Fast_GET_SIZE(seq);
+    $1 = calloc((size_t)$2 + 1, sizeof(int));
+    for (int i = 0; $1 && i < $2; i++)
+        $1[i] = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+    Py_DECREF(seq);
+    if (!$1)
+        PyErr_NoMemory();
+    if (PyErr_Occurred())
+        SWIG_fail;
+}
+%typemap(freearg) (const int *exclude_ranks, int n_exclude) %{ free($1); %}
+
 /* mnnvl_set_log_callback(callable or None): callable(level, message) on any thread. */
 %typemap(in) (mnnvl_log_fn fn, void *user_data) {
     if ($input != Py_None && !PyCallable_Check($input)) {

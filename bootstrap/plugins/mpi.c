@@ -203,33 +203,46 @@ static void mpi_destroy(mnnvl_bootstrap_t *bs)
 static mnnvl_status_t wrap_comm(mpi_state_t *parent, MPI_Comm dup, int timeout_ms,
                                 mnnvl_bootstrap_t **out);
 
-/* MPI_Comm_split semantics. The colors and keys travel through an allgather first, so that
- * a missing rank shows up as a TIMEOUT there and the blocking MPI_Comm_split only runs
- * once everybody has arrived. */
-static mnnvl_status_t mpi_split(mnnvl_bootstrap_t *bs, int color, int key,
-                                mnnvl_bootstrap_t **child)
+/* MPI_Comm_create_group: collective over the members alone, in their order. It blocks (MPI
+ * has no non-blocking form to bound by timeout_ms): for a split the library calls it right
+ * after two rounds on the parent that every member passed, so the members are there; for a
+ * shrink a survivor that never calls it leaves the others blocked, and a dead process ends
+ * the whole job under mpirun anyway (see the top of this file). */
+static mnnvl_status_t mpi_child(mnnvl_bootstrap_t *bs, const mnnvl_bootstrap_child_t *child,
+                                mnnvl_bootstrap_t **out)
 {
     mpi_state_t *st = bs->state;
-    *child = NULL;
-    int mine[2] = {color, key};
-    int *all = malloc(sizeof(mine) * (size_t)bs->size);
-    if (!all)
-        return fail(st->set_error, MNNVL_ERR_NO_MEMORY, "split: out of memory");
-    mnnvl_status_t s = mpi_allgather(bs, mine, all, sizeof(mine));
-    free(all);
-    if (s != MNNVL_SUCCESS)
-        return s;
+    *out = NULL;
+    MPI_Group all = MPI_GROUP_NULL, members = MPI_GROUP_NULL;
     MPI_Comm sub = MPI_COMM_NULL;
-    int rc = MPI_Comm_split(st->comm, color < 0 ? MPI_UNDEFINED : color, key, &sub);
+    int rc = MPI_Comm_group(st->comm, &all);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Group_incl(all, child->size, child->members, &members);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Comm_create_group(st->comm, members, (int)(child->tag & 0x7fff), &sub);
+    if (members != MPI_GROUP_NULL)
+        MPI_Group_free(&members);
+    if (all != MPI_GROUP_NULL)
+        MPI_Group_free(&all);
     if (rc != MPI_SUCCESS) {
         char text[MPI_MAX_ERROR_STRING];
         mpi_error_text(rc, text, sizeof(text));
-        return fail(st->set_error, MNNVL_ERR_BOOTSTRAP, "split on rank %d: %s", bs->rank, text);
+        return fail(st->set_error, MNNVL_ERR_BOOTSTRAP, "child of %d ranks on rank %d: %s",
+                    child->size, bs->rank, text);
     }
-    if (sub == MPI_COMM_NULL)
-        return MNNVL_SUCCESS;
-    return wrap_comm(st, sub, st->timeout_ms, child);
+    return wrap_comm(st, sub, st->timeout_ms, out);
 }
+
+static const mnnvl_bootstrap_ops_t mpi_ops = {
+    .size = sizeof(mnnvl_bootstrap_ops_t),
+    .name = "mpi",
+    .allgather = mpi_allgather,
+    .broadcast = mpi_broadcast,
+    .barrier = mpi_barrier,
+    .child = mpi_child,
+    .abort = mpi_abort,
+    .destroy = mpi_destroy,
+};
 
 static mnnvl_status_t wrap_comm(mpi_state_t *like, MPI_Comm comm, int timeout_ms,
                                 mnnvl_bootstrap_t **out)
@@ -246,16 +259,9 @@ static mnnvl_status_t wrap_comm(mpi_state_t *like, MPI_Comm comm, int timeout_ms
     st->set_error = like->set_error;
     st->log = like->log;
     mnnvl_bootstrap_t *bs = &st->bs;
-    bs->abi_version = MNNVL_BOOTSTRAP_ABI_VERSION;
+    bs->ops = &mpi_ops;
     MPI_Comm_rank(comm, &bs->rank);
     MPI_Comm_size(comm, &bs->size);
-    bs->name = "mpi";
-    bs->allgather = mpi_allgather;
-    bs->broadcast = mpi_broadcast;
-    bs->barrier = mpi_barrier;
-    bs->split = mpi_split;
-    bs->abort = mpi_abort;
-    bs->destroy = mpi_destroy;
     bs->state = st;
     *out = bs;
     return MNNVL_SUCCESS;
@@ -333,8 +339,7 @@ static mnnvl_status_t user_comm(const mnnvl_bootstrap_args_t *args, MPI_Comm *co
     return MNNVL_SUCCESS;
 }
 
-EXPORT mnnvl_status_t mnnvl_bootstrap_plugin_create(const mnnvl_bootstrap_args_t *args,
-                                                    mnnvl_bootstrap_t **out)
+static mnnvl_status_t mpi_create(const mnnvl_bootstrap_args_t *args, mnnvl_bootstrap_t **out)
 {
     if (!args || !out || args->abi_version != MNNVL_BOOTSTRAP_ABI_VERSION)
         return MNNVL_ERR_INVALID_ARGUMENT;
@@ -367,3 +372,10 @@ EXPORT mnnvl_status_t mnnvl_bootstrap_plugin_create(const mnnvl_bootstrap_args_t
         return s;
     return wrap_comm(&tmp, dup, args->timeout_ms, out);
 }
+
+EXPORT const mnnvl_bootstrap_plugin_t mnnvl_bootstrap_plugin_v2 = {
+    .version = MNNVL_BOOTSTRAP_ABI_VERSION,
+    .size = sizeof(mnnvl_bootstrap_plugin_t),
+    .name = "mpi",
+    .create = mpi_create,
+};

@@ -453,8 +453,7 @@ static const char *provider_of(const mnnvl_bootstrap_args_t *args)
     return p && p[0] ? p : DEFAULT_PROVIDER;
 }
 
-EXPORT mnnvl_status_t mnnvl_bootstrap_plugin_create(const mnnvl_bootstrap_args_t *args,
-                                                    mnnvl_bootstrap_t **out)
+static mnnvl_status_t ofi_create(const mnnvl_bootstrap_args_t *args, mnnvl_bootstrap_t **out)
 {
     star_t like;
     mnnvl_status_t s = star_begin(&like, &ofi_ops, args, out);
@@ -487,3 +486,10 @@ EXPORT mnnvl_status_t mnnvl_bootstrap_plugin_create(const mnnvl_bootstrap_args_t
     *out = &st->bs;
     return MNNVL_SUCCESS;
 }
+
+EXPORT const mnnvl_bootstrap_plugin_t mnnvl_bootstrap_plugin_v2 = {
+    .version = MNNVL_BOOTSTRAP_ABI_VERSION,
+    .size = sizeof(mnnvl_bootstrap_plugin_t),
+    .name = "ofi",
+    .create = ofi_create,
+};

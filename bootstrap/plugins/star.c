@@ -44,6 +44,8 @@ void star_release(star_t *st)
     }
     free(st->peers);
     st->peers = NULL;
+    free(st->table);
+    st->table = NULL;
 }
 
 mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_bootstrap_args_t *args,
@@ -630,15 +632,19 @@ static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
     return s;
 }
 
+static mnnvl_status_t learn_peers_locked(star_t *st);
+
 mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name, uint64_t deadline)
 {
     st->comm_id = comm_id_of(comm_name, st->bs.size);
     st->peers[st->bs.rank].joined = 1;
     st->peers[st->bs.rank].token = st->token;
-    if (st->bs.size == 1)
-        return MNNVL_SUCCESS;
     pthread_mutex_lock(st->lock);
-    mnnvl_status_t s = st->bs.rank == 0 ? hub_form(st, lobby, deadline) : member_join(st, deadline);
+    mnnvl_status_t s = st->bs.size == 1   ? MNNVL_SUCCESS
+                       : st->bs.rank == 0 ? hub_form(st, lobby, deadline)
+                                          : member_join(st, deadline);
+    if (s == MNNVL_SUCCESS)
+        s = learn_peers_locked(st);
     pthread_mutex_unlock(st->lock);
     return s;
 }
@@ -647,129 +653,246 @@ mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name,
 /* Split, abort, destroy                                                                    */
 /* ---------------------------------------------------------------------------------------- */
 
-/* The child's rank of parent rank p: its place among the same color by (key, parent rank). */
-static int child_rank_of(const int32_t *ck, int size, int p)
+/* Every rank's (token, address length, address) slot, learned once the communicator
+ * formed, so that a child can be linked later without any message over the parent (whose
+ * rank 0 may be dead by then). Two rounds: the longest address, then slots of that size. */
+static mnnvl_status_t learn_peers_locked(star_t *st)
 {
-    int r = 0;
-    for (int q = 0; q < size; q++)
-        if (ck[2 * q] == ck[2 * p] &&
-            (ck[2 * q + 1] < ck[2 * p + 1] || (ck[2 * q + 1] == ck[2 * p + 1] && q < p)))
-            r++;
-    return r;
+    int size = st->bs.size;
+    uint8_t *addr = malloc(STAR_ADDRESS_MAX);
+    uint64_t *lens = malloc(sizeof(uint64_t) * (size_t)size);
+    uint8_t *slot = NULL;
+    mnnvl_status_t s =
+        addr && lens ? MNNVL_SUCCESS : star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
+    /* A communicator of one rank may have no transport endpoint (ofi): nobody links to it. */
+    size_t addr_len = size > 1 ? STAR_ADDRESS_MAX : 0;
+    if (s == MNNVL_SUCCESS && size > 1)
+        s = st->ops->address(st, addr, &addr_len);
+    uint64_t my_len = addr_len, max_len = 0;
+    if (s == MNNVL_SUCCESS)
+        s = round_locked(st, -1, &my_len, sizeof(my_len), lens, "learning the peers' addresses");
+    for (int p = 0; s == MNNVL_SUCCESS && p < size; p++)
+        max_len = lens[p] > max_len ? lens[p] : max_len;
+    if (s == MNNVL_SUCCESS && max_len > STAR_ADDRESS_MAX)
+        s = star_fail(st, MNNVL_ERR_BOOTSTRAP,
+                      "joining: a peer's address has %llu bytes, more than %d",
+                      (unsigned long long)max_len, STAR_ADDRESS_MAX);
+    size_t slot_len = 16 + (size_t)max_len;
+    if (s == MNNVL_SUCCESS) {
+        slot = calloc(1, slot_len);
+        st->table = malloc(slot_len * (size_t)size);
+        if (!slot || !st->table)
+            s = star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
+    }
+    if (s == MNNVL_SUCCESS) {
+        memcpy(slot, &st->token, 8);
+        memcpy(slot + 8, &my_len, 8);
+        memcpy(slot + 16, addr, addr_len);
+        s = round_locked(st, -1, slot, slot_len, st->table, "learning the peers' addresses");
+    }
+    st->table_slot = slot_len;
+    free(addr);
+    free(lens);
+    free(slot);
+    return s;
 }
 
-/* Links the child: its rank 0 to every member, every member to its rank 0, from the
- * (token, address) slots the parent allgathered. */
-static mnnvl_status_t link_child(star_t *st, star_t *cs, const int32_t *ck, const uint8_t *slots,
-                                 size_t slot_len)
+/* The token of parent rank p's child number `counter`: every member computes every other
+ * member's from the table, so a child needs no exchange of tokens. The top bit keeps them
+ * apart from star_new_token's counter; the rest mixes (parent token, number), which differ
+ * for every child a process builds (a splitmix64 finalizer, so grandchildren differ too). */
+static uint64_t child_token(const star_t *st, int p, uint32_t counter)
 {
-    for (int p = 0; p < st->bs.size; p++) {
-        if (ck[2 * p] != ck[2 * st->bs.rank] || p == st->bs.rank)
-            continue;
-        int r = child_rank_of(ck, st->bs.size, p);
-        if (cs->bs.rank != 0 && r != 0)
-            continue;
-        const uint8_t *slot = slots + (size_t)p * slot_len;
-        uint64_t token, len;
-        memcpy(&token, slot, 8);
-        memcpy(&len, slot + 8, 8);
-        mnnvl_status_t s = cs->ops->link_address(cs, r, slot + 16, len);
-        if (s != MNNVL_SUCCESS)
-            return s;
-        cs->peers[r].token = token;
-        cs->peers[r].joined = 1;
+    uint64_t x;
+    memcpy(&x, st->table + (size_t)p * st->table_slot, 8);
+    x = (x ^ ((uint64_t)counter << 32 | counter)) + 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return (x ^ (x >> 31)) | (1ull << 63);
+}
+
+/* Links child rank r to parent rank p's process, from the parent's table. */
+static mnnvl_status_t link_member(star_t *st, star_t *cs, int r, int p, uint32_t counter)
+{
+    const uint8_t *slot = st->table + (size_t)p * st->table_slot;
+    uint64_t len;
+    memcpy(&len, slot + 8, 8);
+    mnnvl_status_t s = cs->ops->link_address(cs, r, slot + 16, len);
+    cs->peers[r].token = child_token(st, p, counter);
+    cs->peers[r].joined = 1;
+    return s;
+}
+
+/* Child rank 0: takes one HELLO per member, each carrying that member's list, links it
+ * from the list's entry for its rank (so that a member with another list is still reached)
+ * and answers FORMED, or REJECT (MISMATCH) to everybody when a list differs from its own. */
+static mnnvl_status_t hub_meet_locked(star_t *st, star_t *cs, const mnnvl_bootstrap_child_t *child,
+                                      uint32_t counter, uint64_t deadline)
+{
+    int size = cs->bs.size;
+    int *to = malloc(sizeof(*to) * (size_t)size);
+    char *seen = calloc((size_t)size, 1);
+    int arrived = 1, differs = -1;
+    size_t list_bytes = sizeof(int) * (size_t)size;
+    mnnvl_status_t s = to && seen
+                           ? MNNVL_SUCCESS
+                           : star_fail(cs, MNNVL_ERR_NO_MEMORY, "forming the child: out of memory");
+    while (s == MNNVL_SUCCESS && arrived < size) {
+        for (int r = 1; s == MNNVL_SUCCESS && r < size; r++) {
+            star_msg_t *m = seen[r] ? NULL : take(cs, STAR_HELLO, STAR_HELLO, cs->comm_id, r);
+            if (!m)
+                continue;
+            const int *list = (const int *)m->data;
+            int p = m->len == list_bytes ? list[r] : -1;
+            if (p < 0 || p >= st->bs.size) {
+                free(m); /* not a member's HELLO: only a hash collision */
+                continue;
+            }
+            if (differs < 0 && memcmp(list, child->members, list_bytes) != 0)
+                differs = r;
+            s = link_member(st, cs, r, p, counter);
+            seen[r] = 1;
+            arrived++;
+            free(m);
+        }
+        if (s != MNNVL_SUCCESS || arrived == size)
+            break;
+        if (atomic_load(&cs->aborted))
+            s = star_fail(cs, MNNVL_ERR_ABORTED, "forming the child was interrupted");
+        else if (star_now_ms() >= deadline)
+            s = star_fail(cs, MNNVL_ERR_TIMEOUT,
+                          "forming the child as its rank 0: %d of %d members arrived within "
+                          "timeout_ms %d",
+                          arrived, size, cs->timeout_ms);
+        else
+            cs->ops->wait(cs, deadline);
+    }
+    for (int r = 1; to && r < size; r++)
+        to[r - 1] = r;
+    if (s == MNNVL_SUCCESS)
+        s = send_to(cs, to, size - 1, differs < 0 ? STAR_FORMED : STAR_REJECT, cs->comm_id,
+                    differs < 0 ? 0 : MNNVL_ERR_MISMATCH, NULL, deadline, "forming the child");
+    if (s == MNNVL_SUCCESS && differs >= 0)
+        s = star_fail(cs, MNNVL_ERR_MISMATCH,
+                      "forming the child: its rank %d has other members than this rank 0", differs);
+    free(to);
+    free(seen);
+    return s;
+}
+
+/* A member: repeats HELLO {its members} until rank 0 answers. A message for a child that its
+ * process has not built yet is dropped there, hence the repeats; once rank 0 answered, both
+ * ends of every link exist. */
+static mnnvl_status_t member_meet_locked(star_t *cs, const mnnvl_bootstrap_child_t *child,
+                                         uint64_t deadline)
+{
+    star_buf_t *list = star_buf_copy(child->members, sizeof(int) * (size_t)child->size);
+    mnnvl_status_t s = list
+                           ? MNNVL_SUCCESS
+                           : star_fail(cs, MNNVL_ERR_NO_MEMORY, "forming the child: out of memory");
+    for (int answered = 0; s == MNNVL_SUCCESS && !answered;) {
+        star_send_t hs;
+        fill(cs, &hs, 0, STAR_HELLO, cs->comm_id, 0, list);
+        cs->ops->send_start(cs, &hs);
+        uint64_t until = star_now_ms() + 5 * STAR_RETRY_PAUSE_MS;
+        while (s == MNNVL_SUCCESS) {
+            star_msg_t *m = take(cs, STAR_FORMED, STAR_REJECT, cs->comm_id, 0);
+            if (m) {
+                answered = 1;
+                if (m->h.type == STAR_REJECT)
+                    s = star_fail(cs, MNNVL_ERR_MISMATCH,
+                                  "forming the child: its rank 0 has other members than this "
+                                  "rank");
+                free(m);
+                break;
+            }
+            const char *lost = link_lost(cs, 0);
+            if (lost)
+                s = star_fail(cs, MNNVL_ERR_PEER_LOST, "forming the child: %s", lost);
+            else if (atomic_load(&cs->aborted))
+                s = star_fail(cs, MNNVL_ERR_ABORTED, "forming the child was interrupted");
+            else if (star_now_ms() >= deadline)
+                s = star_fail(cs, MNNVL_ERR_TIMEOUT,
+                              "forming the child: its rank 0 did not answer within timeout_ms %d",
+                              cs->timeout_ms);
+            else if (star_now_ms() >= until)
+                break;
+            else
+                cs->ops->wait(cs, until < deadline ? until : deadline);
+        }
+        if (hs.op && cs->ops->send_test(cs, &hs) < 0 && s == MNNVL_SUCCESS && !answered)
+            s = star_fail(cs, MNNVL_ERR_PEER_LOST, "forming the child: %s", hs.why);
+        end(cs, &hs);
+    }
+    star_buf_unref(list);
+    return s;
+}
+
+/* The child's own table, for its children: the members' slots of the parent's, with the
+ * child's tokens. */
+static mnnvl_status_t child_table(star_t *st, star_t *cs, const mnnvl_bootstrap_child_t *child,
+                                  uint32_t counter)
+{
+    cs->table_slot = st->table_slot;
+    cs->table = malloc(st->table_slot * (size_t)child->size);
+    if (!cs->table)
+        return star_fail(cs, MNNVL_ERR_NO_MEMORY, "child: out of memory");
+    for (int r = 0; r < child->size; r++) {
+        uint8_t *slot = cs->table + (size_t)r * cs->table_slot;
+        memcpy(slot, st->table + (size_t)child->members[r] * st->table_slot, st->table_slot);
+        uint64_t token = child_token(st, child->members[r], counter);
+        memcpy(slot, &token, 8);
     }
     return MNNVL_SUCCESS;
 }
 
-static mnnvl_status_t split_locked(star_t *st, int color, int key, star_t **child)
+/* Members link to the child's rank 0 from the table, rank 0 to each member once its HELLO
+ * came; the child's tokens are derived, so nothing but HELLO and FORMED travels. */
+static mnnvl_status_t child_locked(star_t *st, const mnnvl_bootstrap_child_t *child,
+                                   uint32_t counter, star_t **out)
 {
-    int size = st->bs.size;
-    int32_t mine[2] = {color < 0 ? -1 : color, key};
-    int32_t *ck = malloc(sizeof(mine) * (size_t)size);
-    uint64_t *lens = malloc(sizeof(uint64_t) * (size_t)size);
-    uint8_t *addr = malloc(STAR_ADDRESS_MAX);
-    uint8_t *slot = NULL, *slots = NULL;
-    star_t *cs = NULL;
-    mnnvl_status_t s = ck && lens && addr
-                           ? MNNVL_SUCCESS
-                           : star_fail(st, MNNVL_ERR_NO_MEMORY, "split: out of memory");
-    if (s == MNNVL_SUCCESS)
-        s = round_locked(st, -1, mine, sizeof(mine), ck, "split");
-    int child_size = 0;
-    for (int p = 0; s == MNNVL_SUCCESS && color >= 0 && p < size; p++)
-        child_size += ck[2 * p] == color;
-    size_t addr_len = 0;
-    if (s == MNNVL_SUCCESS && color >= 0) {
-        cs = st->ops->child_new(st, child_rank_of(ck, size, st->bs.rank), child_size);
-        if (!cs)
-            s = star_fail(st, MNNVL_ERR_BOOTSTRAP, "split: cannot open the child communicator");
-        addr_len = STAR_ADDRESS_MAX;
-        if (s == MNNVL_SUCCESS && child_size > 1)
-            s = cs->ops->address(cs, addr, &addr_len);
-        else
-            addr_len = 0;
+    star_t *cs = st->ops->child_new(st, child->rank, child->size);
+    if (!cs)
+        return star_fail(st, MNNVL_ERR_BOOTSTRAP, "child: cannot open the child communicator");
+    cs->token = child_token(st, st->bs.rank, counter);
+    snprintf(cs->root, sizeof(cs->root), "%.200s (child %u)", st->root, counter);
+    cs->comm_id = st->comm_id ^ ((uint64_t)(counter + 1) << 32) ^ child->tag;
+    cs->peers[cs->bs.rank].joined = 1;
+    cs->peers[cs->bs.rank].token = cs->token;
+    uint64_t deadline = star_now_ms() + (uint64_t)st->timeout_ms;
+    mnnvl_status_t s = child_table(st, cs, child, counter);
+    if (s == MNNVL_SUCCESS && child->size > 1 && child->rank == 0) {
+        s = hub_meet_locked(st, cs, child, counter, deadline);
+    } else if (s == MNNVL_SUCCESS && child->size > 1) {
+        s = link_member(st, cs, 0, child->members[0], counter);
+        if (s == MNNVL_SUCCESS)
+            s = member_meet_locked(cs, child, deadline);
     }
-    /* Two rounds: the longest address, then (token, length, address) slots of that size. */
-    uint64_t my_len = addr_len, max_len = 0;
-    if (s == MNNVL_SUCCESS)
-        s = round_locked(st, -1, &my_len, sizeof(my_len), lens, "split");
-    for (int p = 0; s == MNNVL_SUCCESS && p < size; p++)
-        max_len = lens[p] > max_len ? lens[p] : max_len;
-    size_t slot_len = 16 + (size_t)max_len;
-    if (s == MNNVL_SUCCESS && max_len > STAR_ADDRESS_MAX)
-        s = star_fail(st, MNNVL_ERR_BOOTSTRAP,
-                      "split: a peer's address has %llu bytes, more than %d",
-                      (unsigned long long)max_len, STAR_ADDRESS_MAX);
-    if (s == MNNVL_SUCCESS) {
-        slot = calloc(1, slot_len);
-        slots = malloc(slot_len * (size_t)size);
-        if (!slot || !slots)
-            s = star_fail(st, MNNVL_ERR_NO_MEMORY, "split: out of memory");
-    }
-    if (s == MNNVL_SUCCESS) {
-        uint64_t token = cs ? cs->token : 0;
-        memcpy(slot, &token, 8);
-        memcpy(slot + 8, &my_len, 8);
-        memcpy(slot + 16, addr, addr_len);
-        s = round_locked(st, -1, slot, slot_len, slots, "split");
-    }
-    if (s == MNNVL_SUCCESS && cs)
-        s = link_child(st, cs, ck, slots, slot_len);
-    free(ck);
-    free(lens);
-    free(addr);
-    free(slot);
-    free(slots);
-    if (s != MNNVL_SUCCESS && cs) {
+    if (s != MNNVL_SUCCESS) {
         pthread_mutex_unlock(st->lock);
         cs->ops->free(cs);
         pthread_mutex_lock(st->lock);
-        cs = NULL;
+        return s;
     }
-    if (cs) {
-        snprintf(cs->root, sizeof(cs->root), "%.200s (split %u)", st->root, st->splits);
-        cs->comm_id = st->comm_id ^ ((uint64_t)++st->splits << 32);
-        cs->peers[cs->bs.rank].joined = 1;
-        cs->peers[cs->bs.rank].token = cs->token;
-        star_fill_interface(cs);
-    }
-    *child = cs;
-    return s;
+    star_fill_interface(cs);
+    *out = cs;
+    return MNNVL_SUCCESS;
 }
 
-static mnnvl_status_t star_split(mnnvl_bootstrap_t *bs, int color, int key,
-                                 mnnvl_bootstrap_t **child)
+/* Works on a broken or aborted parent too: only its table is read. */
+static mnnvl_status_t star_child(mnnvl_bootstrap_t *bs, const mnnvl_bootstrap_child_t *child,
+                                 mnnvl_bootstrap_t **out)
 {
     star_t *st = bs->state, *cs = NULL;
-    *child = NULL;
+    *out = NULL;
     pthread_mutex_lock(st->lock);
-    mnnvl_status_t s = check_usable(st, "split");
-    if (s == MNNVL_SUCCESS)
-        s = split_locked(st, color, key, &cs);
+    uint32_t counter = st->splits++;
+    mnnvl_status_t s =
+        st->table ? child_locked(st, child, counter, &cs)
+                  : star_fail(st, MNNVL_ERR_INTERNAL, "child: the peers' addresses are unknown");
     pthread_mutex_unlock(st->lock);
     if (cs)
-        *child = &cs->bs;
+        *out = &cs->bs;
     return s;
 }
 
@@ -815,16 +938,19 @@ static void star_destroy(mnnvl_bootstrap_t *bs)
     st->ops->free(st);
 }
 
+static const mnnvl_bootstrap_ops_t star_bootstrap_ops = {
+    .size = sizeof(mnnvl_bootstrap_ops_t),
+    .name = STAR_BACKEND_NAME,
+    .allgather = star_allgather,
+    .broadcast = star_broadcast,
+    .barrier = star_barrier,
+    .child = star_child,
+    .abort = star_abort,
+    .destroy = star_destroy,
+};
+
 void star_fill_interface(star_t *st)
 {
-    mnnvl_bootstrap_t *bs = &st->bs;
-    bs->abi_version = MNNVL_BOOTSTRAP_ABI_VERSION;
-    bs->name = st->ops->name;
-    bs->allgather = star_allgather;
-    bs->broadcast = star_broadcast;
-    bs->barrier = star_barrier;
-    bs->split = star_split;
-    bs->abort = star_abort;
-    bs->destroy = star_destroy;
-    bs->state = st;
+    st->bs.ops = &star_bootstrap_ops;
+    st->bs.state = st;
 }

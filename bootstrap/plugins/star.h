@@ -11,7 +11,9 @@
  *
  * Forming: members send HELLO {comm id, rank, size, their token, their address} to the root
  * address; rank 0 takes one HELLO per rank from its lobby and answers FORMED {its token}.
- * A split needs no root: the parent allgathers the children's tokens and addresses.
+ * Once formed, every rank learns every rank's token and address (two rounds), so that a
+ * child (split, shrink) needs no root and no message over the parent: its members link
+ * from that table, with tokens every member derives alike.
  * Collectives: each rank sends its part to rank 0 (CONTRIB), rank 0 answers every rank with
  * the result (RESULT) or an ERROR (MISMATCH). Failures: a rank that times out or aborts
  * sends ABORT; rank 0 passes an ABORT or a lost link on to every member, so that pending and
@@ -174,7 +176,9 @@ struct star {
     star_msg_t *head, *tail;
     star_peer_t *peers; /* by rank; members use peers[0] only */
     char root[300];     /* the root address, or "<parent root> (split N)" */
-    uint32_t splits;
+    uint32_t splits;    /* children built so far */
+    uint8_t *table;     /* every rank's (u64 token, u64 length, address) slot, once formed */
+    size_t table_slot;  /* bytes per slot */
     void (*set_error)(mnnvl_status_t status, const char *sentence);
 };
 
@@ -227,7 +231,12 @@ void star_registry_remove(star_registry_t *r, const star_t *st);
 star_t *star_registry_find(const star_registry_t *r, uint64_t token);
 void star_registry_free(star_registry_t *r);
 
-/* Sets bs's function pointers to the star collectives. */
+/* The plugin's name in its operations table: each plugin compiles star.c with its own. */
+#ifndef STAR_BACKEND_NAME
+#error "compile star.c with -DSTAR_BACKEND_NAME=\"ucx\" (or ofi)"
+#endif
+
+/* Points bs at the star operations table. */
 void star_fill_interface(star_t *st);
 
 #endif

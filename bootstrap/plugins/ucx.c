@@ -686,8 +686,7 @@ static const star_ops_t ucx_ops = {
     .ping_ms = 0, /* UCX reports a broken connection itself */
 };
 
-EXPORT mnnvl_status_t mnnvl_bootstrap_plugin_create(const mnnvl_bootstrap_args_t *args,
-                                                    mnnvl_bootstrap_t **out)
+static mnnvl_status_t ucx_create(const mnnvl_bootstrap_args_t *args, mnnvl_bootstrap_t **out)
 {
     star_t like;
     mnnvl_status_t s = star_begin(&like, &ucx_ops, args, out);
@@ -721,3 +720,10 @@ EXPORT mnnvl_status_t mnnvl_bootstrap_plugin_create(const mnnvl_bootstrap_args_t
     *out = &st->bs;
     return MNNVL_SUCCESS;
 }
+
+EXPORT const mnnvl_bootstrap_plugin_t mnnvl_bootstrap_plugin_v2 = {
+    .version = MNNVL_BOOTSTRAP_ABI_VERSION,
+    .size = sizeof(mnnvl_bootstrap_plugin_t),
+    .name = "ucx",
+    .create = ucx_create,
+};

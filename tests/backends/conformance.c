@@ -197,6 +197,132 @@ int bk_killed_rank(int rank, int size, void *target)
     return bad;
 }
 
+/* Allgather of the parent ranks and a barrier on a shrunk communicator: child rank c must
+ * hold the c-th kept parent rank. */
+static int check_shrunk(mnnvl_comm_t child, int rank, const int *kept, int n_kept)
+{
+    int bad = 0;
+    int32_t mine = rank, *all = calloc((size_t)n_kept, sizeof(*all));
+    if (mnnvl_comm_size(child) != n_kept) {
+        fprintf(stderr, "rank %d: the shrunk communicator has %d ranks, expected %d\n", rank,
+                mnnvl_comm_size(child), n_kept);
+        bad = 1;
+    }
+    bad = bad || mt_fail(mnnvl_comm_allgather(child, &mine, all, sizeof(mine)), rank,
+                         "allgather on the shrunk communicator");
+    for (int c = 0; !bad && c < n_kept; c++) {
+        if (all[c] != kept[c] || (kept[c] == rank && mnnvl_comm_rank(child) != c)) {
+            fprintf(stderr,
+                    "rank %d (child rank %d): child rank %d holds parent rank %d, "
+                    "expected %d\n",
+                    rank, mnnvl_comm_rank(child), c, all[c], kept[c]);
+            bad = 1;
+        }
+    }
+    bad = bad || mt_fail(mnnvl_comm_barrier(child), rank, "barrier on the shrunk communicator");
+    free(all);
+    return bad;
+}
+
+int bk_shrink_killed(int rank, int size, void *target)
+{
+    const bk_target_t *t = target;
+    mnnvl_comm_t comm = NULL;
+    if (mt_fail(create(t, "shrink", rank, size, &comm), rank, "comm_create") ||
+        mt_fail(mnnvl_comm_barrier(comm), rank, "first barrier"))
+        return 1;
+    int dead = size - 1;
+    if (rank == dead)
+        raise(SIGKILL);
+    mnnvl_status_t st = mnnvl_comm_barrier(comm);
+    if (st != MNNVL_ERR_TIMEOUT && st != MNNVL_ERR_PEER_LOST) {
+        fprintf(stderr,
+                "rank %d: the barrier after rank %d died returned %s, expected "
+                "TIMEOUT or PEER_LOST\n",
+                rank, dead, mnnvl_status_string(st));
+        return 1;
+    }
+    int kept[64];
+    for (int r = 0; r < dead; r++)
+        kept[r] = r;
+    mnnvl_comm_t child = NULL;
+    uint64_t start = mnnvl_now_ms();
+    int bad = mt_fail(mnnvl_comm_shrink(comm, &dead, 1, &child), rank, "comm_shrink");
+    int took = (int)(mnnvl_now_ms() - start);
+    bad = bad || check_shrunk(child, rank, kept, dead);
+    /* Well within the timeout: nobody waited for the dead rank. */
+    if (!bad && took > t->timeout_ms) {
+        fprintf(stderr, "rank %d: comm_shrink took %d ms, more than timeout_ms %d\n", rank, took,
+                t->timeout_ms);
+        bad = 1;
+    }
+    /* A child of the child (nothing excluded): backends must keep what builds children. */
+    mnnvl_comm_t again = NULL;
+    bad = bad || mt_fail(mnnvl_comm_shrink(child, NULL, 0, &again), rank, "second comm_shrink");
+    bad = bad || check_shrunk(again, rank, kept, dead);
+    mnnvl_comm_destroy(again);
+    mnnvl_comm_destroy(child);
+    mnnvl_comm_destroy(comm);
+    return bad;
+}
+
+int bk_shrink_alive(int rank, int size, void *target)
+{
+    const bk_target_t *t = target;
+    mnnvl_comm_t comm = NULL;
+    if (mt_fail(create(t, "shrink_alive", rank, size, &comm), rank, "comm_create") ||
+        mt_fail(mnnvl_comm_barrier(comm), rank, "first barrier"))
+        return 1;
+    /* Rank 1 is dropped while alive and stays out: it only destroys its communicator. */
+    int dropped = size > 1 ? 1 : -1;
+    int bad = 0;
+    if (rank != dropped && dropped >= 0) {
+        int kept[64], n = 0;
+        for (int r = 0; r < size; r++)
+            if (r != dropped)
+                kept[n++] = r;
+        mnnvl_comm_t child = NULL;
+        bad = mt_fail(mnnvl_comm_shrink(comm, &dropped, 1, &child), rank, "comm_shrink");
+        bad = bad || check_shrunk(child, rank, kept, n);
+        mnnvl_comm_destroy(child);
+    }
+    mnnvl_comm_destroy(comm);
+    return bad;
+}
+
+int bk_shrink_mismatch(int rank, int size, void *target)
+{
+    const bk_target_t *t = target;
+    mnnvl_comm_t comm = NULL;
+    if (size != 4) {
+        fprintf(stderr, "shrink_mismatch needs 4 ranks\n");
+        return 1;
+    }
+    if (mt_fail(create(t, "shrink_mismatch", rank, size, &comm), rank, "comm_create") ||
+        mt_fail(mnnvl_comm_barrier(comm), rank, "first barrier"))
+        return 1;
+    if (rank == 3)
+        raise(SIGKILL);
+    /* Rank 0 wrongly drops rank 2 instead of the dead rank 3: every survivor still gets a
+     * distinct child rank of 3, so the child forms, and the lists are compared on it. */
+    int exclude = rank == 0 ? 2 : 3;
+    mnnvl_comm_t child = NULL;
+    mnnvl_status_t st = mnnvl_comm_shrink(comm, &exclude, 1, &child);
+    int bad = 0;
+    if (st != MNNVL_ERR_MISMATCH || child) {
+        fprintf(stderr,
+                "rank %d: comm_shrink with different exclude lists returned %s (%s), "
+                "expected MISMATCH and no communicator\n",
+                rank, mnnvl_status_string(st), mnnvl_last_error());
+        bad = 1;
+    } else {
+        fprintf(stderr, "rank %d: %s\n", rank, mnnvl_last_error());
+    }
+    mnnvl_comm_destroy(child);
+    mnnvl_comm_destroy(comm);
+    return bad;
+}
+
 int bk_measure(int rank, int size, void *target)
 {
     const bk_target_t *t = target;
@@ -230,5 +356,11 @@ int bk_run_scenario(const char *name, int rank, int size, bk_target_t *t)
         return bk_killed_rank(rank, size, t);
     if (strcmp(name, "measure") == 0)
         return bk_measure(rank, size, t);
+    if (strcmp(name, "shrink") == 0)
+        return bk_shrink_killed(rank, size, t);
+    if (strcmp(name, "shrink_alive") == 0)
+        return bk_shrink_alive(rank, size, t);
+    if (strcmp(name, "shrink_mismatch") == 0)
+        return bk_shrink_mismatch(rank, size, t);
     return -1;
 }

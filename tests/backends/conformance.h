@@ -30,10 +30,24 @@ int bk_many_comms(int rank, int size, void *target);
  * next barrier fail (TIMEOUT or PEER_LOST) within timeout_ms plus a grace. */
 int bk_killed_rank(int rank, int size, void *target);
 
+/* The last rank dies by SIGKILL after the first barrier; the others see their next barrier
+ * fail, then mnnvl_comm_shrink excluding it, and check rank order, an allgather and a barrier
+ * on the survivors' communicator. */
+int bk_shrink_killed(int rank, int size, void *target);
+
+/* Rank 1 stays alive but out: the others shrink without it and check the result (for
+ * backends that cannot outlive a dead process, such as mpi). */
+int bk_shrink_alive(int rank, int size, void *target);
+
+/* 4 ranks, rank 3 killed; rank 0 excludes rank 2 and the others rank 3: every survivor must
+ * get MISMATCH and no communicator. */
+int bk_shrink_mismatch(int rank, int size, void *target);
+
 /* allgather(64 B) + barrier on a fresh communicator; prints the time of both on rank 0. */
 int bk_measure(int rank, int size, void *target);
 
-/* Runs a scenario by name ("collectives", "many", "killed", "measure"); -1 if unknown. */
+/* Runs a scenario by name ("collectives", "many", "killed", "measure", "shrink",
+ * "shrink_alive", "shrink_mismatch"); -1 if unknown. */
 int bk_run_scenario(const char *name, int rank, int size, bk_target_t *t);
 
 #endif

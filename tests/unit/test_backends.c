@@ -189,15 +189,20 @@ static void run_forked(const char *backend, const char *scenario, int size, int 
     bk_target_t t;
     target_init(&t, backend, store ? &server : NULL, timeout_ms, max_bytes);
     int codes[64] = {0};
-    mt_rank_fn fn = strcmp(scenario, "collectives") == 0 ? bk_collectives
-                    : strcmp(scenario, "many") == 0      ? bk_many_comms
-                                                         : bk_killed_rank;
+    mt_rank_fn fn = strcmp(scenario, "collectives") == 0       ? bk_collectives
+                    : strcmp(scenario, "many") == 0            ? bk_many_comms
+                    : strcmp(scenario, "shrink") == 0          ? bk_shrink_killed
+                    : strcmp(scenario, "shrink_alive") == 0    ? bk_shrink_alive
+                    : strcmp(scenario, "shrink_mismatch") == 0 ? bk_shrink_mismatch
+                                                               : bk_killed_rank;
     uint64_t start = mnnvl_now_ms();
     mt_run_ranks(size, fn, &t, 300, codes);
     int elapsed = (int)(mnnvl_now_ms() - start);
     if (store)
         store_stop(&server);
-    int killed = strcmp(scenario, "killed") == 0;
+    int killed = strcmp(scenario, "killed") == 0 || strncmp(scenario, "shrink", 6) == 0;
+    if (strcmp(scenario, "shrink_alive") == 0)
+        killed = 0;
     for (int r = 0; r < size; r++) {
         int expected = killed && r == size - 1 ? 128 + SIGKILL : 0;
         cr_expect_eq(codes[r], expected, "%s %s, %d ranks: rank %d exited with %d, expected %d",
@@ -260,7 +265,13 @@ static void run_mpi(const char *scenario, int size, int expect_failure)
     Test(tag, ranks_8, .timeout = 300) { run_forked(name, "collectives", 8, 60000, MIB); }     \
     Test(tag, ranks_16, .timeout = 400) { run_forked(name, "collectives", 16, 120000, MIB); }  \
     Test(tag, many_comms, .timeout = 300) { run_forked(name, "many", 4, 30000, 0); }           \
-    Test(tag, killed_rank, .timeout = 120) { run_forked(name, "killed", 4, 3000, 0); }
+    Test(tag, killed_rank, .timeout = 120) { run_forked(name, "killed", 4, 3000, 0); }        \
+    Test(tag, shrink_after_kill, .timeout = 120) { run_forked(name, "shrink", 4, 3000, 0); }  \
+    Test(tag, shrink_alive, .timeout = 120) { run_forked(name, "shrink_alive", 4, 3000, 0); } \
+    Test(tag, shrink_mismatch, .timeout = 120)                                                 \
+    {                                                                                          \
+        run_forked(name, "shrink_mismatch", 4, 3000, 0);                                       \
+    }
 
 FORKED_SUITE(tcp, "tcp")
 FORKED_SUITE(torch_store, "torch-store")
@@ -274,6 +285,8 @@ Test(mpi, ranks_16, .timeout = 300) { run_mpi("collectives", 16, 0); }
 Test(mpi, many_comms, .timeout = 300) { run_mpi("many", 4, 0); }
 /* A killed rank is mpirun's to handle: it must end the job, never leave it hanging. */
 Test(mpi, killed_rank, .timeout = 300) { run_mpi("killed", 4, 1); }
+/* After a death mpirun ends the job (above), so mpi shrinks only around a live rank. */
+Test(mpi, shrink_alive, .timeout = 300) { run_mpi("shrink_alive", 4, 0); }
 
 /* A communicator handed over from mpi4py as a Fortran handle (comm.py2f()). */
 Test(mpi, mpi4py_handle, .timeout = 300)

@@ -620,3 +620,72 @@ Test(bootstrap, missing_ranks_are_listed_as_ranges)
     mnnvl_root_stop(root);
     cr_assert_eq(rc, 0);
 }
+
+/* ---------------------------------------------------------------------------------------- */
+
+Test(bootstrap, shrink_checks_its_arguments_locally)
+{
+    job_t job;
+    job_rank0(&job);
+    mnnvl_comm_t comm = NULL, child = NULL;
+    cr_assert_eq(job_create(&job, 0, 1, &comm), MNNVL_SUCCESS, "%s", mnnvl_last_error());
+    int self = 0, beyond = 1;
+    cr_expect_eq(mnnvl_comm_shrink(comm, &self, 1, &child), MNNVL_ERR_INVALID_ARGUMENT,
+                 "excluding every rank (n_exclude 1 of size 1) was accepted");
+    cr_expect_eq(mnnvl_comm_shrink(comm, &beyond, -1, &child), MNNVL_ERR_INVALID_ARGUMENT);
+    cr_expect_eq(mnnvl_comm_shrink(comm, NULL, 0, NULL), MNNVL_ERR_INVALID_ARGUMENT);
+    cr_expect_eq(mnnvl_comm_shrink(NULL, NULL, 0, &child), MNNVL_ERR_INVALID_ARGUMENT);
+    cr_expect_null(child);
+    /* Nothing excluded: a communicator of the same ranks, which works. */
+    cr_assert_eq(mnnvl_comm_shrink(comm, NULL, 0, &child), MNNVL_SUCCESS, "%s",
+                 mnnvl_last_error());
+    cr_expect_eq(mnnvl_comm_size(child), 1);
+    cr_expect_eq(mnnvl_comm_barrier(child), MNNVL_SUCCESS, "%s", mnnvl_last_error());
+    mnnvl_comm_destroy(child);
+    mnnvl_comm_destroy(comm);
+}
+
+static job_t threads_job;
+
+static void *shrink_thread(void *arg)
+{
+    int rank = (int)(intptr_t)arg;
+    mnnvl_comm_t comm = NULL, child = NULL;
+    if (job_create(&threads_job, rank, 4, &comm) != MNNVL_SUCCESS)
+        return (void *)1;
+    intptr_t bad = 0;
+    if (rank == 3) {
+        int twice[2] = {1, 1};
+        bad = mnnvl_comm_shrink(comm, twice, 2, &child) != MNNVL_ERR_INVALID_ARGUMENT;
+    } else if (rank == 2) {
+        int itself[2] = {2, 3};
+        bad = mnnvl_comm_shrink(comm, itself, 2, &child) != MNNVL_ERR_INVALID_USAGE;
+    } else {
+        int others[2] = {3, 2};
+        int32_t mine = rank, all[2] = {-1, -1};
+        bad = mnnvl_comm_shrink(comm, others, 2, &child) != MNNVL_SUCCESS ||
+              mnnvl_comm_size(child) != 2 || mnnvl_comm_rank(child) != rank ||
+              mnnvl_comm_allgather(child, &mine, all, sizeof(mine)) != MNNVL_SUCCESS ||
+              all[0] != 0 || all[1] != 1;
+    }
+    if (bad)
+        fprintf(stderr, "rank %d: shrink: %s\n", rank, mnnvl_last_error());
+    mnnvl_comm_destroy(child);
+    mnnvl_comm_destroy(comm);
+    return (void *)bad;
+}
+
+/* Four threads of one process; rank 3 passes duplicates, rank 2 excludes itself: both fail
+ * locally at once. Ranks 0 and 1 shrink to {0, 1} without them. */
+Test(bootstrap, shrink_refuses_duplicates_and_self_and_keeps_parent_order)
+{
+    job_rank0(&threads_job);
+    pthread_t t[4];
+    for (intptr_t r = 0; r < 4; r++)
+        cr_assert_eq(pthread_create(&t[r], NULL, shrink_thread, (void *)r), 0);
+    for (int r = 0; r < 4; r++) {
+        void *bad = NULL;
+        pthread_join(t[r], &bad);
+        cr_expect_null(bad, "rank %d failed", r);
+    }
+}

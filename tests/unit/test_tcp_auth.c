@@ -84,7 +84,7 @@ static void *run_rank(void *arg)
         uint8_t mine[8];
         uint8_t all[8 * 4];
         memset(mine, 0x10 * (i + 1) + r->rank, sizeof(mine));
-        r->op[i] = bs->allgather(bs, mine, all, sizeof(mine));
+        r->op[i] = bs->ops->allgather(bs, mine, all, sizeof(mine));
         r->op_data_ok[i] = 1;
         for (int p = 0; p < r->size; p++)
             for (int b = 0; b < 8; b++)
@@ -93,7 +93,7 @@ static void *run_rank(void *arg)
             snprintf(r->why, sizeof(r->why), "%s", mnnvl_last_error());
     }
     if (bs)
-        bs->destroy(bs);
+        bs->ops->destroy(bs);
     return NULL;
 }
 

@@ -142,10 +142,10 @@ static void *honest_rank(void *arg)
     mnnvl_bootstrap_t *bs = NULL;
     h->status = mnnvl_bootstrap_tcp_create(&args, &bs);
     if (h->status == MNNVL_SUCCESS)
-        h->status = bs->barrier(bs);
+        h->status = bs->ops->barrier(bs);
     snprintf(h->why, sizeof(h->why), "%s", h->status ? mnnvl_last_error() : "");
     if (bs)
-        bs->destroy(bs);
+        bs->ops->destroy(bs);
     return NULL;
 }
 

@@ -2,7 +2,7 @@
 
 import dataclasses
 import enum
-from typing import Any, Dict, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import _mnnvl as _c
 from ._cuda import DType, DTypeLike, Stream, stream_handle, to_dtype
@@ -227,6 +227,13 @@ class Comm(_Handle):
     def split(self, mapping: Mapping, group: Group) -> "Comm":
         """The communicator of this rank's `group` of `mapping`. Collective over self."""
         return Comm._adopt(_c.mnnvl_comm_split(self._live(), mapping._ints(), int(group)))
+
+    def shrink(self, exclude_ranks: Sequence[int]) -> "Comm":
+        """The communicator of the ranks not in `exclude_ranks` (e.g. after one died), in
+        parent order. Collective over the survivors only: the excluded are not waited for,
+        so it works after PeerLostError or abort(). Survivors passing different lists get
+        MismatchError."""
+        return Comm._adopt(_c.mnnvl_comm_shrink(self._live(), list(exclude_ranks)))
 
     def allgather(self, data: Any) -> List[bytes]:
         """Every rank's `data` (bytes-like, equal length everywhere), as a list by rank."""

@@ -3,7 +3,7 @@
 The same scenarios as tests/bindings/go/mnnvl_test.go and tests/bindings/java/BindingTest.java:
 version; a mapping that breaks a rule; workspace size planning (DCP's too); a DCP all-to-all
 refused on a CPU-only communicator; 4 CPU-only ranks over TCP (allgather, barrier,
-broadcast, split); a wrong job key. Plus what only Python has: joining
+broadcast, split); a wrong job key; a shrink after a rank aborted. Plus what only Python has: joining
 a torch TCPStore, the log callback from libmnnvl's threads, DcpAllToAll's tensor checks.
 """
 
@@ -219,6 +219,36 @@ def four_cpu_ranks_over_tcp():
             return rank
 
         assert on_ranks(4, rank_main) == [0, 1, 2, 3]
+
+
+@test
+def shrink_after_a_rank_aborted():
+    key = "python-shrink-test-job-key-0123456789"
+    with mnnvl.Root("127.0.0.1:0", job_key=key) as root:
+        left = threading.Barrier(4)
+
+        def rank_main(rank):
+            with mnnvl.Comm(rank, 4, device=-1, root=root.address, root_mode="external",
+                            job_key=key, timeout_ms=10000, comm_name="shrink") as comm:
+                comm.barrier()
+                if rank == 1:
+                    comm.abort()  # stands for a death: the others see PeerLostError
+                    left.wait(30)
+                    return None
+                try:
+                    comm.barrier()
+                except (mnnvl.PeerLostError, mnnvl.TimeoutError):
+                    pass
+                else:
+                    raise AssertionError("the barrier after rank 1 aborted succeeded")
+                left.wait(30)
+                with comm.shrink([1]) as survivors:
+                    blocks = survivors.allgather(rank.to_bytes(4, "little"))
+                    survivors.barrier()
+                    return survivors.rank, survivors.size, [int.from_bytes(b, "little") for b in blocks]
+
+        got = on_ranks(4, rank_main)
+        assert got == [(0, 3, [0, 2, 3]), None, (1, 3, [0, 2, 3]), (2, 3, [0, 2, 3])], got
 
 
 @test

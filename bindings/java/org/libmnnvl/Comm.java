@@ -30,6 +30,16 @@ public final class Comm extends Handle {
                                                                      out)));
     }
 
+    /**
+     * The communicator of the ranks not in {@code excludeRanks} (e.g. after one died), in this
+     * communicator's order. Collective over the survivors only: the excluded are not waited
+     * for, so it works after PEER_LOST or abort(). Different lists give MISMATCH.
+     */
+    public Comm shrink(int... excludeRanks) {
+        long parent = live();
+        return new Comm(Handle.create(out -> Native.mnnvl_comm_shrink(parent, excludeRanks, out)));
+    }
+
     public int rank() {
         return Native.mnnvl_comm_rank(live());
     }
