@@ -2,7 +2,7 @@
 #ifndef MNNVL_DEVICE_H
 #define MNNVL_DEVICE_H
 
-#include "comm.h"
+#include "mnnvl.h"
 
 /* Makes the device current, probes, allocates the host-mapped control block and agrees on
  * the handle type, in one bootstrap round that carries each rank's status with its probe

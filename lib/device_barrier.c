@@ -2,6 +2,7 @@
  * kernels/barrier.cu over it. */
 #include <stdint.h>
 
+#include "comm.h"
 #include "device_barrier.h"
 #include "device_state.h"
 #include "error.h"

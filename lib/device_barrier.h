@@ -3,7 +3,7 @@
 #ifndef MNNVL_DEVICE_BARRIER_H
 #define MNNVL_DEVICE_BARRIER_H
 
-#include "comm.h"
+#include "mnnvl.h"
 
 /* Allocates the zeroed signal memory, after mnnvl_device_setup succeeded. UNSUPPORTED
  * (alike on every rank) beyond the ranks the signals hold; else mnnvl_symm_map's errors.

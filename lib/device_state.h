@@ -5,11 +5,11 @@
 
 #include <sys/types.h>
 
-#include "comm.h"
 #include "cuda_loader.h"
 #include "kernels/launch.h"
 #include "symm.h"
 
+/* comm.h names it for the communicator's struct, which points to it. */
 struct mnnvl_device_state {
     const mnnvl_cuda_driver_t *cu;
     CUdevice cu_device;

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agree.h"
 #include "comm.h"
 #include "device.h"
 #include "device_state.h"
@@ -173,7 +174,7 @@ static mnnvl_status_t alloc_collective(mnnvl_comm_t comm, mnnvl_symm_t *mem, int
             if (st == MNNVL_SUCCESS && zero)
                 st = zero_piece(comm, mem);
             /* Doubles as the barrier after which peers may touch our piece. */
-            st = mnnvl_comm_agree(comm, st, "mem_alloc");
+            st = mnnvl_agree(comm->bs, st, "mem_alloc");
         }
     }
     for (int p = 0; fds && p < n; p++)
