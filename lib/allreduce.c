@@ -92,7 +92,8 @@ static mnnvl_status_t setup_local(mnnvl_allreduce_t ar, void *const *bases)
     size_t controls = 2 * sizeof(mnnvl_allreduce_control_t);
     MNNVL_CU("allreduce_create", cu->cuMemAlloc(&ar->controls, controls));
     MNNVL_CHECK(mnnvl_device_launched(
-        mnnvl_launch_zero_reset((void *)(uintptr_t)ar->controls, controls, NULL), "allreduce_create"));
+        mnnvl_launch_zero_reset((void *)(uintptr_t)ar->controls, controls, NULL),
+        "allreduce_create"));
     MNNVL_CHECK(mnnvl_device_launched(mnnvl_launch_lamport_reset(bases[comm->rank],
                                                                  ar->layout.total_bytes,
                                                                  ar->params.dtype, NULL),

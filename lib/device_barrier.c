@@ -36,8 +36,8 @@ mnnvl_status_t mnnvl_device_barrier(mnnvl_comm_t comm, void *stream)
     mnnvl_barrier_args_t args = {
         .signals = signals,
         .stride = d->signals.stride,
-        .epoch = (uint32_t *)(signals + (size_t)comm->rank * d->signals.stride +
-                              SIGNAL_EPOCH_OFFSET),
+        .epoch =
+            (uint32_t *)(signals + (size_t)comm->rank * d->signals.stride + SIGNAL_EPOCH_OFFSET),
         .rank = comm->rank,
         .size = comm->size,
         .wait = {.control = (mnnvl_device_control_t *)(uintptr_t)d->control_dev,

@@ -20,8 +20,7 @@ MNNVL_API mnnvl_status_t mnnvl_mem_alloc(mnnvl_comm_t comm, size_t bytes, mnnvl_
     MNNVL_CHECK(mnnvl_comm_check(comm, "mem_alloc"));
     if (!comm->dev)
         return mnnvl_error(MNNVL_ERR_INVALID_USAGE,
-                           "mem_alloc: rank %d's communicator is CPU-only (device -1)",
-                           comm->rank);
+                           "mem_alloc: rank %d's communicator is CPU-only (device -1)", comm->rank);
     struct mnnvl_mem_s *m = calloc(1, sizeof(*m));
     mnnvl_symm_t none;
     /* Without the handle this rank still takes part, so the peers learn of the failure. */

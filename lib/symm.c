@@ -42,8 +42,8 @@ void mnnvl_symm_unmap(mnnvl_comm_t comm, mnnvl_symm_t *mem)
 
 /* Creates and exports this rank's piece; for POSIX fds also opens the listener whose name
  * the peers need. */
-static mnnvl_status_t create_piece(mnnvl_comm_t comm, mnnvl_symm_t *mem, piece_info_t *info, int *my_fd,
-                                   mnnvl_fd_listener_t **listener)
+static mnnvl_status_t create_piece(mnnvl_comm_t comm, mnnvl_symm_t *mem, piece_info_t *info,
+                                   int *my_fd, mnnvl_fd_listener_t **listener)
 {
     mnnvl_device_state_t *d = comm->dev;
     CUmemAllocationProp prop = {
@@ -58,9 +58,9 @@ static mnnvl_status_t create_piece(mnnvl_comm_t comm, mnnvl_symm_t *mem, piece_i
                                                      CU_MEM_HANDLE_TYPE_FABRIC, 0));
         return MNNVL_SUCCESS;
     }
-    MNNVL_CU("mem_alloc", d->cu->cuMemExportToShareableHandle(
-                              my_fd, mem->handles[comm->rank],
-                              CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0));
+    MNNVL_CU("mem_alloc",
+             d->cu->cuMemExportToShareableHandle(my_fd, mem->handles[comm->rank],
+                                                 CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0));
     return mnnvl_fd_listen(comm->rank, comm->size, listener, info->socket);
 }
 
@@ -77,7 +77,8 @@ static mnnvl_status_t check_sizes(mnnvl_comm_t comm, const piece_info_t *all)
 }
 
 /* Imports the peers' pieces and maps everything into one reserved range. */
-static mnnvl_status_t map_pieces(mnnvl_comm_t comm, mnnvl_symm_t *mem, const piece_info_t *all, int *fds)
+static mnnvl_status_t map_pieces(mnnvl_comm_t comm, mnnvl_symm_t *mem, const piece_info_t *all,
+                                 int *fds)
 {
     const mnnvl_cuda_driver_t *cu = comm->dev->cu;
     for (int p = 0; p < comm->size; p++) {
@@ -90,11 +91,10 @@ static mnnvl_status_t map_pieces(mnnvl_comm_t comm, mnnvl_symm_t *mem, const pie
                                                     : CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR));
     }
     size_t total = (size_t)comm->size * mem->stride;
-    MNNVL_CU("mem_alloc",
-             cu->cuMemAddressReserve(&mem->base, total, comm->dev->granularity, 0, 0));
+    MNNVL_CU("mem_alloc", cu->cuMemAddressReserve(&mem->base, total, comm->dev->granularity, 0, 0));
     for (int p = 0; p < comm->size; p++) {
-        MNNVL_CU("mem_alloc", cu->cuMemMap(mem->base + (CUdeviceptr)p * mem->stride, mem->stride,
-                                           0, mem->handles[p], 0));
+        MNNVL_CU("mem_alloc", cu->cuMemMap(mem->base + (CUdeviceptr)p * mem->stride, mem->stride, 0,
+                                           mem->handles[p], 0));
         mem->mapped[p] = 1;
     }
     CUmemAccessDesc access = {
@@ -139,8 +139,8 @@ static mnnvl_status_t alloc_collective(mnnvl_comm_t comm, mnnvl_symm_t *mem, int
         st = create_piece(comm, mem, &mine, &my_fd, &listener);
     mine.status = st;
     /* One allgather carries the status, the size and the handle or socket name. */
-    mnnvl_status_t gathered = all ? comm->bs->allgather(comm->bs, &mine, all, sizeof(mine))
-                                  : MNNVL_ERR_NO_MEMORY;
+    mnnvl_status_t gathered =
+        all ? comm->bs->allgather(comm->bs, &mine, all, sizeof(mine)) : MNNVL_ERR_NO_MEMORY;
     if (gathered != MNNVL_SUCCESS && st == MNNVL_SUCCESS)
         st = gathered;
     /* Every rank now sees the same statuses and sizes, so every rank takes the same branch

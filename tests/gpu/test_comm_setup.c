@@ -35,8 +35,8 @@ static int bad_device_body(int rank, int size, void *arg)
     mnnvl_config_destroy(cfg);
     int bad = 0;
     if (st != MNNVL_ERR_INVALID_ARGUMENT || comm != NULL) {
-        fprintf(stderr, "rank %d: comm_create gave %s (comm %p), want INVALID_ARGUMENT: %s\n",
-                rank, mnnvl_status_string(st), (void *)comm, mnnvl_last_error());
+        fprintf(stderr, "rank %d: comm_create gave %s (comm %p), want INVALID_ARGUMENT: %s\n", rank,
+                mnnvl_status_string(st), (void *)comm, mnnvl_last_error());
         bad = 1;
     }
     char want[64];
@@ -45,8 +45,7 @@ static int bad_device_body(int rank, int size, void *arg)
     else
         snprintf(want, sizeof(want), "rank %d failed", bad_rank);
     if (!strstr(mnnvl_last_error(), want)) {
-        fprintf(stderr, "rank %d: sentence \"%s\" lacks \"%s\"\n", rank, mnnvl_last_error(),
-                want);
+        fprintf(stderr, "rank %d: sentence \"%s\" lacks \"%s\"\n", rank, mnnvl_last_error(), want);
         bad = 1;
     }
     /* Far below timeout_ms: the failure travelled in the setup round, nobody timed out. */
@@ -101,8 +100,7 @@ static int handle_type_body(int rank, int size, void *arg)
     int bad = mt_fail(mnnvl_comm_allgather(comm, mine, all, sizeof(mine)), rank, "allgather");
     for (int r = 0; !bad && r < size; r++)
         if (strcmp(all + 16 * r, mine) != 0 || strcmp(mine, "none") == 0) {
-            fprintf(stderr, "rank %d: handle type %s, rank %d's %s\n", rank, mine, r,
-                    all + 16 * r);
+            fprintf(stderr, "rank %d: handle type %s, rank %d's %s\n", rank, mine, r, all + 16 * r);
             bad = 1;
         }
     if (!bad && job->param > 0 && strcmp(mine, types[job->param]) != 0) {
@@ -117,8 +115,8 @@ static int handle_type_body(int rank, int size, void *arg)
     if (!bad && cudaDeviceSynchronize() != cudaSuccess)
         bad = 1;
     mnnvl_status_t async = MNNVL_SUCCESS;
-    if (!bad && (mnnvl_comm_get_async_error(comm, &async) != MNNVL_SUCCESS ||
-                 async != MNNVL_SUCCESS))
+    if (!bad &&
+        (mnnvl_comm_get_async_error(comm, &async) != MNNVL_SUCCESS || async != MNNVL_SUCCESS))
         bad = 1;
     mnnvl_comm_barrier(comm);
     mnnvl_mem_release(mem);
