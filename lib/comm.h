@@ -1,29 +1,11 @@
 #ifndef MNNVL_COMM_H
 #define MNNVL_COMM_H
 
-#include <stdatomic.h>
-
+/* The communicator's functions for the layers above it (memory, operations); its struct is
+ * in comm_state.h, which the layers below it (device, barrier, mappings) read. */
 #include "agree.h"
-#include "bootstrap/bootstrap.h"
-#include "handle_cache.h"
+#include "comm_state.h"
 #include "mnnvl.h"
-
-typedef struct mnnvl_device_state mnnvl_device_state_t;
-
-struct mnnvl_comm_s {
-    atomic_int refs;
-    int rank;
-    int size;
-    int device; /* -1: CPU-only */
-    mnnvl_config_t config; /* private copy */
-    mnnvl_bootstrap_t *bs;
-    int timeout_ms;                /* the config's timeout_ms, parsed once (comm_finish) */
-    atomic_int aborted;            /* set by abort, or once an async error was seen */
-    mnnvl_device_state_t *dev;     /* NULL when CPU-only */
-    const char *handle_type;       /* "none", "posix-fd" or "fabric" */
-    /* Operation handles created on this communicator, found again by their parameters. */
-    mnnvl_handle_cache_t ops;
-};
 
 /* Entry check of every call on a communicator: INVALID_ARGUMENT for NULL, ABORTED once the
  * communicator was aborted or a kernel reported an error. */

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "agree.h"
-#include "comm.h"
+#include "comm_state.h"
 #include "config.h"
 #include "device.h"
 #include "device_state.h"

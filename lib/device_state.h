@@ -7,7 +7,6 @@
 
 #include "cuda_loader.h"
 #include "kernels/launch.h"
-#include "symm.h"
 
 /* comm.h names it for the communicator's struct, which points to it. */
 struct mnnvl_device_state {
@@ -20,8 +19,8 @@ struct mnnvl_device_state {
     mnnvl_device_control_t *control; /* host address of the control block */
     CUdeviceptr control_dev;   /* its device address */
     uint64_t timeout_ns;
-    mnnvl_symm_t signals;      /* device_barrier.c's flags: one uint32_t per source rank, then
-                                * the epoch */
+    struct mnnvl_symm *signals; /* device_barrier.c's flags: one uint32_t per source rank,
+                                 * then the epoch */
 };
 
 /* Makes the communicator's context current on the calling thread (ranks may be threads of

@@ -1,7 +1,7 @@
 /* The GPU entry points of a build configured --without-cuda: every one fails with
  * UNSUPPORTED and says why, so scheduler hosts without a CUDA toolkit still get the
  * mapping, config, bootstrap and planning parts. */
-#include "comm.h"
+#include "comm_state.h"
 #include "device.h"
 #include "device_barrier.h"
 #include "error.h"

@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "agree.h"
-#include "comm.h"
+#include "comm_state.h"
 #include "device.h"
 #include "device_state.h"
 #include "error.h"
