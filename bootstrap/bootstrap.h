@@ -19,6 +19,7 @@
 #ifndef MNNVL_BOOTSTRAP_H
 #define MNNVL_BOOTSTRAP_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,15 @@
  * operation changes meaning; appending an operation to the table does not bump it. A plugin
  * built for another version is refused before it runs. */
 #define MNNVL_BOOTSTRAP_ABI_VERSION 2
+
+/* The one rule for timeout_ms: a positive number of milliseconds that fits an int. lib's
+ * config checks the key's string with it (the communicator then parses it once and hands
+ * the int over in the args below); every backend checks args->timeout_ms with it, since
+ * tools and tests create backends directly. */
+static inline int mnnvl_bootstrap_timeout_valid(long long timeout_ms)
+{
+    return timeout_ms > 0 && timeout_ms <= INT_MAX;
+}
 
 /* What the library hands a backend when it creates one. */
 typedef struct mnnvl_bootstrap_args {

@@ -564,7 +564,7 @@ static mnnvl_status_t check_args(const mnnvl_bootstrap_args_t *args, mnnvl_boots
                            "tcp bootstrap: rank %d of size %d is invalid (size 1..%d, rank "
                            "0..size-1)",
                            args->rank, args->size, MNNVL_WIRE_MAX_RANKS);
-    if (args->timeout_ms <= 0)
+    if (!mnnvl_bootstrap_timeout_valid(args->timeout_ms))
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
                            "tcp bootstrap: timeout_ms is %d; it must be positive",
                            args->timeout_ms);

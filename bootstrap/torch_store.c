@@ -933,7 +933,7 @@ static mnnvl_status_t check_args(const mnnvl_bootstrap_args_t *args, mnnvl_boots
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
                            "torch-store bootstrap: rank %d of size %d is invalid", args->rank,
                            args->size);
-    if (args->timeout_ms <= 0)
+    if (!mnnvl_bootstrap_timeout_valid(args->timeout_ms))
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
                            "torch-store bootstrap: timeout_ms is %d; it must be positive",
                            args->timeout_ms);

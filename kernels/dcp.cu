@@ -178,7 +178,7 @@ template <typename T>
 static __device__ void read_merge(const mnnvl_dcp_args_t &a, int c, int n, uint32_t parity)
 {
     constexpr int NV = vec<T>::NV;
-    __shared__ float weights[WARPS][MNNVL_DCP_RANKS];
+    __shared__ float weights[WARPS][MNNVL_DCP_MAX_RANKS];
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int cp = a.cp_size, ov = a.o_vectors;
     uint4 *out = static_cast<uint4 *>(a.out_o);

@@ -1,11 +1,15 @@
 /* The only door between lib/ and kernels/: plain structs and extern "C" launchers. Every
  * launcher enqueues on the given stream (a cudaStream_t as void *), never synchronizes, and
- * returns 0 or the cudaError_t of the launch. */
+ * returns 0 or the cudaError_t of the launch. The limits the public API states (mnnvl.h's
+ * MNNVL_MOE_MAX_*, MNNVL_DCP_MAX_*) are used from there, not mirrored; the constants that
+ * only the protocols define (MNNVL_INLINE_PEERS, MNNVL_DCP_CHANNELS) are defined here. */
 #ifndef MNNVL_KERNELS_LAUNCH_H
 #define MNNVL_KERNELS_LAUNCH_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "mnnvl.h"
 
 #ifdef __CUDACC__
 #define MNNVL_HOST_DEVICE __host__ __device__
@@ -71,6 +75,17 @@ typedef struct mnnvl_barrier_args {
 
 int mnnvl_launch_barrier(const mnnvl_barrier_args_t *args, void *stream);
 
+/* Resets of protocol state (kernels/reset.cu), launched by lib/ when an operation is set up,
+ * so that what "empty" means stays with the kernels that poll for it. */
+
+/* Fills `bytes` at `buf` with the Lamport empty mark of `dtype` (mnnvl_dtype_t): the element
+ * type's negative zero, the value all-reduce's buffers start from. `bytes` is a multiple of
+ * the element size and `buf` aligned to it. */
+int mnnvl_launch_lamport_reset(void *buf, size_t bytes, int dtype, void *stream);
+
+/* Zeroes `bytes` at `buf`: flags, counters and control blocks, whose reset value is 0. */
+int mnnvl_launch_zero_reset(void *buf, size_t bytes, void *stream);
+
 /* All-reduce protocol state in device memory, one set per protocol (one-shot and two-shot
  * never share a counter: switching between them must not desynchronise either). */
 typedef struct mnnvl_allreduce_control {
@@ -116,9 +131,15 @@ typedef struct mnnvl_allreduce_args {
 
 int mnnvl_launch_allreduce(const mnnvl_allreduce_args_t *args, void *stream);
 
-/* MoE all-to-all. Limits mirror mnnvl.h's MNNVL_MOE_MAX_*. */
-#define MNNVL_MOE_RANKS 64
-#define MNNVL_MOE_PAYLOADS 8
+/* MoE all-to-all, within mnnvl.h's MNNVL_MOE_MAX_* limits. */
+
+/* The first expert rank r owns (r = ep_size gives num_experts): the kernels' routing rule,
+ * which the host may read too. */
+static inline MNNVL_HOST_DEVICE int mnnvl_moe_first_expert(int rank, int num_experts, int ep_size)
+{
+    int base = num_experts / ep_size, extra = num_experts % ep_size;
+    return rank * base + (rank < extra ? rank : extra);
+}
 
 /* Local (not symmetric) device state of one all-to-all. */
 typedef struct mnnvl_moe_control {
@@ -126,7 +147,7 @@ typedef struct mnnvl_moe_control {
     uint32_t combine_epoch;
     uint32_t dispatch_arrived; /* blocks done; the last one signals the peers */
     uint32_t combine_arrived;
-    int32_t send_counts[MNNVL_MOE_RANKS]; /* tokens this rank sends to each rank */
+    int32_t send_counts[MNNVL_MOE_MAX_RANKS]; /* tokens this rank sends to each rank */
 } mnnvl_moe_control_t;
 
 typedef struct mnnvl_moe_args {
@@ -137,18 +158,18 @@ typedef struct mnnvl_moe_args {
     int tokens;  /* local_num_tokens of this call */
     int r;       /* runtime max tokens per rank (row pitch of a source's block) */
     int max_tokens;
-    char *peers[MNNVL_MOE_RANKS]; /* every rank's workspace base as mapped here */
-    /* Workspace layout (byte offsets), see lib/moe_plan.h. */
+    char *peers[MNNVL_MOE_MAX_RANKS]; /* every rank's workspace base as mapped here */
+    /* Workspace layout (byte offsets), planned by the host (mnnvl_moe_layout_t). */
     size_t dispatch_flags, combine_flags, recv_counts, recv_r;
     int num_payloads;
-    size_t payload_offset[MNNVL_MOE_PAYLOADS];
-    size_t payload_bytes[MNNVL_MOE_PAYLOADS];
+    size_t payload_offset[MNNVL_MOE_MAX_PAYLOADS];
+    size_t payload_bytes[MNNVL_MOE_MAX_PAYLOADS];
     size_t combine_offset;
     size_t combine_row_bytes;
     int combine_dtype; /* mnnvl_dtype_t */
     /* Per call. */
     const int32_t *experts;                  /* [tokens, top_k] */
-    const void *payload_src[MNNVL_MOE_PAYLOADS];
+    const void *payload_src[MNNVL_MOE_MAX_PAYLOADS];
     const void *expert_out;                  /* combine staging source, or NULL */
     void *out;                               /* combine output [tokens, hidden] */
     int sanitize_index;
@@ -166,7 +187,7 @@ int mnnvl_launch_moe_dispatch(const mnnvl_moe_args_t *args, void *stream);
 int mnnvl_launch_moe_sanitize(const mnnvl_moe_args_t *args, void *stream);
 int mnnvl_launch_moe_combine(const mnnvl_moe_args_t *args, void *stream);
 
-/* Decode-context-parallel all-to-all. MNNVL_DCP_RANKS mirrors mnnvl.h's MNNVL_DCP_MAX_RANKS.
+/* Decode-context-parallel all-to-all, for up to mnnvl.h's MNNVL_DCP_MAX_RANKS ranks.
  * A call runs `channels` blocks; block c moves the entries e with e % channels == c, to and
  * from every rank, and never waits on another block of its own rank.
  *
@@ -176,7 +197,6 @@ int mnnvl_launch_moe_combine(const mnnvl_moe_args_t *args, void *stream);
  *   slots at data_offset:  [2][cp_size][max_entries] rows of row_vectors 16-byte vectors:
  *     row [b][p][e] holds p's partial_o[e, r, :] (o_vectors), then its stats[e, r, :]
  *     (stats_lanes fp32, zero-padded to 16 bytes) */
-#define MNNVL_DCP_RANKS 64
 #define MNNVL_DCP_CHANNELS 64
 
 /* Device-local state of one handle: each channel counts its own calls. */
@@ -196,7 +216,7 @@ typedef struct mnnvl_dcp_args {
     int o_vectors;   /* 16-byte vectors of one head_dim row */
     int stats_lanes;
     int row_vectors; /* of one receive slot: o_vectors + 1 or 2 for the stats */
-    char *peers[MNNVL_DCP_RANKS]; /* every rank's workspace base as mapped here */
+    char *peers[MNNVL_DCP_MAX_RANKS]; /* every rank's workspace base as mapped here */
     size_t flags_offset;
     size_t data_offset;
     const void *in_o;      /* [entries, cp_size, head_dim] */

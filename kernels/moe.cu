@@ -18,7 +18,6 @@
  * consumed the dispatch k data, so nothing is overwritten while it is read. */
 #include "kernels/device_wait.cuh"
 #include "kernels/elem.cuh"
-#include "lib/moe_plan.h"
 
 #define FULL_MASK 0xffffffffu
 
@@ -40,8 +39,8 @@ enum { ROUTE_THREADS = 1024, ROUTE_WARPS = ROUTE_THREADS / 32 };
 
 static __global__ void __launch_bounds__(ROUTE_THREADS) route_kernel(mnnvl_moe_args_t a)
 {
-    __shared__ int per_warp[MNNVL_MOE_RANKS][ROUTE_WARPS]; /* counts, then prefix bases */
-    __shared__ int total[MNNVL_MOE_RANKS];
+    __shared__ int per_warp[MNNVL_MOE_MAX_RANKS][ROUTE_WARPS]; /* counts, then prefix bases */
+    __shared__ int total[MNNVL_MOE_MAX_RANKS];
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const unsigned below = (1u << lane) - 1u;
     for (int d = threadIdx.x; d < a.ep_size; d += blockDim.x)

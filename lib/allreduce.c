@@ -91,13 +91,13 @@ static mnnvl_status_t setup_local(mnnvl_allreduce_t ar, void *const *bases)
     MNNVL_CU("allreduce_create", cu->cuMemcpyHtoD(ar->peers, bases, table));
     size_t controls = 2 * sizeof(mnnvl_allreduce_control_t);
     MNNVL_CU("allreduce_create", cu->cuMemAlloc(&ar->controls, controls));
-    MNNVL_CU("allreduce_create", cu->cuMemsetD8(ar->controls, 0, controls));
-    CUdeviceptr mine = (CUdeviceptr)(uintptr_t)bases[comm->rank];
-    if (ar->layout.elem_bytes == 4)
-        MNNVL_CU("allreduce_create",
-                 cu->cuMemsetD32(mine, 0x80000000u, ar->layout.total_bytes / 4));
-    else
-        MNNVL_CU("allreduce_create", cu->cuMemsetD16(mine, 0x8000u, ar->layout.total_bytes / 2));
+    MNNVL_CHECK(mnnvl_device_launched(
+        mnnvl_launch_zero_reset((void *)(uintptr_t)ar->controls, controls, NULL),
+        "allreduce_create"));
+    MNNVL_CHECK(mnnvl_device_launched(mnnvl_launch_lamport_reset(bases[comm->rank],
+                                                                 ar->layout.total_bytes,
+                                                                 ar->params.dtype, NULL),
+                                      "allreduce_create"));
     MNNVL_CU("allreduce_create", cu->cuCtxSynchronize());
     return MNNVL_SUCCESS;
 }

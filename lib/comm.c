@@ -9,6 +9,7 @@
 #include "config.h"
 #include "mapping.h"
 #include "device.h"
+#include "device_barrier.h"
 #include "error.h"
 #include "log.h"
 
@@ -42,96 +43,9 @@ mnnvl_status_t mnnvl_comm_check(mnnvl_comm_t comm, const char *what)
     return MNNVL_SUCCESS;
 }
 
-mnnvl_status_t mnnvl_comm_agree(mnnvl_comm_t comm, mnnvl_status_t local, const char *what)
-{
-    /* Each rank's status and the start of its sentence travel together. */
-    typedef struct {
-        int32_t status;
-        char sentence[252];
-    } verdict_t;
-    verdict_t mine = {.status = local};
-    if (local != MNNVL_SUCCESS)
-        snprintf(mine.sentence, sizeof(mine.sentence), "%s", mnnvl_last_error());
-    verdict_t *all = calloc((size_t)comm->size, sizeof(*all));
-    if (!all)
-        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "%s: out of memory agreeing on the outcome",
-                           what);
-    mnnvl_status_t st = comm->bs->ops->allgather(comm->bs, &mine, all, sizeof(mine));
-    if (st != MNNVL_SUCCESS) {
-        free(all);
-        return local != MNNVL_SUCCESS ? local : st;
-    }
-    if (local == MNNVL_SUCCESS) {
-        for (int r = 0; r < comm->size; r++) {
-            if (all[r].status == MNNVL_SUCCESS)
-                continue;
-            st = all[r].status;
-            mnnvl_error(st, "%s: rank %d failed (%s): %s", what, r,
-                        mnnvl_status_string(all[r].status), all[r].sentence);
-            break;
-        }
-    }
-    free(all);
-    return local != MNNVL_SUCCESS ? local : st;
-}
-
 void mnnvl_comm_retain(mnnvl_comm_t comm)
 {
     atomic_fetch_add(&comm->refs, 1);
-}
-
-struct mnnvl_cached_op {
-    struct mnnvl_cached_op *next;
-    int kind;
-    size_t key_len;
-    void *handle;
-    unsigned char key[];
-};
-
-void *mnnvl_comm_cache_find(mnnvl_comm_t comm, int kind, const void *key, size_t key_len,
-                            void (*retain)(void *handle))
-{
-    void *found = NULL;
-    pthread_mutex_lock(&comm->ops_lock);
-    for (struct mnnvl_cached_op *op = comm->ops; op && !found; op = op->next) {
-        if (op->kind == kind && op->key_len == key_len && memcmp(op->key, key, key_len) == 0) {
-            found = op->handle;
-            retain(found);
-        }
-    }
-    pthread_mutex_unlock(&comm->ops_lock);
-    return found;
-}
-
-mnnvl_status_t mnnvl_comm_cache_add(mnnvl_comm_t comm, int kind, const void *key, size_t key_len,
-                                    void *handle)
-{
-    struct mnnvl_cached_op *op = malloc(sizeof(*op) + key_len);
-    if (!op)
-        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "out of memory caching an operation handle");
-    op->kind = kind;
-    op->key_len = key_len;
-    op->handle = handle;
-    memcpy(op->key, key, key_len);
-    pthread_mutex_lock(&comm->ops_lock);
-    op->next = comm->ops;
-    comm->ops = op;
-    pthread_mutex_unlock(&comm->ops_lock);
-    return MNNVL_SUCCESS;
-}
-
-void mnnvl_comm_cache_remove(mnnvl_comm_t comm, void *handle)
-{
-    pthread_mutex_lock(&comm->ops_lock);
-    for (struct mnnvl_cached_op **at = &comm->ops; *at; at = &(*at)->next) {
-        if ((*at)->handle == handle) {
-            struct mnnvl_cached_op *gone = *at;
-            *at = gone->next;
-            free(gone);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&comm->ops_lock);
 }
 
 /* Builds a communicator around an existing bootstrap (the backend is owned from here on)
@@ -147,15 +61,19 @@ static mnnvl_status_t comm_finish(mnnvl_config_t config, mnnvl_bootstrap_t *bs, 
     }
     atomic_init(&comm->refs, 1);
     atomic_init(&comm->aborted, 0);
-    pthread_mutex_init(&comm->ops_lock, NULL);
+    mnnvl_handle_cache_init(&comm->ops);
     comm->rank = bs->rank;
     comm->size = bs->size;
     comm->device = device;
     comm->config = config;
+    comm->timeout_ms = mnnvl_config_timeout_ms(config);
     comm->bs = bs;
     comm->handle_type = "none";
     if (device >= 0) {
+        /* Each step agrees on its outcome, so every rank takes the same branch here. */
         mnnvl_status_t st = mnnvl_device_setup(comm);
+        if (st == MNNVL_SUCCESS)
+            st = mnnvl_device_barrier_setup(comm);
         if (st != MNNVL_SUCCESS) {
             mnnvl_comm_destroy(comm);
             return st;
@@ -393,11 +311,12 @@ MNNVL_API mnnvl_status_t mnnvl_comm_destroy(mnnvl_comm_t comm)
 {
     if (!comm || atomic_fetch_sub(&comm->refs, 1) > 1)
         return MNNVL_SUCCESS;
+    mnnvl_device_barrier_teardown(comm);
     mnnvl_device_teardown(comm);
     if (comm->bs)
         comm->bs->ops->destroy(comm->bs);
     mnnvl_config_destroy(comm->config);
-    pthread_mutex_destroy(&comm->ops_lock);
+    mnnvl_handle_cache_fini(&comm->ops);
     free(comm);
     return MNNVL_SUCCESS;
 }

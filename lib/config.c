@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h> /* environ (_GNU_SOURCE) */
 
+#include "bootstrap/bootstrap.h"
 #include "config.h"
 #include "error.h"
 #include "hostport.h"
@@ -44,14 +45,15 @@ static int digits_only(const char *value)
     return value[0] != '\0' && strspn(value, "0123456789") == strlen(value);
 }
 
-static int positive_int(const char *value, const char **allowed)
+/* timeout_ms: the backends' rule (bootstrap.h), on digits only. */
+static int timeout_value(const char *value, const char **allowed)
 {
     (void)allowed;
     if (!digits_only(value))
         return 0;
     errno = 0;
-    long v = strtol(value, NULL, 10);
-    return errno == 0 && v > 0 && v <= INT_MAX;
+    long long v = strtoll(value, NULL, 10);
+    return errno == 0 && mnnvl_bootstrap_timeout_valid(v);
 }
 
 /* "host:port" or "[v6]:port" by the one rule (base/hostport.h) that the bootstraps read it
@@ -106,7 +108,7 @@ static const key_spec_t keys[] = {
     {"comm_name", "world", any_string, {"any name", NULL}},
     {"job_key", "", any_string, {"any string", NULL}},
     {"handle_type", "auto", one_of, {"auto", "fabric", "posix-fd", NULL}},
-    {"timeout_ms", "120000", positive_int, {"a positive number of milliseconds", NULL}},
+    {"timeout_ms", "120000", timeout_value, {"a positive number of milliseconds", NULL}},
     {"log_level", "", log_level_or_empty,
      {"none", "error", "warn", "info", "debug", "trace", NULL}},
     {"store", "", host_port, {"host:port", NULL}},
@@ -338,7 +340,8 @@ const char *mnnvl_config_value(const struct mnnvl_config_s *config, const char *
 
 int mnnvl_config_timeout_ms(const struct mnnvl_config_s *config)
 {
-    return atoi(mnnvl_config_value(config, "timeout_ms"));
+    /* Valid by construction: timeout_value checked it when it was set. */
+    return (int)strtol(mnnvl_config_value(config, "timeout_ms"), NULL, 10);
 }
 
 mnnvl_status_t mnnvl_config_clone(const struct mnnvl_config_s *src, mnnvl_config_t *out)

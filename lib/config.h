@@ -7,7 +7,8 @@
  * config.c; NULL for an unknown key. */
 const char *mnnvl_config_value(const struct mnnvl_config_s *config, const char *key);
 
-/* timeout_ms as an int (validated when set). */
+/* timeout_ms as an int (validated when set, by bootstrap.h's mnnvl_bootstrap_timeout_valid).
+ * comm.c reads it once per communicator into comm->timeout_ms; everything else reads that. */
 int mnnvl_config_timeout_ms(const struct mnnvl_config_s *config);
 
 /* A private copy, so a communicator does not depend on the caller's config staying alive.

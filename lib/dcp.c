@@ -74,9 +74,14 @@ static mnnvl_status_t setup_local(mnnvl_dcp_a2a_t d)
     const mnnvl_cuda_driver_t *cu = d->comm->dev->cu;
     const char *what = "dcp_a2a_create";
     MNNVL_CU(what, cu->cuMemAlloc(&d->control, sizeof(mnnvl_dcp_control_t)));
-    MNNVL_CU(what, cu->cuMemsetD8(d->control, 0, sizeof(mnnvl_dcp_control_t)));
+    MNNVL_CHECK(mnnvl_device_launched(
+        mnnvl_launch_zero_reset((void *)(uintptr_t)d->control, sizeof(mnnvl_dcp_control_t), NULL),
+        what));
     CUdeviceptr mine = (CUdeviceptr)(uintptr_t)mnnvl_mem_ptr(d->op.mem, d->comm->rank);
-    MNNVL_CU(what, cu->cuMemsetD8(mine + d->layout.flags, 0, d->layout.data - d->layout.flags));
+    MNNVL_CHECK(mnnvl_device_launched(
+        mnnvl_launch_zero_reset((void *)(uintptr_t)(mine + d->layout.flags),
+                                d->layout.data - d->layout.flags, NULL),
+        what));
     MNNVL_CU(what, cu->cuCtxSynchronize());
     return MNNVL_SUCCESS;
 }

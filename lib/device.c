@@ -1,10 +1,12 @@
-/* The GPU side of a communicator: context, handle-type agreement, the host-mapped control
- * block that kernels report errors into, and the device barrier. */
+/* The GPU side of a communicator: context, handle-type agreement in one round, and the
+ * host-mapped control block that kernels report errors into. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "agree.h"
+#include "comm_state.h"
 #include "config.h"
 #include "device.h"
 #include "device_state.h"
@@ -12,13 +14,17 @@
 #include "hash.h"
 #include "log.h"
 
-/* Offsets inside a rank's piece of the signal memory. */
-#define SIGNAL_EPOCH_OFFSET 65536 /* flags for up to 16384 ranks come before it */
-#define SIGNAL_BYTES (SIGNAL_EPOCH_OFFSET + 256)
-
 mnnvl_status_t mnnvl_device_enter(mnnvl_comm_t comm, const char *what)
 {
     MNNVL_CU(what, comm->dev->cu->cuCtxSetCurrent(comm->dev->ctx));
+    return MNNVL_SUCCESS;
+}
+
+mnnvl_status_t mnnvl_device_launched(int err, const char *what)
+{
+    if (err != 0)
+        return mnnvl_error(MNNVL_ERR_CUDA, "%s: kernel launch failed with CUDA runtime error %d",
+                           what, err);
     return MNNVL_SUCCESS;
 }
 
@@ -129,14 +135,27 @@ static mnnvl_status_t choose_handle_type(mnnvl_comm_t comm, const rank_info_t *i
     return MNNVL_SUCCESS;
 }
 
-/* Local part of setup: context, capture check, probe. */
-static mnnvl_status_t setup_local(mnnvl_comm_t comm, rank_info_t *mine)
+/* The recommended allocation granularity for one handle type. */
+static mnnvl_status_t query_granularity(const mnnvl_device_state_t *d, int fabric, size_t *out)
+{
+    CUmemAllocationProp prop = {
+        .type = CU_MEM_ALLOCATION_TYPE_PINNED,
+        .requestedHandleTypes =
+            fabric ? CU_MEM_HANDLE_TYPE_FABRIC : CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR,
+        .location = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = d->cu_device}};
+    CUresult res =
+        d->cu->cuMemGetAllocationGranularity(out, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED);
+    return res == CUDA_SUCCESS
+               ? MNNVL_SUCCESS
+               : mnnvl_cuda_error(res, "comm_create", "cuMemGetAllocationGranularity");
+}
+
+/* Local part of setup: context, capture check, probe, control block, and the granularity
+ * of each handle type this rank may end up using (gran[0] POSIX fds, gran[1] FABRIC), so
+ * that nothing can fail on one rank alone once the ranks have chosen. */
+static mnnvl_status_t setup_local(mnnvl_comm_t comm, rank_info_t *mine, size_t gran[2])
 {
     mnnvl_device_state_t *d = comm->dev;
-    if (comm->size > SIGNAL_EPOCH_OFFSET / (int)sizeof(uint32_t))
-        return mnnvl_error(MNNVL_ERR_UNSUPPORTED,
-                           "comm_create: %d ranks with a device; the barrier signals hold %d",
-                           comm->size, SIGNAL_EPOCH_OFFSET / (int)sizeof(uint32_t));
     MNNVL_CHECK(mnnvl_cuda_load(&d->cu));
     int count = 0;
     MNNVL_CU("comm_create", d->cu->cuDeviceGetCount(&count));
@@ -153,6 +172,10 @@ static mnnvl_status_t setup_local(mnnvl_comm_t comm, rank_info_t *mine)
     mine->fabric = strcmp(want, "posix-fd") != 0 && probe_fabric(d->cu, d->cu_device);
     mine->host = host_identity();
     mine->pid = (int32_t)getpid();
+    if (strcmp(want, "fabric") != 0)
+        MNNVL_CHECK(query_granularity(d, 0, &gran[0]));
+    if (mine->fabric)
+        MNNVL_CHECK(query_granularity(d, 1, &gran[1]));
     void *host = NULL;
     MNNVL_CU("comm_create", d->cu->cuMemHostAlloc(&host, sizeof(mnnvl_device_control_t),
                                                   CU_MEMHOSTALLOC_DEVICEMAP |
@@ -167,42 +190,32 @@ mnnvl_status_t mnnvl_device_setup(mnnvl_comm_t comm)
 {
     comm->dev = calloc(1, sizeof(*comm->dev));
     rank_info_t mine = {0};
-    mnnvl_status_t st = comm->dev ? setup_local(comm, &mine)
+    size_t gran[2] = {0, 0};
+    mnnvl_status_t st = comm->dev ? setup_local(comm, &mine, gran)
                                   : mnnvl_error(MNNVL_ERR_NO_MEMORY, "comm_create: out of memory");
-    if (!comm->dev)
-        return st; /* no bootstrap traffic possible without memory: peers time out */
-    MNNVL_CHECK(mnnvl_comm_agree(comm, st, "comm_create"));
-
     rank_info_t *info = calloc((size_t)comm->size, sizeof(*info));
-    comm->dev->pids = calloc((size_t)comm->size, sizeof(pid_t));
-    if (!info || !comm->dev->pids) {
-        free(info);
-        return mnnvl_comm_agree(comm, mnnvl_error(MNNVL_ERR_NO_MEMORY, "comm_create: out of memory"),
-                                "comm_create");
-    }
-    st = comm->bs->ops->allgather(comm->bs, &mine, info, sizeof(mine));
+    pid_t *pids = calloc((size_t)comm->size, sizeof(pid_t));
+    if (st == MNNVL_SUCCESS && (!info || !pids))
+        st = mnnvl_error(MNNVL_ERR_NO_MEMORY, "comm_create: out of memory");
+    /* The one round: each rank's status travels with its probe, so a rank that failed
+     * above makes every rank fail here instead of leaving them waiting for it. */
+    st = mnnvl_agree_gather(comm->bs, st, &mine, info, sizeof(mine), "comm_create");
     if (st == MNNVL_SUCCESS) {
         for (int r = 0; r < comm->size; r++)
-            comm->dev->pids[r] = info[r].pid;
+            pids[r] = info[r].pid;
         st = choose_handle_type(comm, info); /* every rank decides alike from the same data */
     }
     free(info);
+    if (!comm->dev) {
+        free(pids);
+        return st;
+    }
+    comm->dev->pids = pids;
     MNNVL_CHECK(st);
     comm->handle_type = comm->dev->fabric ? "fabric" : "posix-fd";
-    comm->dev->timeout_ns = (uint64_t)mnnvl_config_timeout_ms(comm->config) * 1000000ull;
-
-    CUmemAllocationProp prop = {
-        .type = CU_MEM_ALLOCATION_TYPE_PINNED,
-        .requestedHandleTypes = comm->dev->fabric ? CU_MEM_HANDLE_TYPE_FABRIC
-                                                  : CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR,
-        .location = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = comm->dev->cu_device}};
-    CUresult res = comm->dev->cu->cuMemGetAllocationGranularity(
-        &comm->dev->granularity, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED);
-    st = res == CUDA_SUCCESS
-             ? MNNVL_SUCCESS
-             : mnnvl_cuda_error(res, "comm_create", "cuMemGetAllocationGranularity");
-    MNNVL_CHECK(mnnvl_comm_agree(comm, st, "comm_create"));
-    return mnnvl_mem_alloc_internal(comm, SIGNAL_BYTES, 0, 1, &comm->dev->signals);
+    comm->dev->granularity = gran[comm->dev->fabric];
+    comm->dev->timeout_ns = (uint64_t)comm->timeout_ms * 1000000ull;
+    return MNNVL_SUCCESS;
 }
 
 void mnnvl_device_teardown(mnnvl_comm_t comm)
@@ -212,7 +225,6 @@ void mnnvl_device_teardown(mnnvl_comm_t comm)
         return;
     if (d->ctx)
         d->cu->cuCtxSetCurrent(d->ctx);
-    mnnvl_mem_release(d->signals);
     if (d->control)
         d->cu->cuMemFreeHost(d->control);
     if (d->ctx)
@@ -248,7 +260,7 @@ mnnvl_status_t mnnvl_device_async_error(mnnvl_comm_t comm, mnnvl_status_t *async
         mnnvl_error(*async_error,
                     "%s: rank %d waited more than timeout_ms=%d for peer %d; that rank stopped "
                     "calling it or died",
-                    op_name(op), comm->rank, mnnvl_config_timeout_ms(comm->config), peer);
+                    op_name(op), comm->rank, comm->timeout_ms, peer);
     else
         mnnvl_error(*async_error, "%s: rank %d's kernel stopped with %s (peer %d)", op_name(op),
                     comm->rank, mnnvl_status_string(*async_error), peer);
@@ -258,27 +270,4 @@ mnnvl_status_t mnnvl_device_async_error(mnnvl_comm_t comm, mnnvl_status_t *async
 void mnnvl_device_abort(mnnvl_comm_t comm)
 {
     *(volatile int32_t *)&comm->dev->control->abort = 1;
-}
-
-mnnvl_status_t mnnvl_device_barrier(mnnvl_comm_t comm, void *stream)
-{
-    mnnvl_device_state_t *d = comm->dev;
-    MNNVL_CHECK(mnnvl_device_enter(comm, "comm_device_barrier"));
-    char *signals = mnnvl_mem_base(d->signals);
-    mnnvl_barrier_args_t args = {
-        .signals = signals,
-        .stride = mnnvl_mem_stride(d->signals),
-        .epoch = (uint32_t *)(signals + (size_t)comm->rank * mnnvl_mem_stride(d->signals) +
-                              SIGNAL_EPOCH_OFFSET),
-        .rank = comm->rank,
-        .size = comm->size,
-        .wait = {.control = (mnnvl_device_control_t *)(uintptr_t)d->control_dev,
-                 .timeout_ns = d->timeout_ns},
-    };
-    int err = mnnvl_launch_barrier(&args, stream);
-    if (err != 0)
-        return mnnvl_error(MNNVL_ERR_CUDA, "comm_device_barrier: kernel launch failed with CUDA "
-                                           "runtime error %d",
-                           err);
-    return MNNVL_SUCCESS;
 }

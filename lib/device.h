@@ -2,10 +2,11 @@
 #ifndef MNNVL_DEVICE_H
 #define MNNVL_DEVICE_H
 
-#include "comm.h"
+#include "mnnvl.h"
 
-/* Makes the device current, agrees on the handle type, allocates the host-mapped control
- * block and the barrier signals. Collective. Sets comm->dev and comm->handle_type. */
+/* Makes the device current, probes, allocates the host-mapped control block and agrees on
+ * the handle type, in one bootstrap round that carries each rank's status with its probe
+ * (a local failure fails every rank). Collective. Sets comm->dev and comm->handle_type. */
 mnnvl_status_t mnnvl_device_setup(mnnvl_comm_t comm);
 
 /* Frees what setup made. Local. NULL-safe. */
@@ -19,8 +20,5 @@ void mnnvl_device_abort(mnnvl_comm_t comm);
 
 /* GRAPH_CAPTURE when a stream capture is active on this thread's device. */
 mnnvl_status_t mnnvl_device_check_not_capturing(mnnvl_comm_t comm, const char *what);
-
-/* Enqueues the cross-GPU barrier kernel on `stream`. */
-mnnvl_status_t mnnvl_device_barrier(mnnvl_comm_t comm, void *stream);
 
 #endif

@@ -1,13 +1,14 @@
-/* The GPU state of a communicator (CUDA builds only), shared by device.c and mem.c. */
+/* The GPU state of a communicator (CUDA builds only): made by device.c, read by the memory
+ * layer, the device barrier and the operations. */
 #ifndef MNNVL_DEVICE_STATE_H
 #define MNNVL_DEVICE_STATE_H
 
 #include <sys/types.h>
 
-#include "comm.h"
 #include "cuda_loader.h"
 #include "kernels/launch.h"
 
+/* comm.h names it for the communicator's struct, which points to it. */
 struct mnnvl_device_state {
     const mnnvl_cuda_driver_t *cu;
     CUdevice cu_device;
@@ -18,17 +19,16 @@ struct mnnvl_device_state {
     mnnvl_device_control_t *control; /* host address of the control block */
     CUdeviceptr control_dev;   /* its device address */
     uint64_t timeout_ns;
-    mnnvl_mem_t signals;       /* barrier flags, one uint32_t per source rank, then epoch */
+    struct mnnvl_symm *signals; /* device_barrier.c's flags: one uint32_t per source rank,
+                                 * then the epoch */
 };
 
 /* Makes the communicator's context current on the calling thread (ranks may be threads of
  * one process, each with its own device). Capture-safe. */
 mnnvl_status_t mnnvl_device_enter(mnnvl_comm_t comm, const char *what);
 
-/* Symmetric allocation used by the library itself: `hold_comm` 0 keeps the memory from
- * retaining its communicator (the communicator owns it instead); `zero` clears this rank's
- * piece before the collective completes, so no peer sees stale flags. */
-mnnvl_status_t mnnvl_mem_alloc_internal(mnnvl_comm_t comm, size_t bytes, int hold_comm,
-                                        int zero, mnnvl_mem_t *out);
+/* The status of a kernels/ launcher's result `err` (0 or a cudaError_t): CUDA with a
+ * sentence naming `what` and the error when it failed. */
+mnnvl_status_t mnnvl_device_launched(int err, const char *what);
 
 #endif

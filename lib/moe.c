@@ -49,12 +49,15 @@ static mnnvl_status_t setup_local(mnnvl_moe_a2a_t a)
                                                         a->comm->dev->cu_device));
     a->sm_count = sms > 0 ? sms : 1;
     MNNVL_CU("moe_a2a_create", cu->cuMemAlloc(&a->control, bytes));
-    MNNVL_CU("moe_a2a_create", cu->cuMemsetD8(a->control, 0, bytes));
+    MNNVL_CHECK(mnnvl_device_launched(
+        mnnvl_launch_zero_reset((void *)(uintptr_t)a->control, bytes, NULL), "moe_a2a_create"));
     a->route_slot = (int32_t *)(uintptr_t)(a->control + slots_at);
     a->route_dest = (int8_t *)(uintptr_t)(a->control + dest_at);
     a->route_n = (uint8_t *)(uintptr_t)(a->control + n_at);
     CUdeviceptr mine = (CUdeviceptr)(uintptr_t)mnnvl_mem_ptr(a->op.mem, a->comm->rank);
-    MNNVL_CU("moe_a2a_create", cu->cuMemsetD8(mine, 0, a->layout.header_bytes));
+    MNNVL_CHECK(mnnvl_device_launched(
+        mnnvl_launch_zero_reset((void *)(uintptr_t)mine, a->layout.header_bytes, NULL),
+        "moe_a2a_create"));
     MNNVL_CU("moe_a2a_create", cu->cuCtxSynchronize());
     return MNNVL_SUCCESS;
 }

@@ -3,7 +3,8 @@
 #ifndef MNNVL_MOE_PLAN_H
 #define MNNVL_MOE_PLAN_H
 
-#include "kernels/launch.h" /* MNNVL_HOST_DEVICE */
+#include <stddef.h>
+
 #include "mnnvl.h"
 
 /* Offsets in each rank's piece of the symmetric workspace. The header holds what peers
@@ -29,12 +30,5 @@ mnnvl_status_t mnnvl_moe_params_read(const mnnvl_moe_a2a_params_t *caller,
                                      mnnvl_moe_a2a_params_t *own);
 
 mnnvl_status_t mnnvl_moe_plan(const mnnvl_moe_a2a_params_t *params, mnnvl_moe_layout_t *layout);
-
-/* The first expert rank r owns (r = ep_size gives num_experts). */
-static inline MNNVL_HOST_DEVICE int mnnvl_moe_first_expert(int rank, int num_experts, int ep_size)
-{
-    int base = num_experts / ep_size, extra = num_experts % ep_size;
-    return rank * base + (rank < extra ? rank : extra);
-}
 
 #endif

@@ -1,7 +1,9 @@
 /* The GPU entry points of a build configured --without-cuda: every one fails with
  * UNSUPPORTED and says why, so scheduler hosts without a CUDA toolkit still get the
  * mapping, config, bootstrap and planning parts. */
+#include "comm_state.h"
 #include "device.h"
+#include "device_barrier.h"
 #include "error.h"
 
 static mnnvl_status_t no_cuda(const char *what)
@@ -34,6 +36,15 @@ void mnnvl_device_abort(mnnvl_comm_t comm)
 mnnvl_status_t mnnvl_device_check_not_capturing(mnnvl_comm_t comm, const char *what)
 {
     return MNNVL_SUCCESS;
+}
+
+mnnvl_status_t mnnvl_device_barrier_setup(mnnvl_comm_t comm)
+{
+    return no_cuda("comm_create");
+}
+
+void mnnvl_device_barrier_teardown(mnnvl_comm_t comm)
+{
 }
 
 mnnvl_status_t mnnvl_device_barrier(mnnvl_comm_t comm, void *stream)

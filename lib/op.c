@@ -31,7 +31,7 @@ mnnvl_status_t mnnvl_op_create_prepare(mnnvl_comm_t comm, mnnvl_status_t planned
     MNNVL_CHECK(mnnvl_comm_agree(comm, planned, what));
     MNNVL_CHECK(mnnvl_device_enter(comm, what));
     MNNVL_CHECK(mnnvl_comm_agree(comm, mnnvl_device_check_not_capturing(comm, what), what));
-    *found = mnnvl_comm_cache_find(comm, kind, key, key_len, retain_handle);
+    *found = mnnvl_handle_cache_find(&comm->ops, kind, key, key_len, retain_handle);
     return MNNVL_SUCCESS;
 }
 
@@ -47,7 +47,7 @@ void mnnvl_op_init(mnnvl_op_handle_t *op, mnnvl_comm_t comm,
 
 mnnvl_status_t mnnvl_op_cache_add(mnnvl_op_handle_t *op, int kind, const void *key, size_t key_len)
 {
-    mnnvl_status_t st = mnnvl_comm_cache_add(op->comm, kind, key, key_len, op);
+    mnnvl_status_t st = mnnvl_handle_cache_add(&op->comm->ops, kind, key, key_len, op);
     if (st != MNNVL_SUCCESS)
         mnnvl_op_free(op);
     return st;
@@ -76,7 +76,7 @@ mnnvl_status_t mnnvl_op_release(mnnvl_op_handle_t *op)
 {
     if (!op || atomic_fetch_sub(&op->refs, 1) > 1)
         return MNNVL_SUCCESS;
-    mnnvl_comm_cache_remove(op->comm, op);
+    mnnvl_handle_cache_remove(&op->comm->ops, op);
     mnnvl_op_free(op);
     return MNNVL_SUCCESS;
 }

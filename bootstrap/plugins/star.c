@@ -58,7 +58,8 @@ mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_boots
     like->ops = ops;
     like->set_error = args->set_error;
     like->bs.rank = args->rank;
-    if (args->size < 1 || args->rank < 0 || args->rank >= args->size || args->timeout_ms <= 0)
+    if (args->size < 1 || args->rank < 0 || args->rank >= args->size ||
+        !mnnvl_bootstrap_timeout_valid(args->timeout_ms))
         return star_fail(like, MNNVL_ERR_INVALID_ARGUMENT, "rank %d of size %d, timeout_ms %d",
                          args->rank, args->size, args->timeout_ms);
     const char *root = args->config_get(args->config, "root");
