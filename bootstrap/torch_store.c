@@ -1,15 +1,10 @@
 /* The torch-store bootstrap: ranks meet in a PyTorch c10d TCPStore that the application
  * already runs, speaking its wire protocol directly (no torch dependency).
  *
- * One file of ~950 lines: the wire client, the round protocol and the failure marks share
- * one state and one set of key names; split apart they would need a private header.
+ * This file holds what the keys mean: the rounds, the failure marks and their key names;
+ * tcpstore_client.{c,h} speaks the wire protocol (both torch generations).
  *
  * Config keys: store (host:port, required), store_prefix (default "mnnvl").
- *
- * Protocol generations: torch 2.x servers (legacy and libuv) expect VALIDATE first and
- * answer PING; torch 1.13 has neither and numbers its commands one lower. A new
- * connection sends VALIDATE+PING: an echo means 2.x; a reset means 1.13, and the
- * connection is made again without them (see detect_generation).
  *
  * Keys: like torch's own client we prefix every key with "/", so Python code sees ours as
  * "<store_prefix>/..." and never collides with them, nor with torch's raw "init/" key. A
@@ -54,9 +49,9 @@
 #include "error.h"
 #include "log.h"
 #include "sock.h"
+#include "tcpstore_client.h"
 
-/* The libuv server resets a connection that sends a larger value (torch 2.x). */
-#define MAX_VALUE ((size_t)8 << 20)
+#define MAX_VALUE MNNVL_TCPSTORE_MAX_VALUE
 /* Keys must stay far below the libuv server's 8192-byte limit. */
 #define KEY_MAX 1024
 #define BASE_MAX 800
@@ -66,21 +61,15 @@
 /* An abort or a timeout publishes its mark within this long. */
 #define MARK_TIMEOUT_MS 2000
 
-#define VALIDATE_MAGIC 0x3C85F7CEu
 #define HEADER_BYTES 16
 #define HEADER_MAGIC 0x53544e4du /* "MNTS" */
 #define OK_MARK "ok"
 #define ABORT_MARK "abort:"
 
-/* Commands, in torch 2.x numbering; torch 1.13 numbers SET..GETNUMKEYS one lower. */
-enum { CMD_VALIDATE = 0, CMD_SET = 1, CMD_COMPARE_SET = 2, CMD_GET = 3, CMD_ADD = 4,
-       CMD_WAIT = 6, CMD_GETNUMKEYS = 7, CMD_DELETE = 8, CMD_MULTI_GET = 10, CMD_PING = 13 };
-
 enum { OP_ALLGATHER = 1, OP_BROADCAST = 2 };
 
 typedef struct ts_state {
-    int fd;
-    int modern; /* torch 2.x protocol */
+    mnnvl_tcpstore_conn_t conn;
     atomic_int aborted;
     atomic_uint seq; /* the next round; read by abort() on another thread */
     mnnvl_status_t broken;
@@ -95,7 +84,6 @@ typedef struct ts_state {
     int prev_first_writer, prev_writers;
     size_t prev_chunks;
     size_t max_value;
-    char address[MNNVL_SOCK_ADDR_MAX];
     char base[BASE_MAX];
     char label[BASE_MAX + MNNVL_SOCK_ADDR_MAX + 64];
 } ts_state_t;
@@ -106,225 +94,17 @@ typedef struct ts_bootstrap {
 } ts_bootstrap_t;
 
 /* ---------------------------------------------------------------------------------------- */
-/* Requests                                                                                 */
-/* ---------------------------------------------------------------------------------------- */
-
-/* A growing buffer of requests, sent with one write. */
-typedef struct reqbuf {
-    uint8_t *data;
-    size_t len, cap;
-    int failed;
-} reqbuf_t;
-
-static void put(reqbuf_t *b, const void *p, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *d = realloc(b->data, cap);
-        if (!d) {
-            b->failed = 1;
-            return;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
-static void put_u64(reqbuf_t *b, uint64_t v)
-{
-    put(b, &v, sizeof(v)); /* the protocol uses native byte order */
-}
-
-static void put_cmd(const ts_state_t *st, reqbuf_t *b, uint8_t cmd)
-{
-    if (!st->modern && cmd >= CMD_SET && cmd <= CMD_GETNUMKEYS)
-        cmd--;
-    put(b, &cmd, 1);
-}
-
-static void put_key(reqbuf_t *b, const char *key)
-{
-    put_u64(b, strlen(key));
-    put(b, key, strlen(key));
-}
-
-static void req_key(const ts_state_t *st, reqbuf_t *b, uint8_t cmd, const char *key)
-{
-    put_cmd(st, b, cmd);
-    put_key(b, key);
-}
-
-/* torch 1.13 wakes WAITers on SET only, not on COMPARE_SET: a value decided by COMPARE_SET
- * is SET again (to itself) for them. */
-static void req_set(const ts_state_t *st, reqbuf_t *b, const char *key, const void *v, size_t n)
-{
-    req_key(st, b, CMD_SET, key);
-    put_u64(b, n);
-    put(b, v, n);
-}
-
-static void req_add(const ts_state_t *st, reqbuf_t *b, const char *key, int64_t delta)
-{
-    req_key(st, b, CMD_ADD, key);
-    put_u64(b, (uint64_t)delta);
-}
-
-static void req_compare_set(const ts_state_t *st, reqbuf_t *b, const char *key,
-                            const char *desired)
-{
-    req_key(st, b, CMD_COMPARE_SET, key);
-    put_u64(b, 0); /* expected "": set only when absent */
-    put_u64(b, strlen(desired));
-    put(b, desired, strlen(desired));
-}
-
-static void req_wait(const ts_state_t *st, reqbuf_t *b, const char *key)
-{
-    put_cmd(st, b, CMD_WAIT);
-    put_u64(b, 1);
-    put_key(b, key);
-}
-
-/* Sends the buffer and empties it. */
-static mnnvl_status_t flush(ts_state_t *st, reqbuf_t *b, uint64_t deadline)
-{
-    if (b->failed)
-        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "out of memory building %zu bytes of requests",
-                           b->len);
-    mnnvl_status_t s = mnnvl_sock_send_all(st->fd, b->data, b->len, deadline, &st->aborted);
-    b->len = 0;
-    return s;
-}
-
-static mnnvl_status_t read_u64(ts_state_t *st, uint64_t *v, uint64_t deadline)
-{
-    return mnnvl_sock_recv_all(st->fd, v, sizeof(*v), deadline, &st->aborted);
-}
-
-/* Reads one "bytes" reply of at most `cap` bytes into buf; *len receives its length. */
-static mnnvl_status_t read_value(ts_state_t *st, void *buf, size_t cap, size_t *len,
-                                 uint64_t deadline)
-{
-    uint64_t n;
-    MNNVL_CHECK(read_u64(st, &n, deadline));
-    if (n > cap)
-        return mnnvl_error(MNNVL_ERR_BOOTSTRAP,
-                           "the store sent a value of %llu bytes where at most %zu were "
-                           "expected",
-                           (unsigned long long)n, cap);
-    *len = (size_t)n;
-    return mnnvl_sock_recv_all(st->fd, buf, (size_t)n, deadline, &st->aborted);
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Connection and server generation                                                         */
-/* ---------------------------------------------------------------------------------------- */
-
-/* Sends VALIDATE + PING. The nonce's third byte is 0xff so that a torch 1.13 server, which
- * reads these bytes as a SET with an 8-byte key length, sees a length over 2^56 that it
- * cannot allocate and drops the connection at once instead of waiting for the key. */
-static mnnvl_status_t send_handshake(ts_state_t *st, uint32_t nonce, uint64_t deadline)
-{
-    uint8_t msg[10];
-    uint32_t magic = VALIDATE_MAGIC;
-    msg[0] = CMD_VALIDATE;
-    memcpy(msg + 1, &magic, 4);
-    msg[5] = CMD_PING;
-    memcpy(msg + 6, &nonce, 4);
-    return mnnvl_sock_send_all(st->fd, msg, sizeof(msg), deadline, &st->aborted);
-}
-
-static mnnvl_status_t connect_store(ts_state_t *st, uint64_t deadline)
-{
-    MNNVL_CHECK(mnnvl_sock_connect(st->address, deadline, &st->aborted, &st->fd));
-    if (!st->modern)
-        return MNNVL_SUCCESS;
-    uint32_t magic = VALIDATE_MAGIC;
-    uint8_t msg[5] = {CMD_VALIDATE};
-    memcpy(msg + 1, &magic, 4);
-    return mnnvl_sock_send_all(st->fd, msg, sizeof(msg), deadline, &st->aborted);
-}
-
-static void close_fd(ts_state_t *st)
-{
-    if (st->fd >= 0)
-        close(st->fd);
-    st->fd = -1;
-}
-
-/* Sends GETNUMKEYS and reads its 8-byte answer: a request every generation knows. */
-static mnnvl_status_t probe_getnumkeys(ts_state_t *st, uint64_t deadline)
-{
-    reqbuf_t b = {0};
-    put_cmd(st, &b, CMD_GETNUMKEYS);
-    mnnvl_status_t s = flush(st, &b, deadline);
-    free(b.data);
-    uint64_t nkeys;
-    return s == MNNVL_SUCCESS ? read_u64(st, &nkeys, deadline) : s;
-}
-
-/* Three probes, newest first: VALIDATE+PING (torch >= 2.4, both servers); then, after a
- * reset, the 1.13 numbering without VALIDATE (torch 1.13 and 2.0); then VALIDATE without
- * PING (torch 2.1-2.3, whose legacy server resets on the unknown PING). A libuv server
- * ignores what it does not understand instead of resetting, but it always knows PING. */
-static mnnvl_status_t detect_generation(ts_state_t *st, uint64_t deadline)
-{
-    uint32_t nonce = ((uint32_t)getpid() & 0xff00ffffu) | 0x00ff0000u;
-    uint32_t echo = 0;
-    mnnvl_status_t s = mnnvl_sock_connect(st->address, deadline, &st->aborted, &st->fd);
-    if (s == MNNVL_SUCCESS)
-        s = send_handshake(st, nonce, deadline);
-    if (s == MNNVL_SUCCESS)
-        s = mnnvl_sock_recv_all(st->fd, &echo, sizeof(echo), deadline, &st->aborted);
-    if (s == MNNVL_SUCCESS && echo == nonce) {
-        st->modern = 1;
-        return MNNVL_SUCCESS;
-    }
-    if (s == MNNVL_SUCCESS)
-        return mnnvl_error(MNNVL_ERR_BOOTSTRAP,
-                           "the server at %s answered PING with 0x%08x instead of 0x%08x: not "
-                           "a TCPStore",
-                           st->address, echo, nonce);
-    if (s != MNNVL_ERR_PEER_LOST)
-        return mnnvl_error_wrap(s, "the server at %s answered neither the torch 2.x handshake "
-                                   "nor reset it as torch 1.13 does",
-                                st->address);
-    for (int modern = 0; modern <= 1; modern++) {
-        close_fd(st);
-        st->modern = modern;
-        s = connect_store(st, deadline);
-        if (s == MNNVL_SUCCESS)
-            s = probe_getnumkeys(st, deadline);
-        if (s != MNNVL_ERR_PEER_LOST)
-            break;
-    }
-    if (s != MNNVL_SUCCESS)
-        return mnnvl_error_wrap(s, "the server at %s reset the torch 2.x handshake and did not "
-                                   "answer GETNUMKEYS with or without VALIDATE",
-                                st->address);
-    MNNVL_DEBUG("torch-store bootstrap: %s speaks the torch %s protocol", st->address,
-                st->modern ? "2.1-2.3" : "1.13/2.0");
-    return MNNVL_SUCCESS;
-}
-
-/* ---------------------------------------------------------------------------------------- */
 /* Failure marks                                                                            */
 /* ---------------------------------------------------------------------------------------- */
 
-static void round_key(const ts_state_t *st, char *key, unsigned seq, const char *what)
+static void round_key(const char *base, char *key, unsigned seq, const char *what)
 {
-    snprintf(key, KEY_MAX, "%s/%u/%s", st->base, seq, what);
+    snprintf(key, KEY_MAX, "%s/%u/%s", base, seq, what);
 }
 
-static void chunk_key(const ts_state_t *st, char *key, unsigned seq, int rank, size_t chunk)
+static void chunk_key(const char *base, char *key, unsigned seq, int rank, size_t chunk)
 {
-    snprintf(key, KEY_MAX, "%s/%u/%d.%zu", st->base, seq, rank, chunk);
+    snprintf(key, KEY_MAX, "%s/%u/%d.%zu", base, seq, rank, chunk);
 }
 
 /* Writes "abort:<reason>" into the done keys of the rounds a peer may be waiting in (the one
@@ -335,53 +115,53 @@ static void chunk_key(const ts_state_t *st, char *key, unsigned seq, int rank, s
 static void publish_abort(const ts_state_t *st, unsigned seq, const char *reason,
                           int *arrived)
 {
-    ts_state_t aux = {.fd = -1, .modern = st->modern};
-    atomic_init(&aux.aborted, 0);
-    memcpy(aux.address, st->address, sizeof(aux.address));
-    memcpy(aux.base, st->base, sizeof(aux.base));
+    mnnvl_tcpstore_conn_t aux;
+    mnnvl_tcpstore_init(&aux, st->conn.address, st->conn.modern, NULL);
     int timeout = st->timeout_ms < MARK_TIMEOUT_MS ? st->timeout_ms : MARK_TIMEOUT_MS;
     uint64_t deadline = mnnvl_deadline_after(timeout);
     char mark[600];
     snprintf(mark, sizeof(mark), ABORT_MARK "rank %d %s", st->rank, reason);
     char key[KEY_MAX];
-    reqbuf_t b = {0};
+    mnnvl_tcpstore_req_t b = {0};
     int replies = 0;
     for (unsigned r = seq ? seq - 1 : 0; r <= seq + 1; r++, replies++) {
-        round_key(&aux, key, r, "done");
-        req_compare_set(&aux, &b, key, mark);
+        round_key(st->base, key, r, "done");
+        mnnvl_tcpstore_compare_set(&aux, &b, key, mark, strlen(mark));
     }
     if (arrived) {
-        round_key(&aux, key, seq, "cnt");
-        req_add(&aux, &b, key, 0);
+        round_key(st->base, key, seq, "cnt");
+        mnnvl_tcpstore_add(&aux, &b, key, 0);
         *arrived = -1;
     }
-    mnnvl_status_t s = connect_store(&aux, deadline);
+    mnnvl_status_t s = mnnvl_tcpstore_connect(&aux, deadline);
     if (s == MNNVL_SUCCESS)
-        s = flush(&aux, &b, deadline);
+        s = mnnvl_tcpstore_flush(&aux, &b, deadline);
     unsigned won = 0; /* bit i: the mark went into round seq-1+i */
     for (int i = 0; s == MNNVL_SUCCESS && i < replies; i++) {
         char value[sizeof(mark)];
         size_t len;
-        s = read_value(&aux, value, sizeof(value), &len, deadline);
+        s = mnnvl_tcpstore_read_value(&aux, "an abort mark", value, sizeof(value), &len,
+                                      deadline);
         if (s == MNNVL_SUCCESS && len == strlen(mark) && memcmp(value, mark, len) == 0)
             won |= 1u << i;
     }
     uint64_t count;
-    if (s == MNNVL_SUCCESS && arrived && read_u64(&aux, &count, deadline) == MNNVL_SUCCESS)
+    if (s == MNNVL_SUCCESS && arrived &&
+        mnnvl_tcpstore_read_u64(&aux, &count, deadline) == MNNVL_SUCCESS)
         *arrived = (int)count;
     for (int i = 0; s == MNNVL_SUCCESS && i < replies; i++) {
         if (won & (1u << i)) {
-            round_key(&aux, key, (seq ? seq - 1 : 0) + (unsigned)i, "done");
-            req_set(&aux, &b, key, mark, strlen(mark));
+            round_key(st->base, key, (seq ? seq - 1 : 0) + (unsigned)i, "done");
+            mnnvl_tcpstore_set(&aux, &b, key, mark, strlen(mark));
         }
     }
     if (s == MNNVL_SUCCESS && b.len)
-        s = flush(&aux, &b, deadline);
+        s = mnnvl_tcpstore_flush(&aux, &b, deadline);
     if (s != MNNVL_SUCCESS)
         MNNVL_DEBUG("torch-store bootstrap: rank %d could not mark %s aborted: %s", st->rank,
                     st->label, mnnvl_last_error());
-    close_fd(&aux);
-    free(b.data);
+    mnnvl_tcpstore_close(&aux);
+    mnnvl_tcpstore_req_free(&b);
 }
 
 static mnnvl_status_t check_usable(const ts_state_t *st, const char *what)
@@ -426,7 +206,7 @@ static mnnvl_status_t fail_round(ts_state_t *st, mnnvl_status_t s, unsigned seq,
                         what, st->rank, st->label, waited, st->timeout_ms, count);
     } else {
         s = mnnvl_error_wrap(s, "torch-store bootstrap: %s on rank %d of %s (store %s)", what,
-                             st->rank, st->label, st->address);
+                             st->rank, st->label, st->conn.address);
         /* The round may already be decided "ok" for the others (this rank's read failed
          * after the last arrival): the mark then lands in the next round, which every peer
          * fails with PEER_LOST instead of carrying on with a rank that is gone. */
@@ -464,7 +244,7 @@ static size_t chunks_of(const ts_state_t *st, size_t bytes)
 }
 
 /* Queues SETs of this rank's blob: the stream header+data cut into max_value pieces. */
-static void queue_blob(const ts_state_t *st, reqbuf_t *b, const round_t *r)
+static void queue_blob(const ts_state_t *st, mnnvl_tcpstore_req_t *b, const round_t *r)
 {
     uint8_t header[HEADER_BYTES];
     uint32_t magic = HEADER_MAGIC;
@@ -476,15 +256,14 @@ static void queue_blob(const ts_state_t *st, reqbuf_t *b, const round_t *r)
     char key[KEY_MAX];
     for (size_t c = 0, off = 0; off < total; c++, off += st->max_value) {
         size_t len = total - off < st->max_value ? total - off : st->max_value;
-        chunk_key(st, key, r->seq, st->rank, c);
-        req_key(st, b, CMD_SET, key);
-        put_u64(b, len);
+        chunk_key(st->base, key, r->seq, st->rank, c);
         size_t from_header = off < HEADER_BYTES ? HEADER_BYTES - off : 0;
         if (from_header > len)
             from_header = len;
-        put(b, header + off, from_header);
         size_t data_off = off + from_header - HEADER_BYTES;
-        put(b, (const uint8_t *)r->data + data_off, len - from_header);
+        struct iovec parts[2] = {{header + off, from_header},
+                                 {(uint8_t *)r->data + data_off, len - from_header}};
+        mnnvl_tcpstore_setv(&st->conn, b, key, parts, 2);
     }
 }
 
@@ -528,20 +307,15 @@ static size_t chunk_len(const ts_state_t *st, size_t bytes, size_t c)
 static mnnvl_status_t read_reply(ts_state_t *st, const char *key, uint8_t *buf, size_t cap,
                                  size_t *len, uint64_t deadline)
 {
-    uint64_t n;
-    MNNVL_CHECK(read_u64(st, &n, deadline));
-    if (n > MAX_VALUE)
-        return mnnvl_error(MNNVL_ERR_BOOTSTRAP,
-                           "the store returned %llu bytes for key '%s', more than the %zu any "
-                           "value may hold",
-                           (unsigned long long)n, key, MAX_VALUE);
-    *len = (size_t)n;
+    char what[KEY_MAX + 8];
+    snprintf(what, sizeof(what), "key '%s'", key);
+    MNNVL_CHECK(mnnvl_tcpstore_read_len(&st->conn, what, MAX_VALUE, len, deadline));
     size_t keep = *len < cap ? *len : cap;
-    MNNVL_CHECK(mnnvl_sock_recv_all(st->fd, buf, keep, deadline, &st->aborted));
+    MNNVL_CHECK(mnnvl_tcpstore_recv(&st->conn, buf, keep, deadline));
     uint8_t sink[4096];
     for (size_t left = *len - keep; left > 0;) {
         size_t k = left < sizeof(sink) ? left : sizeof(sink);
-        MNNVL_CHECK(mnnvl_sock_recv_all(st->fd, sink, k, deadline, &st->aborted));
+        MNNVL_CHECK(mnnvl_tcpstore_recv(&st->conn, sink, k, deadline));
         left -= k;
     }
     return MNNVL_SUCCESS;
@@ -559,7 +333,7 @@ static mnnvl_status_t read_blobs(ts_state_t *st, const round_t *r, uint64_t dead
     size_t total = (size_t)r->writers * nchunks;
     size_t cap = chunk_len(st, r->bytes, 0);
     uint8_t *v = malloc(cap);
-    reqbuf_t b = {0};
+    mnnvl_tcpstore_req_t b = {0};
     mnnvl_status_t s = v ? MNNVL_SUCCESS
                          : mnnvl_error(MNNVL_ERR_NO_MEMORY, "out of memory for %zu bytes", cap);
     mnnvl_status_t mismatch = MNNVL_SUCCESS;
@@ -567,23 +341,21 @@ static mnnvl_status_t read_blobs(ts_state_t *st, const round_t *r, uint64_t dead
     /* Chunk-major order: every writer's header is read before any second chunk. */
     for (size_t first = 0; s == MNNVL_SUCCESS && first < total; first += BATCH) {
         size_t n = total - first < BATCH ? total - first : BATCH;
-        if (st->modern) {
-            put_cmd(st, &b, CMD_MULTI_GET);
-            put_u64(&b, n);
-        }
+        if (st->conn.modern)
+            mnnvl_tcpstore_multi_get(&st->conn, &b, n);
         for (size_t i = first; i < first + n; i++) {
-            chunk_key(st, key, r->seq, r->first_writer + (int)(i % r->writers),
+            chunk_key(st->base, key, r->seq, r->first_writer + (int)(i % r->writers),
                       i / r->writers);
-            if (st->modern)
-                put_key(&b, key);
+            if (st->conn.modern)
+                mnnvl_tcpstore_multi_get_key(&b, key);
             else
-                req_key(st, &b, CMD_GET, key);
+                mnnvl_tcpstore_get(&st->conn, &b, key);
         }
-        s = flush(st, &b, deadline);
+        s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
         for (size_t i = first; s == MNNVL_SUCCESS && i < first + n; i++) {
             size_t len = 0, c = i / r->writers;
             int w = (int)(i % r->writers);
-            chunk_key(st, key, r->seq, r->first_writer + w, c);
+            chunk_key(st->base, key, r->seq, r->first_writer + w, c);
             s = read_reply(st, key, v, cap, &len, deadline);
             if (s != MNNVL_SUCCESS)
                 break;
@@ -612,7 +384,7 @@ static mnnvl_status_t read_blobs(ts_state_t *st, const round_t *r, uint64_t dead
             break;
     }
     free(v);
-    free(b.data);
+    mnnvl_tcpstore_req_free(&b);
     if (s == MNNVL_SUCCESS && mismatch != MNNVL_SUCCESS)
         s = mnnvl_error(mismatch, "%s", mnnvl_last_error());
     return s;
@@ -624,24 +396,24 @@ static mnnvl_status_t delete_prev(ts_state_t *st, uint64_t deadline)
 {
     if (!st->prev_valid)
         return MNNVL_SUCCESS;
-    reqbuf_t b = {0};
+    mnnvl_tcpstore_req_t b = {0};
     char key[KEY_MAX];
-    round_key(st, key, st->prev_seq, "cnt");
-    req_key(st, &b, CMD_DELETE, key);
-    round_key(st, key, st->prev_seq, "done");
-    req_key(st, &b, CMD_DELETE, key);
+    round_key(st->base, key, st->prev_seq, "cnt");
+    mnnvl_tcpstore_delete(&st->conn, &b, key);
+    round_key(st->base, key, st->prev_seq, "done");
+    mnnvl_tcpstore_delete(&st->conn, &b, key);
     size_t n = 2;
     for (int w = 0; w < st->prev_writers; w++) {
         for (size_t c = 0; c < st->prev_chunks; c++, n++) {
-            chunk_key(st, key, st->prev_seq, st->prev_first_writer + w, c);
-            req_key(st, &b, CMD_DELETE, key);
+            chunk_key(st->base, key, st->prev_seq, st->prev_first_writer + w, c);
+            mnnvl_tcpstore_delete(&st->conn, &b, key);
         }
     }
-    mnnvl_status_t s = flush(st, &b, deadline);
-    free(b.data);
+    mnnvl_status_t s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
+    mnnvl_tcpstore_req_free(&b);
     for (size_t i = 0; s == MNNVL_SUCCESS && i < n; i++) {
         uint64_t deleted;
-        s = read_u64(st, &deleted, deadline);
+        s = mnnvl_tcpstore_read_u64(&st->conn, &deleted, deadline);
     }
     st->prev_valid = 0;
     return s;
@@ -663,43 +435,43 @@ static mnnvl_status_t check_done(const ts_state_t *st, const char *v, size_t len
  * outcome and cleans up the previous round. */
 static mnnvl_status_t arrive(ts_state_t *st, const round_t *r, uint64_t deadline)
 {
-    reqbuf_t b = {0};
+    mnnvl_tcpstore_req_t b = {0};
     char key[KEY_MAX];
     if (st->rank >= r->first_writer && st->rank < r->first_writer + r->writers)
         queue_blob(st, &b, r);
-    round_key(st, key, r->seq, "cnt");
-    req_add(st, &b, key, 1);
-    mnnvl_status_t s = flush(st, &b, deadline);
+    round_key(st->base, key, r->seq, "cnt");
+    mnnvl_tcpstore_add(&st->conn, &b, key, 1);
+    mnnvl_status_t s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
     uint64_t count = 0;
     if (s == MNNVL_SUCCESS)
-        s = read_u64(st, &count, deadline);
-    round_key(st, key, r->seq, "done");
+        s = mnnvl_tcpstore_read_u64(&st->conn, &count, deadline);
+    round_key(st->base, key, r->seq, "done");
     int last = s == MNNVL_SUCCESS && count == (uint64_t)st->size;
     if (last)
-        req_compare_set(st, &b, key, OK_MARK);
+        mnnvl_tcpstore_compare_set(&st->conn, &b, key, OK_MARK, strlen(OK_MARK));
     else if (s == MNNVL_SUCCESS)
-        req_wait(st, &b, key);
+        mnnvl_tcpstore_wait(&st->conn, &b, key);
     if (s == MNNVL_SUCCESS)
-        s = flush(st, &b, deadline);
+        s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
     if (s == MNNVL_SUCCESS && !last) {
-        uint8_t stop;
-        s = mnnvl_sock_recv_all(st->fd, &stop, 1, deadline, &st->aborted);
+        s = mnnvl_tcpstore_read_stop(&st->conn, deadline);
         if (s == MNNVL_SUCCESS) {
-            req_key(st, &b, CMD_GET, key); /* never pipelined behind a pending WAIT */
-            s = flush(st, &b, deadline);
+            mnnvl_tcpstore_get(&st->conn, &b, key); /* never pipelined behind a pending WAIT */
+            s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
         }
     }
     char v[600];
     size_t len = 0;
     if (s == MNNVL_SUCCESS)
-        s = read_value(st, v, sizeof(v), &len, deadline);
+        s = mnnvl_tcpstore_read_value(&st->conn, "a round's outcome", v, sizeof(v), &len,
+                                      deadline);
     if (s == MNNVL_SUCCESS)
         s = check_done(st, v, len);
     if (s == MNNVL_SUCCESS && last) {
-        req_set(st, &b, key, OK_MARK, strlen(OK_MARK));
-        s = flush(st, &b, deadline);
+        mnnvl_tcpstore_set(&st->conn, &b, key, OK_MARK, strlen(OK_MARK));
+        s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
     }
-    free(b.data);
+    mnnvl_tcpstore_req_free(&b);
     if (s == MNNVL_SUCCESS && last)
         s = delete_prev(st, deadline);
     return s;
@@ -772,14 +544,14 @@ static void ts_abort(mnnvl_bootstrap_t *bs)
     ts_state_t *st = bs->state;
     if (atomic_exchange(&st->aborted, 1))
         return;
-    if (st->fd >= 0)
-        shutdown(st->fd, SHUT_RDWR); /* wakes a thread blocked on this connection */
+    if (st->conn.fd >= 0)
+        shutdown(st->conn.fd, SHUT_RDWR); /* wakes a thread blocked on this connection */
     publish_abort(st, atomic_load(&st->seq), "aborted", NULL);
 }
 
 static void state_free(ts_bootstrap_t *tb)
 {
-    close_fd(&tb->st);
+    mnnvl_tcpstore_close(&tb->st.conn);
     free(tb);
 }
 
@@ -787,7 +559,7 @@ static void state_free(ts_bootstrap_t *tb)
  * abort may have marked, and the leave counter itself. */
 static void leave(ts_state_t *st)
 {
-    if (st->fd < 0 || st->broken || atomic_load(&st->aborted)) {
+    if (st->conn.fd < 0 || st->broken || atomic_load(&st->aborted)) {
         MNNVL_DEBUG("torch-store bootstrap: rank %d leaves %s without cleaning up the store: "
                     "the communicator failed or was aborted",
                     st->rank, st->label);
@@ -796,31 +568,31 @@ static void leave(ts_state_t *st)
     uint64_t deadline = mnnvl_deadline_after(st->timeout_ms);
     char key[KEY_MAX];
     snprintf(key, sizeof(key), "%s/left", st->base);
-    reqbuf_t b = {0};
-    req_add(st, &b, key, 1);
-    mnnvl_status_t s = flush(st, &b, deadline);
+    mnnvl_tcpstore_req_t b = {0};
+    mnnvl_tcpstore_add(&st->conn, &b, key, 1);
+    mnnvl_status_t s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
     uint64_t left = 0;
     if (s == MNNVL_SUCCESS)
-        s = read_u64(st, &left, deadline);
+        s = mnnvl_tcpstore_read_u64(&st->conn, &left, deadline);
     if (s == MNNVL_SUCCESS && left == (uint64_t)st->size) {
         s = delete_prev(st, deadline);
         unsigned seq = atomic_load(&st->seq);
         size_t n = 1;
-        req_key(st, &b, CMD_DELETE, key);
+        mnnvl_tcpstore_delete(&st->conn, &b, key);
         for (unsigned r = seq; s == MNNVL_SUCCESS && r <= seq + 1; r++, n += 2) {
-            round_key(st, key, r, "cnt");
-            req_key(st, &b, CMD_DELETE, key);
-            round_key(st, key, r, "done");
-            req_key(st, &b, CMD_DELETE, key);
+            round_key(st->base, key, r, "cnt");
+            mnnvl_tcpstore_delete(&st->conn, &b, key);
+            round_key(st->base, key, r, "done");
+            mnnvl_tcpstore_delete(&st->conn, &b, key);
         }
         if (s == MNNVL_SUCCESS)
-            s = flush(st, &b, deadline);
+            s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
         for (size_t i = 0; s == MNNVL_SUCCESS && i < n; i++) {
             uint64_t deleted;
-            s = read_u64(st, &deleted, deadline);
+            s = mnnvl_tcpstore_read_u64(&st->conn, &deleted, deadline);
         }
     }
-    free(b.data);
+    mnnvl_tcpstore_req_free(&b);
     if (s != MNNVL_SUCCESS)
         MNNVL_DEBUG("torch-store bootstrap: rank %d could not clean up %s: %s", st->rank,
                     st->label, mnnvl_last_error());
@@ -858,7 +630,7 @@ static ts_bootstrap_t *state_new(int rank, int size, int timeout_ms)
     ts_bootstrap_t *tb = calloc(1, sizeof(*tb));
     if (!tb)
         return NULL;
-    tb->st.fd = -1;
+    tb->st.conn.fd = -1;
     atomic_init(&tb->st.aborted, 0);
     atomic_init(&tb->st.seq, 0);
     tb->st.rank = rank;
@@ -906,19 +678,18 @@ static mnnvl_status_t ts_split(mnnvl_bootstrap_t *bs, int color, int key,
     if (!tb)
         return mnnvl_error(MNNVL_ERR_NO_MEMORY, "torch-store bootstrap: split: out of memory");
     ts_state_t *cs = &tb->st;
-    cs->modern = st->modern;
+    mnnvl_tcpstore_init(&cs->conn, st->conn.address, st->conn.modern, &cs->aborted);
     cs->max_value = st->max_value;
-    memcpy(cs->address, st->address, sizeof(cs->address));
     int n = snprintf(cs->base, sizeof(cs->base), "%.*s/s%uc%d", BASE_MAX - 32, st->base,
                      counter, color);
-    snprintf(cs->label, sizeof(cs->label), "comm '%s' (store %s)", cs->base, cs->address);
+    snprintf(cs->label, sizeof(cs->label), "comm '%s' (store %s)", cs->base, cs->conn.address);
     if (n >= (int)sizeof(cs->base))
         s = mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
                         "torch-store bootstrap: split of %s: the key prefix would exceed %zu "
                         "bytes",
                         st->label, sizeof(cs->base));
     if (s == MNNVL_SUCCESS)
-        s = connect_store(cs, mnnvl_deadline_after(st->timeout_ms));
+        s = mnnvl_tcpstore_connect(&cs->conn, mnnvl_deadline_after(st->timeout_ms));
     if (s != MNNVL_SUCCESS) {
         state_free(tb);
         return mnnvl_error_wrap(s, "torch-store bootstrap: split of %s on rank %d", st->label,
@@ -965,20 +736,20 @@ static mnnvl_status_t join(ts_state_t *st, const char *prefix, const char *name,
                            "torch-store bootstrap: store_prefix '%s' and comm_name '%s' make "
                            "keys over %d bytes",
                            prefix, name, BASE_MAX - 32);
-    reqbuf_t b = {0};
-    req_add(st, &b, key, 1);
-    mnnvl_status_t s = flush(st, &b, deadline);
-    free(b.data);
+    mnnvl_tcpstore_req_t b = {0};
+    mnnvl_tcpstore_add(&st->conn, &b, key, 1);
+    mnnvl_status_t s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
+    mnnvl_tcpstore_req_free(&b);
     uint64_t joins = 0;
     if (s == MNNVL_SUCCESS)
-        s = read_u64(st, &joins, deadline);
+        s = mnnvl_tcpstore_read_u64(&st->conn, &joins, deadline);
     if (s != MNNVL_SUCCESS)
         return s;
     uint64_t gen = (joins - 1) / (uint64_t)st->size;
     snprintf(st->base, sizeof(st->base), "%.*s/g%llu", (int)(n - strlen("/joins")), key,
              (unsigned long long)gen);
     snprintf(st->label, sizeof(st->label), "comm '%s' (store %s, torch %s protocol)", st->base,
-             st->address, st->modern ? "2.x" : "1.13");
+             st->conn.address, st->conn.modern ? "2.x" : "1.13");
     return MNNVL_SUCCESS;
 }
 
@@ -1000,11 +771,11 @@ mnnvl_status_t mnnvl_bootstrap_torch_store_create(const mnnvl_bootstrap_args_t *
     if (!tb)
         return mnnvl_error(MNNVL_ERR_NO_MEMORY, "torch-store bootstrap: out of memory");
     ts_state_t *st = &tb->st;
-    snprintf(st->address, sizeof(st->address), "%s", store);
+    mnnvl_tcpstore_init(&st->conn, store, 0, &st->aborted);
     snprintf(st->label, sizeof(st->label), "comm '%s' (store %s)", args->comm_name, store);
     uint64_t started = mnnvl_now_ms();
     uint64_t deadline = mnnvl_deadline_after(args->timeout_ms);
-    mnnvl_status_t s = detect_generation(st, deadline);
+    mnnvl_status_t s = mnnvl_tcpstore_detect(&st->conn, deadline);
     if (s == MNNVL_SUCCESS)
         s = join(st, prefix ? prefix : "", args->comm_name, deadline);
     if (s != MNNVL_SUCCESS) {
