@@ -673,6 +673,11 @@ static mnnvl_status_t link_child(star_t *st, star_t *cs, const int32_t *ck, cons
         uint64_t token, len;
         memcpy(&token, slot, 8);
         memcpy(&len, slot + 8, 8);
+        if (len > slot_len - 16)
+            return star_fail(st, MNNVL_ERR_BOOTSTRAP,
+                             "split: rank %d's address is %llu bytes long, more than the %zu of "
+                             "its slot",
+                             p, (unsigned long long)len, slot_len - 16);
         mnnvl_status_t s = cs->ops->link_address(cs, r, slot + 16, len);
         if (s != MNNVL_SUCCESS)
             return s;
@@ -696,6 +701,13 @@ static mnnvl_status_t split_locked(star_t *st, int color, int key, star_t **chil
                            : star_fail(st, MNNVL_ERR_NO_MEMORY, "split: out of memory");
     if (s == MNNVL_SUCCESS)
         s = round_locked(st, -1, mine, sizeof(mine), ck, "split");
+    /* What rank 0 sent decides the child's size and this rank's place in it: without this
+     * rank's own entry in it the child would have no room for this rank. */
+    if (s == MNNVL_SUCCESS && (ck[2 * st->bs.rank] != mine[0] || ck[2 * st->bs.rank + 1] != key))
+        s = star_fail(st, MNNVL_ERR_BOOTSTRAP,
+                      "split: rank 0 sent back (color %d, key %d) for this rank, which passed "
+                      "(%d, %d)",
+                      ck[2 * st->bs.rank], ck[2 * st->bs.rank + 1], mine[0], key);
     int child_size = 0;
     for (int p = 0; s == MNNVL_SUCCESS && color >= 0 && p < size; p++)
         child_size += ck[2 * p] == color;
