@@ -375,8 +375,10 @@ static void queue_blob(const ts_state_t *st, mnnvl_tcpstore_req_t *b, const roun
             from_header = len;
         size_t data_off = off + from_header - HEADER_BYTES;
         uint8_t tag[TAG_BYTES];
-        struct iovec parts[3] = {{header + off, from_header},
-                                 {(uint8_t *)r->data + data_off, len - from_header},
+        /* No pointer past the header's end, nor an offset from a NULL empty blob. */
+        struct iovec parts[3] = {{from_header ? header + off : header, from_header},
+                                 {len > from_header ? (uint8_t *)r->data + data_off : header,
+                                  len - from_header},
                                  {tag, sizeof(tag)}};
         value_tag(st, key, r->seq, st->rank, st->session, parts, 2, tag);
         mnnvl_tcpstore_setv(&st->conn, b, key, parts, 3);
@@ -812,6 +814,13 @@ static mnnvl_status_t ts_split(mnnvl_bootstrap_t *bs, int color, int key,
     round_t r = {.op = OP_ALLGATHER, .writers = st->size, .data = mine, .bytes = sizeof(mine),
                  .out = all, .what = "split"};
     mnnvl_status_t s = run_round(st, &r);
+    /* This rank's own entry decides that it has a place in the child. */
+    if (s == MNNVL_SUCCESS && (all[2 * st->rank] != mine[0] || all[2 * st->rank + 1] != mine[1]))
+        s = mnnvl_error(MNNVL_ERR_BOOTSTRAP,
+                        "torch-store bootstrap: split of %s: the store returned (color %d, key "
+                        "%d) for rank %d, which passed (%d, %d)",
+                        st->label, all[2 * st->rank], all[2 * st->rank + 1], st->rank, mine[0],
+                        mine[1]);
     int child_rank = 0, child_size = 0;
     for (int p = 0; s == MNNVL_SUCCESS && p < st->size; p++) {
         if (all[2 * p] != color)
