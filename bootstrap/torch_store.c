@@ -1,8 +1,11 @@
 /* The torch-store bootstrap: ranks meet in a PyTorch c10d TCPStore that the application
  * already runs, speaking its wire protocol directly (no torch dependency).
  *
- * This file holds what the keys mean: the rounds, the failure marks and their key names;
- * tcpstore_client.{c,h} speaks the wire protocol (both torch generations).
+ * This file holds what the keys mean: the rounds, their tags, the failure marks and the key
+ * names; tcpstore_client.{c,h} speaks the wire protocol (both torch generations). It is
+ * about 1000 lines, half of them comments, because rounds, tags, marks, create and split
+ * share one state and one set of key names: split apart they would need a private header
+ * exposing that state.
  *
  * Config keys: store (host:port, required), store_prefix (default "mnnvl").
  *
