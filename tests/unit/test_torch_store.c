@@ -307,3 +307,12 @@ Test(torch_store_client, replayed_round_is_auth_everywhere)
     job_t job = {.expect_auth = 1};
     run_tampered(fake_store_start_moved(FAKE_REPLAY, "/4/0.0", "/3/0.0"), &job, 2, "replay");
 }
+
+/* Only the first reader of rank 1's blob gets an altered value: it fails that allgather with
+ * AUTH, the others complete it with the right data (it was decided), and its tagged failure
+ * mark makes them fail the next one with AUTH: every rank ends with AUTH. */
+Test(torch_store_client, one_tampered_read_is_auth_everywhere)
+{
+    job_t job = {.expect_auth = 1};
+    run_tampered(fake_store_start(FAKE_FIRST_READ_GARBLED, "/3/1.0", 0), &job, 3, "one-read");
+}
