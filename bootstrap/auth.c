@@ -20,7 +20,8 @@
  * or error messages.
  *
  * Primitives: keyed BLAKE2b (crypto_generichash) for the key derivation, the proofs, the
- * session key and the frame MACs (16-byte tags); randombytes_buf for nonces.
+ * session key, the frame MACs and the torch-store value tags (16 bytes each);
+ * randombytes_buf for nonces.
  */
 #include "auth.h"
 
@@ -144,6 +145,18 @@ int mnnvl_auth_open(mnnvl_auth_session_t *s, const struct iovec *iov, int iovcnt
     uint8_t expected[MNNVL_WIRE_MAC_BYTES];
     frame_mac(s, (uint8_t)!s->send_dir, s->recv_seq++, iov, iovcnt, expected);
     return mnnvl_auth_equal(expected, tag, sizeof(expected));
+}
+
+void mnnvl_auth_tag(const mnnvl_auth_key_t *key, const char *label, const struct iovec *iov,
+                    int iovcnt, uint8_t tag[MNNVL_AUTH_TAG_BYTES])
+{
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, key->k, sizeof(key->k), MNNVL_AUTH_TAG_BYTES);
+    crypto_generichash_update(&h, (const unsigned char *)label, strlen(label) + 1);
+    for (int i = 0; i < iovcnt; i++)
+        if (iov[i].iov_len)
+            crypto_generichash_update(&h, iov[i].iov_base, iov[i].iov_len);
+    crypto_generichash_final(&h, tag, MNNVL_AUTH_TAG_BYTES);
 }
 
 /* Receives a frame header and checks it is of `type` with `len` bytes; an ERROR frame of

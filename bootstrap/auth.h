@@ -23,6 +23,7 @@
 #include "tcp_wire.h"
 
 #define MNNVL_AUTH_KEY_BYTES 32
+#define MNNVL_AUTH_TAG_BYTES 16
 
 typedef struct mnnvl_auth_key {
     uint8_t k[MNNVL_AUTH_KEY_BYTES];
@@ -78,6 +79,13 @@ void mnnvl_auth_seal(mnnvl_auth_session_t *s, const struct iovec *iov, int iovcn
  * either way (after a failure the connection is unusable). Returns 1 when it is right. */
 int mnnvl_auth_open(mnnvl_auth_session_t *s, const struct iovec *iov, int iovcnt,
                     const uint8_t tag[MNNVL_WIRE_MAC_BYTES]);
+
+/* The tag of data that a third party keeps for the job (the torch-store bootstrap's values
+ * in a TCPStore, which authenticates nobody): keyed BLAKE2b under the job key over `label`
+ * and the bytes of `iov`, into which the caller puts what the data is bound to (its store
+ * key, round, writer) before the data itself. Check a received tag with mnnvl_auth_equal. */
+void mnnvl_auth_tag(const mnnvl_auth_key_t *key, const char *label, const struct iovec *iov,
+                    int iovcnt, uint8_t tag[MNNVL_AUTH_TAG_BYTES]);
 
 /* The rank's half of the handshake on a fresh connection to the root at `root_address`:
  * CHALLENGE out, CHALLENGE in, PROOF out, then the root's PROOF (or its ERROR) in. Fills

@@ -647,3 +647,41 @@ mnnvl_status_t mnnvl_bootstrap_tcp_create(const mnnvl_bootstrap_args_t *args,
     *out = &tb->bs;
     return MNNVL_SUCCESS;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* Fuzzing                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+void mnnvl_tcp_rank_feed(int fd, int rank, int size)
+{
+    tcp_bootstrap_t *tb = bootstrap_new(rank, size, 1000);
+    if (!tb) {
+        close(fd);
+        return;
+    }
+    tcp_state_t *st = &tb->st;
+    st->fd = fd;
+    snprintf(st->label, sizeof(st->label), "fuzz");
+    snprintf(st->root_address, sizeof(st->root_address), "fuzz");
+    /* As after a handshake of zero nonces under the empty job key: the harness seals what
+     * it sends under the root's side of the same session. */
+    uint8_t zero[MNNVL_WIRE_NONCE_BYTES] = {0};
+    mnnvl_status_t s = mnnvl_auth_derive_key("", &st->key);
+    if (s == MNNVL_SUCCESS) {
+        mnnvl_auth_session(&st->key, MNNVL_AUTH_RANK, zero, zero, &st->sess);
+        s = send_hello(st, mnnvl_deadline_after(st->timeout_ms));
+    }
+    uint8_t formed[4];
+    if (s == MNNVL_SUCCESS)
+        s = await_frame(st, MNNVL_WIRE_FORMED, formed, sizeof(formed),
+                        mnnvl_deadline_after(st->timeout_ms), "joining");
+    fill_interface(tb);
+    uint8_t data[8] = {0}, all[8 * 8];
+    if (s == MNNVL_SUCCESS && size <= 8)
+        s = tcp_allgather(&tb->bs, data, all, sizeof(data));
+    if (s == MNNVL_SUCCESS || s == MNNVL_ERR_MISMATCH)
+        s = tcp_broadcast(&tb->bs, data, sizeof(data), 0);
+    if (s == MNNVL_SUCCESS || s == MNNVL_ERR_MISMATCH)
+        (void)tcp_barrier(&tb->bs);
+    tcp_destroy(&tb->bs);
+}

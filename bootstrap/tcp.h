@@ -45,4 +45,11 @@ void mnnvl_tcp_root_stop(mnnvl_tcp_root_t *root);
  * listener; then frees everything. Not part of the library's API. */
 void mnnvl_tcp_root_feed(const uint8_t *data, size_t len);
 
+/* For fuzz harnesses too (tests/fuzz/fuzz_tcp_rank.c, which compiles tcp.c in): runs rank
+ * `rank` of `size` over `fd`, a connected socket whose peer plays the root: HELLO, then the
+ * wait for FORMED, an allgather and a broadcast of 8 bytes and a barrier, until the first
+ * failure, then destroy (which closes fd). The session is that of zero nonces under the
+ * empty job key (mnnvl_auth_session), so the peer can seal valid frames. */
+void mnnvl_tcp_rank_feed(int fd, int rank, int size);
+
 #endif

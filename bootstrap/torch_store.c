@@ -1,24 +1,26 @@
 /* The torch-store bootstrap: ranks meet in a PyTorch c10d TCPStore that the application
  * already runs, speaking its wire protocol directly (no torch dependency).
  *
- * One file of ~950 lines: the wire client, the round protocol and the failure marks share
- * one state and one set of key names; split apart they would need a private header.
+ * This file holds what the keys mean: the rounds, their tags, the failure marks and the key
+ * names; tcpstore_client.{c,h} speaks the wire protocol (both torch generations). It is
+ * about 1000 lines, half of them comments, because rounds, tags, marks, create and split
+ * share one state and one set of key names: split apart they would need a private header
+ * exposing that state.
  *
  * Config keys: store (host:port, required), store_prefix (default "mnnvl").
- *
- * Protocol generations: torch 2.x servers (legacy and libuv) expect VALIDATE first and
- * answer PING; torch 1.13 has neither and numbers its commands one lower. A new
- * connection sends VALIDATE+PING: an echo means 2.x; a reset means 1.13, and the
- * connection is made again without them (see detect_generation).
  *
  * Keys: like torch's own client we prefix every key with "/", so Python code sees ours as
  * "<store_prefix>/..." and never collides with them, nor with torch's raw "init/" key. A
  * communicator lives under "/<prefix>/<comm_name>/n<size>/g<gen>", where gen comes from
  * an ADD on ".../n<size>/joins": creation ends with a barrier, so all joins of one
  * generation happen before any join of the next and every rank computes the same gen.
- * (Creation is two rounds, so that a rank failing the first one fails everybody's create.)
- * Children (split, shrink) live under their parent: ".../g<gen>/s<child>t<tag>". Only the
- * joins counter (one small key per name and size) outlives the communicators.
+ * Creation is three rounds: an allgather of a fresh random nonce per rank (the session,
+ * below), an allgather of empty blobs bound to that session (every rank checks that all
+ * agree on it), and a barrier, so that a rank failing one of the first two fails
+ * everybody's create.
+ * Children (split, shrink) live under their parent: ".../g<gen>/s<child>t<tag>", and tag
+ * their values with the parent's session. Only the joins counter (one small key per name and
+ * size) outlives the communicators.
  *
  * A collective is a numbered round s: each writer SETs its blob (a 16-byte header, then the
  * data, split into values of at most MAX_VALUE bytes, the libuv server's limit), then ADDs
@@ -36,12 +38,31 @@
  * round aborted for the others. Any other failure inside a round (a read the store failed
  * or garbled) marks the rounds too, so that one rank's failure is every rank's.
  *
- * Trust: the store is unauthenticated, so every length it returns is checked against what
- * the reader expects before anything is written. A chunk of the wrong length is BOOTSTRAP
- * naming the key, the expected and the received length (a peer that passed another byte
- * count shows in its header instead: MISMATCH, alike on every rank).
+ * Trust: a TCPStore authenticates nobody, so whoever reaches its port (the store's
+ * operator, any other client) can read, write and delete our keys. Every length it returns
+ * is checked against what the reader expects before anything is written: a chunk of the
+ * wrong length is BOOTSTRAP naming the key, the expected and the received length (a peer
+ * that passed another byte count shows in its header instead: MISMATCH, alike on every
+ * rank). And every value this backend writes (blob chunks and round outcomes) ends with a
+ * 16-byte tag, keyed BLAKE2b under the job key (auth.h), over the value's store key (which
+ * names the communicator, its generation, the round, the writer and the chunk), the round
+ * number, the writer's rank, the session and the value itself. The session is a hash of
+ * the nonces of the first round, so a value from an earlier communicator of the same name
+ * (a replay after the joins counter was reset) fails too. A reader checks the tag before
+ * it uses a byte: a value a client without the key injected, altered, replayed from
+ * another round, communicator or session, or moved to another rank's or chunk's key fails
+ * with AUTH and a sentence naming the key, and that rank's failure mark (itself tagged)
+ * makes the others fail with AUTH as well. A rank with another job key fails the first
+ * round: AUTH on every rank. What the store's operator can still do: see every value (they
+ * are authenticated, not encrypted: addresses and memory-handle descriptors, of use only on
+ * the job's machines), delay, drop or delete values and counters, and so deny service (the
+ * ranks fail with TIMEOUT, PEER_LOST, BOOTSTRAP or AUTH); not forge or alter what a rank
+ * receives. The job key itself never goes to the store, into a key name, a log line or a
+ * sentence.
  */
 #include "bootstrap.h"
+
+#include <sys/uio.h>
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -50,13 +71,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "deadline.h"
 #include "error.h"
 #include "log.h"
 #include "sock.h"
+#include "tcpstore_client.h"
+#include "torch_store.h"
 
-/* The libuv server resets a connection that sends a larger value (torch 2.x). */
-#define MAX_VALUE ((size_t)8 << 20)
+#define MAX_VALUE MNNVL_TCPSTORE_MAX_VALUE
 /* Keys must stay far below the libuv server's 8192-byte limit. */
 #define KEY_MAX 1024
 #define BASE_MAX 800
@@ -66,21 +89,23 @@
 /* An abort or a timeout publishes its mark within this long. */
 #define MARK_TIMEOUT_MS 2000
 
-#define VALIDATE_MAGIC 0x3C85F7CEu
 #define HEADER_BYTES 16
 #define HEADER_MAGIC 0x53544e4du /* "MNTS" */
 #define OK_MARK "ok"
 #define ABORT_MARK "abort:"
-
-/* Commands, in torch 2.x numbering; torch 1.13 numbers SET..GETNUMKEYS one lower. */
-enum { CMD_VALIDATE = 0, CMD_SET = 1, CMD_COMPARE_SET = 2, CMD_GET = 3, CMD_ADD = 4,
-       CMD_WAIT = 6, CMD_GETNUMKEYS = 7, CMD_DELETE = 8, CMD_MULTI_GET = 10, CMD_PING = 13 };
+/* After ABORT_MARK: the rank gave up because a value failed authentication. */
+#define AUTH_REASON "auth:"
+#define MARK_MAX 600
+#define TAG_BYTES MNNVL_AUTH_TAG_BYTES
+#define SESSION_BYTES MNNVL_AUTH_TAG_BYTES
+#define NONCE_BYTES 16
+#define VALUE_LABEL "mnnvl torch-store value v1"
+#define SESSION_LABEL "mnnvl torch-store session v1"
 
 enum { OP_ALLGATHER = 1, OP_BROADCAST = 2 };
 
 typedef struct ts_state {
-    int fd;
-    int modern; /* torch 2.x protocol */
+    mnnvl_tcpstore_conn_t conn;
     atomic_int aborted;
     atomic_uint seq; /* the next round; read by abort() on another thread */
     mnnvl_status_t broken;
@@ -94,8 +119,11 @@ typedef struct ts_state {
     unsigned prev_seq;
     int prev_first_writer, prev_writers;
     size_t prev_chunks;
-    size_t max_value;
-    char address[MNNVL_SOCK_ADDR_MAX];
+    size_t max_value; /* of a value, its tag included */
+    mnnvl_auth_key_t key;
+    /* Bound into every blob's tag: zero in the first round, then the hash of its nonces. */
+    uint8_t session[SESSION_BYTES];
+    int plain_input; /* mnnvl_torch_store_feed only: tags are not checked */
     char base[BASE_MAX];
     char label[BASE_MAX + MNNVL_SOCK_ADDR_MAX + 64];
 } ts_state_t;
@@ -106,226 +134,82 @@ typedef struct ts_bootstrap {
 } ts_bootstrap_t;
 
 /* ---------------------------------------------------------------------------------------- */
-/* Requests                                                                                 */
+/* Failure marks                                                                            */
 /* ---------------------------------------------------------------------------------------- */
 
-/* A growing buffer of requests, sent with one write. */
-typedef struct reqbuf {
-    uint8_t *data;
-    size_t len, cap;
-    int failed;
-} reqbuf_t;
-
-static void put(reqbuf_t *b, const void *p, size_t n)
+static void round_key(const char *base, char *key, unsigned seq, const char *what)
 {
-    if (b->failed)
-        return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n)
-            cap *= 2;
-        uint8_t *d = realloc(b->data, cap);
-        if (!d) {
-            b->failed = 1;
-            return;
-        }
-        b->data = d;
-        b->cap = cap;
+    snprintf(key, KEY_MAX, "%s/%u/%s", base, seq, what);
+}
+
+static void chunk_key(const char *base, char *key, unsigned seq, int rank, size_t chunk)
+{
+    snprintf(key, KEY_MAX, "%s/%u/%d.%zu", base, seq, rank, chunk);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tags                                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+/* What every tag is bound to, then the value's pieces. `writer` is -1 and `session` NULL
+ * for round outcomes: any rank may write one, and an outcome replayed from another session
+ * could only delay or fail a round, never change what a rank receives. */
+static void value_tag(const ts_state_t *st, const char *key, unsigned seq, int writer,
+                      const uint8_t *session, const struct iovec *parts, int nparts,
+                      uint8_t tag[TAG_BYTES])
+{
+    static const uint8_t no_session[SESSION_BYTES];
+    uint8_t bind[8 + 4 + 8];
+    size_t len = 0;
+    for (int i = 0; i < nparts; i++)
+        len += parts[i].iov_len;
+    uint64_t seq64 = seq, len64 = len;
+    int32_t writer32 = writer;
+    memcpy(bind, &seq64, 8);
+    memcpy(bind + 8, &writer32, 4);
+    memcpy(bind + 12, &len64, 8);
+    struct iovec iov[6] = {{(void *)key, strlen(key) + 1},
+                           {(void *)(session ? session : no_session), SESSION_BYTES},
+                           {bind, sizeof(bind)}};
+    int n = 3;
+    for (int i = 0; i < nparts && n < 6; i++)
+        iov[n++] = parts[i];
+    mnnvl_auth_tag(&st->key, VALUE_LABEL, iov, n, tag);
+}
+
+/* Checks the tag at the end of a value of `len` bytes; SUCCESS or AUTH naming the key. */
+static mnnvl_status_t check_tag(const ts_state_t *st, const char *key, unsigned seq, int writer,
+                                const uint8_t *session, const uint8_t *v, size_t len)
+{
+    uint8_t expected[TAG_BYTES];
+    if (len >= TAG_BYTES) {
+        struct iovec part = {(void *)v, len - TAG_BYTES};
+        value_tag(st, key, seq, writer, session, &part, 1, expected);
     }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-
-static void put_u64(reqbuf_t *b, uint64_t v)
-{
-    put(b, &v, sizeof(v)); /* the protocol uses native byte order */
-}
-
-static void put_cmd(const ts_state_t *st, reqbuf_t *b, uint8_t cmd)
-{
-    if (!st->modern && cmd >= CMD_SET && cmd <= CMD_GETNUMKEYS)
-        cmd--;
-    put(b, &cmd, 1);
-}
-
-static void put_key(reqbuf_t *b, const char *key)
-{
-    put_u64(b, strlen(key));
-    put(b, key, strlen(key));
-}
-
-static void req_key(const ts_state_t *st, reqbuf_t *b, uint8_t cmd, const char *key)
-{
-    put_cmd(st, b, cmd);
-    put_key(b, key);
-}
-
-/* torch 1.13 wakes WAITers on SET only, not on COMPARE_SET: a value decided by COMPARE_SET
- * is SET again (to itself) for them. */
-static void req_set(const ts_state_t *st, reqbuf_t *b, const char *key, const void *v, size_t n)
-{
-    req_key(st, b, CMD_SET, key);
-    put_u64(b, n);
-    put(b, v, n);
-}
-
-static void req_add(const ts_state_t *st, reqbuf_t *b, const char *key, int64_t delta)
-{
-    req_key(st, b, CMD_ADD, key);
-    put_u64(b, (uint64_t)delta);
-}
-
-static void req_compare_set(const ts_state_t *st, reqbuf_t *b, const char *key,
-                            const char *desired)
-{
-    req_key(st, b, CMD_COMPARE_SET, key);
-    put_u64(b, 0); /* expected "": set only when absent */
-    put_u64(b, strlen(desired));
-    put(b, desired, strlen(desired));
-}
-
-static void req_wait(const ts_state_t *st, reqbuf_t *b, const char *key)
-{
-    put_cmd(st, b, CMD_WAIT);
-    put_u64(b, 1);
-    put_key(b, key);
-}
-
-/* Sends the buffer and empties it. */
-static mnnvl_status_t flush(ts_state_t *st, reqbuf_t *b, uint64_t deadline)
-{
-    if (b->failed)
-        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "out of memory building %zu bytes of requests",
-                           b->len);
-    mnnvl_status_t s = mnnvl_sock_send_all(st->fd, b->data, b->len, deadline, &st->aborted);
-    b->len = 0;
-    return s;
-}
-
-static mnnvl_status_t read_u64(ts_state_t *st, uint64_t *v, uint64_t deadline)
-{
-    return mnnvl_sock_recv_all(st->fd, v, sizeof(*v), deadline, &st->aborted);
-}
-
-/* Reads one "bytes" reply of at most `cap` bytes into buf; *len receives its length. */
-static mnnvl_status_t read_value(ts_state_t *st, void *buf, size_t cap, size_t *len,
-                                 uint64_t deadline)
-{
-    uint64_t n;
-    MNNVL_CHECK(read_u64(st, &n, deadline));
-    if (n > cap)
-        return mnnvl_error(MNNVL_ERR_BOOTSTRAP,
-                           "the store sent a value of %llu bytes where at most %zu were "
-                           "expected",
-                           (unsigned long long)n, cap);
-    *len = (size_t)n;
-    return mnnvl_sock_recv_all(st->fd, buf, (size_t)n, deadline, &st->aborted);
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Connection and server generation                                                         */
-/* ---------------------------------------------------------------------------------------- */
-
-/* Sends VALIDATE + PING. The nonce's third byte is 0xff so that a torch 1.13 server, which
- * reads these bytes as a SET with an 8-byte key length, sees a length over 2^56 that it
- * cannot allocate and drops the connection at once instead of waiting for the key. */
-static mnnvl_status_t send_handshake(ts_state_t *st, uint32_t nonce, uint64_t deadline)
-{
-    uint8_t msg[10];
-    uint32_t magic = VALIDATE_MAGIC;
-    msg[0] = CMD_VALIDATE;
-    memcpy(msg + 1, &magic, 4);
-    msg[5] = CMD_PING;
-    memcpy(msg + 6, &nonce, 4);
-    return mnnvl_sock_send_all(st->fd, msg, sizeof(msg), deadline, &st->aborted);
-}
-
-static mnnvl_status_t connect_store(ts_state_t *st, uint64_t deadline)
-{
-    MNNVL_CHECK(mnnvl_sock_connect(st->address, deadline, &st->aborted, &st->fd));
-    if (!st->modern)
+    if (st->plain_input || (len >= TAG_BYTES &&
+                            mnnvl_auth_equal(expected, v + len - TAG_BYTES, TAG_BYTES)))
         return MNNVL_SUCCESS;
-    uint32_t magic = VALIDATE_MAGIC;
-    uint8_t msg[5] = {CMD_VALIDATE};
-    memcpy(msg + 1, &magic, 4);
-    return mnnvl_sock_send_all(st->fd, msg, sizeof(msg), deadline, &st->aborted);
+    return mnnvl_error(MNNVL_ERR_AUTH,
+                       "the value of '%s' in the store (%zu bytes) failed authentication: a "
+                       "rank with a different job_key wrote it, or another client of the store "
+                       "wrote, altered, replayed or moved it",
+                       key, len);
 }
 
-static void close_fd(ts_state_t *st)
+/* A round outcome ("ok", "abort:...") as stored: the text, then its tag. */
+static size_t outcome_value(const ts_state_t *st, const char *key, unsigned seq,
+                            const char *text, uint8_t *out)
 {
-    if (st->fd >= 0)
-        close(st->fd);
-    st->fd = -1;
-}
-
-/* Sends GETNUMKEYS and reads its 8-byte answer: a request every generation knows. */
-static mnnvl_status_t probe_getnumkeys(ts_state_t *st, uint64_t deadline)
-{
-    reqbuf_t b = {0};
-    put_cmd(st, &b, CMD_GETNUMKEYS);
-    mnnvl_status_t s = flush(st, &b, deadline);
-    free(b.data);
-    uint64_t nkeys;
-    return s == MNNVL_SUCCESS ? read_u64(st, &nkeys, deadline) : s;
-}
-
-/* Three probes, newest first: VALIDATE+PING (torch >= 2.4, both servers); then, after a
- * reset, the 1.13 numbering without VALIDATE (torch 1.13 and 2.0); then VALIDATE without
- * PING (torch 2.1-2.3, whose legacy server resets on the unknown PING). A libuv server
- * ignores what it does not understand instead of resetting, but it always knows PING. */
-static mnnvl_status_t detect_generation(ts_state_t *st, uint64_t deadline)
-{
-    uint32_t nonce = ((uint32_t)getpid() & 0xff00ffffu) | 0x00ff0000u;
-    uint32_t echo = 0;
-    mnnvl_status_t s = mnnvl_sock_connect(st->address, deadline, &st->aborted, &st->fd);
-    if (s == MNNVL_SUCCESS)
-        s = send_handshake(st, nonce, deadline);
-    if (s == MNNVL_SUCCESS)
-        s = mnnvl_sock_recv_all(st->fd, &echo, sizeof(echo), deadline, &st->aborted);
-    if (s == MNNVL_SUCCESS && echo == nonce) {
-        st->modern = 1;
-        return MNNVL_SUCCESS;
-    }
-    if (s == MNNVL_SUCCESS)
-        return mnnvl_error(MNNVL_ERR_BOOTSTRAP,
-                           "the server at %s answered PING with 0x%08x instead of 0x%08x: not "
-                           "a TCPStore",
-                           st->address, echo, nonce);
-    if (s != MNNVL_ERR_PEER_LOST)
-        return mnnvl_error_wrap(s, "the server at %s answered neither the torch 2.x handshake "
-                                   "nor reset it as torch 1.13 does",
-                                st->address);
-    for (int modern = 0; modern <= 1; modern++) {
-        close_fd(st);
-        st->modern = modern;
-        s = connect_store(st, deadline);
-        if (s == MNNVL_SUCCESS)
-            s = probe_getnumkeys(st, deadline);
-        if (s != MNNVL_ERR_PEER_LOST)
-            break;
-    }
-    if (s != MNNVL_SUCCESS)
-        return mnnvl_error_wrap(s, "the server at %s reset the torch 2.x handshake and did not "
-                                   "answer GETNUMKEYS with or without VALIDATE",
-                                st->address);
-    MNNVL_DEBUG("torch-store bootstrap: %s speaks the torch %s protocol", st->address,
-                st->modern ? "2.1-2.3" : "1.13/2.0");
-    return MNNVL_SUCCESS;
+    size_t len = strlen(text);
+    memcpy(out, text, len);
+    struct iovec part = {out, len};
+    value_tag(st, key, seq, -1, NULL, &part, 1, out + len);
+    return len + TAG_BYTES;
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Failure marks                                                                            */
 /* ---------------------------------------------------------------------------------------- */
-
-static void round_key(const ts_state_t *st, char *key, unsigned seq, const char *what)
-{
-    snprintf(key, KEY_MAX, "%s/%u/%s", st->base, seq, what);
-}
-
-static void chunk_key(const ts_state_t *st, char *key, unsigned seq, int rank, size_t chunk)
-{
-    snprintf(key, KEY_MAX, "%s/%u/%d.%zu", st->base, seq, rank, chunk);
-}
 
 /* Writes "abort:<reason>" into the done keys of the rounds a peer may be waiting in (the one
  * before `seq`, in case this rank is still inside it, `seq` and the one after), over a
@@ -335,53 +219,56 @@ static void chunk_key(const ts_state_t *st, char *key, unsigned seq, int rank, s
 static void publish_abort(const ts_state_t *st, unsigned seq, const char *reason,
                           int *arrived)
 {
-    ts_state_t aux = {.fd = -1, .modern = st->modern};
-    atomic_init(&aux.aborted, 0);
-    memcpy(aux.address, st->address, sizeof(aux.address));
-    memcpy(aux.base, st->base, sizeof(aux.base));
+    mnnvl_tcpstore_conn_t aux;
+    mnnvl_tcpstore_init(&aux, st->conn.address, st->conn.modern, NULL);
     int timeout = st->timeout_ms < MARK_TIMEOUT_MS ? st->timeout_ms : MARK_TIMEOUT_MS;
     uint64_t deadline = mnnvl_deadline_after(timeout);
-    char mark[600];
-    snprintf(mark, sizeof(mark), ABORT_MARK "rank %d %s", st->rank, reason);
+    char mark[MARK_MAX];
+    snprintf(mark, sizeof(mark), ABORT_MARK "%s", reason);
+    uint8_t values[3][MARK_MAX + TAG_BYTES];
+    size_t lens[3];
     char key[KEY_MAX];
-    reqbuf_t b = {0};
+    mnnvl_tcpstore_req_t b = {0};
     int replies = 0;
     for (unsigned r = seq ? seq - 1 : 0; r <= seq + 1; r++, replies++) {
-        round_key(&aux, key, r, "done");
-        req_compare_set(&aux, &b, key, mark);
+        round_key(st->base, key, r, "done");
+        lens[replies] = outcome_value(st, key, r, mark, values[replies]);
+        mnnvl_tcpstore_compare_set(&aux, &b, key, values[replies], lens[replies]);
     }
     if (arrived) {
-        round_key(&aux, key, seq, "cnt");
-        req_add(&aux, &b, key, 0);
+        round_key(st->base, key, seq, "cnt");
+        mnnvl_tcpstore_add(&aux, &b, key, 0);
         *arrived = -1;
     }
-    mnnvl_status_t s = connect_store(&aux, deadline);
+    mnnvl_status_t s = mnnvl_tcpstore_connect(&aux, deadline);
     if (s == MNNVL_SUCCESS)
-        s = flush(&aux, &b, deadline);
+        s = mnnvl_tcpstore_flush(&aux, &b, deadline);
     unsigned won = 0; /* bit i: the mark went into round seq-1+i */
     for (int i = 0; s == MNNVL_SUCCESS && i < replies; i++) {
-        char value[sizeof(mark)];
+        uint8_t value[MARK_MAX + TAG_BYTES];
         size_t len;
-        s = read_value(&aux, value, sizeof(value), &len, deadline);
-        if (s == MNNVL_SUCCESS && len == strlen(mark) && memcmp(value, mark, len) == 0)
+        s = mnnvl_tcpstore_read_value(&aux, "an abort mark", value, sizeof(value), &len,
+                                      deadline);
+        if (s == MNNVL_SUCCESS && len == lens[i] && memcmp(value, values[i], len) == 0)
             won |= 1u << i;
     }
     uint64_t count;
-    if (s == MNNVL_SUCCESS && arrived && read_u64(&aux, &count, deadline) == MNNVL_SUCCESS)
+    if (s == MNNVL_SUCCESS && arrived &&
+        mnnvl_tcpstore_read_u64(&aux, &count, deadline) == MNNVL_SUCCESS)
         *arrived = (int)count;
     for (int i = 0; s == MNNVL_SUCCESS && i < replies; i++) {
         if (won & (1u << i)) {
-            round_key(&aux, key, (seq ? seq - 1 : 0) + (unsigned)i, "done");
-            req_set(&aux, &b, key, mark, strlen(mark));
+            round_key(st->base, key, (seq ? seq - 1 : 0) + (unsigned)i, "done");
+            mnnvl_tcpstore_set(&aux, &b, key, values[i], lens[i]);
         }
     }
     if (s == MNNVL_SUCCESS && b.len)
-        s = flush(&aux, &b, deadline);
+        s = mnnvl_tcpstore_flush(&aux, &b, deadline);
     if (s != MNNVL_SUCCESS)
         MNNVL_DEBUG("torch-store bootstrap: rank %d could not mark %s aborted: %s", st->rank,
                     st->label, mnnvl_last_error());
-    close_fd(&aux);
-    free(b.data);
+    mnnvl_tcpstore_close(&aux);
+    mnnvl_tcpstore_req_free(&b);
 }
 
 static mnnvl_status_t check_usable(const ts_state_t *st, const char *what)
@@ -412,8 +299,9 @@ static mnnvl_status_t fail_round(ts_state_t *st, mnnvl_status_t s, unsigned seq,
                         what, st->rank, st->label);
     } else if (s == MNNVL_ERR_TIMEOUT) {
         int waited = (int)(mnnvl_now_ms() - started);
-        char reason[160];
-        snprintf(reason, sizeof(reason), "gave up: %s timed out after %d ms", what, waited);
+        char reason[200];
+        snprintf(reason, sizeof(reason), "rank %d gave up: %s timed out after %d ms", st->rank,
+                 what, waited);
         int arrived = -1;
         publish_abort(st, seq, reason, &arrived);
         char count[64] = "";
@@ -425,13 +313,15 @@ static mnnvl_status_t fail_round(ts_state_t *st, mnnvl_status_t s, unsigned seq,
                         "it shows up as this timeout",
                         what, st->rank, st->label, waited, st->timeout_ms, count);
     } else {
-        s = mnnvl_error_wrap(s, "torch-store bootstrap: %s on rank %d of %s (store %s)", what,
-                             st->rank, st->label, st->address);
+        s = mnnvl_error_wrap(s, "torch-store bootstrap: %s on rank %d of %s", what, st->rank,
+                             st->label);
         /* The round may already be decided "ok" for the others (this rank's read failed
          * after the last arrival): the mark then lands in the next round, which every peer
-         * fails with PEER_LOST instead of carrying on with a rank that is gone. */
-        char reason[160];
-        snprintf(reason, sizeof(reason), "gave up: %s failed with %s", what,
+         * fails with PEER_LOST (AUTH when this rank read a value that failed
+         * authentication) instead of carrying on with a rank that is gone. */
+        char reason[200];
+        snprintf(reason, sizeof(reason), "%srank %d gave up: %s failed with %s",
+                 s == MNNVL_ERR_AUTH ? AUTH_REASON : "", st->rank, what,
                  mnnvl_status_string(s));
         char sentence[512];
         snprintf(sentence, sizeof(sentence), "%s", mnnvl_last_error());
@@ -458,13 +348,20 @@ typedef struct round {
     const char *what;
 } round_t;
 
-static size_t chunks_of(const ts_state_t *st, size_t bytes)
+/* The bytes of header and data a value holds: all but its tag. */
+static size_t chunk_room(const ts_state_t *st)
 {
-    return (HEADER_BYTES + bytes + st->max_value - 1) / st->max_value;
+    return st->max_value - TAG_BYTES;
 }
 
-/* Queues SETs of this rank's blob: the stream header+data cut into max_value pieces. */
-static void queue_blob(const ts_state_t *st, reqbuf_t *b, const round_t *r)
+static size_t chunks_of(const ts_state_t *st, size_t bytes)
+{
+    return (HEADER_BYTES + bytes + chunk_room(st) - 1) / chunk_room(st);
+}
+
+/* Queues SETs of this rank's blob: the stream header+data cut into chunk_room pieces, each
+ * stored with its tag. */
+static void queue_blob(const ts_state_t *st, mnnvl_tcpstore_req_t *b, const round_t *r)
 {
     uint8_t header[HEADER_BYTES];
     uint32_t magic = HEADER_MAGIC;
@@ -472,19 +369,23 @@ static void queue_blob(const ts_state_t *st, reqbuf_t *b, const round_t *r)
     memcpy(header, &magic, 4);
     memcpy(header + 4, &r->op, 4);
     memcpy(header + 8, &bytes, 8);
-    size_t total = HEADER_BYTES + r->bytes;
+    size_t total = HEADER_BYTES + r->bytes, room = chunk_room(st);
     char key[KEY_MAX];
-    for (size_t c = 0, off = 0; off < total; c++, off += st->max_value) {
-        size_t len = total - off < st->max_value ? total - off : st->max_value;
-        chunk_key(st, key, r->seq, st->rank, c);
-        req_key(st, b, CMD_SET, key);
-        put_u64(b, len);
+    for (size_t c = 0, off = 0; off < total; c++, off += room) {
+        size_t len = total - off < room ? total - off : room;
+        chunk_key(st->base, key, r->seq, st->rank, c);
         size_t from_header = off < HEADER_BYTES ? HEADER_BYTES - off : 0;
         if (from_header > len)
             from_header = len;
-        put(b, header + off, from_header);
         size_t data_off = off + from_header - HEADER_BYTES;
-        put(b, (const uint8_t *)r->data + data_off, len - from_header);
+        uint8_t tag[TAG_BYTES];
+        /* No pointer past the header's end, nor an offset from a NULL empty blob. */
+        struct iovec parts[3] = {{from_header ? header + off : header, from_header},
+                                 {len > from_header ? (uint8_t *)r->data + data_off : header,
+                                  len - from_header},
+                                 {tag, sizeof(tag)}};
+        value_tag(st, key, r->seq, st->rank, st->session, parts, 2, tag);
+        mnnvl_tcpstore_setv(&st->conn, b, key, parts, 3);
     }
 }
 
@@ -513,53 +414,58 @@ static mnnvl_status_t check_header(const ts_state_t *st, const round_t *r, int w
     return MNNVL_SUCCESS;
 }
 
-/* The bytes chunk c of a blob of `bytes` data bytes holds: every chunk is max_value long
- * but the last. */
+/* The bytes chunk c of a blob of `bytes` data bytes holds before its tag: every chunk is
+ * chunk_room long but the last. */
 static size_t chunk_len(const ts_state_t *st, size_t bytes, size_t c)
 {
-    size_t total = HEADER_BYTES + bytes;
-    size_t off = c * st->max_value;
-    return total - off < st->max_value ? total - off : st->max_value;
+    size_t total = HEADER_BYTES + bytes, room = chunk_room(st);
+    size_t off = c * room;
+    return total - off < room ? total - off : room;
 }
 
-/* Reads one value reply: its length into *len and its first min(*len, cap) bytes into buf;
- * the rest is read and dropped, so that the replies after it stay in step. A length over
- * MAX_VALUE, more than any value can hold, is not drained: BOOTSTRAP naming the key. */
-static mnnvl_status_t read_reply(ts_state_t *st, const char *key, uint8_t *buf, size_t cap,
+/* Reads one value reply whole into *buf (grown as needed; *cap is its size), its length into
+ * *len. A length over MAX_VALUE, more than any value can hold, is refused before a byte of it
+ * is read: BOOTSTRAP naming the key. */
+static mnnvl_status_t read_reply(ts_state_t *st, const char *key, uint8_t **buf, size_t *cap,
                                  size_t *len, uint64_t deadline)
 {
-    uint64_t n;
-    MNNVL_CHECK(read_u64(st, &n, deadline));
-    if (n > MAX_VALUE)
-        return mnnvl_error(MNNVL_ERR_BOOTSTRAP,
-                           "the store returned %llu bytes for key '%s', more than the %zu any "
-                           "value may hold",
-                           (unsigned long long)n, key, MAX_VALUE);
-    *len = (size_t)n;
-    size_t keep = *len < cap ? *len : cap;
-    MNNVL_CHECK(mnnvl_sock_recv_all(st->fd, buf, keep, deadline, &st->aborted));
-    uint8_t sink[4096];
-    for (size_t left = *len - keep; left > 0;) {
-        size_t k = left < sizeof(sink) ? left : sizeof(sink);
-        MNNVL_CHECK(mnnvl_sock_recv_all(st->fd, sink, k, deadline, &st->aborted));
-        left -= k;
+    char what[KEY_MAX + 8];
+    snprintf(what, sizeof(what), "key '%s'", key);
+    MNNVL_CHECK(mnnvl_tcpstore_read_len(&st->conn, what, MAX_VALUE, len, deadline));
+    if (*len > *cap) {
+        uint8_t *grown = realloc(*buf, *len);
+        if (!grown)
+            return mnnvl_error(MNNVL_ERR_NO_MEMORY, "out of memory for a value of %zu bytes",
+                               *len);
+        *buf = grown;
+        *cap = *len;
     }
-    return MNNVL_SUCCESS;
+    return mnnvl_tcpstore_recv(&st->conn, *buf, *len, deadline);
+}
+
+static mnnvl_status_t wrong_length(const ts_state_t *st, const round_t *r, const char *key,
+                                   int writer, size_t c, size_t len, size_t expect)
+{
+    return mnnvl_error(MNNVL_ERR_BOOTSTRAP,
+                       "the store returned %zu bytes for key '%s' (rank %d's chunk %zu of %zu) "
+                       "where that value holds %zu: nothing of it was written; is something "
+                       "else writing under the prefix?",
+                       len, key, writer, c, chunks_of(st, r->bytes), expect);
 }
 
 /* Reads the writers' blobs of a completed round into r->out, in batches of pipelined GETs
- * (one MULTI_GET per batch on torch 2.x). Every chunk's length is checked against what
- * that chunk of this round holds before a byte of it is written: a writer that called with
- * another byte count shows in its header (MISMATCH, the same on every rank); any other
- * length is a store (or a stranger under the prefix) not to be trusted: BOOTSTRAP naming
- * the key and both lengths. */
+ * (one MULTI_GET per batch on torch 2.x). Nothing of a value is written before its length
+ * is the one that chunk of this round holds (else BOOTSTRAP naming the key and both
+ * lengths) and its tag checks out (else AUTH). Only a value that passed its tag is read as a
+ * header: a writer that called with another byte count shows there (MISMATCH, the same on
+ * every rank). */
 static mnnvl_status_t read_blobs(ts_state_t *st, const round_t *r, uint64_t deadline)
 {
     size_t nchunks = chunks_of(st, r->bytes);
     size_t total = (size_t)r->writers * nchunks;
-    size_t cap = chunk_len(st, r->bytes, 0);
+    size_t cap = chunk_len(st, r->bytes, 0) + TAG_BYTES;
     uint8_t *v = malloc(cap);
-    reqbuf_t b = {0};
+    mnnvl_tcpstore_req_t b = {0};
     mnnvl_status_t s = v ? MNNVL_SUCCESS
                          : mnnvl_error(MNNVL_ERR_NO_MEMORY, "out of memory for %zu bytes", cap);
     mnnvl_status_t mismatch = MNNVL_SUCCESS;
@@ -567,44 +473,51 @@ static mnnvl_status_t read_blobs(ts_state_t *st, const round_t *r, uint64_t dead
     /* Chunk-major order: every writer's header is read before any second chunk. */
     for (size_t first = 0; s == MNNVL_SUCCESS && first < total; first += BATCH) {
         size_t n = total - first < BATCH ? total - first : BATCH;
-        if (st->modern) {
-            put_cmd(st, &b, CMD_MULTI_GET);
-            put_u64(&b, n);
-        }
+        if (st->conn.modern)
+            mnnvl_tcpstore_multi_get(&st->conn, &b, n);
         for (size_t i = first; i < first + n; i++) {
-            chunk_key(st, key, r->seq, r->first_writer + (int)(i % r->writers),
+            chunk_key(st->base, key, r->seq, r->first_writer + (int)(i % r->writers),
                       i / r->writers);
-            if (st->modern)
-                put_key(&b, key);
+            if (st->conn.modern)
+                mnnvl_tcpstore_multi_get_key(&b, key);
             else
-                req_key(st, &b, CMD_GET, key);
+                mnnvl_tcpstore_get(&st->conn, &b, key);
         }
-        s = flush(st, &b, deadline);
+        s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
         for (size_t i = first; s == MNNVL_SUCCESS && i < first + n; i++) {
             size_t len = 0, c = i / r->writers;
-            int w = (int)(i % r->writers);
-            chunk_key(st, key, r->seq, r->first_writer + w, c);
-            s = read_reply(st, key, v, cap, &len, deadline);
+            int w = (int)(i % r->writers), writer = r->first_writer + w;
+            chunk_key(st->base, key, r->seq, writer, c);
+            s = read_reply(st, key, &v, &cap, &len, deadline);
             if (s != MNNVL_SUCCESS)
                 break;
-            if (c == 0 && mismatch == MNNVL_SUCCESS)
-                mismatch = check_header(st, r, r->first_writer + w, v, len < cap ? len : cap);
             if (mismatch != MNNVL_SUCCESS)
                 continue; /* still drain the replies of this batch */
-            size_t expect = chunk_len(st, r->bytes, c);
-            if (len != expect) {
-                s = mnnvl_error(MNNVL_ERR_BOOTSTRAP,
-                                "the store returned %zu bytes for key '%s' (rank %d's chunk %zu "
-                                "of %zu) where that chunk holds %zu: nothing of it was "
-                                "written; is something else writing under the prefix?",
-                                len, key, r->first_writer + w, c, nchunks, expect);
+            size_t expect = chunk_len(st, r->bytes, c) + TAG_BYTES;
+            /* A first chunk may be of another length from an honest writer that passed
+             * another byte count: its tag, then its header, tell. */
+            if (c > 0 && len != expect) {
+                s = wrong_length(st, r, key, writer, c, len, expect);
                 break;
             }
-            size_t off = c * st->max_value;
+            s = check_tag(st, key, r->seq, writer, st->session, v, len);
+            if (s != MNNVL_SUCCESS)
+                break;
+            if (c == 0) {
+                mismatch = check_header(st, r, writer, v, len >= TAG_BYTES ? len - TAG_BYTES : 0);
+                if (mismatch != MNNVL_SUCCESS)
+                    continue;
+            }
+            if (len != expect) {
+                s = wrong_length(st, r, key, writer, c, len, expect);
+                break;
+            }
+            size_t off = c * chunk_room(st);
             size_t skip = off < HEADER_BYTES ? HEADER_BYTES - off : 0;
-            if (len > skip)
+            size_t data = len - TAG_BYTES;
+            if (data > skip)
                 memcpy((uint8_t *)r->out + (size_t)w * r->bytes + off + skip - HEADER_BYTES,
-                       v + skip, len - skip);
+                       v + skip, data - skip);
         }
         if (mismatch != MNNVL_SUCCESS && mismatch != MNNVL_ERR_MISMATCH)
             s = mismatch;
@@ -612,7 +525,7 @@ static mnnvl_status_t read_blobs(ts_state_t *st, const round_t *r, uint64_t dead
             break;
     }
     free(v);
-    free(b.data);
+    mnnvl_tcpstore_req_free(&b);
     if (s == MNNVL_SUCCESS && mismatch != MNNVL_SUCCESS)
         s = mnnvl_error(mismatch, "%s", mnnvl_last_error());
     return s;
@@ -624,37 +537,47 @@ static mnnvl_status_t delete_prev(ts_state_t *st, uint64_t deadline)
 {
     if (!st->prev_valid)
         return MNNVL_SUCCESS;
-    reqbuf_t b = {0};
+    mnnvl_tcpstore_req_t b = {0};
     char key[KEY_MAX];
-    round_key(st, key, st->prev_seq, "cnt");
-    req_key(st, &b, CMD_DELETE, key);
-    round_key(st, key, st->prev_seq, "done");
-    req_key(st, &b, CMD_DELETE, key);
+    round_key(st->base, key, st->prev_seq, "cnt");
+    mnnvl_tcpstore_delete(&st->conn, &b, key);
+    round_key(st->base, key, st->prev_seq, "done");
+    mnnvl_tcpstore_delete(&st->conn, &b, key);
     size_t n = 2;
     for (int w = 0; w < st->prev_writers; w++) {
         for (size_t c = 0; c < st->prev_chunks; c++, n++) {
-            chunk_key(st, key, st->prev_seq, st->prev_first_writer + w, c);
-            req_key(st, &b, CMD_DELETE, key);
+            chunk_key(st->base, key, st->prev_seq, st->prev_first_writer + w, c);
+            mnnvl_tcpstore_delete(&st->conn, &b, key);
         }
     }
-    mnnvl_status_t s = flush(st, &b, deadline);
-    free(b.data);
+    mnnvl_status_t s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
+    mnnvl_tcpstore_req_free(&b);
     for (size_t i = 0; s == MNNVL_SUCCESS && i < n; i++) {
         uint64_t deleted;
-        s = read_u64(st, &deleted, deadline);
+        s = mnnvl_tcpstore_read_u64(&st->conn, &deleted, deadline);
     }
     st->prev_valid = 0;
     return s;
 }
 
 /* Interprets the value of "<s>/done". */
-static mnnvl_status_t check_done(const ts_state_t *st, const char *v, size_t len)
+static mnnvl_status_t check_done(const ts_state_t *st, const char *key, unsigned seq,
+                                 const uint8_t *value, size_t len)
 {
+    MNNVL_CHECK(check_tag(st, key, seq, -1, NULL, value, len));
+    const char *v = (const char *)value;
+    len = len >= TAG_BYTES ? len - TAG_BYTES : 0;
+    size_t abort_len = strlen(ABORT_MARK), auth_len = strlen(AUTH_REASON);
     if (len == strlen(OK_MARK) && memcmp(v, OK_MARK, len) == 0)
         return MNNVL_SUCCESS;
-    if (len >= strlen(ABORT_MARK) && memcmp(v, ABORT_MARK, strlen(ABORT_MARK)) == 0)
+    if (len >= abort_len + auth_len && memcmp(v, ABORT_MARK AUTH_REASON, abort_len + auth_len) == 0)
+        return mnnvl_error(MNNVL_ERR_AUTH,
+                           "a peer read a value from the store that failed authentication: "
+                           "%.*s",
+                           (int)(len - abort_len - auth_len), v + abort_len + auth_len);
+    if (len >= abort_len && memcmp(v, ABORT_MARK, abort_len) == 0)
         return mnnvl_error(MNNVL_ERR_PEER_LOST, "the communicator was aborted by a peer: %.*s",
-                           (int)(len - strlen(ABORT_MARK)), v + strlen(ABORT_MARK));
+                           (int)(len - abort_len), v + abort_len);
     return mnnvl_error(MNNVL_ERR_BOOTSTRAP, "the store holds an unexpected round outcome '%.*s'",
                        (int)len, v);
 }
@@ -663,43 +586,45 @@ static mnnvl_status_t check_done(const ts_state_t *st, const char *v, size_t len
  * outcome and cleans up the previous round. */
 static mnnvl_status_t arrive(ts_state_t *st, const round_t *r, uint64_t deadline)
 {
-    reqbuf_t b = {0};
+    mnnvl_tcpstore_req_t b = {0};
     char key[KEY_MAX];
     if (st->rank >= r->first_writer && st->rank < r->first_writer + r->writers)
         queue_blob(st, &b, r);
-    round_key(st, key, r->seq, "cnt");
-    req_add(st, &b, key, 1);
-    mnnvl_status_t s = flush(st, &b, deadline);
+    round_key(st->base, key, r->seq, "cnt");
+    mnnvl_tcpstore_add(&st->conn, &b, key, 1);
+    mnnvl_status_t s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
     uint64_t count = 0;
     if (s == MNNVL_SUCCESS)
-        s = read_u64(st, &count, deadline);
-    round_key(st, key, r->seq, "done");
+        s = mnnvl_tcpstore_read_u64(&st->conn, &count, deadline);
+    round_key(st->base, key, r->seq, "done");
+    uint8_t ok[sizeof(OK_MARK) + TAG_BYTES];
+    size_t ok_len = outcome_value(st, key, r->seq, OK_MARK, ok);
     int last = s == MNNVL_SUCCESS && count == (uint64_t)st->size;
     if (last)
-        req_compare_set(st, &b, key, OK_MARK);
+        mnnvl_tcpstore_compare_set(&st->conn, &b, key, ok, ok_len);
     else if (s == MNNVL_SUCCESS)
-        req_wait(st, &b, key);
+        mnnvl_tcpstore_wait(&st->conn, &b, key);
     if (s == MNNVL_SUCCESS)
-        s = flush(st, &b, deadline);
+        s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
     if (s == MNNVL_SUCCESS && !last) {
-        uint8_t stop;
-        s = mnnvl_sock_recv_all(st->fd, &stop, 1, deadline, &st->aborted);
+        s = mnnvl_tcpstore_read_stop(&st->conn, deadline);
         if (s == MNNVL_SUCCESS) {
-            req_key(st, &b, CMD_GET, key); /* never pipelined behind a pending WAIT */
-            s = flush(st, &b, deadline);
+            mnnvl_tcpstore_get(&st->conn, &b, key); /* never pipelined behind a pending WAIT */
+            s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
         }
     }
-    char v[600];
+    uint8_t v[MARK_MAX + TAG_BYTES];
     size_t len = 0;
     if (s == MNNVL_SUCCESS)
-        s = read_value(st, v, sizeof(v), &len, deadline);
+        s = mnnvl_tcpstore_read_value(&st->conn, "a round's outcome", v, sizeof(v), &len,
+                                      deadline);
     if (s == MNNVL_SUCCESS)
-        s = check_done(st, v, len);
+        s = check_done(st, key, r->seq, v, len);
     if (s == MNNVL_SUCCESS && last) {
-        req_set(st, &b, key, OK_MARK, strlen(OK_MARK));
-        s = flush(st, &b, deadline);
+        mnnvl_tcpstore_set(&st->conn, &b, key, ok, ok_len);
+        s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
     }
-    free(b.data);
+    mnnvl_tcpstore_req_free(&b);
     if (s == MNNVL_SUCCESS && last)
         s = delete_prev(st, deadline);
     return s;
@@ -772,14 +697,16 @@ static void ts_abort(mnnvl_bootstrap_t *bs)
     ts_state_t *st = bs->state;
     if (atomic_exchange(&st->aborted, 1))
         return;
-    if (st->fd >= 0)
-        shutdown(st->fd, SHUT_RDWR); /* wakes a thread blocked on this connection */
-    publish_abort(st, atomic_load(&st->seq), "aborted", NULL);
+    if (st->conn.fd >= 0)
+        shutdown(st->conn.fd, SHUT_RDWR); /* wakes a thread blocked on this connection */
+    char reason[64];
+    snprintf(reason, sizeof(reason), "rank %d aborted", st->rank);
+    publish_abort(st, atomic_load(&st->seq), reason, NULL);
 }
 
 static void state_free(ts_bootstrap_t *tb)
 {
-    close_fd(&tb->st);
+    mnnvl_tcpstore_close(&tb->st.conn);
     free(tb);
 }
 
@@ -787,7 +714,7 @@ static void state_free(ts_bootstrap_t *tb)
  * abort may have marked, and the leave counter itself. */
 static void leave(ts_state_t *st)
 {
-    if (st->fd < 0 || st->broken || atomic_load(&st->aborted)) {
+    if (st->conn.fd < 0 || st->broken || atomic_load(&st->aborted)) {
         MNNVL_DEBUG("torch-store bootstrap: rank %d leaves %s without cleaning up the store: "
                     "the communicator failed or was aborted",
                     st->rank, st->label);
@@ -796,31 +723,31 @@ static void leave(ts_state_t *st)
     uint64_t deadline = mnnvl_deadline_after(st->timeout_ms);
     char key[KEY_MAX];
     snprintf(key, sizeof(key), "%s/left", st->base);
-    reqbuf_t b = {0};
-    req_add(st, &b, key, 1);
-    mnnvl_status_t s = flush(st, &b, deadline);
+    mnnvl_tcpstore_req_t b = {0};
+    mnnvl_tcpstore_add(&st->conn, &b, key, 1);
+    mnnvl_status_t s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
     uint64_t left = 0;
     if (s == MNNVL_SUCCESS)
-        s = read_u64(st, &left, deadline);
+        s = mnnvl_tcpstore_read_u64(&st->conn, &left, deadline);
     if (s == MNNVL_SUCCESS && left == (uint64_t)st->size) {
         s = delete_prev(st, deadline);
         unsigned seq = atomic_load(&st->seq);
         size_t n = 1;
-        req_key(st, &b, CMD_DELETE, key);
+        mnnvl_tcpstore_delete(&st->conn, &b, key);
         for (unsigned r = seq; s == MNNVL_SUCCESS && r <= seq + 1; r++, n += 2) {
-            round_key(st, key, r, "cnt");
-            req_key(st, &b, CMD_DELETE, key);
-            round_key(st, key, r, "done");
-            req_key(st, &b, CMD_DELETE, key);
+            round_key(st->base, key, r, "cnt");
+            mnnvl_tcpstore_delete(&st->conn, &b, key);
+            round_key(st->base, key, r, "done");
+            mnnvl_tcpstore_delete(&st->conn, &b, key);
         }
         if (s == MNNVL_SUCCESS)
-            s = flush(st, &b, deadline);
+            s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
         for (size_t i = 0; s == MNNVL_SUCCESS && i < n; i++) {
             uint64_t deleted;
-            s = read_u64(st, &deleted, deadline);
+            s = mnnvl_tcpstore_read_u64(&st->conn, &deleted, deadline);
         }
     }
-    free(b.data);
+    mnnvl_tcpstore_req_free(&b);
     if (s != MNNVL_SUCCESS)
         MNNVL_DEBUG("torch-store bootstrap: rank %d could not clean up %s: %s", st->rank,
                     st->label, mnnvl_last_error());
@@ -861,7 +788,7 @@ static ts_bootstrap_t *state_new(int rank, int size, int timeout_ms)
     ts_bootstrap_t *tb = calloc(1, sizeof(*tb));
     if (!tb)
         return NULL;
-    tb->st.fd = -1;
+    tb->st.conn.fd = -1;
     atomic_init(&tb->st.aborted, 0);
     atomic_init(&tb->st.seq, 0);
     tb->st.rank = rank;
@@ -870,7 +797,7 @@ static ts_bootstrap_t *state_new(int rank, int size, int timeout_ms)
     tb->st.max_value = MAX_VALUE;
     /* For tests: a smaller limit exercises the splitting of values without 8 MiB blobs. */
     const char *limit = getenv("MNNVL_TORCH_STORE_MAX_VALUE");
-    if (limit && atol(limit) > HEADER_BYTES && (size_t)atol(limit) < MAX_VALUE)
+    if (limit && atol(limit) > HEADER_BYTES + TAG_BYTES && (size_t)atol(limit) < MAX_VALUE)
         tb->st.max_value = (size_t)atol(limit);
     return tb;
 }
@@ -892,12 +819,13 @@ static mnnvl_status_t ts_child(mnnvl_bootstrap_t *bs, const mnnvl_bootstrap_chil
     if (!tb)
         return mnnvl_error(MNNVL_ERR_NO_MEMORY, "torch-store bootstrap: child: out of memory");
     ts_state_t *cs = &tb->st;
-    cs->modern = st->modern;
+    mnnvl_tcpstore_init(&cs->conn, st->conn.address, st->conn.modern, &cs->aborted);
     cs->max_value = st->max_value;
-    memcpy(cs->address, st->address, sizeof(cs->address));
+    cs->key = st->key;
+    memcpy(cs->session, st->session, sizeof(cs->session));
     int n = snprintf(cs->base, sizeof(cs->base), "%.*s/s%ut%016llx", BASE_MAX - 40, st->base,
                      counter, (unsigned long long)child->tag);
-    snprintf(cs->label, sizeof(cs->label), "comm '%s' (store %s)", cs->base, cs->address);
+    snprintf(cs->label, sizeof(cs->label), "comm '%s' (store %s)", cs->base, cs->conn.address);
     mnnvl_status_t s = MNNVL_SUCCESS;
     if (n >= (int)sizeof(cs->base))
         s = mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
@@ -905,7 +833,7 @@ static mnnvl_status_t ts_child(mnnvl_bootstrap_t *bs, const mnnvl_bootstrap_chil
                         "bytes",
                         st->label, sizeof(cs->base));
     if (s == MNNVL_SUCCESS)
-        s = connect_store(cs, mnnvl_deadline_after(st->timeout_ms));
+        s = mnnvl_tcpstore_connect(&cs->conn, mnnvl_deadline_after(st->timeout_ms));
     if (s != MNNVL_SUCCESS) {
         state_free(tb);
         return mnnvl_error_wrap(s, "torch-store bootstrap: child of %s on rank %d", st->label,
@@ -952,21 +880,53 @@ static mnnvl_status_t join(ts_state_t *st, const char *prefix, const char *name,
                            "torch-store bootstrap: store_prefix '%s' and comm_name '%s' make "
                            "keys over %d bytes",
                            prefix, name, BASE_MAX - 32);
-    reqbuf_t b = {0};
-    req_add(st, &b, key, 1);
-    mnnvl_status_t s = flush(st, &b, deadline);
-    free(b.data);
+    mnnvl_tcpstore_req_t b = {0};
+    mnnvl_tcpstore_add(&st->conn, &b, key, 1);
+    mnnvl_status_t s = mnnvl_tcpstore_flush(&st->conn, &b, deadline);
+    mnnvl_tcpstore_req_free(&b);
     uint64_t joins = 0;
     if (s == MNNVL_SUCCESS)
-        s = read_u64(st, &joins, deadline);
+        s = mnnvl_tcpstore_read_u64(&st->conn, &joins, deadline);
     if (s != MNNVL_SUCCESS)
         return s;
     uint64_t gen = (joins - 1) / (uint64_t)st->size;
     snprintf(st->base, sizeof(st->base), "%.*s/g%llu", (int)(n - strlen("/joins")), key,
              (unsigned long long)gen);
     snprintf(st->label, sizeof(st->label), "comm '%s' (store %s, torch %s protocol)", st->base,
-             st->address, st->modern ? "2.x" : "1.13");
+             st->conn.address, st->conn.modern ? "2.x" : "1.13");
     return MNNVL_SUCCESS;
+}
+
+/* Creation's three rounds (see the top of this file): the nonces, from which every rank
+ * computes the session; empty blobs bound to it, which fail with AUTH where ranks' sessions
+ * differ; then the barrier that makes a failure of either everybody's. */
+static mnnvl_status_t open_session(ts_state_t *st, uint64_t deadline)
+{
+    uint8_t nonce[NONCE_BYTES];
+    uint8_t *all = malloc((size_t)st->size * NONCE_BYTES);
+    if (!all)
+        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "torch-store bootstrap: out of memory for %d "
+                                                "nonces",
+                           st->size);
+    mnnvl_auth_random(nonce, sizeof(nonce));
+    round_t joining = {.op = OP_ALLGATHER, .writers = st->size, .data = nonce,
+                       .bytes = sizeof(nonce), .out = all, .what = "joining"};
+    round_t checking = {.op = OP_ALLGATHER, .writers = st->size, .out = nonce,
+                        .what = "checking the session"};
+    round_t confirm = {.op = OP_ALLGATHER, .what = "confirming the communicator"};
+    round_t *rounds[3] = {&joining, &checking, &confirm};
+    mnnvl_status_t s = MNNVL_SUCCESS;
+    for (int i = 0; i < 3 && s == MNNVL_SUCCESS; i++) {
+        st->timeout_ms = mnnvl_deadline_left(deadline) > 0 ? mnnvl_deadline_left(deadline) : 1;
+        s = run_round(st, rounds[i]);
+        if (s == MNNVL_SUCCESS && i == 0) {
+            struct iovec iov[2] = {{st->base, strlen(st->base) + 1},
+                                   {all, (size_t)st->size * NONCE_BYTES}};
+            mnnvl_auth_tag(&st->key, SESSION_LABEL, iov, 2, st->session);
+        }
+    }
+    free(all);
+    return s;
 }
 
 mnnvl_status_t mnnvl_bootstrap_torch_store_create(const mnnvl_bootstrap_args_t *args,
@@ -987,11 +947,13 @@ mnnvl_status_t mnnvl_bootstrap_torch_store_create(const mnnvl_bootstrap_args_t *
     if (!tb)
         return mnnvl_error(MNNVL_ERR_NO_MEMORY, "torch-store bootstrap: out of memory");
     ts_state_t *st = &tb->st;
-    snprintf(st->address, sizeof(st->address), "%s", store);
+    mnnvl_tcpstore_init(&st->conn, store, 0, &st->aborted);
     snprintf(st->label, sizeof(st->label), "comm '%s' (store %s)", args->comm_name, store);
     uint64_t started = mnnvl_now_ms();
     uint64_t deadline = mnnvl_deadline_after(args->timeout_ms);
-    mnnvl_status_t s = detect_generation(st, deadline);
+    mnnvl_status_t s = mnnvl_auth_derive_key(args->job_key, &st->key);
+    if (s == MNNVL_SUCCESS)
+        s = mnnvl_tcpstore_detect(&st->conn, deadline);
     if (s == MNNVL_SUCCESS)
         s = join(st, prefix ? prefix : "", args->comm_name, deadline);
     if (s != MNNVL_SUCCESS) {
@@ -1000,18 +962,11 @@ mnnvl_status_t mnnvl_bootstrap_torch_store_create(const mnnvl_bootstrap_args_t *
         state_free(tb);
         return s;
     }
-    /* The barrier that makes the joins counter safe (see the top of this file), then one
-     * more: a rank whose read of the first one failed after the last arrival decided it
-     * marks the second aborted (fail_round), so that no rank comes out of create with a
-     * communicator that a peer does not have. */
-    round_t r = {.op = OP_ALLGATHER, .what = "joining"};
-    round_t confirm = {.op = OP_ALLGATHER, .what = "confirming the communicator"};
-    st->timeout_ms = mnnvl_deadline_left(deadline) > 0 ? mnnvl_deadline_left(deadline) : 1;
-    s = run_round(st, &r);
-    if (s == MNNVL_SUCCESS) {
-        st->timeout_ms = mnnvl_deadline_left(deadline) > 0 ? mnnvl_deadline_left(deadline) : 1;
-        s = run_round(st, &confirm);
-    }
+    /* The rounds that make the joins counter safe (see the top of this file): a rank whose
+     * read of one failed after the last arrival decided it marks the next aborted
+     * (fail_round), so that no rank comes out of create with a communicator that a peer does
+     * not have. */
+    s = open_session(st, deadline);
     st->timeout_ms = args->timeout_ms;
     if (s != MNNVL_SUCCESS) {
         if (s == MNNVL_ERR_TIMEOUT)
@@ -1026,4 +981,41 @@ mnnvl_status_t mnnvl_bootstrap_torch_store_create(const mnnvl_bootstrap_args_t *
     fill_interface(tb);
     *out = &tb->bs;
     return MNNVL_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Fuzzing                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+void mnnvl_torch_store_feed(int fd, int rank, int size, size_t bytes, size_t max_value,
+                            int modern)
+{
+    if (size < 1 || size > 64 || rank < 0 || rank >= size || bytes > 4096)
+        return;
+    ts_bootstrap_t *tb = state_new(rank, size, 1000);
+    if (!tb)
+        return;
+    ts_state_t *st = &tb->st;
+    if (max_value > HEADER_BYTES + TAG_BYTES && max_value < MAX_VALUE)
+        st->max_value = max_value;
+    /* An address that no connect accepts: a failure mark goes nowhere, at once. */
+    mnnvl_tcpstore_init(&st->conn, "fuzz", modern, &st->aborted);
+    st->conn.fd = fd;
+    st->plain_input = 1;
+    fill_interface(tb);
+    uint8_t *data = calloc(1, bytes ? bytes : 1);
+    uint8_t *all = calloc((size_t)size, bytes ? bytes : 1);
+    mnnvl_status_t s = data && all ? join(st, "fuzz", "world", mnnvl_deadline_after(1000))
+                                   : MNNVL_ERR_NO_MEMORY;
+    if (s == MNNVL_SUCCESS)
+        s = open_session(st, mnnvl_deadline_after(1000));
+    if (s == MNNVL_SUCCESS)
+        s = ts_allgather(&tb->bs, data, all, bytes);
+    if (s == MNNVL_SUCCESS || s == MNNVL_ERR_MISMATCH)
+        s = ts_broadcast(&tb->bs, data, bytes, size - 1);
+    if (s == MNNVL_SUCCESS || s == MNNVL_ERR_MISMATCH)
+        s = ts_barrier(&tb->bs);
+    free(data);
+    free(all);
+    ts_destroy(&tb->bs);
 }

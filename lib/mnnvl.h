@@ -124,6 +124,7 @@ typedef struct mnnvl_config_s *mnnvl_config_t;
  *                 e.g. tools/mnnvl-store or mnnvl_root_start())  default rank0
  *   comm_name     name distinguishing communicators that share one root   default world
  *   job_key       secret every connection must prove             default "" (no secret)
+ *                 (torch-store: it tags every value the backend keeps in the store)
  *   handle_type   auto | fabric | posix-fd                       default auto
  *   timeout_ms    bound on every wait, host and device, in ms    default 120000
  *   log_level     none | error | warn | info | debug | trace     default: the process level

@@ -718,6 +718,11 @@ static mnnvl_status_t link_member(star_t *st, star_t *cs, int r, int p, uint32_t
     const uint8_t *slot = st->table + (size_t)p * st->table_slot;
     uint64_t len;
     memcpy(&len, slot + 8, 8);
+    /* The table came from rank 0's RESULT: a length past the slot would read beyond it. */
+    if (len > st->table_slot - 16)
+        return star_fail(cs, MNNVL_ERR_BOOTSTRAP,
+                         "child: parent rank %d's address has %llu bytes, more than its slot's %zu",
+                         p, (unsigned long long)len, st->table_slot - 16);
     mnnvl_status_t s = cs->ops->link_address(cs, r, slot + 16, len);
     cs->peers[r].token = child_token(st, p, counter);
     cs->peers[r].joined = 1;

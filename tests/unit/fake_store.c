@@ -41,12 +41,14 @@ struct fake_store {
     pthread_mutex_t lock;
     pthread_cond_t changed;
     struct entry *entries;
+    struct entry *history; /* the last value ever SET under each key */
     int stopping;
     int fds[MAX_CLIENTS];
     pthread_t threads[MAX_CLIENTS];
     int nclients;
     fake_fault_t fault;
     char suffix[128];
+    char other[128];
     size_t fault_len;
     int faults;
     int garbled_once;
@@ -107,17 +109,39 @@ static int send_field(int fd, const void *p, size_t len)
 }
 
 /* Under the lock. */
-static struct entry *find(fake_store_t *s, const char *key)
+static struct entry *find_in(struct entry *list, const char *key)
 {
-    for (struct entry *e = s->entries; e; e = e->next)
+    for (struct entry *e = list; e; e = e->next)
         if (strcmp(e->key, key) == 0)
             return e;
     return NULL;
 }
 
+static struct entry *find(fake_store_t *s, const char *key)
+{
+    return find_in(s->entries, key);
+}
+
+/* Under the lock: records a copy of the value in the history. */
+static void remember(fake_store_t *s, const char *key, const uint8_t *value, size_t len)
+{
+    struct entry *e = find_in(s->history, key);
+    if (!e) {
+        e = calloc(1, sizeof(*e));
+        e->key = strdup(key);
+        e->next = s->history;
+        s->history = e;
+    }
+    free(e->value);
+    e->value = malloc(len + 1);
+    memcpy(e->value, value, len);
+    e->len = len;
+}
+
 /* Under the lock; takes value. */
 static void put(fake_store_t *s, const char *key, uint8_t *value, size_t len)
 {
+    remember(s, key, value, len);
     struct entry *e = find(s, key);
     if (!e) {
         e = calloc(1, sizeof(*e));
@@ -137,6 +161,23 @@ static int ends_with(const char *key, const char *suffix)
     return n && k >= n && strcmp(key + k - n, suffix) == 0;
 }
 
+/* The key read instead of `key` under FAKE_SWAP / FAKE_REPLAY, in buf; NULL when none. */
+static const char *moved_key(const fake_store_t *s, const char *key, char *buf, size_t len)
+{
+    const char *from = NULL, *to = NULL;
+    if ((s->fault == FAKE_SWAP || s->fault == FAKE_REPLAY) && ends_with(key, s->suffix)) {
+        from = s->suffix;
+        to = s->other;
+    } else if (s->fault == FAKE_SWAP && ends_with(key, s->other)) {
+        from = s->other;
+        to = s->suffix;
+    }
+    if (!from)
+        return NULL;
+    snprintf(buf, len, "%.*s%s", (int)(strlen(key) - strlen(from)), key, to);
+    return buf;
+}
+
 /* Waits for the key and sends its value, through the planted fault. */
 static int reply_get(fake_store_t *s, int fd, const char *key)
 {
@@ -148,10 +189,20 @@ static int reply_get(fake_store_t *s, int fd, const char *key)
         pthread_mutex_unlock(&s->lock);
         return -1;
     }
+    char other[1200];
+    const char *moved = moved_key(s, key, other, sizeof(other));
+    struct entry *instead = moved ? find_in(s->history, moved) : NULL;
+    if (instead) {
+        e = instead;
+        s->faults++;
+    }
     size_t len = e->len;
     uint8_t *v = malloc(len + 1);
     memcpy(v, e->value, len);
-    if (s->fault == FAKE_VALUE_LENGTH && ends_with(key, s->suffix)) {
+    if (s->fault == FAKE_FLIP_BYTE && ends_with(key, s->suffix) && s->fault_len < len) {
+        v[s->fault_len] ^= 1;
+        s->faults++;
+    } else if (s->fault == FAKE_VALUE_LENGTH && ends_with(key, s->suffix)) {
         uint8_t *w = calloc(1, s->fault_len + 1);
         memcpy(w, v, len < s->fault_len ? len : s->fault_len);
         free(v);
@@ -383,6 +434,17 @@ fake_store_t *fake_store_start(fake_fault_t fault, const char *suffix, size_t le
     return s;
 }
 
+fake_store_t *fake_store_start_moved(fake_fault_t fault, const char *suffix, const char *other)
+{
+    fake_store_t *s = fake_store_start(fault, suffix, 0);
+    if (s) {
+        pthread_mutex_lock(&s->lock);
+        snprintf(s->other, sizeof(s->other), "%s", other);
+        pthread_mutex_unlock(&s->lock);
+    }
+    return s;
+}
+
 const char *fake_store_address(const fake_store_t *s)
 {
     return s->address;
@@ -413,12 +475,15 @@ void fake_store_stop(fake_store_t *s)
         close(s->fds[i]);
     }
     close(s->listen_fd);
-    while (s->entries) {
-        struct entry *e = s->entries;
-        s->entries = e->next;
-        free(e->key);
-        free(e->value);
-        free(e);
+    struct entry *lists[2] = {s->entries, s->history};
+    for (int i = 0; i < 2; i++) {
+        while (lists[i]) {
+            struct entry *e = lists[i];
+            lists[i] = e->next;
+            free(e->key);
+            free(e->value);
+            free(e);
+        }
     }
     free(s);
 }

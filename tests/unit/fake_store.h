@@ -18,12 +18,26 @@ typedef enum fake_fault {
     /* The first GET/MULTI_GET of a key ending in `suffix` is answered with "garbage" (only
      * that client's read is wrong). */
     FAKE_FIRST_READ_GARBLED,
+    /* Every GET/MULTI_GET reply for a key ending in `suffix` has its byte at offset `len`
+     * flipped (xor 1). */
+    FAKE_FLIP_BYTE,
+    /* (fake_store_start_moved) Every GET/MULTI_GET of a key ending in `suffix` is answered
+     * with the last value ever SET under the same key ending in `other` instead, and the
+     * other way round: two ranks' values swapped. */
+    FAKE_SWAP,
+    /* (fake_store_start_moved) Every GET/MULTI_GET of a key ending in `suffix` is answered
+     * with the last value ever SET under the key ending in `other` (deleted since or not):
+     * a replay of an earlier round's value. */
+    FAKE_REPLAY,
 } fake_fault_t;
 
 typedef struct fake_store fake_store_t;
 
 /* Listens on 127.0.0.1 (a free port) and serves until fake_store_stop. NULL on failure. */
 fake_store_t *fake_store_start(fake_fault_t fault, const char *suffix, size_t len);
+
+/* A store that answers reads of one key with another key's value (FAKE_SWAP, FAKE_REPLAY). */
+fake_store_t *fake_store_start_moved(fake_fault_t fault, const char *suffix, const char *other);
 
 /* "127.0.0.1:<port>", owned by the store. */
 const char *fake_store_address(const fake_store_t *s);
