@@ -81,11 +81,7 @@ static mnnvl_status_t setup_local(mnnvl_allreduce_t ar, void *const *bases)
 {
     mnnvl_comm_t comm = ar->comm;
     const mnnvl_cuda_driver_t *cu = comm->dev->cu;
-    int sms = 0;
-    MNNVL_CU("allreduce_create",
-             cu->cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
-                                      comm->dev->cu_device));
-    ar->blocks = sms > 0 ? sms : 1;
+    ar->blocks = comm->dev->sms;
     size_t table = (size_t)comm->size * sizeof(void *);
     MNNVL_CU("allreduce_create", cu->cuMemAlloc(&ar->peers, table));
     MNNVL_CU("allreduce_create", cu->cuMemcpyHtoD(ar->peers, bases, table));

@@ -43,9 +43,7 @@ static mnnvl_status_t agree_shape(mnnvl_dcp_a2a_t d, const char *what)
     mnnvl_comm_t comm = d->comm;
     shape_t mine, all[MNNVL_DCP_MAX_RANKS]; /* comm->size == cp_size <= the maximum */
     memset(&mine, 0, sizeof(mine));
-    if (comm->dev->cu->cuDeviceGetAttribute(&mine.sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
-                                            comm->dev->cu_device) != CUDA_SUCCESS)
-        mine.sms = 1;
+    mine.sms = comm->dev->sms;
     mine.params = d->params;
     MNNVL_CHECK(mnnvl_comm_allgather(comm, &mine, all, sizeof(mine)));
     int channels = MNNVL_DCP_CHANNELS;

@@ -97,7 +97,25 @@ typedef struct rank_info {
     uint64_t host;
     int32_t pid;
     int32_t fabric;
+    int32_t device; /* the ordinal: comparable between ranks of one process only */
+    int32_t sms;
 } rank_info_t;
+
+/* The SMs this rank's kernels may fill. Kernels of different processes time-slice a GPU, but
+ * kernels of one process (one context) run side by side: when k ranks of this communicator
+ * are threads of one process on one device, a spin-waiting kernel of one can hold every SM
+ * while it waits for another's kernel, which then never becomes resident (seen on the H200:
+ * two thread ranks' all-reduces timed out). So each of the k gets a k-th of the SMs and the
+ * k kernels fit side by side. */
+static int sm_share(const rank_info_t *info, int size, int rank)
+{
+    int sharing = 0;
+    for (int r = 0; r < size; r++)
+        sharing += info[r].host == info[rank].host && info[r].pid == info[rank].pid &&
+                   info[r].device == info[rank].device;
+    int share = info[rank].sms / (sharing > 0 ? sharing : 1);
+    return share > 0 ? share : 1;
+}
 
 /* Decides the handle type from every rank's probe, as config handle_type asks. */
 static mnnvl_status_t choose_handle_type(mnnvl_comm_t comm, const rank_info_t *info)
@@ -172,6 +190,9 @@ static mnnvl_status_t setup_local(mnnvl_comm_t comm, rank_info_t *mine, size_t g
     mine->fabric = strcmp(want, "posix-fd") != 0 && probe_fabric(d->cu, d->cu_device);
     mine->host = host_identity();
     mine->pid = (int32_t)getpid();
+    mine->device = comm->device;
+    MNNVL_CU("comm_create", d->cu->cuDeviceGetAttribute(
+                                &mine->sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, d->cu_device));
     if (strcmp(want, "fabric") != 0)
         MNNVL_CHECK(query_granularity(d, 0, &gran[0]));
     if (mine->fabric)
@@ -204,6 +225,8 @@ mnnvl_status_t mnnvl_device_setup(mnnvl_comm_t comm)
         for (int r = 0; r < comm->size; r++)
             pids[r] = info[r].pid;
         st = choose_handle_type(comm, info); /* every rank decides alike from the same data */
+        if (comm->dev)
+            comm->dev->sms = sm_share(info, comm->size, comm->rank);
     }
     free(info);
     if (!comm->dev) {

@@ -19,6 +19,8 @@ struct mnnvl_device_state {
     mnnvl_device_control_t *control; /* host address of the control block */
     CUdeviceptr control_dev;   /* its device address */
     uint64_t timeout_ns;
+    int sms;                   /* SMs this rank's kernels may fill: the device's, divided among
+                                * the ranks that are threads of one process on it (device.c) */
     struct mnnvl_symm *signals; /* device_barrier.c's flags: one uint32_t per source rank,
                                  * then the epoch */
 };

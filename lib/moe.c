@@ -44,10 +44,7 @@ static mnnvl_status_t setup_local(mnnvl_moe_a2a_t a)
     const size_t control = (sizeof(mnnvl_moe_control_t) + 127) / 128 * 128;
     const size_t slots_at = control, dest_at = slots_at + entries * sizeof(int32_t);
     const size_t n_at = dest_at + entries, bytes = n_at + (size_t)a->params.max_tokens_per_rank;
-    int sms = 0;
-    MNNVL_CU("moe_a2a_create", cu->cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
-                                                        a->comm->dev->cu_device));
-    a->sm_count = sms > 0 ? sms : 1;
+    a->sm_count = a->comm->dev->sms;
     MNNVL_CU("moe_a2a_create", cu->cuMemAlloc(&a->control, bytes));
     MNNVL_CHECK(mnnvl_device_launched(
         mnnvl_launch_zero_reset((void *)(uintptr_t)a->control, bytes, NULL), "moe_a2a_create"));
