@@ -9,6 +9,7 @@
 #include "mapping.h"
 #include "device.h"
 #include "error.h"
+#include "fault.h"
 #include "log.h"
 
 static void bootstrap_set_error(mnnvl_status_t status, const char *sentence)
@@ -29,6 +30,8 @@ mnnvl_status_t mnnvl_comm_check(mnnvl_comm_t comm, const char *what)
     mnnvl_status_t async = MNNVL_SUCCESS;
     if (comm->dev && !atomic_load(&comm->aborted))
         mnnvl_device_async_error(comm, &async);
+    if (async != MNNVL_SUCCESS && mnnvl_fault_tolerated(comm, async))
+        return mnnvl_fault_refuse(comm, what); /* a lost rank: the survivors carry on */
     if (async != MNNVL_SUCCESS) {
         atomic_store(&comm->aborted, 1);
         return mnnvl_error_wrap(MNNVL_ERR_ABORTED, "%s: the communicator is aborted", what);
@@ -160,6 +163,7 @@ static mnnvl_status_t comm_finish(mnnvl_config_t config, mnnvl_bootstrap_t *bs, 
             return st;
         }
     }
+    mnnvl_fault_setup(comm);
     MNNVL_INFO("communicator \"%s\": rank %d of %d, device %d, bootstrap %s, handles %s",
                mnnvl_config_value(config, "comm_name"), comm->rank, comm->size, device,
                bs->name, comm->handle_type);
@@ -358,7 +362,7 @@ MNNVL_API mnnvl_status_t mnnvl_comm_get_async_error(mnnvl_comm_t comm,
     if (!comm->dev)
         return MNNVL_SUCCESS;
     mnnvl_status_t st = mnnvl_device_async_error(comm, async_error);
-    if (*async_error != MNNVL_SUCCESS)
+    if (*async_error != MNNVL_SUCCESS && !mnnvl_fault_tolerated(comm, *async_error))
         atomic_store(&comm->aborted, 1);
     return st;
 }
@@ -384,6 +388,7 @@ MNNVL_API mnnvl_status_t mnnvl_comm_destroy(mnnvl_comm_t comm)
 {
     if (!comm || atomic_fetch_sub(&comm->refs, 1) > 1)
         return MNNVL_SUCCESS;
+    mnnvl_fault_teardown(comm); /* its watcher calls the bootstrap: stopped first */
     mnnvl_device_teardown(comm);
     if (comm->bs)
         comm->bs->destroy(comm->bs);

@@ -3,6 +3,7 @@
  * mapping, config, bootstrap and planning parts. */
 #include "device.h"
 #include "error.h"
+#include "fault_state.h"
 
 static mnnvl_status_t no_cuda(const char *what)
 {
@@ -39,6 +40,15 @@ mnnvl_status_t mnnvl_device_check_not_capturing(mnnvl_comm_t comm, const char *w
 mnnvl_status_t mnnvl_device_barrier(mnnvl_comm_t comm, void *stream)
 {
     return no_cuda("comm_device_barrier");
+}
+
+/* Never called: a communicator of this build has no device side. */
+void mnnvl_fault_device_setup(mnnvl_comm_t comm, mnnvl_fault_state_t *f)
+{
+}
+
+void mnnvl_fault_device_teardown(mnnvl_comm_t comm, mnnvl_fault_state_t *f)
+{
 }
 
 MNNVL_API mnnvl_status_t mnnvl_mem_alloc(mnnvl_comm_t comm, size_t bytes, mnnvl_mem_t *mem)
@@ -147,6 +157,11 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_combine(mnnvl_moe_a2a_t a2a, const void *
                                                void *out, void *stream)
 {
     return no_cuda("moe_a2a_combine");
+}
+
+MNNVL_API const uint8_t *mnnvl_moe_a2a_lost_tokens(const mnnvl_moe_a2a_t a2a)
+{
+    return NULL;
 }
 
 MNNVL_API mnnvl_status_t mnnvl_moe_a2a_retain(mnnvl_moe_a2a_t a2a)
