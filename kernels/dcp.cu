@@ -96,8 +96,67 @@ static __device__ __forceinline__ uint4 stats_vector(const float *row, int lanes
 
 /* Step 1: one warp per (destination, entry), lanes over the row's vectors. Destinations
  * start after this rank so that not every rank hits the same peer first. */
+static __device__ void push(const mnnvl_dcp_args_t &a, int c, int n, uint32_t parity)
+{
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int cp = a.cp_size, ov = a.o_vectors;
+    const uint4 *in = static_cast<const uint4 *>(a.in_o);
+    for (int u = warp; u < cp * n; u += WARPS) {
+        const int peer = (a.rank + 1 + u / n) % cp;
+        const int e = c + (u % n) * a.channels;
+        const size_t row = (size_t)e * cp + peer;
+        uint4 *dst = slot_at(a, peer, parity, a.rank, e);
+        for (int v = lane; v < a.row_vectors; v += 32) {
+            if (v < ov)
+                dst[v] = in[row * ov + v];
+            else
+                dst[v] = stats_vector(a.in_stats + row * a.stats_lanes, a.stats_lanes, v - ov);
+        }
+    }
+}
+
+/* Steps 2 and 3. Returns whether every source arrived with this rank's entry count. */
+static __device__ bool signal_and_wait(const mnnvl_dcp_args_t &a, int c, uint32_t epoch)
+{
+    __shared__ int all_ok;
+    const uint32_t parity = epoch & 1u;
+    const int op = a.reduce ? MNNVL_OP_DCP_LSE_REDUCE : MNNVL_OP_DCP_A2A;
+    if (threadIdx.x == 0)
+        all_ok = 1;
+    __syncthreads();
+    if (threadIdx.x == 0)
+        __threadfence_system(); /* every thread's rows (fences are cumulative) before the flags */
+    __syncthreads();
+    const uint64_t word = (uint64_t)epoch << 32 | (uint32_t)a.entries;
+    for (int r = threadIdx.x; r < a.cp_size; r += blockDim.x)
+        store_release_sys_u64(flag_at(a, r, parity, a.rank, c), word);
+    for (int p = threadIdx.x; p < a.cp_size; p += blockDim.x) {
+        const uint64_t *flag = flag_at(a, a.rank, parity, p, c);
+        mnnvl_waiter_t w = mnnvl_wait_begin();
+        uint64_t seen;
+        bool arrived = true;
+        while ((int32_t)((uint32_t)((seen = load_acquire_sys_u64(flag)) >> 32) - epoch) < 0) {
+            if (mnnvl_wait_should_stop(&a.wait, &w, op, p)) {
+                arrived = false;
+                break;
+            }
+        }
+        if (!arrived) {
+            all_ok = 0;
+        } else if ((uint32_t)seen != (uint32_t)a.entries) {
+            mnnvl_record_error(a.wait.control, MNNVL_ERR_MISMATCH, op, p);
+            all_ok = 0;
+        }
+    }
+    __syncthreads();
+    return all_ok != 0;
+}
+
+/* The fault-tolerant steps 1-3 (FT = true): as push and signal_and_wait, without the dead
+ * ranks. Separate functions, so that the kernel without fault tolerance calls the ones above
+ * unchanged (its code stays identical, instruction for instruction). */
 template <bool FT>
-static __device__ void push(const mnnvl_dcp_args_t &a, int c, int n, uint32_t parity,
+static __device__ void push_live(const mnnvl_dcp_args_t &a, int c, int n, uint32_t parity,
                             unsigned long long dead)
 {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -121,8 +180,8 @@ static __device__ void push(const mnnvl_dcp_args_t &a, int c, int n, uint32_t pa
 
 /* Steps 2 and 3. Returns whether every source arrived with this rank's entry count. */
 template <bool FT>
-static __device__ bool signal_and_wait(const mnnvl_dcp_args_t &a, int c, uint32_t epoch,
-                                       unsigned long long dead)
+static __device__ bool signal_and_wait_live(const mnnvl_dcp_args_t &a, int c, uint32_t epoch,
+                                            unsigned long long dead)
 {
     __shared__ int all_ok;
     const uint32_t parity = epoch & 1u;
@@ -285,8 +344,11 @@ static __global__ void __launch_bounds__(THREADS) dcp_kernel(mnnvl_dcp_args_t a)
     const uint32_t parity = epoch & 1u;
     const int n = local_entries(a, c);
     const unsigned long long dead = FT ? mnnvl_ft_block_mask(&a.wait) : 0ull;
-    push<FT>(a, c, n, parity, dead);
-    if (signal_and_wait<FT>(a, c, epoch, dead)) {
+    if (FT)
+        push_live<true>(a, c, n, parity, dead);
+    else
+        push(a, c, n, parity);
+    if (FT ? signal_and_wait_live<true>(a, c, epoch, dead) : signal_and_wait(a, c, epoch)) {
         if (a.reduce)
             read_merge<T>(a, c, n, parity);
         else
