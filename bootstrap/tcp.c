@@ -740,6 +740,10 @@ static mnnvl_status_t take_error_frame(tcp_state_t *st, int wait_ms, int *ranks,
     uint8_t peek[MNNVL_WIRE_HEADER_BYTES + MNNVL_WIRE_ERROR_FIXED + MNNVL_WIRE_MAX_TEXT +
                  MNNVL_WIRE_MAC_BYTES];
     ssize_t got = recv(st->fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
+    if (atomic_load(&st->aborted)) /* abort shut the socket down: that end is ours */
+        return mnnvl_error(MNNVL_ERR_ABORTED,
+                           "tcp bootstrap: liveness on rank %d: the communicator was aborted",
+                           st->rank);
     if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
         st->liveness_ended = 1;
         /* With root_mode=rank0 the root lives in rank 0's process: its end is rank 0's. */
