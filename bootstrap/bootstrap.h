@@ -14,7 +14,8 @@
  * Contract for every collective below: every rank of the bootstrap calls it, in the same
  * order; every wait ends within timeout_ms (TIMEOUT); a rank that dies or aborts makes the
  * others' pending and later calls fail with PEER_LOST. Calls on one bootstrap are not made
- * from two threads at once, except abort, which may come from any thread at any time.
+ * from two threads at once, except abort, which may come from any thread at any time, and
+ * poll_lost, which one watcher thread may call beside the other calls (see there).
  */
 #ifndef MNNVL_BOOTSTRAP_H
 #define MNNVL_BOOTSTRAP_H
@@ -94,6 +95,20 @@ typedef struct mnnvl_bootstrap_ops {
     /* Leaves gracefully and frees everything. Local. */
     void (*destroy)(mnnvl_bootstrap_t *bs);
     /* New operations go here, and are optional: check MNNVL_BOOTSTRAP_HAS_OP first. */
+
+    /* Liveness, optional: absent or NULL when the backend cannot tell (then a dead rank is
+     * found only by the per-peer bound of fault-tolerant kernels). Waits at most wait_ms (0: returns at
+     * once) for news of ranks that died or aborted (a rank that left with destroy is not
+     * reported), and writes up to `capacity` of the ranks newly known to be lost into
+     * `ranks`, their number into *count; each rank is reported once. Returns SUCCESS (also
+     * with *count 0), or an error after which the backend can tell no more (aborted; the
+     * hub is gone and with it the knowledge of who is alive): the caller stops calling it.
+     * Threads: one watcher thread of the library calls it, at any time, beside the owner's
+     * calls on this bootstrap; never two calls of it at once, and never at the same time as
+     * destroy or after it. It must not hold up the owner's calls longer than a poll, and must
+     * not take messages that a collective of the owner waits for. */
+    mnnvl_status_t (*poll_lost)(mnnvl_bootstrap_t *bs, int wait_ms, int *ranks, int capacity,
+                                int *count);
 } mnnvl_bootstrap_ops_t;
 
 /* The operations every table must hold: a table smaller than this is refused. */

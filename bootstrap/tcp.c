@@ -7,10 +7,17 @@
  * sets a flag, sends ABORT if no other thread is in the middle of a send (send_lock), and
  * shuts the socket down, which wakes a thread blocked in poll at once. The descriptor is
  * only closed by destroy, so abort never races with a reuse of the fd number.
+ *
+ * Liveness (poll_lost, at the end): the root tells every member of a group each rank it
+ * loses (an ERROR frame naming it). A collective that is waiting reads that frame itself;
+ * between collectives the library's watcher thread reads it. recv_lock keeps the two apart:
+ * a collective holds it from its send to its answer, and the watcher reads only while it can
+ * take it, so it never takes a frame a collective waits for.
  */
 #include "bootstrap.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -41,6 +48,10 @@ typedef struct tcp_state {
     int fd;
     atomic_int aborted;
     pthread_mutex_t send_lock; /* held for a whole frame, so frames never interleave */
+    pthread_mutex_t recv_lock; /* held by a collective, taken by the watcher (liveness) */
+    atomic_int heard_lost;     /* 1 + a rank the root reported lost, not yet polled; 0: none */
+    int root_is_rank0;         /* root_mode=rank0 and no split: the root dies with rank 0 */
+    int liveness_ended;        /* the watcher found the root gone (watcher only) */
     mnnvl_status_t broken;     /* a failure that left the connection unusable */
     char broken_msg[MNNVL_WIRE_MAX_TEXT + 256];
     int rank;
@@ -158,6 +169,9 @@ static mnnvl_status_t recv_error_frame(tcp_state_t *st, const uint8_t *head, uin
                            what, st->rank, st->root_address, (unsigned long long)len);
     MNNVL_CHECK(recv_sealed(st, head, msg, (size_t)len, deadline, what));
     int32_t status = (int32_t)mnnvl_wire_get32(msg);
+    int32_t who = (int32_t)mnnvl_wire_get32(msg + 4);
+    if (status == MNNVL_ERR_PEER_LOST && who >= 0 && who < st->size && who != st->rank)
+        atomic_store(&st->heard_lost, who + 1); /* for poll_lost */
     snprintf(st->root_said, sizeof(st->root_said), "%.*s", (int)(len - MNNVL_WIRE_ERROR_FIXED),
              (const char *)msg + MNNVL_WIRE_ERROR_FIXED);
     if (status >= 0 || status < MNNVL_ERR_INTERNAL)
@@ -338,6 +352,8 @@ static tcp_bootstrap_t *bootstrap_new(int rank, int size, int timeout_ms)
     st->fd = -1;
     atomic_init(&st->aborted, 0);
     pthread_mutex_init(&st->send_lock, NULL);
+    pthread_mutex_init(&st->recv_lock, NULL);
+    atomic_init(&st->heard_lost, 0);
     st->rank = rank;
     st->size = size;
     st->timeout_ms = timeout_ms;
@@ -351,6 +367,7 @@ static void bootstrap_free(tcp_bootstrap_t *tb)
         close(st->fd);
     mnnvl_tcp_root_stop(st->embedded);
     pthread_mutex_destroy(&st->send_lock);
+    pthread_mutex_destroy(&st->recv_lock);
     free(tb);
 }
 
@@ -392,10 +409,25 @@ static mnnvl_status_t mark_broken(tcp_state_t *st, mnnvl_status_t s, const char 
     return s;
 }
 
-/* One collective through the root: sends `data`, receives `out_len` bytes into `out`. */
+static mnnvl_status_t collective_locked(tcp_state_t *st, uint8_t op, int root, uint64_t bytes,
+                                        const void *data, size_t data_len, void *out,
+                                        size_t out_len, const char *what);
+
+/* One collective through the root: sends `data`, receives `out_len` bytes into `out`. The
+ * receive lock keeps the liveness watcher off the socket meanwhile. */
 static mnnvl_status_t collective(tcp_state_t *st, uint8_t op, int root, uint64_t bytes,
                                  const void *data, size_t data_len, void *out, size_t out_len,
                                  const char *what)
+{
+    pthread_mutex_lock(&st->recv_lock);
+    mnnvl_status_t s = collective_locked(st, op, root, bytes, data, data_len, out, out_len, what);
+    pthread_mutex_unlock(&st->recv_lock);
+    return s;
+}
+
+static mnnvl_status_t collective_locked(tcp_state_t *st, uint8_t op, int root, uint64_t bytes,
+                                        const void *data, size_t data_len, void *out,
+                                        size_t out_len, const char *what)
 {
     MNNVL_CHECK(check_usable(st, what));
     uint64_t deadline = mnnvl_deadline_after(st->timeout_ms);
@@ -478,6 +510,8 @@ static void tcp_destroy(mnnvl_bootstrap_t *bs)
 
 static mnnvl_status_t tcp_child(mnnvl_bootstrap_t *bs, const mnnvl_bootstrap_child_t *child,
                                 mnnvl_bootstrap_t **out);
+static mnnvl_status_t tcp_poll_lost(mnnvl_bootstrap_t *bs, int wait_ms, int *ranks, int capacity,
+                                    int *count);
 
 static const mnnvl_bootstrap_ops_t tcp_ops = {
     .size = sizeof(mnnvl_bootstrap_ops_t),
@@ -488,6 +522,7 @@ static const mnnvl_bootstrap_ops_t tcp_ops = {
     .child = tcp_child,
     .abort = tcp_abort,
     .destroy = tcp_destroy,
+    .poll_lost = tcp_poll_lost,
 };
 
 static void fill_interface(tcp_bootstrap_t *tb)
@@ -625,6 +660,7 @@ mnnvl_status_t mnnvl_bootstrap_tcp_create(const mnnvl_bootstrap_args_t *args,
     if (rank0_mode)
         snprintf(st->root_host, sizeof(st->root_host), "rank 0 of comm '%.*s'",
                  MNNVL_WIRE_MAX_LABEL, args->comm_name);
+    st->root_is_rank0 = rank0_mode;
     if (embed) {
         mnnvl_status_t s = mnnvl_tcp_root_start(root, args->job_key, &st->embedded);
         if (s != MNNVL_SUCCESS) {
@@ -684,4 +720,102 @@ void mnnvl_tcp_rank_feed(int fd, int rank, int size)
     if (s == MNNVL_SUCCESS || s == MNNVL_ERR_MISMATCH)
         (void)tcp_barrier(&tb->bs);
     tcp_destroy(&tb->bs);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Liveness                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+static void liveness_pause(int wait_ms)
+{
+    struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Moves the rank a collective or take_error_frame heard of into `ranks`. */
+static void take_heard(tcp_state_t *st, int *ranks, int capacity, int *count)
+{
+    if (capacity < 1)
+        return;
+    int heard = atomic_exchange(&st->heard_lost, 0);
+    if (heard > 0)
+        ranks[(*count)++] = heard - 1;
+}
+
+/* With recv_lock held and the socket readable: reads an ERROR frame that arrived whole
+ * between collectives, leaving any other frame (and a partial one) where it is. The frame
+ * is the root's news that a rank was lost; it leaves the connection broken as a collective
+ * that read it would (the root fails every later collective of the group anyway). */
+static mnnvl_status_t take_error_frame(tcp_state_t *st, int wait_ms, int *ranks, int capacity,
+                                       int *count)
+{
+    uint8_t peek[MNNVL_WIRE_HEADER_BYTES + MNNVL_WIRE_ERROR_FIXED + MNNVL_WIRE_MAX_TEXT +
+                 MNNVL_WIRE_MAC_BYTES];
+    ssize_t got = recv(st->fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
+    if (atomic_load(&st->aborted)) /* abort shut the socket down: that end is ours */
+        return mnnvl_error(MNNVL_ERR_ABORTED,
+                           "tcp bootstrap: liveness on rank %d: the communicator was aborted",
+                           st->rank);
+    if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        st->liveness_ended = 1;
+        /* With root_mode=rank0 the root lives in rank 0's process: its end is rank 0's. */
+        if (st->root_is_rank0 && st->rank != 0 && capacity > 0) {
+            ranks[(*count)++] = 0;
+            return MNNVL_SUCCESS;
+        }
+        return mnnvl_error(MNNVL_ERR_PEER_LOST,
+                           "tcp bootstrap: liveness on rank %d: lost the connection to the root "
+                           "at %s, so which ranks are alive is unknown from now on",
+                           st->rank, st->root_address);
+    }
+    uint16_t type;
+    uint64_t len;
+    if (got < MNNVL_WIRE_HEADER_BYTES || mnnvl_wire_parse_header(peek, &type, &len) != 0 ||
+        type != MNNVL_WIRE_ERROR || len < MNNVL_WIRE_ERROR_FIXED ||
+        len > MNNVL_WIRE_ERROR_FIXED + MNNVL_WIRE_MAX_TEXT ||
+        (size_t)got < MNNVL_WIRE_HEADER_BYTES + len + MNNVL_WIRE_MAC_BYTES) {
+        liveness_pause(wait_ms); /* not ours, or not whole yet: do not spin on it */
+        return MNNVL_SUCCESS;
+    }
+    uint8_t head[MNNVL_WIRE_HEADER_BYTES];
+    uint64_t deadline = mnnvl_deadline_after(st->timeout_ms);
+    mnnvl_status_t s = mnnvl_sock_recv_all(st->fd, head, sizeof(head), deadline, &st->aborted);
+    if (s == MNNVL_SUCCESS)
+        s = recv_error_frame(st, head, len, deadline, "liveness");
+    if (s != MNNVL_SUCCESS && !st->broken) {
+        st->broken = s;
+        snprintf(st->broken_msg, sizeof(st->broken_msg), "%s", mnnvl_last_error());
+    }
+    take_heard(st, ranks, capacity, count);
+    return MNNVL_SUCCESS;
+}
+
+static mnnvl_status_t tcp_poll_lost(mnnvl_bootstrap_t *bs, int wait_ms, int *ranks, int capacity,
+                                    int *count)
+{
+    tcp_state_t *st = bs->state;
+    *count = 0;
+    if (atomic_load(&st->aborted))
+        return mnnvl_error(MNNVL_ERR_ABORTED,
+                           "tcp bootstrap: liveness on rank %d: the communicator was aborted",
+                           st->rank);
+    if (st->liveness_ended)
+        return mnnvl_error(MNNVL_ERR_PEER_LOST,
+                           "tcp bootstrap: liveness on rank %d: the root at %s is gone", st->rank,
+                           st->root_address);
+    take_heard(st, ranks, capacity, count);
+    if (*count > 0)
+        return MNNVL_SUCCESS;
+    struct pollfd p = {.fd = st->fd, .events = POLLIN};
+    if (poll(&p, 1, wait_ms < 0 ? 0 : wait_ms) <= 0)
+        return MNNVL_SUCCESS;
+    if (pthread_mutex_trylock(&st->recv_lock) != 0) {
+        /* A collective reads the socket: what came is its answer, or news it passes on. */
+        liveness_pause(wait_ms);
+        take_heard(st, ranks, capacity, count);
+        return MNNVL_SUCCESS;
+    }
+    mnnvl_status_t s = take_error_frame(st, wait_ms, ranks, capacity, count);
+    pthread_mutex_unlock(&st->recv_lock);
+    return s;
 }

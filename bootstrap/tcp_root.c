@@ -514,19 +514,24 @@ static void coll_fail_arrived(struct group *g, int rank, const char *msg)
 static void member_lost(struct mnnvl_tcp_root *r, struct conn *c, const char *why)
 {
     struct group *g = c->group;
+    char msg[MNNVL_WIRE_MAX_TEXT];
+    snprintf(msg, sizeof(msg), "rank %d of comm '%s' %s", c->rank, g->label, why);
     g->state[c->rank] = MEMBER_LOST;
-    if (g->lost_rank < 0) {
+    int first = g->lost_rank < 0;
+    if (first) {
         g->lost_rank = c->rank;
-        snprintf(g->lost_msg, sizeof(g->lost_msg), "rank %d of comm '%s' %s", c->rank, g->label,
-                 why);
-        MNNVL_INFO("tcp root %s: %s", r->address, g->lost_msg);
-        for (int i = 0; i < g->size; i++) {
-            struct conn *m = g->members[i];
-            if (m && m != c && g->state[i] == MEMBER_ACTIVE)
-                conn_send_error(m, MNNVL_ERR_PEER_LOST, c->rank, "%s", g->lost_msg);
-        }
-        coll_reset(g);
+        snprintf(g->lost_msg, sizeof(g->lost_msg), "%s", msg);
     }
+    MNNVL_INFO("tcp root %s: %s", r->address, msg);
+    /* Every loss, not only the first: the first fails the members' collectives, and each
+     * names a rank that the members' liveness watchers (poll_lost) report. */
+    for (int i = 0; i < g->size; i++) {
+        struct conn *m = g->members[i];
+        if (m && m != c && g->state[i] == MEMBER_ACTIVE)
+            conn_send_error(m, MNNVL_ERR_PEER_LOST, c->rank, "%s", msg);
+    }
+    if (first)
+        coll_reset(g);
     group_detach(r, c);
 }
 

@@ -18,9 +18,21 @@
  *
  * Sums run in fp32 in rank order, so every rank gets bit-identical results. Every wait goes
  * through the timeout/abort helper. The grid never exceeds one block per SM: blocks poll for
- * data that other blocks (here or on peers) produce, so all of them must be resident. */
+ * data that other blocks (here or on peers) produce, so all of them must be resident.
+ *
+ * Fault tolerance (FT = true, kernels/fault.cuh): a sum over fewer ranks is a wrong answer,
+ * so a death anywhere ends the call without writing anything that looks like a result.
+ * When the mask already holds a dead rank at the start, the kernel still sends to the live
+ * ranks (a survivor that has not heard of the death yet then blames the dead rank, not this
+ * one), records PEER_LOST against the dead rank and receives nothing. A death found while
+ * waiting ends every wait of the call (the peer marked, PEER_LOST recorded); an element
+ * whose sum is incomplete is not written, and neither is a fused row with one. The Lamport
+ * buffers are then out of step for good: every later call finds the mask set and stops at
+ * once, until the survivors shrink the communicator and create a new all-reduce. FT = false
+ * is the code without fault tolerance. */
 #include "kernels/device_wait.cuh"
 #include "kernels/elem.cuh"
+#include "kernels/fault.cuh"
 
 template <typename T> static __device__ __forceinline__ vec<T> empty_vec()
 {
@@ -96,11 +108,23 @@ static __device__ __forceinline__ void store_user(void *base, size_t v, size_t c
             p[first + i] = x.e[i];
 }
 
-/* Polls a local Lamport slot until the vector arrived; false when the wait gave up. */
-template <typename T>
+/* Polls a local Lamport slot until the vector arrived; false when the wait gave up. FT:
+ * `scale` is the per-peer bound's multiple (fault.cuh). */
+template <typename T, bool FT = false>
 static __device__ __forceinline__ bool poll(const uint4 *slot, const mnnvl_wait_params_t *wait,
-                                            int peer, vec<T> *out)
+                                            int peer, vec<T> *out, int scale = 1)
 {
+    if (FT) {
+        mnnvl_ft_waiter_t w = mnnvl_ft_begin(wait);
+        for (;;) {
+            out->raw = load_volatile(slot);
+            if (is_ready(*out))
+                return true;
+            if (mnnvl_ft_should_stop(wait, &w, MNNVL_OP_ALLREDUCE, peer, true, scale) !=
+                MNNVL_FT_WAIT)
+                return false;
+        }
+    }
     mnnvl_waiter_t w = mnnvl_wait_begin();
     for (;;) {
         out->raw = load_volatile(slot);
@@ -128,7 +152,7 @@ static __device__ __forceinline__ void accumulate(float *acc, const vec<T> &x)
 /* acc = sum over r < n, in rank order, of the vectors at slot0 + r*stride, polling each
  * until it arrived. The loads of a group of ranks are issued together: waiting for them one
  * after the other would put n memory latencies in series. */
-template <typename T>
+template <typename T, bool FT>
 static __device__ __forceinline__ bool sum_slots(uint4 *slot0, size_t stride, int n,
                                                  const mnnvl_wait_params_t *wait, float *acc)
 {
@@ -146,7 +170,7 @@ static __device__ __forceinline__ bool sum_slots(uint4 *slot0, size_t stride, in
         for (int g = 0; g < GROUP; g++) {
             if (r0 + g >= n)
                 break;
-            if (!is_ready(x[g]) && !poll<T>(slot0 + (size_t)(r0 + g) * stride, wait, r0 + g, &x[g]))
+            if (!is_ready(x[g]) && !poll<T, FT>(slot0 + (size_t)(r0 + g) * stride, wait, r0 + g, &x[g]))
                 return false;
             reset<T>(slot0 + (size_t)(r0 + g) * stride);
             accumulate(acc, x[g]);
@@ -196,7 +220,7 @@ static __device__ __forceinline__ uint4 *buffer_of(const mnnvl_allreduce_args_t 
 
 /* The reduced vector `v` of this call, once it is here: summed from the one-shot slots, or
  * read from two-shot region B. */
-template <typename T>
+template <typename T, bool FT>
 static __device__ __forceinline__ bool fetch_reduced(const mnnvl_allreduce_args_t &a,
                                                      const layout &l, uint4 *mine, size_t v,
                                                      size_t part, float *acc)
@@ -206,13 +230,14 @@ static __device__ __forceinline__ bool fetch_reduced(const mnnvl_allreduce_args_
         acc[i] = 0.f;
     if (a.twoshot) {
         vec<T> x;
-        if (!poll<T>(mine + l.a_vectors + v, &a.wait, (int)(v / part), &x))
+        /* The owner pushes its part only after it heard from every rank: twice the bound. */
+        if (!poll<T, FT>(mine + l.a_vectors + v, &a.wait, (int)(v / part), &x, 2))
             return false;
         reset<T>(mine + l.a_vectors + v);
         accumulate(acc, x);
         return true;
     }
-    return sum_slots<T>(mine + v, l.slot_vectors, a.size, &a.wait, acc);
+    return sum_slots<T, FT>(mine + v, l.slot_vectors, a.size, &a.wait, acc);
 }
 
 /* Sum of `x` over the block (blockDim.x a multiple of 32), returned to every thread. */
@@ -235,7 +260,7 @@ static __device__ float block_sum(float x)
 
 /* The fused epilogue, one row per block iteration: y = reduced + residual_in,
  * residual_out = y, norm_out = y * rsqrt(mean(y^2) + eps) * gamma (or 1 + gamma). */
-template <typename T, int VPT>
+template <typename T, int VPT, bool FT>
 static __device__ void residual_rmsnorm_rows(const mnnvl_allreduce_args_t &a, const layout &l,
                                              uint4 *mine, size_t part)
 {
@@ -245,13 +270,17 @@ static __device__ void residual_rmsnorm_rows(const mnnvl_allreduce_args_t &a, co
     for (size_t row = blockIdx.x; row < rows; row += gridDim.x) {
         float y[VPT][NV];
         float squares = 0.f;
+        bool complete = true; /* FT: every vector of this thread arrived */
 #pragma unroll
         for (int k = 0; k < VPT; k++) {
             const size_t c = threadIdx.x + (size_t)k * blockDim.x;
             if (c >= per_row)
                 continue;
             const size_t v = row * per_row + c;
-            fetch_reduced<T>(a, l, mine, v, part, y[k]); /* on failure: garbage, error set */
+            /* On failure: garbage, error set (FT: not written, below). */
+            const bool got = fetch_reduced<T, FT>(a, l, mine, v, part, y[k]);
+            if (FT)
+                complete = complete && got;
             vec<T> res = load_user<T>(a.residual_in, v, a.count);
             /* The all-reduce result in the element type, exactly as mnnvl_allreduce returns
              * it (two-shot already carries it so): the fused op equals the unfused pair. */
@@ -261,8 +290,11 @@ static __device__ void residual_rmsnorm_rows(const mnnvl_allreduce_args_t &a, co
                 y[k][i] = elem<T>::to_float(reduced.e[i]) + elem<T>::to_float(res.e[i]);
                 squares += y[k][i] * y[k][i];
             }
-            store_user<T>(a.residual_out, v, a.count, to_vec<T>(y[k]));
+            if (!FT || complete)
+                store_user<T>(a.residual_out, v, a.count, to_vec<T>(y[k]));
         }
+        /* FT: a row with a missing vector anywhere gets no norm_out (its scale is wrong). */
+        const bool row_complete = !FT || !__syncthreads_or(!complete);
         const float scale = rsqrtf(block_sum(squares) / (float)a.hidden + a.eps);
 #pragma unroll
         for (int k = 0; k < VPT; k++) {
@@ -275,14 +307,15 @@ static __device__ void residual_rmsnorm_rows(const mnnvl_allreduce_args_t &a, co
             for (int i = 0; i < NV; i++)
                 n[i] = y[k][i] * scale *
                        (elem<T>::to_float(g.e[i]) + (a.weight_bias ? 1.f : 0.f));
-            store_user<T>(a.norm_out, row * per_row + c, a.count, to_vec<T>(n));
+            if (row_complete)
+                store_user<T>(a.norm_out, row * per_row + c, a.count, to_vec<T>(n));
         }
     }
 }
 
 /* VPT: 0 for the plain all-reduce; otherwise the fused epilogue with VPT vectors of a row per
  * thread (a thread holds VPT*NV fp32 values in registers). */
-template <typename T, int VPT, int THREADS, int MIN_BLOCKS>
+template <typename T, int VPT, int THREADS, int MIN_BLOCKS, bool FT>
 static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
     allreduce_kernel(mnnvl_allreduce_args_t a)
 {
@@ -295,6 +328,7 @@ static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
     const size_t tid = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     const size_t threads = (size_t)gridDim.x * blockDim.x;
     uint4 *mine = buffer_of(a, a.rank, l, epoch % 3);
+    const unsigned long long dead = FT ? mnnvl_ft_block_mask(&a.wait) : 0ull;
 
     /* Send: one-shot, everything to slot [rank] of every peer; two-shot, each part to its
      * owner's slot [rank] in region A. Peers are visited starting after this rank so that
@@ -303,14 +337,25 @@ static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
         const vec<T> x = sanitize(load_user<T>(a.in, v, a.count));
         if (a.twoshot) {
             const int owner = (int)(v / part);
+            if (FT && mnnvl_ft_is_dead(dead, owner))
+                continue;
             buffer_of(a, owner, l, epoch % 3)[(size_t)a.rank * l.slot_vectors + (v - owner * part)] =
                 x.raw;
         } else {
             for (int i = 0; i < a.size; i++) {
                 const int peer = (a.rank + 1 + i) % a.size;
+                if (FT && mnnvl_ft_is_dead(dead, peer))
+                    continue;
                 buffer_of(a, peer, l, epoch % 3)[(size_t)a.rank * l.slot_vectors + v] = x.raw;
             }
         }
+    }
+
+    /* FT, a rank already dead: nothing to receive; the sends above told the others. */
+    if (FT && dead != 0) {
+        if (tid == 0)
+            mnnvl_ft_report(&a.wait, MNNVL_OP_ALLREDUCE, dead);
+        return; /* the protocol state stays as it is: every later call stops here too */
     }
 
     /* Two-shot: reduce this rank's part in rank order and push it to every rank's B. */
@@ -319,7 +364,7 @@ static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
         const size_t mine_count = begin < vectors ? min(part, vectors - begin) : 0;
         for (size_t i = tid; i < mine_count; i += threads) {
             float acc[NV];
-            if (!sum_slots<T>(mine + i, l.slot_vectors, a.size, &a.wait, acc))
+            if (!sum_slots<T, FT>(mine + i, l.slot_vectors, a.size, &a.wait, acc))
                 break;
             const uint4 reduced = sanitize(to_vec<T>(acc)).raw;
             for (int k = 0; k < a.size; k++) {
@@ -331,11 +376,11 @@ static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 
     /* Receive and finish. */
     if (VPT > 0) {
-        residual_rmsnorm_rows<T, VPT ? VPT : 1>(a, l, mine, part);
+        residual_rmsnorm_rows<T, VPT ? VPT : 1, FT>(a, l, mine, part);
     } else {
         for (size_t v = tid; v < vectors; v += threads) {
             float acc[NV];
-            if (!fetch_reduced<T>(a, l, mine, v, part, acc))
+            if (!fetch_reduced<T, FT>(a, l, mine, v, part, acc))
                 break;
             store_user<T>(a.out, v, a.count, to_vec<T>(acc));
         }
@@ -380,14 +425,14 @@ static int launch_kernel(K kernel, const mnnvl_allreduce_args_t *args, size_t wo
 
 enum { PLAIN_THREADS = 512, SMALL_ROW_THREADS = 512, LARGE_ROW_THREADS = 512 };
 
-template <typename T> static int launch(const mnnvl_allreduce_args_t *args, void *stream)
+template <typename T, bool FT> static int launch(const mnnvl_allreduce_args_t *args, void *stream)
 {
     constexpr int NV = vec<T>::NV;
     /* Cached occupancy of each instance (the kernels never change at run time). */
     static int plain_cache, small_cache, large_cache;
     if (!args->residual_out) {
         const size_t vectors = (args->count + NV - 1) / NV;
-        return launch_kernel(allreduce_kernel<T, 0, PLAIN_THREADS, 2>, args,
+        return launch_kernel(allreduce_kernel<T, 0, PLAIN_THREADS, 2, FT>, args,
                              (vectors + PLAIN_THREADS - 1) / PLAIN_THREADS, PLAIN_THREADS,
                              &plain_cache, stream);
     }
@@ -397,21 +442,23 @@ template <typename T> static int launch(const mnnvl_allreduce_args_t *args, void
     const size_t per_row = args->hidden / NV, rows = args->count / args->hidden;
     if (per_row <= 2 * SMALL_ROW_THREADS) {
         int threads = (int)((per_row + 1) / 2 + 31) / 32 * 32;
-        return launch_kernel(allreduce_kernel<T, 2, SMALL_ROW_THREADS, 1>, args, rows,
+        return launch_kernel(allreduce_kernel<T, 2, SMALL_ROW_THREADS, 1, FT>, args, rows,
                              threads < 64 ? 64 : threads, &small_cache, stream);
     }
     constexpr int VPT = 64 / NV;
     int threads = (int)((per_row + VPT - 1) / VPT + 31) / 32 * 32;
-    return launch_kernel(allreduce_kernel<T, VPT, LARGE_ROW_THREADS, 1>, args, rows, threads,
+    return launch_kernel(allreduce_kernel<T, VPT, LARGE_ROW_THREADS, 1, FT>, args, rows, threads,
                          &large_cache, stream);
 }
 
 extern "C" int mnnvl_launch_allreduce(const mnnvl_allreduce_args_t *args, void *stream)
 {
+    const bool ft = args->wait.dead != NULL;
     switch (args->dtype) {
-    case MNNVL_DTYPE_FP32: return launch<float>(args, stream);
-    case MNNVL_DTYPE_FP16: return launch<__half>(args, stream);
-    case MNNVL_DTYPE_BF16: return launch<__nv_bfloat16>(args, stream);
+    case MNNVL_DTYPE_FP32: return ft ? launch<float, true>(args, stream) : launch<float, false>(args, stream);
+    case MNNVL_DTYPE_FP16: return ft ? launch<__half, true>(args, stream) : launch<__half, false>(args, stream);
+    case MNNVL_DTYPE_BF16:
+        return ft ? launch<__nv_bfloat16, true>(args, stream) : launch<__nv_bfloat16, false>(args, stream);
     default: return (int)cudaErrorInvalidValue;
     }
 }

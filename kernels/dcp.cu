@@ -28,11 +28,22 @@
  *
  * Every block waits on other ranks' blocks, so the grid is at most the smallest SM count of
  * the ranks (the host chooses `channels` so). Results are deterministic: the transpose moves
- * bytes; the merge sums sources in ascending rank order in fp32. */
+ * bytes; the merge sums sources in ascending rank order in fp32.
+ *
+ * Fault tolerance (FT = true, kernels/fault.cuh): a transpose or merge without one rank is a
+ * wrong answer, so a block reads (and writes outputs) only when every rank arrived. A dead
+ * rank in the mask at the start: the block still pushes to and signals the live ranks (a
+ * survivor that has not heard of the death then blames the dead rank, not this one), records
+ * PEER_LOST against the dead rank, waits for nobody and writes no output. A death found
+ * while waiting ends the wait (the peer marked, PEER_LOST recorded) and the block writes
+ * nothing. Entries of blocks that did complete hold the right values. The epochs advance as
+ * always, so the flags stay in step among the live ranks. FT = false is the code without
+ * fault tolerance. */
 #include <math.h>
 
 #include "kernels/device_wait.cuh"
 #include "kernels/elem.cuh"
+#include "kernels/fault.cuh"
 
 #define FULL_MASK 0xffffffffu
 
@@ -128,6 +139,87 @@ static __device__ bool signal_and_wait(const mnnvl_dcp_args_t &a, int c, uint32_
             if (mnnvl_wait_should_stop(&a.wait, &w, op, p)) {
                 arrived = false;
                 break;
+            }
+        }
+        if (!arrived) {
+            all_ok = 0;
+        } else if ((uint32_t)seen != (uint32_t)a.entries) {
+            mnnvl_record_error(a.wait.control, MNNVL_ERR_MISMATCH, op, p);
+            all_ok = 0;
+        }
+    }
+    __syncthreads();
+    return all_ok != 0;
+}
+
+/* The fault-tolerant steps 1-3 (FT = true): as push and signal_and_wait, without the dead
+ * ranks. Separate functions, so that the kernel without fault tolerance calls the ones above
+ * unchanged (its code stays identical, instruction for instruction). */
+template <bool FT>
+static __device__ void push_live(const mnnvl_dcp_args_t &a, int c, int n, uint32_t parity,
+                            unsigned long long dead)
+{
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int cp = a.cp_size, ov = a.o_vectors;
+    const uint4 *in = static_cast<const uint4 *>(a.in_o);
+    for (int u = warp; u < cp * n; u += WARPS) {
+        const int peer = (a.rank + 1 + u / n) % cp;
+        if (FT && mnnvl_ft_is_dead(dead, peer))
+            continue;
+        const int e = c + (u % n) * a.channels;
+        const size_t row = (size_t)e * cp + peer;
+        uint4 *dst = slot_at(a, peer, parity, a.rank, e);
+        for (int v = lane; v < a.row_vectors; v += 32) {
+            if (v < ov)
+                dst[v] = in[row * ov + v];
+            else
+                dst[v] = stats_vector(a.in_stats + row * a.stats_lanes, a.stats_lanes, v - ov);
+        }
+    }
+}
+
+/* Steps 2 and 3. Returns whether every source arrived with this rank's entry count. */
+template <bool FT>
+static __device__ bool signal_and_wait_live(const mnnvl_dcp_args_t &a, int c, uint32_t epoch,
+                                            unsigned long long dead)
+{
+    __shared__ int all_ok;
+    const uint32_t parity = epoch & 1u;
+    const int op = a.reduce ? MNNVL_OP_DCP_LSE_REDUCE : MNNVL_OP_DCP_A2A;
+    if (threadIdx.x == 0)
+        all_ok = 1;
+    __syncthreads();
+    if (threadIdx.x == 0)
+        __threadfence_system(); /* every thread's rows (fences are cumulative) before the flags */
+    __syncthreads();
+    const uint64_t word = (uint64_t)epoch << 32 | (uint32_t)a.entries;
+    for (int r = threadIdx.x; r < a.cp_size; r += blockDim.x)
+        if (!FT || !mnnvl_ft_is_dead(dead, r))
+            store_release_sys_u64(flag_at(a, r, parity, a.rank, c), word);
+    if (FT && dead != 0) {
+        if (c == 0 && threadIdx.x == 0)
+            mnnvl_ft_report(&a.wait, op, dead);
+        return false; /* every block returns alike: `dead` is the block's, all_ok unused */
+    }
+    for (int p = threadIdx.x; p < a.cp_size; p += blockDim.x) {
+        const uint64_t *flag = flag_at(a, a.rank, parity, p, c);
+        uint64_t seen;
+        bool arrived = true;
+        if (FT) {
+            mnnvl_ft_waiter_t w = mnnvl_ft_begin(&a.wait);
+            while ((int32_t)((uint32_t)((seen = load_acquire_sys_u64(flag)) >> 32) - epoch) < 0) {
+                if (mnnvl_ft_should_stop(&a.wait, &w, op, p, true, 1) != MNNVL_FT_WAIT) {
+                    arrived = false;
+                    break;
+                }
+            }
+        } else {
+            mnnvl_waiter_t w = mnnvl_wait_begin();
+            while ((int32_t)((uint32_t)((seen = load_acquire_sys_u64(flag)) >> 32) - epoch) < 0) {
+                if (mnnvl_wait_should_stop(&a.wait, &w, op, p)) {
+                    arrived = false;
+                    break;
+                }
             }
         }
         if (!arrived) {
@@ -244,14 +336,19 @@ static __device__ void read_merge(const mnnvl_dcp_args_t &a, int c, int n, uint3
     }
 }
 
-template <typename T> static __global__ void __launch_bounds__(THREADS) dcp_kernel(mnnvl_dcp_args_t a)
+template <typename T, bool FT>
+static __global__ void __launch_bounds__(THREADS) dcp_kernel(mnnvl_dcp_args_t a)
 {
     const int c = blockIdx.x;
     const uint32_t epoch = a.control->epoch[c] + 1;
     const uint32_t parity = epoch & 1u;
     const int n = local_entries(a, c);
-    push(a, c, n, parity);
-    if (signal_and_wait(a, c, epoch)) {
+    const unsigned long long dead = FT ? mnnvl_ft_block_mask(&a.wait) : 0ull;
+    if (FT)
+        push_live<true>(a, c, n, parity, dead);
+    else
+        push(a, c, n, parity);
+    if (FT ? signal_and_wait_live<true>(a, c, epoch, dead) : signal_and_wait(a, c, epoch)) {
         if (a.reduce)
             read_merge<T>(a, c, n, parity);
         else
@@ -266,9 +363,20 @@ extern "C" int mnnvl_launch_dcp(const mnnvl_dcp_args_t *a, void *stream)
 {
     cudaStream_t s = (cudaStream_t)stream;
     const int blocks = a->channels < 1 ? 1 : a->channels;
+    const bool ft = a->wait.dead != NULL;
     switch (a->dtype) {
-    case MNNVL_DTYPE_FP16: dcp_kernel<__half><<<blocks, THREADS, 0, s>>>(*a); break;
-    case MNNVL_DTYPE_BF16: dcp_kernel<__nv_bfloat16><<<blocks, THREADS, 0, s>>>(*a); break;
+    case MNNVL_DTYPE_FP16:
+        if (ft)
+            dcp_kernel<__half, true><<<blocks, THREADS, 0, s>>>(*a);
+        else
+            dcp_kernel<__half, false><<<blocks, THREADS, 0, s>>>(*a);
+        break;
+    case MNNVL_DTYPE_BF16:
+        if (ft)
+            dcp_kernel<__nv_bfloat16, true><<<blocks, THREADS, 0, s>>>(*a);
+        else
+            dcp_kernel<__nv_bfloat16, false><<<blocks, THREADS, 0, s>>>(*a);
+        break;
     default: return (int)cudaErrorInvalidValue;
     }
     return (int)cudaGetLastError();

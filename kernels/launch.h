@@ -29,8 +29,16 @@ typedef enum mnnvl_op {
     MNNVL_OP_MOE_DISPATCH = 3,
     MNNVL_OP_MOE_COMBINE = 4,
     MNNVL_OP_DCP_A2A = 5,
-    MNNVL_OP_DCP_LSE_REDUCE = 6
+    MNNVL_OP_DCP_LSE_REDUCE = 6,
+    MNNVL_OP_LIVENESS = 7 /* the host's liveness watcher (lib/fault.c), not a kernel */
 } mnnvl_op_t;
+
+/* Fault tolerance (lib/fault.c, kernels/fault.cuh): the most ranks a fault-tolerant
+ * operation's communicator may have (one bit each in the device mask; mirrors mnnvl.h's
+ * MNNVL_FT_MAX_RANKS), and why a rank was marked dead (the byte the marker writes into
+ * mnnvl_device_control_t.dead; the values of mnnvl_failure_reason_t). */
+#define MNNVL_FT_RANKS 64
+enum { MNNVL_DEAD_CONNECTION = 1, MNNVL_DEAD_PEER_TIMEOUT = 2 };
 
 /* A communicator's control block, in host memory mapped into the device, so the host reads
  * it without synchronizing and a kernel stuck on a dead peer can be told to stop.
@@ -41,6 +49,10 @@ typedef struct mnnvl_device_control {
     uint64_t error;
     int32_t abort; /* set by the host (mnnvl_comm_abort) */
     int32_t pad;
+    /* Dead ranks, one byte each (0 alive, else an MNNVL_DEAD_* reason), written by the host's
+     * liveness watcher and by fault-tolerant kernels that gave up on a peer: plain byte
+     * stores, so two writers never lose each other's update (no atomics on host memory). */
+    uint8_t dead[MNNVL_FT_RANKS];
 } mnnvl_device_control_t;
 
 static inline MNNVL_HOST_DEVICE uint64_t mnnvl_error_pack(int status, int op, int peer)
@@ -59,6 +71,12 @@ static inline MNNVL_HOST_DEVICE void mnnvl_error_unpack(uint64_t word, int *stat
 typedef struct mnnvl_wait_params {
     mnnvl_device_control_t *control; /* device address of the control block */
     uint64_t timeout_ns;
+    /* Fault tolerance, read only by the fault-tolerant instantiations (kernels/fault.cuh):
+     * the communicator's device-resident mask of dead ranks (bit r: rank r), NULL when the
+     * operation is not fault-tolerant, and the per-peer bound. Last, so that the other
+     * instantiations see every field they use at the offsets they always had. */
+    unsigned long long *dead;
+    uint64_t peer_timeout_ns;
 } mnnvl_wait_params_t;
 
 /* Barrier across the ranks of a communicator. `signals` is the communicator's symmetric
@@ -181,6 +199,9 @@ typedef struct mnnvl_moe_args {
     mnnvl_moe_control_t *control;
     int sm_count;
     mnnvl_wait_params_t wait;
+    /* Fault-tolerant combine only: lost[t] = 1 when token t missed the contribution of a
+     * dead rank, else 0 (local device memory, [max_tokens]). */
+    uint8_t *lost;
 } mnnvl_moe_args_t;
 
 int mnnvl_launch_moe_dispatch(const mnnvl_moe_args_t *args, void *stream);

@@ -15,9 +15,17 @@
  *
  * Ordering: epochs only grow, waits compare with a signed difference. A rank cannot start
  * dispatch k+1 before every peer signalled combine k, which each signals after its experts
- * consumed the dispatch k data, so nothing is overwritten while it is read. */
+ * consumed the dispatch k data, so nothing is overwritten while it is read.
+ *
+ * Fault tolerance (FT = true, kernels/fault.cuh): every kernel reads the dead-rank mask as it
+ * starts; push, the handshake and combine's barrier neither write to nor wait for a dead
+ * rank; a wait that gives up on a peer marks it dead and goes on; dispatch zeroes a dead
+ * source's count in this rank's header (so sanitize, staging and the experts skip its rows);
+ * combine sums the live destinations only and writes lost[t]. The ordering argument above
+ * holds among the live ranks. FT = false is the code without fault tolerance. */
 #include "kernels/device_wait.cuh"
 #include "kernels/elem.cuh"
+#include "kernels/fault.cuh"
 
 #define FULL_MASK 0xffffffffu
 
@@ -102,12 +110,14 @@ static __device__ __forceinline__ void copy_row(const char *src, char *const *ds
     }
 }
 
-/* The last block of push: publish, signal, wait, check R. */
-static __device__ void dispatch_handshake(const mnnvl_moe_args_t &a)
+/* The last block of push: publish, signal, wait, check R. FT: only with the live ranks. */
+template <bool FT> static __device__ void dispatch_handshake(const mnnvl_moe_args_t &a, unsigned long long dead)
 {
     mnnvl_moe_control_t *c = a.control;
     const uint32_t epoch = c->dispatch_epoch + 1;
     for (int d = threadIdx.x; d < a.ep_size; d += blockDim.x) {
+        if (FT && mnnvl_ft_is_dead(dead, d))
+            continue;
         at<int32_t>(a.peers[d], a.recv_counts)[a.rank] = c->send_counts[d];
         at<int32_t>(a.peers[d], a.recv_r)[a.rank] = a.r;
     }
@@ -116,16 +126,27 @@ static __device__ void dispatch_handshake(const mnnvl_moe_args_t &a)
         __threadfence_system(); /* the counts and R (and every block's rows) before the flags */
     __syncthreads();
     for (int d = threadIdx.x; d < a.ep_size; d += blockDim.x)
-        mnnvl_store_release_sys(&at<uint32_t>(a.peers[d], a.dispatch_flags)[a.rank], epoch);
+        if (!FT || !mnnvl_ft_is_dead(dead, d))
+            mnnvl_store_release_sys(&at<uint32_t>(a.peers[d], a.dispatch_flags)[a.rank], epoch);
     char *mine = a.peers[a.rank];
     for (int p = threadIdx.x; p < a.ep_size; p += blockDim.x) {
         const uint32_t *flag = &at<uint32_t>(mine, a.dispatch_flags)[p];
-        mnnvl_waiter_t w = mnnvl_wait_begin();
         bool arrived = true;
-        while ((int32_t)(mnnvl_load_acquire_sys(flag) - epoch) < 0) {
-            if (mnnvl_wait_should_stop(&a.wait, &w, MNNVL_OP_MOE_DISPATCH, p)) {
-                arrived = false;
-                break;
+        if (FT) {
+            arrived = !mnnvl_ft_is_dead(dead, p);
+            mnnvl_ft_waiter_t w = mnnvl_ft_begin(&a.wait);
+            while (arrived && (int32_t)(mnnvl_load_acquire_sys(flag) - epoch) < 0)
+                arrived = mnnvl_ft_should_stop(&a.wait, &w, MNNVL_OP_MOE_DISPATCH, p, false, 1) ==
+                          MNNVL_FT_WAIT;
+            if (!arrived) /* this round has nothing from p: its rows are not there */
+                at<volatile int32_t>(mine, a.recv_counts)[p] = 0;
+        } else {
+            mnnvl_waiter_t w = mnnvl_wait_begin();
+            while ((int32_t)(mnnvl_load_acquire_sys(flag) - epoch) < 0) {
+                if (mnnvl_wait_should_stop(&a.wait, &w, MNNVL_OP_MOE_DISPATCH, p)) {
+                    arrived = false;
+                    break;
+                }
             }
         }
         /* Rows were placed with each sender's R: a disagreement makes them unreadable. */
@@ -139,18 +160,33 @@ static __device__ void dispatch_handshake(const mnnvl_moe_args_t &a)
 
 enum { PUSH_THREADS = 256 };
 
+template <bool FT>
 static __global__ void __launch_bounds__(PUSH_THREADS) push_kernel(mnnvl_moe_args_t a)
 {
     __shared__ char *dst[MNNVL_MOE_MAX_TOP_K];
     __shared__ int dests;
     __shared__ bool last;
+    __shared__ int live[MNNVL_MOE_MAX_TOP_K]; /* FT: the route entries of live destinations */
+    const unsigned long long dead = FT ? mnnvl_ft_block_mask(&a.wait) : 0ull;
     for (int t = blockIdx.x; t < a.tokens; t += gridDim.x) {
-        if (threadIdx.x == 0)
+        if (threadIdx.x == 0) {
             dests = a.route_n[t];
+            if (FT) {
+                int n = 0;
+                for (int j = 0; j < dests; j++)
+                    if (!mnnvl_ft_is_dead(dead, a.route_dest[(size_t)t * a.top_k + j]))
+                        live[n++] = j;
+                dests = n;
+            }
+        }
         __syncthreads();
         for (int i = 0; i < a.num_payloads; i++) {
             const size_t bytes = a.payload_bytes[i];
-            if (threadIdx.x < dests) {
+            if (FT && threadIdx.x < dests) {
+                const size_t j = (size_t)t * a.top_k + live[threadIdx.x];
+                const size_t row = (size_t)a.rank * a.r + a.route_slot[j];
+                dst[threadIdx.x] = a.peers[a.route_dest[j]] + a.payload_offset[i] + row * bytes;
+            } else if (!FT && threadIdx.x < dests) {
                 const size_t j = (size_t)t * a.top_k + threadIdx.x;
                 const size_t row = (size_t)a.rank * a.r + a.route_slot[j];
                 dst[threadIdx.x] = a.peers[a.route_dest[j]] + a.payload_offset[i] + row * bytes;
@@ -178,7 +214,7 @@ static __global__ void __launch_bounds__(PUSH_THREADS) push_kernel(mnnvl_moe_arg
     }
     __syncthreads();
     if (last)
-        dispatch_handshake(a);
+        dispatch_handshake<FT>(a, dead);
 }
 
 extern "C" int mnnvl_launch_moe_dispatch(const mnnvl_moe_args_t *a, void *stream)
@@ -188,7 +224,10 @@ extern "C" int mnnvl_launch_moe_dispatch(const mnnvl_moe_args_t *a, void *stream
     int blocks = a->tokens < 1 ? 1 : a->tokens;
     if (blocks > a->sm_count * 8)
         blocks = a->sm_count * 8;
-    push_kernel<<<blocks, PUSH_THREADS, 0, s>>>(*a);
+    if (a->wait.dead)
+        push_kernel<true><<<blocks, PUSH_THREADS, 0, s>>>(*a);
+    else
+        push_kernel<false><<<blocks, PUSH_THREADS, 0, s>>>(*a);
     return (int)cudaGetLastError();
 }
 
@@ -241,18 +280,29 @@ static __global__ void stage_kernel(mnnvl_moe_args_t a)
 }
 
 /* Raises this rank's combine flag on every peer (block 0) and waits, in every block, until
- * every peer's combine region is complete. */
-static __device__ void combine_barrier(const mnnvl_moe_args_t &a, uint32_t epoch)
+ * every peer's combine region is complete. FT: only the live ones. */
+template <bool FT> static __device__ void combine_barrier(const mnnvl_moe_args_t &a, uint32_t epoch, unsigned long long dead)
 {
     if (blockIdx.x == 0) {
         if (threadIdx.x == 0)
             __threadfence_system(); /* the experts' and the staging copy's rows first */
         __syncthreads();
         for (int d = threadIdx.x; d < a.ep_size; d += blockDim.x)
-            mnnvl_store_release_sys(&at<uint32_t>(a.peers[d], a.combine_flags)[a.rank], epoch);
+            if (!FT || !mnnvl_ft_is_dead(dead, d))
+                mnnvl_store_release_sys(&at<uint32_t>(a.peers[d], a.combine_flags)[a.rank], epoch);
     }
     for (int p = threadIdx.x; p < a.ep_size; p += blockDim.x) {
         const uint32_t *flag = &at<uint32_t>(a.peers[a.rank], a.combine_flags)[p];
+        if (FT) {
+            if (mnnvl_ft_is_dead(dead, p))
+                continue;
+            mnnvl_ft_waiter_t w = mnnvl_ft_begin(&a.wait);
+            while ((int32_t)(mnnvl_load_acquire_sys(flag) - epoch) < 0)
+                if (mnnvl_ft_should_stop(&a.wait, &w, MNNVL_OP_MOE_COMBINE, p, false, 1) !=
+                    MNNVL_FT_WAIT)
+                    break;
+            continue;
+        }
         mnnvl_waiter_t w = mnnvl_wait_begin();
         while ((int32_t)(mnnvl_load_acquire_sys(flag) - epoch) < 0)
             if (mnnvl_wait_should_stop(&a.wait, &w, MNNVL_OP_MOE_COMBINE, p))
@@ -263,18 +313,43 @@ static __device__ void combine_barrier(const mnnvl_moe_args_t &a, uint32_t epoch
 
 enum { COMBINE_THREADS = 256 };
 
-template <typename T> static __global__ void __launch_bounds__(COMBINE_THREADS) combine_kernel(mnnvl_moe_args_t a)
+template <typename T, bool FT>
+static __global__ void __launch_bounds__(COMBINE_THREADS) combine_kernel(mnnvl_moe_args_t a)
 {
     constexpr int NV = vec<T>::NV;
     __shared__ const uint4 *src[MNNVL_MOE_MAX_TOP_K];
     __shared__ int dests;
+    __shared__ unsigned long long dead_after; /* FT: the mask once the barrier is passed */
     const uint32_t epoch = a.control->combine_epoch + 1;
-    combine_barrier(a, epoch);
+    const unsigned long long dead = FT ? mnnvl_ft_block_mask(&a.wait) : 0ull;
+    combine_barrier<FT>(a, epoch, dead);
+    if (FT) {
+        /* Every peer this block waited for either arrived or is in the mask now. */
+        if (threadIdx.x == 0)
+            dead_after = mnnvl_ft_mask(&a.wait);
+        __syncthreads();
+    }
     const size_t row_vectors = a.combine_row_bytes / 16;
     for (int t = blockIdx.x; t < a.tokens; t += gridDim.x) {
-        if (threadIdx.x == 0)
+        if (FT) {
+            if (threadIdx.x == 0) {
+                int n = 0;
+                const int all = a.route_n[t];
+                for (int j = 0; j < all; j++) {
+                    const size_t at_j = (size_t)t * a.top_k + j;
+                    const int d = a.route_dest[at_j];
+                    if (mnnvl_ft_is_dead(dead_after, d))
+                        continue;
+                    const size_t row = (size_t)a.rank * a.r + a.route_slot[at_j];
+                    src[n++] = at<const uint4>(a.peers[d], a.combine_offset + row * a.combine_row_bytes);
+                }
+                dests = n;
+                a.lost[t] = n != all ? 1 : 0;
+            }
+        } else if (threadIdx.x == 0) {
             dests = a.route_n[t];
-        if (threadIdx.x < MNNVL_MOE_MAX_TOP_K && threadIdx.x < a.route_n[t]) {
+        }
+        if (!FT && threadIdx.x < MNNVL_MOE_MAX_TOP_K && threadIdx.x < a.route_n[t]) {
             const size_t j = (size_t)t * a.top_k + threadIdx.x;
             const size_t row = (size_t)a.rank * a.r + a.route_slot[j];
             src[threadIdx.x] =
@@ -318,6 +393,17 @@ template <typename T> static __global__ void __launch_bounds__(COMBINE_THREADS) 
     }
 }
 
+template <bool FT> static int launch_combine(const mnnvl_moe_args_t *a, int blocks, cudaStream_t s)
+{
+    switch (a->combine_dtype) {
+    case MNNVL_DTYPE_FP32: combine_kernel<float, FT><<<blocks, COMBINE_THREADS, 0, s>>>(*a); break;
+    case MNNVL_DTYPE_FP16: combine_kernel<__half, FT><<<blocks, COMBINE_THREADS, 0, s>>>(*a); break;
+    case MNNVL_DTYPE_BF16: combine_kernel<__nv_bfloat16, FT><<<blocks, COMBINE_THREADS, 0, s>>>(*a); break;
+    default: return (int)cudaErrorInvalidValue;
+    }
+    return (int)cudaGetLastError();
+}
+
 extern "C" int mnnvl_launch_moe_combine(const mnnvl_moe_args_t *a, void *stream)
 {
     cudaStream_t s = (cudaStream_t)stream;
@@ -331,11 +417,7 @@ extern "C" int mnnvl_launch_moe_combine(const mnnvl_moe_args_t *a, void *stream)
     /* Every block waits on the peers' flags: keep the grid resident. */
     if (blocks > a->sm_count * 4)
         blocks = a->sm_count * 4;
-    switch (a->combine_dtype) {
-    case MNNVL_DTYPE_FP32: combine_kernel<float><<<blocks, COMBINE_THREADS, 0, s>>>(*a); break;
-    case MNNVL_DTYPE_FP16: combine_kernel<__half><<<blocks, COMBINE_THREADS, 0, s>>>(*a); break;
-    case MNNVL_DTYPE_BF16: combine_kernel<__nv_bfloat16><<<blocks, COMBINE_THREADS, 0, s>>>(*a); break;
-    default: return (int)cudaErrorInvalidValue;
-    }
-    return (int)cudaGetLastError();
+    if (a->wait.dead)
+        return launch_combine<true>(a, blocks, s);
+    return launch_combine<false>(a, blocks, s);
 }

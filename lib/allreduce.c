@@ -9,6 +9,7 @@
 #include "device.h"
 #include "device_state.h"
 #include "error.h"
+#include "fault.h"
 #include "log.h"
 #include "op.h"
 
@@ -35,6 +36,8 @@ typedef struct cache_key {
     size_t oneshot_max;
     void *const *external;
     size_t external_bytes;
+    int fault_tolerant;
+    int peer_timeout_ms; /* in effect: the config's when the params said 0 */
 } cache_key_t;
 
 static void free_resources(mnnvl_op_handle_t *op)
@@ -160,6 +163,9 @@ MNNVL_API mnnvl_status_t mnnvl_allreduce_create(mnnvl_comm_t comm,
         params = &own; /* never read past a smaller struct from an older header */
         st = mnnvl_allreduce_plan(params, comm->size, oneshot_max, &layout);
     }
+    int peer_timeout_ms = st == MNNVL_SUCCESS ? params->peer_timeout_ms : 0;
+    if (st == MNNVL_SUCCESS)
+        st = mnnvl_fault_params(comm, params->fault_tolerant, &peer_timeout_ms, what);
     /* The normalised parameters make the key; read only once the plan accepted them. */
     cache_key_t key;
     memset(&key, 0, sizeof(key));
@@ -171,6 +177,8 @@ MNNVL_API mnnvl_status_t mnnvl_allreduce_create(mnnvl_comm_t comm,
         key.oneshot_max = layout.oneshot_max_bytes;
         key.external = params->external_buffers;
         key.external_bytes = params->external_buffers ? params->external_buffer_bytes : 0;
+        key.fault_tolerant = params->fault_tolerant;
+        key.peer_timeout_ms = peer_timeout_ms;
     }
     void *found;
     MNNVL_CHECK(mnnvl_op_create_prepare(comm, st, MNNVL_CACHED_ALLREDUCE, &key, sizeof(key),
@@ -181,6 +189,7 @@ MNNVL_API mnnvl_status_t mnnvl_allreduce_create(mnnvl_comm_t comm,
     }
     mnnvl_allreduce_params_t normalised = *params;
     normalised.rmsnorm_weight_bias = key.weight_bias;
+    normalised.peer_timeout_ms = key.peer_timeout_ms;
     MNNVL_CHECK(create_new(comm, &normalised, &layout, allreduce));
     st = mnnvl_op_cache_add(&(*allreduce)->op, MNNVL_CACHED_ALLREDUCE, &key, sizeof(key));
     if (st != MNNVL_SUCCESS)
@@ -242,7 +251,8 @@ static mnnvl_status_t run(mnnvl_allreduce_t ar, mnnvl_allreduce_args_t *args, si
 static mnnvl_status_t common_args(mnnvl_allreduce_t ar, const char *what,
                                   mnnvl_allreduce_args_t *args)
 {
-    MNNVL_CHECK(mnnvl_op_enter((const mnnvl_op_handle_t *)ar, what, "allreduce"));
+    MNNVL_CHECK(mnnvl_fault_op_enter((const mnnvl_op_handle_t *)ar,
+                                     ar && ar->params.fault_tolerant, what, "allreduce"));
     memset(args, 0, sizeof(*args));
     args->dtype = ar->params.dtype;
     args->rank = ar->comm->rank;
@@ -257,6 +267,8 @@ static mnnvl_status_t common_args(mnnvl_allreduce_t ar, const char *what,
     args->sm_count = ar->blocks;
     args->wait.control = (mnnvl_device_control_t *)(uintptr_t)ar->comm->dev->control_dev;
     args->wait.timeout_ns = ar->comm->dev->timeout_ns;
+    mnnvl_fault_wait_args(ar->comm, ar->params.fault_tolerant, ar->params.peer_timeout_ms,
+                          &args->wait);
     return MNNVL_SUCCESS;
 }
 

@@ -11,6 +11,7 @@
 #include "device.h"
 #include "device_barrier.h"
 #include "error.h"
+#include "fault.h"
 #include "log.h"
 
 static void bootstrap_set_error(mnnvl_status_t status, const char *sentence)
@@ -31,6 +32,8 @@ mnnvl_status_t mnnvl_comm_check(mnnvl_comm_t comm, const char *what)
     mnnvl_status_t async = MNNVL_SUCCESS;
     if (comm->dev && !atomic_load(&comm->aborted))
         mnnvl_device_async_error(comm, &async);
+    if (async != MNNVL_SUCCESS && mnnvl_fault_tolerated(comm, async))
+        return mnnvl_fault_refuse(comm, what); /* a lost rank: the survivors carry on */
     if (async != MNNVL_SUCCESS) {
         atomic_store(&comm->aborted, 1);
         return mnnvl_error_wrap(MNNVL_ERR_ABORTED, "%s: the communicator is aborted", what);
@@ -79,6 +82,7 @@ static mnnvl_status_t comm_finish(mnnvl_config_t config, mnnvl_bootstrap_t *bs, 
             return st;
         }
     }
+    mnnvl_fault_setup(comm);
     MNNVL_INFO("communicator \"%s\": rank %d of %d, device %d, bootstrap %s, handles %s",
                mnnvl_config_value(config, "comm_name"), comm->rank, comm->size, device,
                bs->ops->name, comm->handle_type);
@@ -285,7 +289,7 @@ MNNVL_API mnnvl_status_t mnnvl_comm_get_async_error(mnnvl_comm_t comm,
     if (!comm->dev)
         return MNNVL_SUCCESS;
     mnnvl_status_t st = mnnvl_device_async_error(comm, async_error);
-    if (*async_error != MNNVL_SUCCESS)
+    if (*async_error != MNNVL_SUCCESS && !mnnvl_fault_tolerated(comm, *async_error))
         atomic_store(&comm->aborted, 1);
     return st;
 }
@@ -311,6 +315,7 @@ MNNVL_API mnnvl_status_t mnnvl_comm_destroy(mnnvl_comm_t comm)
 {
     if (!comm || atomic_fetch_sub(&comm->refs, 1) > 1)
         return MNNVL_SUCCESS;
+    mnnvl_fault_teardown(comm); /* its watcher calls the bootstrap: stopped first */
     mnnvl_device_barrier_teardown(comm);
     mnnvl_device_teardown(comm);
     if (comm->bs)

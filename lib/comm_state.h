@@ -11,6 +11,7 @@
 #include "mnnvl.h"
 
 typedef struct mnnvl_device_state mnnvl_device_state_t;
+typedef struct mnnvl_fault_state mnnvl_fault_state_t;
 
 struct mnnvl_comm_s {
     atomic_int refs;
@@ -23,6 +24,7 @@ struct mnnvl_comm_s {
     atomic_int aborted;            /* set by abort, or once an async error was seen */
     mnnvl_device_state_t *dev;     /* NULL when CPU-only */
     const char *handle_type;       /* "none", "posix-fd" or "fabric" */
+    mnnvl_fault_state_t *fault;    /* dead ranks and the liveness watcher (lib/fault.c) */
     /* Operation handles created on this communicator, found again by their parameters. */
     mnnvl_handle_cache_t ops;
 };

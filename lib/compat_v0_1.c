@@ -3,8 +3,12 @@
  * libmnnvl 0.1's mnnvl_mapping_t had no struct_size, and its mnnvl_moe_a2a_params_t had
  * payload_bytes[] before hidden. A program linked against 0.1 recorded these functions at
  * version MNNVL_0.1, so the dynamic linker binds it to the definitions below, which read
- * the old layouts and call the current functions. Programs built against the current header
+ * the old layouts and call the current functions. (0.2 also appended fields to
+ * mnnvl_allreduce_params_t: 0.1's struct is today's prefix, which the readers accept, so only
+ * its init has a 0.1 version, one that writes no further than 0.1's struct.) Programs built
+ * against the current header
  * bind to the MNNVL_0.2 (default) versions. tests/abi/ checks both against 0.1's header. */
+#include <stddef.h>
 #include <string.h>
 
 #include "error.h"
@@ -74,6 +78,22 @@ COMPAT_V0_1(mnnvl_comm_split);
 COMPAT_V0_1(mnnvl_moe_a2a_params_init);
 COMPAT_V0_1(mnnvl_moe_a2a_workspace_size);
 COMPAT_V0_1(mnnvl_moe_a2a_create);
+
+/* 0.1's mnnvl_allreduce_params_t ended after external_buffer_bytes. */
+#define ALLREDUCE_V0_1_SIZE \
+    (offsetof(mnnvl_allreduce_params_t, external_buffer_bytes) + sizeof(size_t))
+MNNVL_API void mnnvl_allreduce_params_init_v0_1(void *old);
+COMPAT_V0_1(mnnvl_allreduce_params_init);
+
+MNNVL_API void mnnvl_allreduce_params_init_v0_1(void *old)
+{
+    if (!old)
+        return;
+    mnnvl_allreduce_params_t p;
+    mnnvl_allreduce_params_init(&p);
+    p.struct_size = (uint32_t)ALLREDUCE_V0_1_SIZE;
+    memcpy(old, &p, ALLREDUCE_V0_1_SIZE);
+}
 
 MNNVL_API void mnnvl_mapping_init_v0_1(mapping_v0_1_t *old, int world_size, int rank)
 {

@@ -109,6 +109,8 @@ static const key_spec_t keys[] = {
     {"job_key", "", any_string, {"any string", NULL}},
     {"handle_type", "auto", one_of, {"auto", "fabric", "posix-fd", NULL}},
     {"timeout_ms", "120000", timeout_value, {"a positive number of milliseconds", NULL}},
+    {"peer_timeout_ms", "1000", timeout_value,
+     {"a positive number of milliseconds (fault-tolerant operations' per-peer bound)", NULL}},
     {"log_level", "", log_level_or_empty,
      {"none", "error", "warn", "info", "debug", "trace", NULL}},
     {"store", "", host_port, {"host:port", NULL}},

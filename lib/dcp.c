@@ -8,6 +8,7 @@
 #include "device.h"
 #include "device_state.h"
 #include "error.h"
+#include "fault.h"
 #include "log.h"
 #include "op.h"
 
@@ -100,6 +101,8 @@ MNNVL_API mnnvl_status_t mnnvl_dcp_a2a_create(mnnvl_comm_t comm,
                          "communicator over the CP group (mnnvl_comm_split(parent, &mapping, "
                          "MNNVL_GROUP_CP, &cp_comm))",
                          what, key.cp_size, comm->size);
+    if (st == MNNVL_SUCCESS)
+        st = mnnvl_fault_params(comm, key.fault_tolerant, &key.peer_timeout_ms, what);
     if (st != MNNVL_SUCCESS)
         memset(&key, 0, sizeof(key));
     void *found;
@@ -179,8 +182,9 @@ static mnnvl_status_t run(mnnvl_dcp_a2a_t d, const char *what, int reduce, const
                           const void *in_stats, int entries, void *out_o, void *out_stats,
                           void *stream)
 {
-    MNNVL_CHECK(mnnvl_op_enter((const mnnvl_op_handle_t *)d, what, "dcp"));
-    const mnnvl_dcp_a2a_params_t *p = &d->params;
+    const mnnvl_dcp_a2a_params_t *p = d ? &d->params : NULL;
+    MNNVL_CHECK(mnnvl_fault_op_enter((const mnnvl_op_handle_t *)d, p && p->fault_tolerant, what,
+                                     "dcp"));
     if (entries < 0)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: entries %d is negative", what, entries);
     if (entries > p->max_entries)
@@ -224,6 +228,7 @@ static mnnvl_status_t run(mnnvl_dcp_a2a_t d, const char *what, int reduce, const
     args.control = (mnnvl_dcp_control_t *)(uintptr_t)d->control;
     args.wait.control = (mnnvl_device_control_t *)(uintptr_t)d->comm->dev->control_dev;
     args.wait.timeout_ns = d->comm->dev->timeout_ns;
+    mnnvl_fault_wait_args(d->comm, p->fault_tolerant, p->peer_timeout_ms, &args.wait);
     int err = mnnvl_launch_dcp(&args, stream);
     if (err != 0)
         return mnnvl_error(MNNVL_ERR_CUDA, "%s: kernel launch failed with CUDA runtime error %d",

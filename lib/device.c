@@ -11,6 +11,7 @@
 #include "device.h"
 #include "device_state.h"
 #include "error.h"
+#include "fault.h"
 #include "hash.h"
 #include "log.h"
 
@@ -279,7 +280,9 @@ mnnvl_status_t mnnvl_device_async_error(mnnvl_comm_t comm, mnnvl_status_t *async
     int status, op, peer;
     mnnvl_error_unpack(word, &status, &op, &peer);
     *async_error = (mnnvl_status_t)status;
-    if (status == MNNVL_ERR_TIMEOUT)
+    if (status == MNNVL_ERR_PEER_LOST)
+        mnnvl_fault_describe(comm, op_name(op), op, peer);
+    else if (status == MNNVL_ERR_TIMEOUT)
         mnnvl_error(*async_error,
                     "%s: rank %d waited more than timeout_ms=%d for peer %d; that rank stopped "
                     "calling it or died",

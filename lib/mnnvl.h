@@ -127,6 +127,8 @@ typedef struct mnnvl_config_s *mnnvl_config_t;
  *                 (torch-store: it tags every value the backend keeps in the store)
  *   handle_type   auto | fabric | posix-fd                       default auto
  *   timeout_ms    bound on every wait, host and device, in ms    default 120000
+ *   peer_timeout_ms  per-peer bound of fault-tolerant operations' waits, in ms (see
+ *                 "Fault tolerance" below; an operation's params may override it)   default 1000
  *   log_level     none | error | warn | info | debug | trace     default: the process level
  *   store         host:port of a PyTorch TCPStore (torch-store)  no default
  *   store_prefix  key prefix inside that store                   default mnnvl
@@ -321,6 +323,70 @@ MNNVL_API mnnvl_status_t mnnvl_comm_device_barrier(mnnvl_comm_t comm, void *stre
 MNNVL_API mnnvl_status_t mnnvl_comm_get_async_error(mnnvl_comm_t comm,
                                                     mnnvl_status_t *async_error);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Fault tolerance                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+/* An operation created with `fault_tolerant = 1` in its params (MoE all-to-all, all-reduce,
+ * DCP all-to-all) bounds every wait on a peer by a per-peer limit (params peer_timeout_ms, 0
+ * meaning the config key peer_timeout_ms, default 1000 ms) and by the communicator's
+ * liveness: where the bootstrap can tell (tcp), a watcher thread of the communicator learns
+ * within milliseconds that a rank's connection dropped. A rank that misses the bound, or
+ * whose connection dropped, is marked dead in a device-resident mask of the communicator,
+ * for good; every launch reads the mask, so a CUDA graph captured before the death skips the
+ * dead rank at every later replay. Then:
+ * - MoE: dispatch sends nothing to dead ranks, combine sums the live ranks' contributions
+ *   only and flags each token that lost one (mnnvl_moe_a2a_lost_tokens); a token whose
+ *   experts all sit on dead ranks comes back as zeros. The survivors go on without limit.
+ * - all-reduce and DCP: a sum or merge over fewer ranks is a wrong answer, so the call ends
+ *   promptly without writing a partial result (an element, a fused row, a DCP entry is either
+ *   right or not written), and so does every later call of the handle.
+ * In both cases the async error becomes PEER_LOST naming the dead rank, and the process
+ * stays usable. Unlike other async errors, PEER_LOST does not abort the communicator:
+ * fault-tolerant operations keep running on it, every other call on it returns PEER_LOST,
+ * and the recovery calls (mnnvl_comm_failed_ranks, the shrink, destroy, abort) work.
+ * The bootstrap's liveness also turns a lost rank into PEER_LOST for operations without the
+ * option: their kernels end at once instead of after timeout_ms.
+ *
+ * Recovery, on every survivor:
+ *   1. n = 0; mnnvl_comm_failed_ranks(comm, list, MAX, &n): who died (all survivors see the
+ *      same ranks, each within about peer_timeout_ms of the others);
+ *   2. shrink: mnnvl_comm_shrink(comm, ranks of list, n, &smaller), collective over the
+ *      survivors only (the dead are excluded, not waited for);
+ *   3. create the operations again on `smaller` (workspaces sized for the survivors; for MoE
+ *      redistribute the experts), destroy the old handles and `comm`, and go on.
+ * docs/fault-tolerance.md has the details, including what the driver does with the memory a
+ * dead process exported.
+ *
+ * With fault_tolerant = 0 (the default) the kernels are exactly those without the option:
+ * no mask is read, no wait is bounded per peer. */
+
+/* Why a rank is listed as failed. */
+typedef enum mnnvl_failure_reason {
+    MNNVL_FAILURE_CONNECTION = 1,  /* the bootstrap saw its connection drop (it died) */
+    MNNVL_FAILURE_PEER_TIMEOUT = 2 /* a fault-tolerant kernel waited longer than the per-peer
+                                      bound for it (stopped, hung, or very slow) */
+} mnnvl_failure_reason_t;
+
+typedef struct mnnvl_rank_failure {
+    int rank;                      /* in this communicator */
+    mnnvl_failure_reason_t reason; /* the first way this rank learned of it */
+    int64_t since_ms;              /* when this rank learned it: CLOCK_REALTIME, ms since
+                                      1970 (within ~10 ms where the bootstrap has liveness,
+                                      else at the first call that looked after a kernel
+                                      marked it) */
+} mnnvl_rank_failure_t;
+
+/* The ranks of `comm` this rank knows to be dead, in ascending rank order: up to `capacity`
+ * entries into `failures` (which may be NULL when capacity is 0), their total number into
+ * `count` (0 while nobody failed, and on a communicator without a fault). Local; reads host
+ * memory only (no synchronisation, capture-safe); works on an aborted communicator and on a
+ * CPU-only one (there only the bootstrap's liveness reports). Returns INVALID_ARGUMENT (NULL
+ * comm or count, capacity < 0, NULL failures with capacity > 0). */
+MNNVL_API mnnvl_status_t mnnvl_comm_failed_ranks(const mnnvl_comm_t comm,
+                                                 mnnvl_rank_failure_t *failures, int capacity,
+                                                 int *count);
+
 /* Aborts the communicator after an error: running and future kernels exit with ABORTED,
  * blocked host calls on other threads return, peers are told (their calls fail with
  * PEER_LOST). Local; safe to call at any time, also from another thread while the owner is
@@ -410,7 +476,15 @@ typedef struct mnnvl_allreduce_params {
     void *const *external_buffers;
     int external_buffer_count;
     size_t external_buffer_bytes;
+    /* 1: fault-tolerant (see "Fault tolerance"): a dead rank ends the call promptly with
+     * PEER_LOST instead of TIMEOUT after timeout_ms; at most MNNVL_FT_MAX_RANKS ranks.
+     * Default 0. */
+    int fault_tolerant;
+    int peer_timeout_ms; /* per-peer bound; 0 (default): the config key peer_timeout_ms */
 } mnnvl_allreduce_params_t;
+
+/* The most ranks of a communicator whose operations are fault-tolerant. */
+#define MNNVL_FT_MAX_RANKS 64
 
 /* Fills the defaults. Never fails (a NULL pointer is ignored). */
 MNNVL_API void mnnvl_allreduce_params_init(mnnvl_allreduce_params_t *params);
@@ -487,10 +561,14 @@ typedef struct mnnvl_moe_a2a_params {
      * moving the scalars (libmnnvl 0.1 had this array before hidden: programs built against
      * it are linked to the MNNVL_0.1 versions of the moe functions, which read that layout). */
     size_t payload_bytes[MNNVL_MOE_MAX_PAYLOADS]; /* bytes per token row; multiples of 4 */
+    /* 1: fault-tolerant (see "Fault tolerance"): dispatch and combine go on over the live
+     * ranks; combine flags the tokens that lost a contribution. Default 0. */
+    int fault_tolerant;
+    int peer_timeout_ms; /* per-peer bound; 0 (default): the config key peer_timeout_ms */
 } mnnvl_moe_a2a_params_t;
 
-/* Defaults: everything 0 except struct_size, top_k 1, num_payloads 1, combine BF16. Never
- * fails (a NULL pointer is ignored). */
+/* Defaults: everything 0 except struct_size, top_k 1, num_payloads 1, combine BF16 (so not
+ * fault-tolerant). Never fails (a NULL pointer is ignored). */
 MNNVL_API void mnnvl_moe_a2a_params_init(mnnvl_moe_a2a_params_t *params);
 
 /* Bytes of symmetric workspace each rank needs for these parameters. Pure CPU, for planning
@@ -554,6 +632,13 @@ MNNVL_API void *mnnvl_moe_a2a_combine_buffer(const mnnvl_moe_a2a_t a2a);
 MNNVL_API mnnvl_status_t mnnvl_moe_a2a_combine(mnnvl_moe_a2a_t a2a, const void *expert_out,
                                                void *out, void *stream);
 
+/* Fault-tolerant handles only: device address of uint8 [max_tokens_per_rank], written by
+ * every combine (valid in stream order after it, graph replays included): entry t is 1 when
+ * token t of that combine missed the contribution of a dead rank (its output is the sum of
+ * the live ranks' partials only), else 0. NULL for NULL or a handle without fault_tolerant.
+ * Never fails otherwise. */
+MNNVL_API const uint8_t *mnnvl_moe_a2a_lost_tokens(const mnnvl_moe_a2a_t a2a);
+
 /* Adds a reference, for holders of the regions above (a binding's tensor views): the
  * workspace stays mapped until every reference is dropped with mnnvl_moe_a2a_destroy. Local,
  * capture-safe (no CUDA call). Returns INVALID_ARGUMENT (NULL), UNSUPPORTED (built without
@@ -603,6 +688,10 @@ typedef struct mnnvl_dcp_a2a_params {
     mnnvl_dtype_t dtype;        /* of partial_o and the merged output: FP16 or BF16 (default) */
     int stats_lanes;            /* S: fp32 values per (entry, rank), 1 .. 8; default 2 */
     mnnvl_lse_base_t lse_base;  /* for lse_reduce; default MNNVL_LSE_BASE_E */
+    /* 1: fault-tolerant (see "Fault tolerance"): a dead rank ends the call promptly with
+     * PEER_LOST, no output entry written without every rank's part. Default 0. */
+    int fault_tolerant;
+    int peer_timeout_ms;        /* per-peer bound; 0 (default): the config key peer_timeout_ms */
 } mnnvl_dcp_a2a_params_t;
 
 /* Defaults: cp_size 0 and max_entries 0 (both must be set), head_dim 128, BF16, stats_lanes

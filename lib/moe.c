@@ -6,6 +6,7 @@
 #include "device.h"
 #include "device_state.h"
 #include "error.h"
+#include "fault.h"
 #include "log.h"
 #include "moe_plan.h"
 #include "op.h"
@@ -21,6 +22,7 @@ struct mnnvl_moe_a2a_s {
     int8_t *route_dest;
     int32_t *route_slot;
     uint8_t *route_n;
+    uint8_t *lost; /* fault-tolerant: per token, whether combine missed a dead rank */
     int sm_count;
     /* Host-side state: calls must alternate, and combine reuses dispatch's sizes. */
     enum phase phase;
@@ -43,7 +45,8 @@ static mnnvl_status_t setup_local(mnnvl_moe_a2a_t a)
     const size_t entries = (size_t)a->params.max_tokens_per_rank * (size_t)a->params.top_k;
     const size_t control = (sizeof(mnnvl_moe_control_t) + 127) / 128 * 128;
     const size_t slots_at = control, dest_at = slots_at + entries * sizeof(int32_t);
-    const size_t n_at = dest_at + entries, bytes = n_at + (size_t)a->params.max_tokens_per_rank;
+    const size_t n_at = dest_at + entries, lost_at = n_at + (size_t)a->params.max_tokens_per_rank;
+    const size_t bytes = lost_at + (size_t)a->params.max_tokens_per_rank;
     a->sm_count = a->comm->dev->sms;
     MNNVL_CU("moe_a2a_create", cu->cuMemAlloc(&a->control, bytes));
     MNNVL_CHECK(mnnvl_device_launched(
@@ -51,6 +54,8 @@ static mnnvl_status_t setup_local(mnnvl_moe_a2a_t a)
     a->route_slot = (int32_t *)(uintptr_t)(a->control + slots_at);
     a->route_dest = (int8_t *)(uintptr_t)(a->control + dest_at);
     a->route_n = (uint8_t *)(uintptr_t)(a->control + n_at);
+    if (a->params.fault_tolerant)
+        a->lost = (uint8_t *)(uintptr_t)(a->control + lost_at);
     CUdeviceptr mine = (CUdeviceptr)(uintptr_t)mnnvl_mem_ptr(a->op.mem, a->comm->rank);
     MNNVL_CHECK(mnnvl_device_launched(
         mnnvl_launch_zero_reset((void *)(uintptr_t)mine, a->layout.header_bytes, NULL),
@@ -78,12 +83,16 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create(mnnvl_comm_t comm,
                          "communicator over the EP group (mnnvl_comm_split with "
                          "MNNVL_GROUP_MOE_EP)",
                          what, params->ep_size, comm->size);
+    int peer_timeout_ms = params->peer_timeout_ms;
+    if (st == MNNVL_SUCCESS)
+        st = mnnvl_fault_params(comm, params->fault_tolerant, &peer_timeout_ms, what);
     /* The normalised parameters make the key; read only once the plan accepted them. */
     mnnvl_moe_a2a_params_t key;
     memset(&key, 0, sizeof(key));
     if (st == MNNVL_SUCCESS) {
         key = *params;
         key.struct_size = sizeof(key);
+        key.peer_timeout_ms = peer_timeout_ms;
         for (int i = key.num_payloads; i < MNNVL_MOE_MAX_PAYLOADS; i++)
             key.payload_bytes[i] = 0;
     }
@@ -133,7 +142,8 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_destroy(mnnvl_moe_a2a_t a)
 /* The arguments every launch shares. */
 static mnnvl_status_t base_args(mnnvl_moe_a2a_t a, const char *what, mnnvl_moe_args_t *args)
 {
-    MNNVL_CHECK(mnnvl_op_enter((const mnnvl_op_handle_t *)a, what, "a2a"));
+    MNNVL_CHECK(mnnvl_fault_op_enter((const mnnvl_op_handle_t *)a, a && a->params.fault_tolerant,
+                                     what, "a2a"));
     const mnnvl_moe_a2a_params_t *p = &a->params;
     const mnnvl_moe_layout_t *l = &a->layout;
     memset(args, 0, sizeof(*args));
@@ -163,6 +173,8 @@ static mnnvl_status_t base_args(mnnvl_moe_a2a_t a, const char *what, mnnvl_moe_a
     args->sm_count = a->sm_count;
     args->wait.control = (mnnvl_device_control_t *)(uintptr_t)a->comm->dev->control_dev;
     args->wait.timeout_ns = a->comm->dev->timeout_ns;
+    mnnvl_fault_wait_args(a->comm, p->fault_tolerant, p->peer_timeout_ms, &args->wait);
+    args->lost = a->lost;
     args->tokens = a->tokens;
     args->r = a->r;
     return MNNVL_SUCCESS;
@@ -262,6 +274,11 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_combine(mnnvl_moe_a2a_t a, const void *ex
     MNNVL_CHECK(launched(mnnvl_launch_moe_combine(&args, stream), what));
     a->phase = IDLE;
     return MNNVL_SUCCESS;
+}
+
+MNNVL_API const uint8_t *mnnvl_moe_a2a_lost_tokens(const mnnvl_moe_a2a_t a)
+{
+    return a ? a->lost : NULL;
 }
 
 MNNVL_API void *mnnvl_moe_a2a_recv_buffer(const mnnvl_moe_a2a_t a, int index)

@@ -5,6 +5,7 @@
 #include "device.h"
 #include "device_barrier.h"
 #include "error.h"
+#include "fault_state.h"
 
 static mnnvl_status_t no_cuda(const char *what)
 {
@@ -50,6 +51,15 @@ void mnnvl_device_barrier_teardown(mnnvl_comm_t comm)
 mnnvl_status_t mnnvl_device_barrier(mnnvl_comm_t comm, void *stream)
 {
     return no_cuda("comm_device_barrier");
+}
+
+/* Never called: a communicator of this build has no device side. */
+void mnnvl_fault_device_setup(mnnvl_comm_t comm, mnnvl_fault_state_t *f)
+{
+}
+
+void mnnvl_fault_device_teardown(mnnvl_comm_t comm, mnnvl_fault_state_t *f)
+{
 }
 
 MNNVL_API mnnvl_status_t mnnvl_mem_alloc(mnnvl_comm_t comm, size_t bytes, mnnvl_mem_t *mem)
@@ -158,6 +168,11 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_combine(mnnvl_moe_a2a_t a2a, const void *
                                                void *out, void *stream)
 {
     return no_cuda("moe_a2a_combine");
+}
+
+MNNVL_API const uint8_t *mnnvl_moe_a2a_lost_tokens(const mnnvl_moe_a2a_t a2a)
+{
+    return NULL;
 }
 
 MNNVL_API mnnvl_status_t mnnvl_moe_a2a_retain(mnnvl_moe_a2a_t a2a)

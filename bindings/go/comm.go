@@ -94,7 +94,17 @@ func (c *Comm) DeviceBarrier(stream uintptr) error {
 	return check(raw.Mnnvl_comm_device_barrier(c.h, stream))
 }
 
+// FailedRankCount is how many ranks of the communicator this rank knows to be dead (see
+// mnnvl_comm_failed_ranks): they died, or missed a fault-tolerant operation's per-peer
+// bound. Local, no synchronisation.
+func (c *Comm) FailedRankCount() (int, error) {
+	var count int32
+	err := check(raw.Mnnvl_comm_failed_ranks(c.h, &count))
+	return int(count), err
+}
+
 // AsyncError is nil, or the error a kernel of this communicator recorded (without
+
 // synchronizing). After one, every call on c fails with ErrAborted.
 func (c *Comm) AsyncError() error {
 	var status int32

@@ -107,6 +107,10 @@ func (a *MoeAllToAll) RecvBuffer(index int) uintptr {
 	return raw.Mnnvl_moe_a2a_recv_buffer(a.h, index)
 }
 
+// LostTokens is the device address of uint8 [max tokens] of a fault-tolerant handle (0
+// otherwise): after each combine, 1 for each token that missed a dead rank's part.
+func (a *MoeAllToAll) LostTokens() uintptr { return raw.Mnnvl_moe_a2a_lost_tokens(a.h) }
+
 // RecvCounts is the device address of int32 [EPSize]: tokens each source sent.
 func (a *MoeAllToAll) RecvCounts() uintptr { return raw.Mnnvl_moe_a2a_recv_counts(a.h) }
 

@@ -83,10 +83,13 @@ func swigMnnvlError(s string) error {
 %enddef
 
 /* Device pointers and streams: uintptr. */
-%typemap(gotype) void *, const void *, const int32_t * "uintptr"
+%typemap(gotype) void *, const void *, const int32_t *, const uint8_t * "uintptr"
 %typemap(in) void *, const void *, const int32_t * %{ $1 = ($1_ltype)$input; %}
 %typemap(out) void *, const int32_t * %{ $result = ($1_ltype)$1; %}
-%typemap(goout) void *, const int32_t * ""
+%typemap(out) const uint8_t * %{ $result = (void *)$1; %}
+%typemap(goout) void *, const int32_t *, const uint8_t * ""
+/* mnnvl_comm_failed_ranks: Go asks for the count only (Comm.FailedRankCount). */
+%typemap(in, numinputs=0) (mnnvl_rank_failure_t *failures, int capacity) %{ $1 = NULL; $2 = 0; %}
 
 /* The payloads of a dispatch: []uintptr of device addresses (at most
  * MNNVL_MOE_MAX_PAYLOADS; package mnnvl checks). */

@@ -150,13 +150,15 @@ MNNVL_JAVA_OUT(int *count, jint, jintArray, int, SetIntArrayRegion)
 MNNVL_JAVA_OUT(int *index, jint, jintArray, int, SetIntArrayRegion)
 
 /* Device pointers and streams: long. */
-%typemap(jni) void *, const void *, const int32_t * "jlong"
-%typemap(jtype) void *, const void *, const int32_t * "long"
-%typemap(jstype) void *, const void *, const int32_t * "long"
+%typemap(jni) void *, const void *, const int32_t *, const uint8_t * "jlong"
+%typemap(jtype) void *, const void *, const int32_t *, const uint8_t * "long"
+%typemap(jstype) void *, const void *, const int32_t *, const uint8_t * "long"
 %typemap(in) void *, const void *, const int32_t * %{ $1 = ($1_ltype)(intptr_t)$input; %}
-%typemap(out) void *, const int32_t * %{ $result = (jlong)(intptr_t)$1; %}
+%typemap(out) void *, const int32_t *, const uint8_t * %{ $result = (jlong)(intptr_t)$1; %}
 %typemap(javain) void *, const void *, const int32_t * "$javainput"
-%typemap(javaout) void *, const int32_t * { return $jnicall; }
+%typemap(javaout) void *, const int32_t *, const uint8_t * { return $jnicall; }
+/* mnnvl_comm_failed_ranks: Java asks for the count only (Comm.failedRankCount). */
+%typemap(in, numinputs=0) (mnnvl_rank_failure_t *failures, int capacity) %{ $1 = NULL; $2 = 0; %}
 
 /* The payloads of a dispatch: long[] of device addresses. */
 %typemap(jni) const void *const *payloads "jlongArray"

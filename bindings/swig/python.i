@@ -221,7 +221,7 @@ static void mnnvl_dl_capsule_free(PyObject *capsule)
         SWIG_fail;
     $1 = ($1_ltype)p;
 }
-%typemap(out) void *, const int32_t * %{ $result = PyLong_FromVoidPtr((void *)$1); %}
+%typemap(out) void *, const int32_t *, const uint8_t * %{ $result = PyLong_FromVoidPtr((void *)$1); %}
 
 /* The payloads of a dispatch: a sequence of device addresses. */
 %typemap(in) const void *const *payloads (mnnvl_swig_payloads_t temp) {
@@ -314,6 +314,30 @@ static void mnnvl_dl_capsule_free(PyObject *capsule)
     $result = SWIG_Python_AppendOutput($result, ranks);
 }
 %typemap(freearg) (int *ranks, int capacity) %{ free($1); %}
+/* mnnvl_comm_failed_ranks(comm, capacity) -> [((rank, reason, since_ms), ...), count]. */
+%typemap(in) (mnnvl_rank_failure_t *failures, int capacity) {
+    long n = PyLong_AsLong($input);
+    if (PyErr_Occurred())
+        SWIG_fail;
+    if (n < 0 || n > MNNVL_FT_MAX_RANKS * 1024) {
+        PyErr_SetString(PyExc_ValueError, "capacity out of range");
+        SWIG_fail;
+    }
+    $2 = (int)n;
+    $1 = calloc((size_t)n + 1, sizeof(mnnvl_rank_failure_t));
+    if (!$1) {
+        PyErr_NoMemory();
+        SWIG_fail;
+    }
+}
+%typemap(argout) (mnnvl_rank_failure_t *failures, int capacity) {
+    PyObject *list = PyTuple_New($2);
+    for (int i = 0; list && i < $2; i++)
+        PyTuple_SET_ITEM(list, i, Py_BuildValue("(iiL)", $1[i].rank, (int)$1[i].reason,
+                                                (long long)$1[i].since_ms));
+    $result = SWIG_Python_AppendOutput($result, list);
+}
+%typemap(freearg) (mnnvl_rank_failure_t *failures, int capacity) %{ free($1); %}
 %typemap(in, numinputs=0) int *count (int temp = 0), int *index (int temp = -1) %{ $1 = &temp; %}
 %typemap(argout) int *count, int *index %{
     $result = SWIG_Python_AppendOutput($result, PyLong_FromLong(*$1));

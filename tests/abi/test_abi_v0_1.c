@@ -15,6 +15,7 @@ AS_LINKED_AGAINST_0_1(mnnvl_mapping_validate);
 AS_LINKED_AGAINST_0_1(mnnvl_mapping_group);
 AS_LINKED_AGAINST_0_1(mnnvl_moe_a2a_params_init);
 AS_LINKED_AGAINST_0_1(mnnvl_moe_a2a_workspace_size);
+AS_LINKED_AGAINST_0_1(mnnvl_allreduce_params_init); /* 0.2 appended fields */
 
 Test(abi_v0_1, old_mapping_layout_works)
 {

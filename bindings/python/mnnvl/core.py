@@ -262,6 +262,17 @@ class Comm(_Handle):
         status = _c.mnnvl_comm_get_async_error(self._live())
         return None if status == 0 else from_status(status, _c.mnnvl_last_error())
 
+    def failed_ranks(self) -> List[Tuple[int, int, int]]:
+        """The ranks known dead, ascending: (rank, reason, since_ms) each, reason 1 when the
+        bootstrap saw the connection drop, 2 when a fault-tolerant kernel's per-peer bound
+        expired; since_ms on CLOCK_REALTIME. Local, no synchronisation. The recovery of a
+        server: shrink the communicator to the survivors, create the operations again."""
+        result = _c.mnnvl_comm_failed_ranks(self._live(), 64)
+        failures, count = result[-2], result[-1]
+        if count > len(failures):
+            failures = _c.mnnvl_comm_failed_ranks(self._live(), count)[-2]
+        return [tuple(f) for f in failures[:count]]
+
     def abort(self) -> None:
         """Makes running and future work fail (kernels exit, peers see PeerLostError)."""
         _c.mnnvl_comm_abort(self._live())

@@ -53,10 +53,13 @@ class DcpAllToAll(_Handle):
     MAX_ENTRIES = _c.MNNVL_DCP_MAX_ENTRIES
 
     def __init__(self, comm, max_entries, cp_size=None, head_dim=128, dtype=DType.BF16,
-                 stats_lanes=2, lse_base=LseBase.E):
+                 stats_lanes=2, lse_base=LseBase.E, fault_tolerant=False, peer_timeout_ms=0):
         self._device = comm.device
         params = self._params(comm.size if cp_size is None else cp_size, max_entries,
                               head_dim, dtype, stats_lanes, lse_base)
+        # A dead rank ends calls promptly with PeerLostError in comm.async_error().
+        params.fault_tolerant = 1 if fault_tolerant else 0
+        params.peer_timeout_ms = peer_timeout_ms
         self.cp_size, self.max_entries = params.cp_size, params.max_entries
         self.head_dim, self.stats_lanes = params.head_dim, params.stats_lanes
         self.dtype, self.lse_base = DType(params.dtype), LseBase(params.lse_base)

@@ -39,10 +39,14 @@ class AllReduce(_Handle):
     def __init__(self, comm: Comm, dtype: DTypeLike = DType.BF16, max_count: int = 1 << 20,
                  strategy: StrategyLike = Strategy.AUTO, rmsnorm_weight_bias: bool = False,
                  external_buffers: Optional[Sequence[DeviceBuffer]] = None,
-                 external_buffer_bytes: int = 0) -> None:
+                 external_buffer_bytes: int = 0, fault_tolerant: bool = False,
+                 peer_timeout_ms: int = 0) -> None:
         self.dtype = to_dtype(dtype)
         self._device = comm.device
         params = self._params(self.dtype, max_count, strategy, rmsnorm_weight_bias)
+        # A dead rank ends calls promptly with PeerLostError in comm.async_error().
+        params.fault_tolerant = 1 if fault_tolerant else 0
+        params.peer_timeout_ms = peer_timeout_ms
         if external_buffers:
             params.set_external_buffers([address(b) for b in external_buffers],
                                         external_buffer_bytes)
@@ -145,7 +149,8 @@ class MoeAllToAll(_Handle):
 
     def __init__(self, comm: Comm, num_experts: int, top_k: int, max_tokens_per_rank: int,
                  payload_bytes: Sequence[int], hidden: int,
-                 combine_dtype: DTypeLike = DType.BF16, ep_size: Optional[int] = None) -> None:
+                 combine_dtype: DTypeLike = DType.BF16, ep_size: Optional[int] = None,
+                 fault_tolerant: bool = False, peer_timeout_ms: int = 0) -> None:
         self._device = comm.device
         self.top_k = top_k
         self.ep_size = comm.size if ep_size is None else ep_size
@@ -159,6 +164,10 @@ class MoeAllToAll(_Handle):
         self._views: Dict[Tuple[Any, ...], MoeDispatched] = {}
         params = self._params(self.ep_size, num_experts, top_k, max_tokens_per_rank,
                               payload_bytes, hidden, combine_dtype)
+        # Dispatch and combine go on over the live ranks; lost_tokens() flags the tokens.
+        params.fault_tolerant = 1 if fault_tolerant else 0
+        params.peer_timeout_ms = peer_timeout_ms
+        self.max_tokens_per_rank = max_tokens_per_rank
         self._handle = _c.mnnvl_moe_a2a_create(comm._live(), params)
 
     @staticmethod
@@ -285,6 +294,11 @@ class MoeAllToAll(_Handle):
     def recv_counts(self) -> int:
         """Device address of int32 [ep_size]: tokens each source sent in the last dispatch."""
         return _c.mnnvl_moe_a2a_recv_counts(self._live())
+
+    def lost_tokens(self) -> int:
+        """Device address of uint8 [max_tokens_per_rank] (fault_tolerant handles; 0
+        otherwise): after each combine, 1 for each token that missed a dead rank's part."""
+        return _c.mnnvl_moe_a2a_lost_tokens(self._live()) or 0
 
     def sanitize(self, index: int, stream: Stream = None) -> None:
         """Marks, in received payload `index` (top_k int32 expert ids per row), the slots

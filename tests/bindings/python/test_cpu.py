@@ -146,6 +146,20 @@ def dcp_on_cpu_only_comm():
 
 
 @test
+def failed_ranks_and_fault_params():
+    """Comm.failed_ranks() is empty before any fault; the fault_tolerant params fields exist
+    (off by default) and reach the C structs."""
+    with mnnvl.Comm(0, 1, device=-1, root="127.0.0.1:%d" % free_port(),
+                    timeout_ms=10000) as comm:
+        assert comm.failed_ranks() == [], comm.failed_ranks()
+    from mnnvl import _mnnvl as c
+    for params in (c.MoeA2AParams(), c.AllReduceParams(), c.DcpA2AParams()):
+        assert params.fault_tolerant == 0 and params.peer_timeout_ms == 0
+        params.fault_tolerant, params.peer_timeout_ms = 1, 250
+        assert (params.fault_tolerant, params.peer_timeout_ms) == (1, 250)
+
+
+@test
 def dcp_argument_checks():
     """DcpAllToAll's checks of shapes, element types and contiguity, which run before any
     C call (on fake device arrays and a closed handle: no GPU needed). A call that passes

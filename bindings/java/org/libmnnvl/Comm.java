@@ -97,6 +97,13 @@ public final class Comm extends Handle {
         return status[0] == 0 ? null : MnnvlException.of(status[0], Native.mnnvl_last_error());
     }
 
+    /** How many ranks this rank knows to be dead (mnnvl_comm_failed_ranks); local. */
+    public int failedRankCount() {
+        int[] count = new int[1];
+        Native.mnnvl_comm_failed_ranks(live(), count);
+        return count[0];
+    }
+
     /** Makes running and future work fail and tells the peers; still close it afterwards. */
     public void abort() {
         Native.mnnvl_comm_abort(live());

@@ -102,6 +102,12 @@ public final class MoeAllToAll extends Handle {
         return Native.mnnvl_moe_a2a_recv_buffer(live(), index);
     }
 
+    /** Device address of uint8 [max tokens] of a fault-tolerant handle (0 otherwise): after
+     * each combine, 1 for each token that missed a dead rank's part. */
+    public long lostTokens() {
+        return Native.mnnvl_moe_a2a_lost_tokens(live());
+    }
+
     /** Device address of int32 [epSize]: the tokens each source sent. */
     public long recvCounts() {
         return Native.mnnvl_moe_a2a_recv_counts(live());
