@@ -663,6 +663,8 @@ mnnvl_status_t mnnvl_bootstrap_tcp_create(const mnnvl_bootstrap_args_t *args,
     st->root_is_rank0 = rank0_mode;
     if (embed) {
         mnnvl_status_t s = mnnvl_tcp_root_start(root, args->job_key, &st->embedded);
+        if (s == MNNVL_SUCCESS)
+            mnnvl_tcp_root_outlive_members(st->embedded);
         if (s != MNNVL_SUCCESS) {
             bootstrap_free(tb);
             return mnnvl_error_wrap(s,

@@ -38,6 +38,13 @@ void mnnvl_tcp_root_retain(mnnvl_tcp_root_t *root);
  * NULL is a no-op. Thread-safe. */
 void mnnvl_tcp_root_stop(mnnvl_tcp_root_t *root);
 
+/* Makes the last stop wait, after the output linger, until no member of a formed group is
+ * still connected (each has left with BYE or dropped), for at most its timeout_ms or 10 s. For
+ * the root that rank 0 hosts (root_mode=rank0): its end would read as rank 0's death to the
+ * others' liveness, so it outlives rank 0's graceful destroy until they destroy theirs.
+ * Thread-safe. */
+void mnnvl_tcp_root_outlive_members(mnnvl_tcp_root_t *root);
+
 /* For fuzz harnesses (tests/fuzz), which compile tcp_root.c in: runs `len` received bytes
  * through the root's message handling for one connection that has proved the job key (so
  * HELLO, then member messages) as plain frames without their MAC tags (the root skips the

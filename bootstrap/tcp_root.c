@@ -53,6 +53,10 @@
 #define CLOSE_GRACE_MS 5000
 /* On stop, queued messages get this long to be delivered before connections close. */
 #define STOP_LINGER_MS 2000
+/* The longest a root asked to outlive its members waits for them after its last stop
+ * (mnnvl_tcp_root_outlive_members): ranks of one job destroy within moments of each other;
+ * one that is stopped or stuck must not hold rank 0's exit for its whole timeout_ms. */
+#define OUTLIVE_MAX_MS 10000
 /* After running out of file descriptors, accepting pauses this long. */
 #define ACCEPT_PAUSE_MS 100
 #define IN_BUFFER_MIN 256
@@ -175,6 +179,7 @@ struct mnnvl_tcp_root {
     size_t pfds_cap;
     struct group *forming;
     uint64_t linger_deadline; /* 0 until stopping */
+    atomic_int outlive_members; /* mnnvl_tcp_root_outlive_members */
     int refused;              /* connections refused for a wrong job key */
     char last_refused[MNNVL_SOCK_ADDR_MAX];
     uint64_t accept_paused_until;
@@ -1248,6 +1253,24 @@ static int has_output(const struct mnnvl_tcp_root *r)
     return 0;
 }
 
+/* How long from now the connected members of formed groups may still be waited for (each
+ * its timeout_ms, at most OUTLIVE_MAX_MS), as a deadline; 0 when none is connected. */
+static uint64_t members_deadline(const struct mnnvl_tcp_root *r)
+{
+    uint64_t until = 0;
+    for (size_t i = 0; i < r->nconns; i++) {
+        const struct conn *c = r->conns[i];
+        if (c->state != CONN_MEMBER || !c->group || !c->group->formed ||
+            c->group->state[c->rank] != MEMBER_ACTIVE)
+            continue;
+        int wait_ms = c->timeout_ms < OUTLIVE_MAX_MS ? c->timeout_ms : OUTLIVE_MAX_MS;
+        uint64_t d = mnnvl_now_ms() + (uint64_t)wait_ms;
+        if (d > until)
+            until = d;
+    }
+    return until;
+}
+
 static void loop_once(struct mnnvl_tcp_root *r)
 {
     size_t polled = 0;
@@ -1279,6 +1302,7 @@ static void loop_once(struct mnnvl_tcp_root *r)
 static void *root_main(void *arg)
 {
     struct mnnvl_tcp_root *r = arg;
+    uint64_t members_until = 0;
     for (;;) {
         if (atomic_load(&r->stop) && !r->linger_deadline) {
             close(r->listen_fd);
@@ -1286,8 +1310,17 @@ static void *root_main(void *arg)
             r->linger_deadline = mnnvl_deadline_after(STOP_LINGER_MS);
             stop_forming(r);
         }
-        if (r->linger_deadline && (!has_output(r) || !mnnvl_deadline_left(r->linger_deadline)))
-            break;
+        if (r->linger_deadline && (!has_output(r) || !mnnvl_deadline_left(r->linger_deadline))) {
+            /* Then, when asked, until the members are gone: each bounded by its timeout_ms,
+             * counted from when the stop began (the first time here). */
+            uint64_t members = atomic_load(&r->outlive_members) ? members_deadline(r) : 0;
+            if (!members)
+                break;
+            if (!members_until)
+                members_until = members;
+            if (!mnnvl_deadline_left(members_until))
+                break;
+        }
         loop_once(r);
     }
     for (size_t i = 0; i < r->nconns; i++) {
@@ -1349,6 +1382,7 @@ mnnvl_status_t mnnvl_tcp_root_start(const char *listen_address, const char *job_
     r->wake_fd = -1;
     atomic_init(&r->refs, 1);
     atomic_init(&r->stop, 0);
+    atomic_init(&r->outlive_members, 0);
     mnnvl_status_t st = mnnvl_auth_derive_key(job_key, &r->key);
     if (st != MNNVL_SUCCESS) {
         root_free(r);
@@ -1385,6 +1419,11 @@ const char *mnnvl_tcp_root_address(const mnnvl_tcp_root_t *root)
 void mnnvl_tcp_root_retain(mnnvl_tcp_root_t *root)
 {
     atomic_fetch_add(&root->refs, 1);
+}
+
+void mnnvl_tcp_root_outlive_members(mnnvl_tcp_root_t *root)
+{
+    atomic_store(&root->outlive_members, 1);
 }
 
 void mnnvl_tcp_root_stop(mnnvl_tcp_root_t *root)

@@ -107,14 +107,18 @@ typedef struct rank_info {
  * are threads of one process on one device, a spin-waiting kernel of one can hold every SM
  * while it waits for another's kernel, which then never becomes resident (seen on the H200:
  * two thread ranks' all-reduces timed out). So each of the k gets a k-th of the SMs and the
- * k kernels fit side by side. */
+ * k kernels fit side by side (with room to spare: see below). */
 static int sm_share(const rank_info_t *info, int size, int rank)
 {
     int sharing = 0;
     for (int r = 0; r < size; r++)
         sharing += info[r].host == info[rank].host && info[r].pid == info[rank].pid &&
                    info[r].device == info[rank].device;
-    int share = info[rank].sms / (sharing > 0 ? sharing : 1);
+    if (sharing <= 1)
+        return info[rank].sms;
+    /* One SM per sharer stays free, for the one-block kernels (device barrier, routing) a
+     * thread that is ahead enqueues beside the others' full grids. */
+    int share = (info[rank].sms - sharing) / sharing;
     return share > 0 ? share : 1;
 }
 

@@ -24,6 +24,12 @@ static inline int gpu_device(const gpu_job_t *job, int rank)
 static inline mnnvl_comm_t gpu_comm(const gpu_job_t *job, int rank, int size)
 {
     int device = gpu_device(job, rank);
+    /* CUDA's start (seconds when many processes share a GPU) happens before the bootstrap's
+     * clock runs, so a short timeout_ms measures the behaviour under test, not the start. */
+    if (cudaSetDevice(device) != cudaSuccess || cudaFree(NULL) != cudaSuccess) {
+        fprintf(stderr, "rank %d: CUDA did not start on device %d\n", rank, device);
+        return NULL;
+    }
     mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key", job->timeout_ms * mt_time_scale());
     mnnvl_comm_t comm = NULL;
     mnnvl_status_t st = mnnvl_comm_create(cfg, rank, size, device, &comm);

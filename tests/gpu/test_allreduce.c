@@ -656,4 +656,4 @@ static int stop_body(int rank, int size, void *arg)
     return 0;
 }
 
-GPU_TESTS_2_AND_4(allreduce, a_rank_that_stops_calling_gives_timeout, stop_body, 2000)
+GPU_TESTS_2_AND_4(allreduce, a_rank_that_stops_calling_gives_timeout, stop_body, 5000)

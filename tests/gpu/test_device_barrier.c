@@ -162,7 +162,7 @@ static int skip_body(int rank, int size, void *arg)
     return 0;
 }
 
-GPU_TESTS_2_AND_4(device_barrier, missing_rank_times_out_without_trap, skip_body, 2000)
+GPU_TESTS_2_AND_4(device_barrier, missing_rank_times_out_without_trap, skip_body, 5000)
 
 /* A host abort stops a kernel that waits for a peer, long before the timeout. */
 static int abort_body(int rank, int size, void *arg)

@@ -210,3 +210,46 @@ Test(fault, killed_root_host_is_recorded)
 {
     run_liveness(3, 0, -1);
 }
+
+/* root_mode=rank0, no fault: rank 0 destroys its communicator first and its process goes on
+ * (then ends). The others, which still hold theirs, must record no failure: the root rank 0
+ * hosts outlives its destroy until they have left (before, its end read as rank 0's death,
+ * and every survivor's async error became PEER_LOST; seen in the GPU suite). */
+static int graceful_body(int rank, int size, void *arg)
+{
+    const fault_job_t *job = arg;
+    mnnvl_comm_t comm = create(job, rank, size);
+    if (!comm || mt_fail(mnnvl_comm_barrier(comm), rank, "barrier"))
+        return 1;
+    if (rank == 0) {
+        uint64_t t0 = mnnvl_now_ms();
+        mnnvl_comm_destroy(comm); /* waits for the others' BYE, not for their timeout */
+        uint64_t took = mnnvl_now_ms() - t0;
+        if (took > 3000) {
+            fprintf(stderr, "rank 0: destroy took %llu ms\n", (unsigned long long)took);
+            return 1;
+        }
+        return 0;
+    }
+    usleep(600 * 1000); /* rank 0 destroys meanwhile; liveness would have noticed by now */
+    int count = -1;
+    mnnvl_rank_failure_t list[4];
+    int rc = mt_fail(mnnvl_comm_failed_ranks(comm, list, 4, &count), rank, "failed_ranks");
+    if (!rc && count != 0) {
+        fprintf(stderr, "rank %d: rank %d recorded as failed (reason %d) after a graceful "
+                        "destroy\n", rank, list[0].rank, (int)list[0].reason);
+        rc = 1;
+    }
+    mnnvl_comm_destroy(comm);
+    return rc;
+}
+
+Test(fault, graceful_destroy_of_the_root_host_is_no_failure)
+{
+    fault_job_t job = {.victims = {-1, -1}};
+    mt_loopback_root(job.root, sizeof(job.root));
+    int codes[4];
+    mt_run_ranks(3, graceful_body, &job, 20, codes);
+    for (int r = 0; r < 3; r++)
+        cr_expect_eq(codes[r], 0, "rank %d exited with %d", r, codes[r]);
+}
