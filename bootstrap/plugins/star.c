@@ -66,13 +66,107 @@ mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_boots
         return star_fail(like, MNNVL_ERR_INVALID_ARGUMENT, "root '%.40s...' is longer than %zu",
                          root, sizeof(like->root) - 1);
     snprintf(like->root, sizeof(like->root), "%s", root);
+    if (mnnvl_auth_derive_key(args->job_key, &like->key) != MNNVL_SUCCESS)
+        return star_fail(like, MNNVL_ERR_BOOTSTRAP, "libsodium failed to initialize (sodium_init)");
     return MNNVL_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Frame authentication                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The handshake's messages (and PING, which carries nothing and is dropped on arrival)
+ * travel without a MAC; everything else carries one. */
+static int is_sealed(uint32_t type)
+{
+    return type != STAR_HELLO && type != STAR_CHALLENGE && type != STAR_PROOF &&
+           type != STAR_REJECT && type != STAR_PING;
+}
+
+/* What a frame's MAC covers: its header without the transport's field and the tag, then
+ * its payload. */
+static int frame_iov(const star_hdr_t *h, star_hdr_t *copy, const void *data, size_t len,
+                     struct iovec iov[2])
+{
+    *copy = *h;
+    copy->aux = 0;
+    memset(copy->mac, 0, sizeof(copy->mac));
+    iov[0] = (struct iovec){.iov_base = copy, .iov_len = sizeof(*copy)};
+    iov[1] = (struct iovec){.iov_base = (void *)data, .iov_len = len};
+    return len ? 2 : 1;
+}
+
+/* Seals s under the session of its link (authenticated types), then hands it to the
+ * transport. A link without a session sends nothing sealed: rank 0 only answers members
+ * that proved, and a member only talks to rank 0 once it proved. */
+static void start(star_t *st, star_send_t *s)
+{
+    if (is_sealed(s->h.type)) {
+        star_peer_t *p = &st->peers[s->to];
+        star_hdr_t copy;
+        struct iovec iov[2];
+        s->h.fseq = p->sess.send_seq;
+        memset(s->h.mac, 0, sizeof(s->h.mac));
+        int n = frame_iov(&s->h, &copy, s->buf ? s->buf->data : NULL, s->buf ? s->buf->len : 0,
+                          iov);
+        mnnvl_auth_seal_seq(&p->sess, iov, n, s->h.mac);
+    }
+    st->ops->send_start(st, s);
+}
+
+/* 1 when m is an authentic frame of a peer with a session; records why when it is not. */
+static int authentic(star_t *st, const star_msg_t *m)
+{
+    int from = m->h.rank;
+    if (from < 0 || from >= st->bs.size || from == st->bs.rank || !st->peers[from].authed ||
+        (st->bs.rank != 0 && from != 0))
+        return 0; /* no session with it (a stale frame, or a stranger): nothing to trust */
+    star_hdr_t copy;
+    struct iovec iov[2];
+    int n = frame_iov(&m->h, &copy, m->data, m->len, iov);
+    if (mnnvl_auth_open_seq(&st->peers[from].sess, m->h.fseq, iov, n, m->h.mac))
+        return 1;
+    if (!st->forged[0])
+        snprintf(st->forged, sizeof(st->forged),
+                 "a message (type %u, %zu bytes) that says it came from rank %d failed "
+                 "authentication: it was altered, replayed or forged on the way (only a process "
+                 "with the job key can make one that passes)",
+                 m->h.type, m->len, from);
+    return 0;
+}
+
+/* 1 when a handshake message may be what this rank waits for now. */
+static int handshake_expected(const star_t *st, const star_msg_t *m)
+{
+    if (st->formed)
+        return 0;
+    if (st->bs.rank == 0)
+        return m->h.type == STAR_PROOF;
+    return (m->h.type == STAR_CHALLENGE || m->h.type == STAR_REJECT) && m->h.rank == 0;
 }
 
 void star_deliver(star_t *st, star_msg_t *m)
 {
     int from = m->h.rank;
     int known = from >= 0 && from < st->bs.size;
+    m->held = 0;
+    if (is_sealed(m->h.type) && known && from != st->bs.rank && st->holding &&
+        !st->peers[from].authed) {
+        /* A split's child is registered before it learns its peers' nonces, and a peer
+         * that finished the split first may already talk to it: held until then. */
+        m->held = 1;
+        m->next = NULL;
+        if (st->tail)
+            st->tail->next = m;
+        else
+            st->head = m;
+        st->tail = m;
+        return;
+    }
+    if (is_sealed(m->h.type) ? !authentic(st, m) : !handshake_expected(st, m)) {
+        free(m);
+        return;
+    }
     if (m->h.type == STAR_BYE || m->h.type == STAR_ABORT) {
         if (m->h.type == STAR_BYE && known)
             st->peers[from].bye = 1;
@@ -97,7 +191,8 @@ static star_msg_t *take(star_t *st, uint32_t a, uint32_t b, uint64_t seq, int ra
 {
     star_msg_t *prev = NULL;
     for (star_msg_t *m = st->head; m; prev = m, m = m->next) {
-        if ((m->h.type != a && m->h.type != b) || m->h.seq != seq || m->h.rank != rank)
+        if ((m->h.type != a && m->h.type != b) || m->h.seq != seq || m->h.rank != rank ||
+            m->held)
             continue;
         if (prev)
             prev->next = m->next;
@@ -164,7 +259,7 @@ static uint64_t ping(star_t *st, int rank)
     uint64_t now = star_now_ms();
     if (!p->ping.op && now >= p->ping_at) {
         fill(st, &p->ping, rank, STAR_PING, 0, 0, NULL);
-        st->ops->send_start(st, &p->ping);
+        start(st, &p->ping);
         p->ping_at = now + (uint64_t)st->ops->ping_ms;
     }
     return p->ping_at;
@@ -175,7 +270,7 @@ static mnnvl_status_t send_all(star_t *st, star_send_t *s, int n, uint64_t deadl
                                const char *what)
 {
     for (int i = 0; i < n; i++)
-        st->ops->send_start(st, &s[i]);
+        start(st, &s[i]);
     mnnvl_status_t r = MNNVL_SUCCESS;
     for (;;) {
         int pending = 0;
@@ -236,7 +331,7 @@ static void send_leaving(star_t *st, const int *to, int n, uint32_t type, uint64
     for (int i = 0; i < n; i++) {
         fill(st, &s[i], to[i], type, seq, status, NULL);
         s[i].h.origin = origin;
-        st->ops->send_start(st, &s[i]);
+        start(st, &s[i]);
     }
     uint64_t deadline = star_now_ms() + (uint64_t)grace_ms;
     for (;;) {
@@ -282,6 +377,11 @@ static mnnvl_status_t await(star_t *st, uint32_t a, uint32_t b, uint64_t seq, in
                             uint64_t deadline, const char *what, star_msg_t **out)
 {
     for (;;) {
+        if (st->forged[0]) {
+            if (st->bs.rank == 0)
+                tell_abort(st, MNNVL_ERR_AUTH, st->bs.rank, STAR_CLOSE_GRACE_MS);
+            return star_fail(st, MNNVL_ERR_AUTH, "%s failed: %s", what, st->forged);
+        }
         /* An ABORT fails the call even when its message is already here: the peer that
          * aborted may have sent its part first. Except on a member for a collective that
          * rank 0 had decided before it failed: that RESULT is here or on its way. */
@@ -356,7 +456,7 @@ static mnnvl_status_t after(star_t *st, mnnvl_status_t s, const char *what)
     st->broken = 1;
     snprintf(st->broken_msg, sizeof(st->broken_msg), "%s failed with %s", what,
              star_status_name(s));
-    if (s == MNNVL_ERR_TIMEOUT || s == MNNVL_ERR_ABORTED)
+    if (s == MNNVL_ERR_TIMEOUT || s == MNNVL_ERR_ABORTED || s == MNNVL_ERR_AUTH)
         tell_abort(st, s, st->bs.rank, STAR_CLOSE_GRACE_MS);
     return s;
 }
@@ -516,42 +616,98 @@ static uint64_t comm_id_of(const char *name, int size)
     return h ? h : 1;
 }
 
-/* Rank 0: takes one HELLO per rank from the lobby (a later HELLO for a rank replaces an
- * earlier one: that process gave up and came back), then answers FORMED. */
+/* Rank 0, a HELLO from the lobby: links its sender as rank r and challenges it with a fresh
+ * nonce (a later HELLO for a rank replaces an earlier one: that process gave up and came
+ * back). The HELLO's payload is the sender's address followed by its nonce. */
+static void hub_challenge(star_t *st, star_msg_t *m, int *joined, uint64_t deadline)
+{
+    int r = m->h.rank;
+    if (r <= 0 || r >= st->bs.size || m->h.size != st->bs.size ||
+        m->len < MNNVL_WIRE_NONCE_BYTES)
+        return; /* the communicator id covers the size: only a hash collision or a stranger */
+    star_peer_t *p = &st->peers[r];
+    if (p->joined || p->challenged)
+        st->ops->unlink(st, r);
+    if (p->joined)
+        (*joined)--;
+    p->joined = p->challenged = p->authed = 0;
+    m->len -= MNNVL_WIRE_NONCE_BYTES;
+    memcpy(p->rank_nonce, m->data + m->len, MNNVL_WIRE_NONCE_BYTES);
+    st->quiet++; /* a sender that cannot be reached is skipped, not reported */
+    if (st->ops->adopt(st, m) == MNNVL_SUCCESS) {
+        p->token = m->h.src;
+        p->lost[0] = '\0';
+        mnnvl_auth_random(p->root_nonce, sizeof(p->root_nonce));
+        star_buf_t *nonce = star_buf_copy(p->root_nonce, sizeof(p->root_nonce));
+        /* The first send to a member may wait for the transport's connection to it (ofi:
+         * rxm connects on it), like FORMED did before the handshake. */
+        p->challenged = nonce && send_to(st, &r, 1, STAR_CHALLENGE, st->comm_id, 0, nonce,
+                                         deadline, "challenging") == MNNVL_SUCCESS;
+        star_buf_unref(nonce);
+    }
+    st->quiet--;
+}
+
+/* Rank 0, a challenged member's PROOF: a right one makes it a member with a session; a
+ * wrong one is answered REJECT (AUTH) and fails this rank too, at once. */
+static mnnvl_status_t hub_check_proof(star_t *st, star_msg_t *m, int *joined)
+{
+    int r = m->h.rank;
+    star_peer_t *p = &st->peers[r];
+    if (m->h.src != p->token)
+        return MNNVL_SUCCESS; /* not from the sender we challenged: a stale one */
+    uint8_t expected[MNNVL_WIRE_PROOF_BYTES];
+    mnnvl_auth_proof(&st->key, MNNVL_AUTH_RANK, p->rank_nonce, p->root_nonce, expected);
+    p->challenged = 0;
+    if (m->len == sizeof(expected) && mnnvl_auth_equal(m->data, expected, sizeof(expected))) {
+        mnnvl_auth_session(&st->key, MNNVL_AUTH_ROOT, p->rank_nonce, p->root_nonce, &p->sess);
+        p->authed = p->joined = 1;
+        (*joined)++;
+        return MNNVL_SUCCESS;
+    }
+    send_leaving(st, &r, 1, STAR_REJECT, st->comm_id, MNNVL_ERR_AUTH, st->bs.rank,
+                 STAR_CLOSE_GRACE_MS);
+    st->ops->unlink(st, r);
+    tell_abort(st, MNNVL_ERR_AUTH, r, STAR_CLOSE_GRACE_MS); /* the members that proved */
+    return star_fail(st, MNNVL_ERR_AUTH,
+                     "joining as rank 0 on root %s: the process that joined as rank %d proved a "
+                     "different job key; every rank of a job must be given the same job_key "
+                     "(MNNVL_JOB_KEY)",
+                     st->root, r);
+}
+
+/* Rank 0: challenges each member that says HELLO, takes its proof, and once every rank
+ * proved answers FORMED. */
 static mnnvl_status_t hub_form(star_t *st, star_lobby_t *lobby, uint64_t deadline)
 {
     int joined = 1;
     while (joined < st->bs.size) {
         star_msg_t *m = star_lobby_take(lobby, st->comm_id);
-        if (!m) {
-            if (atomic_load(&st->aborted))
-                return star_fail(st, MNNVL_ERR_ABORTED,
-                                 "joining was interrupted: the communicator was aborted");
-            if (star_now_ms() >= deadline)
-                return star_fail(
-                    st, MNNVL_ERR_TIMEOUT,
-                    "joining as rank 0 on root %s: %d of %d ranks arrived within timeout_ms %d",
-                    st->root, joined, st->bs.size, st->timeout_ms);
-            st->ops->wait(st, deadline);
+        if (m) {
+            hub_challenge(st, m, &joined, deadline);
+            free(m);
             continue;
         }
-        int r = m->h.rank;
-        if (r <= 0 || r >= st->bs.size || m->h.size != st->bs.size) {
-            free(m); /* the communicator id covers the size: only a hash collision */
+        for (int r = 1; r < st->bs.size && !m; r++)
+            if (st->peers[r].challenged)
+                m = take(st, STAR_PROOF, STAR_PROOF, st->comm_id, r);
+        if (m) {
+            mnnvl_status_t s = hub_check_proof(st, m, &joined);
+            free(m);
+            if (s != MNNVL_SUCCESS)
+                return s;
             continue;
         }
-        star_peer_t *p = &st->peers[r];
-        if (p->joined)
-            st->ops->unlink(st, r);
-        if (st->ops->adopt(st, m) == MNNVL_SUCCESS) {
-            joined += !p->joined;
-            p->joined = 1;
-            p->token = m->h.src;
-        } else if (p->joined) {
-            p->joined = 0;
-            joined--;
-        }
-        free(m);
+        if (atomic_load(&st->aborted))
+            return star_fail(st, MNNVL_ERR_ABORTED,
+                             "joining was interrupted: the communicator was aborted");
+        if (star_now_ms() >= deadline)
+            return star_fail(
+                st, MNNVL_ERR_TIMEOUT,
+                "joining as rank 0 on root %s: %d of %d ranks arrived and proved the job key "
+                "within timeout_ms %d",
+                st->root, joined, st->bs.size, st->timeout_ms);
+        st->ops->wait(st, deadline);
     }
     int *to = malloc(sizeof(*to) * (size_t)st->bs.size);
     if (!to)
@@ -564,29 +720,61 @@ static mnnvl_status_t hub_form(star_t *st, star_lobby_t *lobby, uint64_t deadlin
     return s;
 }
 
-/* A member: links to the root and says HELLO until rank 0 answers FORMED; a link that
- * breaks before (nobody listens there yet) is made again. */
+/* A member, rank 0's CHALLENGE: proves the job key over both nonces (rank 0's proof is
+ * FORMED's MAC under the session that follows from them). */
+static mnnvl_status_t member_prove(star_t *st, star_msg_t *m, const uint8_t *nonce,
+                                   uint64_t deadline)
+{
+    star_peer_t *root = &st->peers[0];
+    if (m->len != MNNVL_WIRE_NONCE_BYTES)
+        return star_fail(st, MNNVL_ERR_BOOTSTRAP,
+                         "joining: rank 0 at root %s sent a challenge of %zu bytes, expected %d",
+                         st->root, m->len, MNNVL_WIRE_NONCE_BYTES);
+    root->token = m->h.src;
+    uint8_t proof[MNNVL_WIRE_PROOF_BYTES];
+    mnnvl_auth_proof(&st->key, MNNVL_AUTH_RANK, nonce, m->data, proof);
+    mnnvl_auth_session(&st->key, MNNVL_AUTH_RANK, nonce, m->data, &root->sess);
+    root->authed = 1;
+    star_buf_t *buf = star_buf_copy(proof, sizeof(proof));
+    if (!buf)
+        return star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
+    int zero = 0;
+    mnnvl_status_t s = send_to(st, &zero, 1, STAR_PROOF, st->comm_id, 0, buf, deadline, "joining");
+    star_buf_unref(buf);
+    return s;
+}
+
+/* A member: links to the root and says HELLO, proves the key when challenged, until rank 0
+ * answers FORMED; a link that breaks before (nobody listens there yet) is made again, with
+ * a fresh nonce. */
 static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
 {
-    uint8_t *addr = malloc(STAR_ADDRESS_MAX);
+    uint8_t *addr = malloc(STAR_ADDRESS_MAX + MNNVL_WIRE_NONCE_BYTES);
     if (!addr)
         return star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
     size_t len = STAR_ADDRESS_MAX;
     mnnvl_status_t s = st->ops->address(st, addr, &len);
-    star_buf_t *hello = s == MNNVL_SUCCESS ? star_buf_copy(addr, len) : NULL;
-    free(addr);
-    if (s == MNNVL_SUCCESS && !hello)
-        s = star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
     star_peer_t *root = &st->peers[0];
     while (s == MNNVL_SUCCESS && !root->joined) {
-        s = st->ops->connect_root(st, deadline);
-        if (s != MNNVL_SUCCESS)
+        uint8_t *nonce = addr + len;
+        mnnvl_auth_random(nonce, MNNVL_WIRE_NONCE_BYTES);
+        star_buf_t *hello = star_buf_copy(addr, len + MNNVL_WIRE_NONCE_BYTES);
+        if (!hello) {
+            s = star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
             break;
+        }
+        s = st->ops->connect_root(st, deadline);
+        if (s != MNNVL_SUCCESS) {
+            star_buf_unref(hello);
+            break;
+        }
         root->lost[0] = '\0';
         root->token = 0; /* the lobby */
+        root->authed = 0;
         star_send_t hs;
         fill(st, &hs, 0, STAR_HELLO, st->comm_id, 0, hello);
-        st->ops->send_start(st, &hs);
+        star_buf_unref(hello);
+        start(st, &hs);
         int sent = 0;
         while (s == MNNVL_SUCCESS) {
             if (!sent) {
@@ -595,11 +783,35 @@ static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
                     snprintf(root->lost, sizeof(root->lost), "%s", hs.why);
                 sent = t > 0;
             }
-            star_msg_t *m = take(st, STAR_FORMED, STAR_REJECT, st->comm_id, 0);
+            star_msg_t *m = root->authed ? NULL
+                                         : take(st, STAR_CHALLENGE, STAR_CHALLENGE, st->comm_id, 0);
             if (m) {
-                root->joined = m->h.type == STAR_FORMED;
+                s = member_prove(st, m, nonce, deadline);
+                free(m);
+                continue;
+            }
+            if (st->forged[0]) {
+                s = star_fail(st, MNNVL_ERR_AUTH, "joining at root %s: %s", st->root, st->forged);
+                break;
+            }
+            if (st->abort_origin >= 0) {
+                s = star_fail(st, MNNVL_ERR_PEER_LOST,
+                              "joining at root %s failed: rank 0 gave up forming (%s, because of "
+                              "rank %d)",
+                              st->root, star_status_name(st->abort_status), st->abort_origin);
+                break;
+            }
+            m = take(st, STAR_FORMED, STAR_REJECT, st->comm_id, 0);
+            if (m) {
+                /* FORMED passed its MAC (star_deliver): rank 0 holds the key. */
+                root->joined = m->h.type == STAR_FORMED && root->authed;
                 root->token = m->h.src;
-                if (m->h.type == STAR_REJECT)
+                if (m->h.type == STAR_REJECT && m->h.status == MNNVL_ERR_AUTH)
+                    s = star_fail(st, MNNVL_ERR_AUTH,
+                                  "joining: rank 0 at root %s refused this rank's proof of the "
+                                  "job key: this rank's job_key differs from rank 0's",
+                                  st->root);
+                else if (!root->joined)
                     s = star_fail(st, MNNVL_ERR_BOOTSTRAP,
                                   "joining: rank 0 at root %s turned this rank away", st->root);
                 free(m);
@@ -620,13 +832,14 @@ static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
         }
         end(st, &hs);
         if (s == MNNVL_SUCCESS && !root->joined) {
+            root->authed = 0;
             st->ops->unlink(st, 0);
             pthread_mutex_unlock(st->lock);
             star_pause_ms(STAR_RETRY_PAUSE_MS);
             pthread_mutex_lock(st->lock);
         }
     }
-    star_buf_unref(hello);
+    free(addr);
     return s;
 }
 
@@ -639,6 +852,7 @@ mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name,
         return MNNVL_SUCCESS;
     pthread_mutex_lock(st->lock);
     mnnvl_status_t s = st->bs.rank == 0 ? hub_form(st, lobby, deadline) : member_join(st, deadline);
+    st->formed = 1;
     pthread_mutex_unlock(st->lock);
     return s;
 }
@@ -658,10 +872,39 @@ static int child_rank_of(const int32_t *ck, int size, int p)
     return r;
 }
 
+/* A split's slot: token, address length, nonce, address. */
+#define SLOT_FIXED (16 + MNNVL_WIRE_NONCE_BYTES)
+
+/* Hands the messages held until the child's sessions existed to star_deliver again. */
+static void release_held(star_t *cs)
+{
+    star_msg_t *held = NULL, **tail = &held;
+    for (star_msg_t **pp = &cs->head; *pp;) {
+        star_msg_t *m = *pp;
+        if (!m->held) {
+            pp = &m->next;
+            continue;
+        }
+        *pp = m->next;
+        m->next = NULL;
+        *tail = m;
+        tail = &m->next;
+    }
+    cs->tail = NULL;
+    for (star_msg_t *m = cs->head; m; m = m->next)
+        cs->tail = m;
+    while (held) {
+        star_msg_t *m = held;
+        held = m->next;
+        star_deliver(cs, m);
+    }
+}
+
 /* Links the child: its rank 0 to every member, every member to its rank 0, from the
- * (token, address) slots the parent allgathered. */
+ * (token, address, nonce) slots the parent allgathered; each link's session comes from the
+ * job key and the nonces of its two ends (`mine`: this rank's). */
 static mnnvl_status_t link_child(star_t *st, star_t *cs, const int32_t *ck, const uint8_t *slots,
-                                 size_t slot_len)
+                                 size_t slot_len, const uint8_t *mine)
 {
     for (int p = 0; p < st->bs.size; p++) {
         if (ck[2 * p] != ck[2 * st->bs.rank] || p == st->bs.rank)
@@ -673,11 +916,17 @@ static mnnvl_status_t link_child(star_t *st, star_t *cs, const int32_t *ck, cons
         uint64_t token, len;
         memcpy(&token, slot, 8);
         memcpy(&len, slot + 8, 8);
-        mnnvl_status_t s = cs->ops->link_address(cs, r, slot + 16, len);
+        mnnvl_status_t s = cs->ops->link_address(cs, r, slot + SLOT_FIXED, len);
         if (s != MNNVL_SUCCESS)
             return s;
         cs->peers[r].token = token;
         cs->peers[r].joined = 1;
+        const uint8_t *theirs = slot + 16;
+        if (cs->bs.rank == 0)
+            mnnvl_auth_session(&st->key, MNNVL_AUTH_ROOT, theirs, mine, &cs->peers[r].sess);
+        else
+            mnnvl_auth_session(&st->key, MNNVL_AUTH_RANK, mine, theirs, &cs->peers[r].sess);
+        cs->peers[r].authed = 1;
     }
     return MNNVL_SUCCESS;
 }
@@ -704,6 +953,8 @@ static mnnvl_status_t split_locked(star_t *st, int color, int key, star_t **chil
         cs = st->ops->child_new(st, child_rank_of(ck, size, st->bs.rank), child_size);
         if (!cs)
             s = star_fail(st, MNNVL_ERR_BOOTSTRAP, "split: cannot open the child communicator");
+        else
+            cs->holding = 1; /* registered: peers may talk to it before it knows them */
         addr_len = STAR_ADDRESS_MAX;
         if (s == MNNVL_SUCCESS && child_size > 1)
             s = cs->ops->address(cs, addr, &addr_len);
@@ -716,7 +967,7 @@ static mnnvl_status_t split_locked(star_t *st, int color, int key, star_t **chil
         s = round_locked(st, -1, &my_len, sizeof(my_len), lens, "split");
     for (int p = 0; s == MNNVL_SUCCESS && p < size; p++)
         max_len = lens[p] > max_len ? lens[p] : max_len;
-    size_t slot_len = 16 + (size_t)max_len;
+    size_t slot_len = SLOT_FIXED + (size_t)max_len;
     if (s == MNNVL_SUCCESS && max_len > STAR_ADDRESS_MAX)
         s = star_fail(st, MNNVL_ERR_BOOTSTRAP,
                       "split: a peer's address has %llu bytes, more than %d",
@@ -731,11 +982,14 @@ static mnnvl_status_t split_locked(star_t *st, int color, int key, star_t **chil
         uint64_t token = cs ? cs->token : 0;
         memcpy(slot, &token, 8);
         memcpy(slot + 8, &my_len, 8);
-        memcpy(slot + 16, addr, addr_len);
+        mnnvl_auth_random(slot + 16, MNNVL_WIRE_NONCE_BYTES);
+        memcpy(slot + SLOT_FIXED, addr, addr_len);
         s = round_locked(st, -1, slot, slot_len, slots, "split");
     }
-    if (s == MNNVL_SUCCESS && cs)
-        s = link_child(st, cs, ck, slots, slot_len);
+    if (s == MNNVL_SUCCESS && cs) {
+        cs->key = st->key;
+        s = link_child(st, cs, ck, slots, slot_len, slot + 16);
+    }
     free(ck);
     free(lens);
     free(addr);
@@ -752,6 +1006,9 @@ static mnnvl_status_t split_locked(star_t *st, int color, int key, star_t **chil
         cs->comm_id = st->comm_id ^ ((uint64_t)++st->splits << 32);
         cs->peers[cs->bs.rank].joined = 1;
         cs->peers[cs->bs.rank].token = cs->token;
+        cs->formed = 1;
+        cs->holding = 0;
+        release_held(cs);
         star_fill_interface(cs);
     }
     *child = cs;

@@ -34,6 +34,7 @@ const char *star_status_name(int s)
     case MNNVL_ERR_ABORTED: return "ABORTED";
     case MNNVL_ERR_MISMATCH: return "MISMATCH";
     case MNNVL_ERR_NO_MEMORY: return "NO_MEMORY";
+    case MNNVL_ERR_AUTH: return "AUTH";
     default: return "BOOTSTRAP";
     }
 }
