@@ -174,6 +174,11 @@ static void target_init(bk_target_t *t, const char *backend, const store_server_
     snprintf(t->prefix, sizeof(t->prefix), "mnnvl-test-%d", (int)getpid());
     t->timeout_ms = timeout_ms;
     t->max_bytes = max_bytes;
+    /* The backends that authenticate run every scenario with a job key (torch-store's
+     * authentication is tested by its own suite). */
+    if (strcmp(backend, "tcp") == 0 || strcmp(backend, "ucx") == 0 || strcmp(backend, "ofi") == 0)
+        snprintf(t->job_key, sizeof(t->job_key), "conformance job key %d 0123456789abcdef",
+                 (int)getpid());
 }
 
 /* Runs a scenario with forked ranks on a backend and checks every exit code. The killed
@@ -191,6 +196,7 @@ static void run_forked(const char *backend, const char *scenario, int size, int 
     int codes[64] = {0};
     mt_rank_fn fn = strcmp(scenario, "collectives") == 0 ? bk_collectives
                     : strcmp(scenario, "many") == 0      ? bk_many_comms
+                    : strcmp(scenario, "wrong_key") == 0 ? bk_wrong_key
                                                          : bk_killed_rank;
     uint64_t start = mnnvl_now_ms();
     mt_run_ranks(size, fn, &t, 300, codes);
@@ -266,6 +272,11 @@ FORKED_SUITE(tcp, "tcp")
 FORKED_SUITE(torch_store, "torch-store")
 FORKED_SUITE(ucx, "ucx")
 FORKED_SUITE(ofi, "ofi")
+
+/* A rank with another job key: refused with AUTH at once on both sides, rank 0 included
+ * (the star plugins; tcp has tests/unit/test_tcp_auth.c, mpi refuses a job_key). */
+Test(ucx, wrong_key, .timeout = 120) { run_forked("ucx", "wrong_key", 3, 10000, 0); }
+Test(ofi, wrong_key, .timeout = 120) { run_forked("ofi", "wrong_key", 3, 10000, 0); }
 
 Test(mpi, ranks_1, .timeout = 300) { run_mpi("collectives", 1, 0); }
 Test(mpi, ranks_2, .timeout = 300) { run_mpi("collectives", 2, 0); }

@@ -40,8 +40,8 @@ Test(config, set_and_get)
     cr_assert_str_eq(mnnvl_config_get(cfg, "handle_type"), "posix-fd");
     cr_assert_eq(mnnvl_config_set(cfg, "timeout_ms", "250"), MNNVL_SUCCESS);
     cr_assert_eq(mnnvl_config_set(cfg, "log_level", "debug"), MNNVL_SUCCESS);
-    cr_assert_eq(mnnvl_config_set(cfg, "job_key", "s3cret value"), MNNVL_SUCCESS);
-    cr_assert_str_eq(mnnvl_config_get(cfg, "job_key"), "s3cret value");
+    cr_assert_eq(mnnvl_config_set(cfg, "job_key", "s3cret value of at least 32 bytes!"), MNNVL_SUCCESS);
+    cr_assert_str_eq(mnnvl_config_get(cfg, "job_key"), "s3cret value of at least 32 bytes!");
 }
 
 Test(config, unknown_key_is_an_error_naming_it)
