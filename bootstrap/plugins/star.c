@@ -608,7 +608,7 @@ static mnnvl_status_t star_barrier(mnnvl_bootstrap_t *bs)
 /* Forming                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
-static uint64_t comm_id_of(const char *name, int size)
+uint64_t star_comm_id(const char *name, int size)
 {
     uint64_t h = 1469598103934665603ull ^ (uint64_t)size;
     for (const char *p = name; *p; p++)
@@ -845,7 +845,7 @@ static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
 
 mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name, uint64_t deadline)
 {
-    st->comm_id = comm_id_of(comm_name, st->bs.size);
+    st->comm_id = star_comm_id(comm_name, st->bs.size);
     st->peers[st->bs.rank].joined = 1;
     st->peers[st->bs.rank].token = st->token;
     if (st->bs.size == 1)

@@ -241,6 +241,10 @@ mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_boots
  * through connect_root. Size 1 forms at once. */
 mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name, uint64_t deadline);
 
+/* The public id of the communicator `name` of `size` ranks that HELLO carries (a hash of the
+ * name: nothing from the key). */
+uint64_t star_comm_id(const char *name, int size);
+
 /* Hands a received message to its communicator: checks its MAC (authenticated types) or
  * that its handshake type is expected now, else drops it. Takes m. Under the lock. */
 void star_deliver(star_t *st, star_msg_t *m);
