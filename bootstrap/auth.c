@@ -38,7 +38,7 @@
 #define init_failed() MNNVL_ERR_BOOTSTRAP
 #else
 #include "error.h"
-#define init_failed()                                                                          \
+#define init_failed()                                                                              \
     mnnvl_error(MNNVL_ERR_BOOTSTRAP, "libsodium failed to initialize (sodium_init)")
 #endif
 
@@ -166,8 +166,8 @@ uint64_t mnnvl_auth_seal_seq(mnnvl_auth_session_t *s, const struct iovec *iov, i
     return seq;
 }
 
-int mnnvl_auth_open_seq(mnnvl_auth_session_t *s, uint64_t seq, const struct iovec *iov,
-                        int iovcnt, const uint8_t tag[MNNVL_WIRE_MAC_BYTES])
+int mnnvl_auth_open_seq(mnnvl_auth_session_t *s, uint64_t seq, const struct iovec *iov, int iovcnt,
+                        const uint8_t tag[MNNVL_WIRE_MAC_BYTES])
 {
     uint8_t expected[MNNVL_WIRE_MAC_BYTES];
     frame_mac(s, (uint8_t)!s->send_dir, seq, iov, iovcnt, expected);

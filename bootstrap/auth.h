@@ -94,14 +94,14 @@ uint64_t mnnvl_auth_seal_seq(mnnvl_auth_session_t *s, const struct iovec *iov, i
  * MNNVL_AUTH_WINDOW behind the newest counts as one). Frames may arrive in any order
  * within the window; a frame that never arrives is not detected here (its receiver times
  * out waiting for it). */
-int mnnvl_auth_open_seq(mnnvl_auth_session_t *s, uint64_t seq, const struct iovec *iov,
-                        int iovcnt, const uint8_t tag[MNNVL_WIRE_MAC_BYTES]);
+int mnnvl_auth_open_seq(mnnvl_auth_session_t *s, uint64_t seq, const struct iovec *iov, int iovcnt,
+                        const uint8_t tag[MNNVL_WIRE_MAC_BYTES]);
 
-/* In libmnnvl only (auth_client.c). The rank's half of the handshake on a fresh connection to the root at `root_address`:
- * CHALLENGE out, CHALLENGE in, PROOF out, then the root's PROOF (or its ERROR) in. Fills
- * `session`. Returns AUTH when the root refused this rank's proof (the job keys differ) or
- * sent a wrong one, BOOTSTRAP when the peer does not speak this protocol, and the statuses
- * of the sock.h helpers. */
+/* In libmnnvl only (auth_client.c). The rank's half of the handshake on a fresh connection to the
+ * root at `root_address`: CHALLENGE out, CHALLENGE in, PROOF out, then the root's PROOF (or its
+ * ERROR) in. Fills `session`. Returns AUTH when the root refused this rank's proof (the job keys
+ * differ) or sent a wrong one, BOOTSTRAP when the peer does not speak this protocol, and the
+ * statuses of the sock.h helpers. */
 mnnvl_status_t mnnvl_auth_client(int fd, const mnnvl_auth_key_t *key, const char *root_address,
                                  uint64_t deadline, const atomic_int *abort_flag,
                                  mnnvl_auth_session_t *session);

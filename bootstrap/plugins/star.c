@@ -1,4 +1,6 @@
-/* The star protocol of the ucx and ofi plugins; see star.h. */
+/* The star protocol of the ucx and ofi plugins; see star.h. About 1100 lines: one state
+ * machine (forming with its job-key handshake, frame authentication, collectives, failures,
+ * split) whose parts share the same static send and wait helpers. */
 #include "star.h"
 
 #include <sched.h>
@@ -107,8 +109,8 @@ static void start(star_t *st, star_send_t *s)
         struct iovec iov[2];
         s->h.fseq = p->sess.send_seq;
         memset(s->h.mac, 0, sizeof(s->h.mac));
-        int n = frame_iov(&s->h, &copy, s->buf ? s->buf->data : NULL, s->buf ? s->buf->len : 0,
-                          iov);
+        int n =
+            frame_iov(&s->h, &copy, s->buf ? s->buf->data : NULL, s->buf ? s->buf->len : 0, iov);
         mnnvl_auth_seal_seq(&p->sess, iov, n, s->h.mac);
     }
     st->ops->send_start(st, s);
@@ -191,8 +193,7 @@ static star_msg_t *take(star_t *st, uint32_t a, uint32_t b, uint64_t seq, int ra
 {
     star_msg_t *prev = NULL;
     for (star_msg_t *m = st->head; m; prev = m, m = m->next) {
-        if ((m->h.type != a && m->h.type != b) || m->h.seq != seq || m->h.rank != rank ||
-            m->held)
+        if ((m->h.type != a && m->h.type != b) || m->h.seq != seq || m->h.rank != rank || m->held)
             continue;
         if (prev)
             prev->next = m->next;
@@ -622,8 +623,7 @@ uint64_t star_comm_id(const char *name, int size)
 static void hub_challenge(star_t *st, star_msg_t *m, int *joined, uint64_t deadline)
 {
     int r = m->h.rank;
-    if (r <= 0 || r >= st->bs.size || m->h.size != st->bs.size ||
-        m->len < MNNVL_WIRE_NONCE_BYTES)
+    if (r <= 0 || r >= st->bs.size || m->h.size != st->bs.size || m->len < MNNVL_WIRE_NONCE_BYTES)
         return; /* the communicator id covers the size: only a hash collision or a stranger */
     star_peer_t *p = &st->peers[r];
     if (p->joined || p->challenged)
@@ -641,8 +641,8 @@ static void hub_challenge(star_t *st, star_msg_t *m, int *joined, uint64_t deadl
         star_buf_t *nonce = star_buf_copy(p->root_nonce, sizeof(p->root_nonce));
         /* The first send to a member may wait for the transport's connection to it (ofi:
          * rxm connects on it), like FORMED did before the handshake. */
-        p->challenged = nonce && send_to(st, &r, 1, STAR_CHALLENGE, st->comm_id, 0, nonce,
-                                         deadline, "challenging") == MNNVL_SUCCESS;
+        p->challenged = nonce && send_to(st, &r, 1, STAR_CHALLENGE, st->comm_id, 0, nonce, deadline,
+                                         "challenging") == MNNVL_SUCCESS;
         star_buf_unref(nonce);
     }
     st->quiet--;
@@ -783,8 +783,8 @@ static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
                     snprintf(root->lost, sizeof(root->lost), "%s", hs.why);
                 sent = t > 0;
             }
-            star_msg_t *m = root->authed ? NULL
-                                         : take(st, STAR_CHALLENGE, STAR_CHALLENGE, st->comm_id, 0);
+            star_msg_t *m =
+                root->authed ? NULL : take(st, STAR_CHALLENGE, STAR_CHALLENGE, st->comm_id, 0);
             if (m) {
                 s = member_prove(st, m, nonce, deadline);
                 free(m);

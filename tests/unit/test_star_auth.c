@@ -169,8 +169,7 @@ static star_t *comm_new(int rank, int size, int timeout_ms,
 {
     star_t *st = calloc(1, sizeof(*st));
     cr_assert(st);
-    cr_assert_eq(star_init(st, &fake_ops, &lock, rank, size, timeout_ms, set_error),
-                 MNNVL_SUCCESS);
+    cr_assert_eq(star_init(st, &fake_ops, &lock, rank, size, timeout_ms, set_error), MNNVL_SUCCESS);
     cr_assert_eq(star_registry_add(&registry, st), 0);
     return st;
 }
@@ -445,8 +444,8 @@ Test(star_auth, unauthenticated_probe_learns_nothing_key_derived)
 
 enum relay_mode { FLIP_CONTRIB, FLIP_RESULT, FLIP_HEADER, DROP, REPLAY, REORDER };
 static enum relay_mode mode;
-static int seen;            /* messages of the relay's kind so far */
-static star_msg_t *kept;    /* REORDER: the frame held back */
+static int seen;         /* messages of the relay's kind so far */
+static star_msg_t *kept; /* REORDER: the frame held back */
 
 /* Rank 1's allgather contributions (or, FLIP_RESULT, rank 0's results to rank 1). */
 static int of_interest(const star_msg_t *m)
