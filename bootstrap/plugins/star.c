@@ -10,6 +10,10 @@
 
 /* How long abort() from another thread may take to hand its ABORTs over. */
 #define ABORT_GRACE_MS 200
+/* A joining member says HELLO (or PROOF) again this often until rank 0 answers: rxm reports
+ * a first send into a connection whose peer endpoint was not ready yet as sent, and drops
+ * it (seen under load); rank 0 answers a repeated one with the same CHALLENGE. */
+#define RESEND_MS 250
 
 /* ---------------------------------------------------------------------------------------- */
 /* Communicators, messages                                                                  */
@@ -619,33 +623,49 @@ uint64_t star_comm_id(const char *name, int size)
 
 /* Rank 0, a HELLO from the lobby: links its sender as rank r and challenges it with a fresh
  * nonce (a later HELLO for a rank replaces an earlier one: that process gave up and came
- * back). The HELLO's payload is the sender's address followed by its nonce. */
+ * back). The HELLO's payload is the sender's address followed by its nonce. A HELLO sent
+ * again (same sender, same nonce: the member got no CHALLENGE yet) gets the same CHALLENGE
+ * again, so that whichever copy the member answers, its proof is over the nonces kept here;
+ * one from a member that already proved is dropped. */
 static void hub_challenge(star_t *st, star_msg_t *m, int *joined, uint64_t deadline)
 {
     int r = m->h.rank;
     if (r <= 0 || r >= st->bs.size || m->h.size != st->bs.size || m->len < MNNVL_WIRE_NONCE_BYTES)
         return; /* the communicator id covers the size: only a hash collision or a stranger */
     star_peer_t *p = &st->peers[r];
-    if (p->joined || p->challenged)
-        st->ops->unlink(st, r);
-    if (p->joined)
-        (*joined)--;
-    p->joined = p->challenged = p->authed = 0;
     m->len -= MNNVL_WIRE_NONCE_BYTES;
-    memcpy(p->rank_nonce, m->data + m->len, MNNVL_WIRE_NONCE_BYTES);
-    st->quiet++; /* a sender that cannot be reached is skipped, not reported */
-    if (st->ops->adopt(st, m) == MNNVL_SUCCESS) {
+    const uint8_t *rank_nonce = m->data + m->len;
+    int again = (p->joined || p->challenged) && m->h.src == p->token &&
+                mnnvl_auth_equal(rank_nonce, p->rank_nonce, MNNVL_WIRE_NONCE_BYTES);
+    if (again && p->joined)
+        return;
+    if (!again) {
+        if (p->joined || p->challenged)
+            st->ops->unlink(st, r);
+        if (p->joined)
+            (*joined)--;
+        p->joined = p->challenged = p->authed = 0;
+        memcpy(p->rank_nonce, rank_nonce, MNNVL_WIRE_NONCE_BYTES);
+        st->quiet++;
+        mnnvl_status_t s = st->ops->adopt(st, m);
+        st->quiet--;
+        if (s != MNNVL_SUCCESS)
+            return; /* a sender that cannot be reached is skipped */
         p->token = m->h.src;
-        p->lost[0] = '\0';
         mnnvl_auth_random(p->root_nonce, sizeof(p->root_nonce));
-        star_buf_t *nonce = star_buf_copy(p->root_nonce, sizeof(p->root_nonce));
-        /* The first send to a member may wait for the transport's connection to it (ofi:
-         * rxm connects on it), like FORMED did before the handshake. */
-        p->challenged = nonce && send_to(st, &r, 1, STAR_CHALLENGE, st->comm_id, 0, nonce, deadline,
-                                         "challenging") == MNNVL_SUCCESS;
-        star_buf_unref(nonce);
+        p->challenged = 1;
     }
+    /* Bounded: a member whose CHALLENGE does not go out says HELLO again. */
+    uint64_t until = star_now_ms() + STAR_CLOSE_GRACE_MS;
+    star_buf_t *nonce = star_buf_copy(p->root_nonce, sizeof(p->root_nonce));
+    p->lost[0] = '\0';
+    st->quiet++;
+    if (nonce)
+        send_to(st, &r, 1, STAR_CHALLENGE, st->comm_id, 0, nonce,
+                until < deadline ? until : deadline, "challenging");
     st->quiet--;
+    p->lost[0] = '\0';
+    star_buf_unref(nonce);
 }
 
 /* Rank 0, a challenged member's PROOF: a right one makes it a member with a session; a
@@ -654,8 +674,8 @@ static mnnvl_status_t hub_check_proof(star_t *st, star_msg_t *m, int *joined)
 {
     int r = m->h.rank;
     star_peer_t *p = &st->peers[r];
-    if (m->h.src != p->token)
-        return MNNVL_SUCCESS; /* not from the sender we challenged: a stale one */
+    if (m->h.src != p->token || p->joined)
+        return MNNVL_SUCCESS; /* a stale one, or one sent again by a member that proved */
     uint8_t expected[MNNVL_WIRE_PROOF_BYTES];
     mnnvl_auth_proof(&st->key, MNNVL_AUTH_RANK, p->rank_nonce, p->root_nonce, expected);
     p->challenged = 0;
@@ -689,7 +709,7 @@ static mnnvl_status_t hub_form(star_t *st, star_lobby_t *lobby, uint64_t deadlin
             continue;
         }
         for (int r = 1; r < st->bs.size && !m; r++)
-            if (st->peers[r].challenged)
+            if (st->peers[r].challenged || st->peers[r].joined)
                 m = take(st, STAR_PROOF, STAR_PROOF, st->comm_id, r);
         if (m) {
             mnnvl_status_t s = hub_check_proof(st, m, &joined);
@@ -720,10 +740,9 @@ static mnnvl_status_t hub_form(star_t *st, star_lobby_t *lobby, uint64_t deadlin
     return s;
 }
 
-/* A member, rank 0's CHALLENGE: proves the job key over both nonces (rank 0's proof is
- * FORMED's MAC under the session that follows from them). */
-static mnnvl_status_t member_prove(star_t *st, star_msg_t *m, const uint8_t *nonce,
-                                   uint64_t deadline)
+/* A member, rank 0's CHALLENGE: keeps its nonce and the session that follows from both
+ * nonces (rank 0's proof is FORMED's MAC under it). */
+static mnnvl_status_t member_challenged(star_t *st, star_msg_t *m, const uint8_t *nonce)
 {
     star_peer_t *root = &st->peers[0];
     if (m->len != MNNVL_WIRE_NONCE_BYTES)
@@ -731,10 +750,20 @@ static mnnvl_status_t member_prove(star_t *st, star_msg_t *m, const uint8_t *non
                          "joining: rank 0 at root %s sent a challenge of %zu bytes, expected %d",
                          st->root, m->len, MNNVL_WIRE_NONCE_BYTES);
     root->token = m->h.src;
-    uint8_t proof[MNNVL_WIRE_PROOF_BYTES];
-    mnnvl_auth_proof(&st->key, MNNVL_AUTH_RANK, nonce, m->data, proof);
-    mnnvl_auth_session(&st->key, MNNVL_AUTH_RANK, nonce, m->data, &root->sess);
+    memcpy(root->rank_nonce, nonce, MNNVL_WIRE_NONCE_BYTES);
+    memcpy(root->root_nonce, m->data, MNNVL_WIRE_NONCE_BYTES);
+    mnnvl_auth_session(&st->key, MNNVL_AUTH_RANK, root->rank_nonce, root->root_nonce, &root->sess);
     root->authed = 1;
+    return MNNVL_SUCCESS;
+}
+
+/* A member: proves the job key over both nonces (again, while FORMED does not come: a
+ * transport may lose a first message into a fresh connection). */
+static mnnvl_status_t member_prove(star_t *st, uint64_t deadline)
+{
+    star_peer_t *root = &st->peers[0];
+    uint8_t proof[MNNVL_WIRE_PROOF_BYTES];
+    mnnvl_auth_proof(&st->key, MNNVL_AUTH_RANK, root->rank_nonce, root->root_nonce, proof);
     star_buf_t *buf = star_buf_copy(proof, sizeof(proof));
     if (!buf)
         return star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
@@ -773,9 +802,9 @@ static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
         root->authed = 0;
         star_send_t hs;
         fill(st, &hs, 0, STAR_HELLO, st->comm_id, 0, hello);
-        star_buf_unref(hello);
         start(st, &hs);
         int sent = 0;
+        uint64_t resend_at = star_now_ms() + RESEND_MS;
         while (s == MNNVL_SUCCESS) {
             if (!sent) {
                 int t = st->ops->send_test(st, &hs);
@@ -786,8 +815,11 @@ static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
             star_msg_t *m =
                 root->authed ? NULL : take(st, STAR_CHALLENGE, STAR_CHALLENGE, st->comm_id, 0);
             if (m) {
-                s = member_prove(st, m, nonce, deadline);
+                s = member_challenged(st, m, nonce);
                 free(m);
+                if (s == MNNVL_SUCCESS)
+                    s = member_prove(st, deadline);
+                resend_at = star_now_ms() + RESEND_MS;
                 continue;
             }
             if (st->forged[0]) {
@@ -819,6 +851,19 @@ static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
             }
             if (link_lost(st, 0))
                 break;
+            if (star_now_ms() >= resend_at && star_now_ms() < deadline) {
+                /* Nothing yet: the HELLO or the PROOF may have been lost (see RESEND_MS). */
+                resend_at = star_now_ms() + RESEND_MS;
+                if (root->authed) {
+                    s = member_prove(st, deadline);
+                } else if (sent) {
+                    end(st, &hs);
+                    fill(st, &hs, 0, STAR_HELLO, st->comm_id, 0, hello);
+                    start(st, &hs);
+                    sent = 0;
+                }
+                continue;
+            }
             if (atomic_load(&st->aborted))
                 s = star_fail(st, MNNVL_ERR_ABORTED,
                               "joining was interrupted: the communicator was aborted");
@@ -828,9 +873,10 @@ static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
                               "timeout_ms %d%s%s",
                               st->root, st->timeout_ms, root->lost[0] ? ": " : "", root->lost);
             else
-                st->ops->wait(st, deadline);
+                st->ops->wait(st, resend_at < deadline ? resend_at : deadline);
         }
         end(st, &hs);
+        star_buf_unref(hello);
         if (s == MNNVL_SUCCESS && !root->joined) {
             root->authed = 0;
             st->ops->unlink(st, 0);
