@@ -243,9 +243,11 @@ typedef struct mnnvl_comm_s *mnnvl_comm_t;
  * capture-safe. `device` is the CUDA device this rank uses, or -1 for a CPU-only
  * communicator (bootstrap collectives only). With a device it also agrees on the memory
  * handle type (config handle_type) and sets up the device-side error word, abort flag and
- * barrier signals. Returns INVALID_ARGUMENT, BOOTSTRAP, AUTH (job key refused), TIMEOUT,
- * PEER_LOST, NO_DEVICE, CUDA, UNSUPPORTED (no handle type all ranks share, or built
- * without CUDA and device >= 0), GRAPH_CAPTURE, NO_MEMORY.
+ * barrier signals. Returns INVALID_ARGUMENT (also: job_key set with bootstrap=mpi),
+ * BOOTSTRAP, AUTH (job key refused: on the refused rank and, with ucx and ofi, on rank 0;
+ * the others of that communicator get PEER_LOST), TIMEOUT, PEER_LOST, NO_DEVICE, CUDA,
+ * UNSUPPORTED (no handle type all ranks share, or built without CUDA and device >= 0),
+ * GRAPH_CAPTURE, NO_MEMORY.
  *
  * Ranks may share a device: several processes, or several threads of one process with one
  * communicator each, may pass the same `device`. That is correct, not fast: the kernels of
