@@ -278,6 +278,23 @@ FORKED_SUITE(ofi, "ofi")
 Test(ucx, wrong_key, .timeout = 120) { run_forked("ucx", "wrong_key", 3, 10000, 0); }
 Test(ofi, wrong_key, .timeout = 120) { run_forked("ofi", "wrong_key", 3, 10000, 0); }
 
+/* mpi cannot prove a job key (the MPI job is the trust boundary): setting one is an error,
+ * reported before MPI is touched. */
+Test(mpi, job_key_is_refused, .timeout = 60)
+{
+    require_backend("mpi");
+    bk_target_t t = {.backend = "mpi", .timeout_ms = 5000};
+    snprintf(t.job_key, sizeof(t.job_key), "a job key that mpi cannot prove 0123456789");
+    mnnvl_config_t cfg = bk_config(&t, "mpi-key");
+    mnnvl_comm_t comm = NULL;
+    mnnvl_status_t st = mnnvl_comm_create(cfg, 0, 1, -1, &comm);
+    mnnvl_config_destroy(cfg);
+    cr_assert_eq(st, MNNVL_ERR_INVALID_ARGUMENT, "%s", mnnvl_last_error());
+    cr_expect(strstr(mnnvl_last_error(), "trust boundary") && strstr(mnnvl_last_error(), "job_key"),
+              "%s", mnnvl_last_error());
+    cr_expect(!strstr(mnnvl_last_error(), "0123456789"), "the key shows: %s", mnnvl_last_error());
+}
+
 Test(mpi, ranks_1, .timeout = 300) { run_mpi("collectives", 1, 0); }
 Test(mpi, ranks_2, .timeout = 300) { run_mpi("collectives", 2, 0); }
 Test(mpi, ranks_8, .timeout = 300) { run_mpi("collectives", 8, 0); }
