@@ -24,7 +24,7 @@ static inline int gpu_device(const gpu_job_t *job, int rank)
 static inline mnnvl_comm_t gpu_comm(const gpu_job_t *job, int rank, int size)
 {
     int device = gpu_device(job, rank);
-    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key", job->timeout_ms * mt_time_scale());
+    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key-0123456789abcdef0123456789", job->timeout_ms * mt_time_scale());
     mnnvl_comm_t comm = NULL;
     mnnvl_status_t st = mnnvl_comm_create(cfg, rank, size, device, &comm);
     mnnvl_config_destroy(cfg);
