@@ -230,13 +230,41 @@ typedef struct rank_run {
     int rank;
     int size;
     int timeout_ms;
-    int ops; /* allgathers after create */
+    int ops;   /* allgathers after create */
+    int child; /* then builds a child of both ranks in reverse order and allgathers on it */
     mnnvl_status_t create;
+    mnnvl_status_t child_create, child_op;
+    int child_data_ok;
     mnnvl_status_t op[3];
     int op_data_ok[3];
     uint64_t create_ms;
     char why[700];
 } rank_run_t;
+
+/* Set once a rank starts building its child: from then on the relay drops every message to
+ * a parent communicator (see child_relay). */
+static atomic_int children_started;
+
+/* A child of both ranks in reverse order (parent rank 1 is its rank 0), then one allgather
+ * of 8 bytes on it. */
+static void run_child(rank_run_t *r, star_t *st)
+{
+    int members[2] = {1, 0};
+    mnnvl_bootstrap_child_t child = {.members = members, .size = 2, .rank = 1 - r->rank, .tag = 7};
+    mnnvl_bootstrap_t *cbs = NULL;
+    atomic_store(&children_started, 1);
+    r->child_create = st->bs.ops->child(&st->bs, &child, &cbs);
+    if (r->child_create != MNNVL_SUCCESS) {
+        snprintf(r->why, sizeof(r->why), "%s", last_error);
+        return;
+    }
+    uint64_t mine = 0x0101010101010101ull * (uint64_t)(child.rank + 1), all[2];
+    r->child_op = cbs->ops->allgather(cbs, &mine, all, sizeof(mine));
+    r->child_data_ok = all[0] == 0x0101010101010101ull && all[1] == 0x0202020202020202ull;
+    if (r->child_op != MNNVL_SUCCESS)
+        snprintf(r->why, sizeof(r->why), "%s", last_error);
+    cbs->ops->destroy(cbs);
+}
 
 /* Creates a star communicator like the plugins do and runs `ops` allgathers of 8 bytes
  * whose content depends on rank and round (more than one message of the relay's kind). */
@@ -280,6 +308,8 @@ static void *run_rank(void *arg)
             break;
         }
     }
+    if (r->child)
+        run_child(r, st);
     st->bs.ops->destroy(&st->bs);
     return NULL;
 }
@@ -556,4 +586,81 @@ Test(star_auth, relay_dropping_a_frame_fails_clearly)
 Test(star_auth, relay_reordering_two_frames_fails_clearly)
 {
     run_tampered(REORDER, "reorder", any_clear, 3);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* A child: its own handshake, without any message over the parent                          */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Child tokens have the top bit set (star.c's child_token), parent tokens never. */
+#define IS_CHILD_TOKEN(t) (((t) >> 63) != 0)
+
+static int child_types;   /* bit per message type sent to a child communicator */
+static int parent_after;  /* messages to a parent communicator once children started */
+static int flip_child;    /* flip a byte of the first contribution to the child's rank 0 */
+static int flipped_child; /* ... and it was flipped */
+
+static star_msg_t *child_relay(star_msg_t *m)
+{
+    if (!IS_CHILD_TOKEN(m->h.dst)) {
+        if (atomic_load(&children_started) && m->h.type != STAR_BYE) {
+            parent_after++;
+            free(m); /* a child that needed the parent would not form */
+            return NULL;
+        }
+        return m;
+    }
+    child_types |= 1 << m->h.type;
+    if (flip_child && !flipped_child && m->h.type == STAR_CONTRIB && m->len) {
+        m->data[m->len - 1] ^= 0x01;
+        flipped_child = 1;
+    }
+    return m;
+}
+
+static void run_children(rank_run_t r[2], int flip)
+{
+    atomic_store(&children_started, 0);
+    child_types = parent_after = flipped_child = 0;
+    flip_child = flip;
+    relay = child_relay;
+    run_pair(r);
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(r[i].create, MNNVL_SUCCESS, "rank %d: %s", i, r[i].why);
+    cr_expect_eq(parent_after, 0, "%d messages went over the parent while the child formed",
+                 parent_after);
+}
+
+Test(star_auth, a_child_meets_with_its_own_handshake_and_needs_no_parent_message)
+{
+    rank_run_t r[2] = {{.key = KEY, .rank = 0, .size = 2, .timeout_ms = 5000, .child = 1},
+                       {.key = KEY, .rank = 1, .size = 2, .timeout_ms = 5000, .child = 1}};
+    run_children(r, 0);
+    for (int i = 0; i < 2; i++) {
+        cr_expect_eq(r[i].child_create, MNNVL_SUCCESS, "rank %d child: %s", i, r[i].why);
+        cr_expect(r[i].child_op == MNNVL_SUCCESS && r[i].child_data_ok,
+                  "rank %d child allgather: %d, data %s: %s", i, r[i].child_op,
+                  r[i].child_data_ok ? "intact" : "wrong", r[i].why);
+    }
+    int handshake = 1 << STAR_HELLO | 1 << STAR_CHALLENGE | 1 << STAR_PROOF | 1 << STAR_FORMED;
+    cr_expect_eq(child_types & handshake, handshake,
+                 "the child formed without the job-key handshake (types seen: %#x)", child_types);
+}
+
+/* The child's links have sessions of their own: a flipped byte on one fails with AUTH. */
+Test(star_auth, a_child_frame_altered_on_the_way_fails_with_auth)
+{
+    rank_run_t r[2] = {{.key = KEY, .rank = 0, .size = 2, .timeout_ms = 3000, .child = 1},
+                       {.key = KEY, .rank = 1, .size = 2, .timeout_ms = 3000, .child = 1}};
+    run_children(r, 1);
+    cr_assert(flipped_child, "no contribution to the child's rank 0 was seen");
+    int auth = 0;
+    for (int i = 0; i < 2; i++) {
+        cr_expect_eq(r[i].child_create, MNNVL_SUCCESS, "rank %d child: %s", i, r[i].why);
+        cr_expect(r[i].child_op != MNNVL_SUCCESS || r[i].child_data_ok,
+                  "rank %d: the child's allgather returned SUCCESS with altered data", i);
+        auth |= r[i].child_op == MNNVL_ERR_AUTH;
+    }
+    cr_expect(auth, "no rank failed with AUTH: %d (%s), %d (%s)", r[0].child_op, r[0].why,
+              r[1].child_op, r[1].why);
 }
