@@ -626,8 +626,8 @@ typedef struct meet {
     star_t *parent;                       /* a child: the parent whose table links it */
     const mnnvl_bootstrap_child_t *child; /* a child: this rank's list of its members */
     uint32_t counter;                     /* a child: its number among the parent's children */
-    int differs;                          /* child rank 0: first rank with another list, or -1 */
-    const char *what;                     /* "joining", "forming the child" */
+    char *other;      /* child rank 0, by rank: the HELLO it challenged carried another list */
+    const char *what; /* "joining", "forming the child" */
 } meet_t;
 
 static mnnvl_status_t link_member(star_t *st, star_t *cs, int r, int p, uint32_t counter);
@@ -678,8 +678,8 @@ static void hub_challenge(star_t *st, meet_t *mt, star_msg_t *m, int *joined, ui
         p->token = m->h.src;
         mnnvl_auth_random(p->root_nonce, sizeof(p->root_nonce));
         p->challenged = 1;
-        if (other_list && mt->differs < 0)
-            mt->differs = r;
+        if (mt->other) /* the latest HELLO counts: a stranger's earlier one is replaced */
+            mt->other[r] = (char)other_list;
     }
     /* Bounded: a member whose CHALLENGE does not go out says HELLO again. */
     uint64_t until = star_now_ms() + STAR_CLOSE_GRACE_MS;
@@ -770,7 +770,9 @@ static mnnvl_status_t hub_form(star_t *st, meet_t *mt, uint64_t deadline)
         return star_fail(st, MNNVL_ERR_NO_MEMORY, "%s: out of memory", mt->what);
     for (int r = 1; r < st->bs.size; r++)
         to[r - 1] = r;
-    int differs = mt->differs;
+    int differs = -1;
+    for (int r = 1; mt->other && r < st->bs.size && differs < 0; r++)
+        differs = mt->other[r] ? r : -1;
     mnnvl_status_t s =
         send_to(st, to, st->bs.size - 1, differs < 0 ? STAR_FORMED : STAR_REJECT, st->comm_id,
                 differs < 0 ? 0 : MNNVL_ERR_MISMATCH, NULL, deadline, mt->what);
@@ -965,7 +967,7 @@ mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name,
     st->comm_id = star_comm_id(comm_name, st->bs.size);
     st->peers[st->bs.rank].joined = 1;
     st->peers[st->bs.rank].token = st->token;
-    meet_t top = {.lobby = lobby, .differs = -1, .what = "joining"};
+    meet_t top = {.lobby = lobby, .what = "joining"};
     pthread_mutex_lock(st->lock);
     mnnvl_status_t s = st->bs.size == 1   ? MNNVL_SUCCESS
                        : st->bs.rank == 0 ? hub_form(st, &top, deadline)
@@ -1088,9 +1090,11 @@ static mnnvl_status_t child_locked(star_t *st, const mnnvl_bootstrap_child_t *ch
     meet_t meet = {.parent = st,
                    .child = child,
                    .counter = counter,
-                   .differs = -1,
+                   .other = child->rank == 0 ? calloc((size_t)child->size, 1) : NULL,
                    .what = "forming the child"};
-    mnnvl_status_t s = child_table(st, cs, child, counter);
+    mnnvl_status_t s = child->rank == 0 && !meet.other
+                           ? star_fail(cs, MNNVL_ERR_NO_MEMORY, "child: out of memory")
+                           : child_table(st, cs, child, counter);
     if (s == MNNVL_SUCCESS && child->size > 1 && child->rank == 0) {
         s = hub_form(cs, &meet, deadline);
     } else if (s == MNNVL_SUCCESS && child->size > 1) {
@@ -1099,6 +1103,7 @@ static mnnvl_status_t child_locked(star_t *st, const mnnvl_bootstrap_child_t *ch
             s = member_join(cs, &meet, deadline);
     }
     cs->formed = 1;
+    free(meet.other);
     if (s != MNNVL_SUCCESS) {
         pthread_mutex_unlock(st->lock);
         cs->ops->free(cs);
