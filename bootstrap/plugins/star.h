@@ -203,7 +203,7 @@ struct star {
     uint64_t decided;   /* collectives before this one have an outcome at this rank */
     star_msg_t *head, *tail;
     star_peer_t *peers; /* by rank; members use peers[0] only */
-    char root[300];     /* the root address, or "<parent root> (split N)" */
+    char root[300];     /* the root address, or "<parent root> (child N)" */
     uint32_t splits;    /* children built so far */
     uint8_t *table;     /* every rank's (u64 token, u64 length, address) slot, once formed */
     size_t table_slot;  /* bytes per slot */
