@@ -1,12 +1,16 @@
-/* Job-key proof, session keys and frame MACs for the tcp bootstrap (and random names for
- * the fd exchange), all from libsodium. The threat model is at the top of auth.c.
+/* Job-key proof, session keys and frame MACs for the tcp bootstrap and the ucx and ofi
+ * plugins' star protocol (and random names for the fd exchange), all from libsodium. The
+ * threat model is at the top of auth.c. The plugins compile auth.c in with MNNVL_PLUGIN
+ * defined; mnnvl_auth_client (auth_client.c) is libmnnvl's only.
  *
  * Handshake (tcp_wire.h has the frames): the rank sends a fresh nonce; the root answers
  * with a fresh nonce of its own and nothing else; the rank proves the key with a MAC over
  * a role label and both nonces; only when that proof checks out does the root send its own
  * proof. Then both derive a session key from the job key and both nonces, and every frame
  * in either direction carries a MAC under it over (direction, sequence number, header,
- * payload).
+ * payload). The star protocol (plugins/star.h) runs the same exchange with its own
+ * messages, and carries each frame's sequence number (mnnvl_auth_seal_seq/open_seq) since
+ * its transports may complete one connection's messages out of order.
  *
  * An empty job key still derives a key: jobs without a secret work, and a job with a
  * secret refuses ranks without one.
@@ -24,6 +28,7 @@
 
 #define MNNVL_AUTH_KEY_BYTES 32
 #define MNNVL_AUTH_TAG_BYTES 16
+#define MNNVL_AUTH_WINDOW 64 /* open_seq: how far behind the newest a frame may arrive */
 
 typedef struct mnnvl_auth_key {
     uint8_t k[MNNVL_AUTH_KEY_BYTES];
@@ -37,6 +42,7 @@ typedef struct mnnvl_auth_session {
     uint8_t send_dir; /* the direction byte of what this side sends (its role) */
     uint64_t send_seq;
     uint64_t recv_seq;
+    uint64_t recv_window; /* open_seq: which of the frames before recv_seq were accepted */
 } mnnvl_auth_session_t;
 
 /* Initializes libsodium once (thread-safe). Returns BOOTSTRAP when it cannot. Every other
@@ -87,11 +93,23 @@ int mnnvl_auth_open(mnnvl_auth_session_t *s, const struct iovec *iov, int iovcnt
 void mnnvl_auth_tag(const mnnvl_auth_key_t *key, const char *label, const struct iovec *iov,
                     int iovcnt, uint8_t tag[MNNVL_AUTH_TAG_BYTES]);
 
-/* The rank's half of the handshake on a fresh connection to the root at `root_address`:
- * CHALLENGE out, CHALLENGE in, PROOF out, then the root's PROOF (or its ERROR) in. Fills
- * `session`. Returns AUTH when the root refused this rank's proof (the job keys differ) or
- * sent a wrong one, BOOTSTRAP when the peer does not speak this protocol, and the statuses
- * of the sock.h helpers. */
+/* Like seal, for frames that carry their sequence number: returns the one it took. */
+uint64_t mnnvl_auth_seal_seq(mnnvl_auth_session_t *s, const struct iovec *iov, int iovcnt,
+                             uint8_t tag[MNNVL_WIRE_MAC_BYTES]);
+
+/* Checks a frame that says it is number `seq`: 1 when its MAC is right and no frame of
+ * that number was accepted before, 0 for a forgery or a replay (a frame more than
+ * MNNVL_AUTH_WINDOW behind the newest counts as one). Frames may arrive in any order
+ * within the window; a frame that never arrives is not detected here (its receiver times
+ * out waiting for it). */
+int mnnvl_auth_open_seq(mnnvl_auth_session_t *s, uint64_t seq, const struct iovec *iov, int iovcnt,
+                        const uint8_t tag[MNNVL_WIRE_MAC_BYTES]);
+
+/* In libmnnvl only (auth_client.c). The rank's half of the handshake on a fresh connection to the
+ * root at `root_address`: CHALLENGE out, CHALLENGE in, PROOF out, then the root's PROOF (or its
+ * ERROR) in. Fills `session`. Returns AUTH when the root refused this rank's proof (the job keys
+ * differ) or sent a wrong one, BOOTSTRAP when the peer does not speak this protocol, and the
+ * statuses of the sock.h helpers. */
 mnnvl_status_t mnnvl_auth_client(int fd, const mnnvl_auth_key_t *key, const char *root_address,
                                  uint64_t deadline, const atomic_int *abort_flag,
                                  mnnvl_auth_session_t *session);

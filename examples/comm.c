@@ -19,7 +19,7 @@ static int run(int rank, int size, const char *root, int device)
     if (st == MNNVL_SUCCESS)
         st = mnnvl_config_set(cfg, "root", root);     /* rank 0 listens here */
     if (st == MNNVL_SUCCESS)
-        st = mnnvl_config_set(cfg, "job_key", "secret-of-this-job");
+        st = mnnvl_config_set(cfg, "job_key", "secret-of-this-job-0123456789abcdef0123");
     if (st == MNNVL_SUCCESS)                          /* device -1: CPU-only */
         st = mnnvl_comm_create(cfg, rank, size, device, &comm);
     mnnvl_config_destroy(cfg);

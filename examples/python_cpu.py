@@ -32,12 +32,12 @@ results = [None, None]
 
 def rank_main(rank, address):
     with mnnvl.Comm(rank, 2, device=-1, root=address, root_mode="external",
-                    job_key="example-key", timeout_ms=30000) as comm:
+                    job_key="example-key-not-a-secret-0123456789abcdef", timeout_ms=30000) as comm:
         results[rank] = comm.allgather(b"hello from rank %d" % rank)
         comm.barrier()
 
 
-with mnnvl.Root("127.0.0.1:0", job_key="example-key") as root:
+with mnnvl.Root("127.0.0.1:0", job_key="example-key-not-a-secret-0123456789abcdef") as root:
     print("root listening on", root.address)
     threads = [threading.Thread(target=rank_main, args=(r, root.address)) for r in range(2)]
     for t in threads:

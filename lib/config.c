@@ -101,12 +101,22 @@ static int log_level_or_empty(const char *value, const char **allowed)
     return value[0] == '\0' || mnnvl_log_level_parse(value) >= 0;
 }
 
+/* A job key too short to resist guessing: an eavesdropper on one handshake can test guesses
+ * offline (bootstrap/auth.c), so only a real secret protects a job. */
+#define JOB_KEY_MIN_BYTES 16
+
+static int job_key_value(const char *value, const char **allowed)
+{
+    (void)allowed;
+    return value[0] == '\0' || strlen(value) >= JOB_KEY_MIN_BYTES;
+}
+
 static const key_spec_t keys[] = {
     {"bootstrap", "tcp", one_of, {"tcp", "torch-store", "mpi", "ucx", "ofi", NULL}},
     {"root", "", host_port, {"host:port", NULL}},
     {"root_mode", "rank0", one_of, {"rank0", "external", NULL}},
     {"comm_name", "world", any_string, {"any name", NULL}},
-    {"job_key", "", any_string, {"any string", NULL}},
+    {"job_key", "", job_key_value, {"empty, or a secret of at least 16 bytes", NULL}},
     {"handle_type", "auto", one_of, {"auto", "fabric", "posix-fd", NULL}},
     {"timeout_ms", "120000", timeout_value, {"a positive number of milliseconds", NULL}},
     {"peer_timeout_ms", "1000", timeout_value,
@@ -149,6 +159,13 @@ static mnnvl_status_t set_index(struct mnnvl_config_s *cfg, int i, const char *v
                                 const char *origin)
 {
     const key_spec_t *spec = &keys[i];
+    if (value && spec->validate == job_key_value && !job_key_value(value, NULL))
+        /* The sentence never shows the key, not even a wrong one. */
+        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
+                           "config: %sjob_key has %zu bytes, too few to resist guessing (at "
+                           "least %d); make a good one with `mnnvl-store --new-key` (a random "
+                           "256-bit key), or leave job_key empty for a job without a secret",
+                           origin, strlen(value), JOB_KEY_MIN_BYTES);
     if (!value || !spec->validate(value, (const char **)spec->allowed)) {
         char allowed[160];
         describe_allowed(spec, allowed, sizeof(allowed));

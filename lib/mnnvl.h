@@ -124,7 +124,11 @@ typedef struct mnnvl_config_s *mnnvl_config_t;
  *                 e.g. tools/mnnvl-store or mnnvl_root_start())  default rank0
  *   comm_name     name distinguishing communicators that share one root   default world
  *   job_key       secret every connection must prove             default "" (no secret)
- *                 (torch-store: it tags every value the backend keeps in the store)
+ *                 empty, or at least 16 bytes (shorter is refused: make one with
+ *                 `mnnvl-store --new-key`). tcp, ucx and ofi prove it on every
+ *                 connection and authenticate every frame with it; mpi refuses it (the
+ *                 MPI job is the trust boundary); torch-store tags every value it keeps in the store
+ *                 with it (README, Security).
  *   handle_type   auto | fabric | posix-fd                       default auto
  *   timeout_ms    bound on every wait, host and device, in ms    default 120000
  *   peer_timeout_ms  per-peer bound of fault-tolerant operations' waits, in ms (see
@@ -143,7 +147,8 @@ typedef struct mnnvl_config_s *mnnvl_config_t;
 MNNVL_API mnnvl_status_t mnnvl_config_create(mnnvl_config_t *config);
 
 /* Sets one key. Returns INVALID_ARGUMENT for an unknown key or a bad value, with a sentence
- * naming both; the configuration is unchanged then. */
+ * naming both (a job_key under 16 bytes: its length, never its value); the configuration is
+ * unchanged then. */
 MNNVL_API mnnvl_status_t mnnvl_config_set(mnnvl_config_t config, const char *key,
                                           const char *value);
 
@@ -241,9 +246,11 @@ typedef struct mnnvl_comm_s *mnnvl_comm_t;
  * capture-safe. `device` is the CUDA device this rank uses, or -1 for a CPU-only
  * communicator (bootstrap collectives only). With a device it also agrees on the memory
  * handle type (config handle_type) and sets up the device-side error word, abort flag and
- * barrier signals. Returns INVALID_ARGUMENT, BOOTSTRAP, AUTH (job key refused), TIMEOUT,
- * PEER_LOST, NO_DEVICE, CUDA, UNSUPPORTED (no handle type all ranks share, or built
- * without CUDA and device >= 0), GRAPH_CAPTURE, NO_MEMORY.
+ * barrier signals. Returns INVALID_ARGUMENT (also: job_key set with bootstrap=mpi),
+ * BOOTSTRAP, AUTH (job key refused: on the refused rank and, with ucx and ofi, on rank 0;
+ * the others of that communicator get PEER_LOST), TIMEOUT, PEER_LOST, NO_DEVICE, CUDA,
+ * UNSUPPORTED (no handle type all ranks share, or built without CUDA and device >= 0),
+ * GRAPH_CAPTURE, NO_MEMORY.
  *
  * Ranks may share a device: several processes, or several threads of one process with one
  * communicator each, may pass the same `device`. That is correct, not fast: the kernels of

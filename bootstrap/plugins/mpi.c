@@ -17,6 +17,12 @@
  * ends the whole job. abort() therefore fails this rank's pending and later calls (ABORTED)
  * but cannot tell the peers: they see TIMEOUT. A rank that dies is mpirun's to handle; Open
  * MPI's mpirun ends the job.
+ *
+ * Trust: the MPI job is the trust boundary. This plugin authenticates nothing itself: its
+ * traffic is MPI's, and whoever MPI lets into the communicator (mpirun's launch, its
+ * transports' own security) is trusted. So a job_key cannot be honoured here, and setting
+ * one is refused (INVALID_ARGUMENT) rather than silently ignored: a user who sets a key
+ * expects every connection to prove it.
  */
 #include <dlfcn.h>
 #include <limits.h>
@@ -344,6 +350,12 @@ static mnnvl_status_t mpi_create(const mnnvl_bootstrap_args_t *args, mnnvl_boots
     if (!args || !out || args->abi_version != MNNVL_BOOTSTRAP_ABI_VERSION)
         return MNNVL_ERR_INVALID_ARGUMENT;
     *out = NULL;
+    if (args->job_key && args->job_key[0])
+        return fail(args->set_error, MNNVL_ERR_INVALID_ARGUMENT,
+                    "job_key is set, but bootstrap=mpi cannot prove one: the MPI job is the "
+                    "trust boundary (whoever mpirun starts is trusted); unset job_key "
+                    "(MNNVL_JOB_KEY) for mpi, or use bootstrap=tcp, ucx or ofi, which "
+                    "authenticate every connection with it");
     mnnvl_status_t s = ensure_initialized(args);
     MPI_Comm comm = MPI_COMM_NULL;
     if (s == MNNVL_SUCCESS)

@@ -470,6 +470,7 @@ static mnnvl_status_t ofi_create(const mnnvl_bootstrap_args_t *args, mnnvl_boots
         return star_fail(&like, MNNVL_ERR_NO_MEMORY, "out of memory");
     star_t *st = &c->star;
     snprintf(st->root, sizeof(st->root), "%s", like.root);
+    st->key = like.key;
     uint64_t deadline = star_now_ms() + (uint64_t)args->timeout_ms;
     if (args->size > 1) {
         pthread_mutex_lock(&proc->lock);

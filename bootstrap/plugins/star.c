@@ -1,4 +1,7 @@
-/* The star protocol of the ucx and ofi plugins; see star.h. */
+/* The star protocol of the ucx and ofi plugins; see star.h. About 1200 lines: one state
+ * machine (forming with its job-key handshake, which a child's meeting runs too, frame
+ * authentication, collectives, failures, children) whose parts share the same static send
+ * and wait helpers; splitting it would make those helpers an internal interface. */
 #include "star.h"
 
 #include <sched.h>
@@ -10,6 +13,12 @@
 
 /* How long abort() from another thread may take to hand its ABORTs over. */
 #define ABORT_GRACE_MS 200
+/* A joining member says HELLO (or PROOF) again this often until rank 0 answers: rxm reports
+ * a first send into a connection whose peer endpoint was not ready yet as sent, and drops
+ * it (seen under load); rank 0 answers a repeated one with the same CHALLENGE. A child's
+ * member repeats its HELLO for another reason too: a message for a child that its process
+ * has not built yet is dropped there. */
+#define RESEND_MS 250
 
 /* ---------------------------------------------------------------------------------------- */
 /* Communicators, messages                                                                  */
@@ -71,13 +80,93 @@ mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_boots
         return star_fail(like, MNNVL_ERR_INVALID_ARGUMENT, "root '%.40s...' is longer than %zu",
                          root, sizeof(like->root) - 1);
     snprintf(like->root, sizeof(like->root), "%s", root);
+    if (mnnvl_auth_derive_key(args->job_key, &like->key) != MNNVL_SUCCESS)
+        return star_fail(like, MNNVL_ERR_BOOTSTRAP, "libsodium failed to initialize (sodium_init)");
     return MNNVL_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Frame authentication                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+/* The handshake's messages (and PING, which carries nothing and is dropped on arrival)
+ * travel without a MAC; everything else carries one. */
+static int is_sealed(uint32_t type)
+{
+    return type != STAR_HELLO && type != STAR_CHALLENGE && type != STAR_PROOF &&
+           type != STAR_REJECT && type != STAR_PING;
+}
+
+/* What a frame's MAC covers: its header without the transport's field and the tag, then
+ * its payload. */
+static int frame_iov(const star_hdr_t *h, star_hdr_t *copy, const void *data, size_t len,
+                     struct iovec iov[2])
+{
+    *copy = *h;
+    copy->aux = 0;
+    memset(copy->mac, 0, sizeof(copy->mac));
+    iov[0] = (struct iovec){.iov_base = copy, .iov_len = sizeof(*copy)};
+    iov[1] = (struct iovec){.iov_base = (void *)data, .iov_len = len};
+    return len ? 2 : 1;
+}
+
+/* Seals s under the session of its link (authenticated types), then hands it to the
+ * transport. A link without a session sends nothing sealed: rank 0 only answers members
+ * that proved, and a member only talks to rank 0 once it proved. */
+static void start(star_t *st, star_send_t *s)
+{
+    if (is_sealed(s->h.type)) {
+        star_peer_t *p = &st->peers[s->to];
+        star_hdr_t copy;
+        struct iovec iov[2];
+        s->h.fseq = p->sess.send_seq;
+        memset(s->h.mac, 0, sizeof(s->h.mac));
+        int n =
+            frame_iov(&s->h, &copy, s->buf ? s->buf->data : NULL, s->buf ? s->buf->len : 0, iov);
+        mnnvl_auth_seal_seq(&p->sess, iov, n, s->h.mac);
+    }
+    st->ops->send_start(st, s);
+}
+
+/* 1 when m is an authentic frame of a peer with a session; records why when it is not. */
+static int authentic(star_t *st, const star_msg_t *m)
+{
+    int from = m->h.rank;
+    if (from < 0 || from >= st->bs.size || from == st->bs.rank || !st->peers[from].authed ||
+        (st->bs.rank != 0 && from != 0))
+        return 0; /* no session with it (a stale frame, or a stranger): nothing to trust */
+    star_hdr_t copy;
+    struct iovec iov[2];
+    int n = frame_iov(&m->h, &copy, m->data, m->len, iov);
+    if (mnnvl_auth_open_seq(&st->peers[from].sess, m->h.fseq, iov, n, m->h.mac))
+        return 1;
+    if (!st->forged[0])
+        snprintf(st->forged, sizeof(st->forged),
+                 "a message (type %u, %zu bytes) that says it came from rank %d failed "
+                 "authentication: it was altered, replayed or forged on the way (only a process "
+                 "with the job key can make one that passes)",
+                 m->h.type, m->len, from);
+    return 0;
+}
+
+/* 1 when a handshake message may be what this rank waits for now. */
+static int handshake_expected(const star_t *st, const star_msg_t *m)
+{
+    if (st->formed)
+        return 0;
+    if (st->bs.rank == 0) /* a child's HELLOs come here; a top-level one's, to its lobby */
+        return m->h.type == STAR_PROOF || (m->h.type == STAR_HELLO && st->is_child);
+    return (m->h.type == STAR_CHALLENGE || m->h.type == STAR_REJECT) && m->h.rank == 0;
 }
 
 void star_deliver(star_t *st, star_msg_t *m)
 {
     int from = m->h.rank;
     int known = from >= 0 && from < st->bs.size;
+    if (is_sealed(m->h.type) ? !authentic(st, m) : !handshake_expected(st, m)) {
+        free(m);
+        return;
+    }
     if (m->h.type == STAR_BYE || m->h.type == STAR_ABORT) {
         if (m->h.type == STAR_BYE && known)
             st->peers[from].bye = 1;
@@ -169,7 +258,7 @@ static uint64_t ping(star_t *st, int rank)
     uint64_t now = star_now_ms();
     if (!p->ping.op && now >= p->ping_at) {
         fill(st, &p->ping, rank, STAR_PING, 0, 0, NULL);
-        st->ops->send_start(st, &p->ping);
+        start(st, &p->ping);
         p->ping_at = now + (uint64_t)st->ops->ping_ms;
     }
     return p->ping_at;
@@ -180,7 +269,7 @@ static mnnvl_status_t send_all(star_t *st, star_send_t *s, int n, uint64_t deadl
                                const char *what)
 {
     for (int i = 0; i < n; i++)
-        st->ops->send_start(st, &s[i]);
+        start(st, &s[i]);
     mnnvl_status_t r = MNNVL_SUCCESS;
     for (;;) {
         int pending = 0;
@@ -241,7 +330,7 @@ static void send_leaving(star_t *st, const int *to, int n, uint32_t type, uint64
     for (int i = 0; i < n; i++) {
         fill(st, &s[i], to[i], type, seq, status, NULL);
         s[i].h.origin = origin;
-        st->ops->send_start(st, &s[i]);
+        start(st, &s[i]);
     }
     uint64_t deadline = star_now_ms() + (uint64_t)grace_ms;
     for (;;) {
@@ -287,6 +376,11 @@ static mnnvl_status_t await(star_t *st, uint32_t a, uint32_t b, uint64_t seq, in
                             uint64_t deadline, const char *what, star_msg_t **out)
 {
     for (;;) {
+        if (st->forged[0]) {
+            if (st->bs.rank == 0)
+                tell_abort(st, MNNVL_ERR_AUTH, st->bs.rank, STAR_CLOSE_GRACE_MS);
+            return star_fail(st, MNNVL_ERR_AUTH, "%s failed: %s", what, st->forged);
+        }
         /* An ABORT fails the call even when its message is already here: the peer that
          * aborted may have sent its part first. Except on a member for a collective that
          * rank 0 had decided before it failed: that RESULT is here or on its way. */
@@ -361,7 +455,7 @@ static mnnvl_status_t after(star_t *st, mnnvl_status_t s, const char *what)
     st->broken = 1;
     snprintf(st->broken_msg, sizeof(st->broken_msg), "%s failed with %s", what,
              star_status_name(s));
-    if (s == MNNVL_ERR_TIMEOUT || s == MNNVL_ERR_ABORTED)
+    if (s == MNNVL_ERR_TIMEOUT || s == MNNVL_ERR_ABORTED || s == MNNVL_ERR_AUTH)
         tell_abort(st, s, st->bs.rank, STAR_CLOSE_GRACE_MS);
     return s;
 }
@@ -510,87 +604,283 @@ static mnnvl_status_t star_barrier(mnnvl_bootstrap_t *bs)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Forming                                                                                  */
+/* Forming: the job-key handshake, for a top-level communicator and for a child alike       */
 /* ---------------------------------------------------------------------------------------- */
 
-static uint64_t comm_id_of(const char *name, int size)
+uint64_t star_comm_id(const char *name, int size)
 {
     uint64_t h = mnnvl_hash_str(MNNVL_HASH_SEED ^ (uint64_t)size, name);
     return h ? h : 1;
 }
 
-/* Rank 0: takes one HELLO per rank from the lobby (a later HELLO for a rank replaces an
- * earlier one: that process gave up and came back), then answers FORMED. */
-static mnnvl_status_t hub_form(star_t *st, star_lobby_t *lobby, uint64_t deadline)
+/* What a handshake forms. A top-level communicator: its rank 0 takes the HELLOs from the
+ * root's lobby and links each sender from the address in it (adopt); a member links to the
+ * root (connect_root) and says HELLO {its address, nonce}. A child: it comes from the
+ * parent's table without any message over the parent, so a child of a parent whose ranks
+ * died still forms; its rank 0 takes the HELLOs from its own queue and links each member
+ * from the table entry that the member's list names for it; a member says HELLO {its list
+ * of members, nonce}. Both then run the same CHALLENGE, PROOF, FORMED, with a fresh
+ * session per link from the job key and both nonces, and REJECT for a wrong proof (AUTH)
+ * or, in a child, another list of members (MISMATCH). */
+typedef struct meet {
+    star_lobby_t *lobby;                  /* top level */
+    star_t *parent;                       /* a child: the parent whose table links it */
+    const mnnvl_bootstrap_child_t *child; /* a child: this rank's list of its members */
+    uint32_t counter;                     /* a child: its number among the parent's children */
+    char *other;      /* child rank 0, by rank: the HELLO it challenged carried another list */
+    const char *what; /* "joining", "forming the child" */
+} meet_t;
+
+static mnnvl_status_t link_member(star_t *st, star_t *cs, int r, int p, uint32_t counter);
+
+/* Rank 0, a HELLO: links its sender as rank r and challenges it with a fresh nonce (a later
+ * HELLO for a rank replaces an earlier one: that process gave up and came back). The
+ * HELLO's payload ends with the sender's nonce. A HELLO sent again (same sender, same
+ * nonce: the member got no CHALLENGE yet) gets the same CHALLENGE again, so that whichever
+ * copy the member answers, its proof is over the nonces kept here; one from a member that
+ * already proved is dropped. */
+static void hub_challenge(star_t *st, meet_t *mt, star_msg_t *m, int *joined, uint64_t deadline)
+{
+    int r = m->h.rank;
+    if (r <= 0 || r >= st->bs.size || m->h.size != st->bs.size || m->len < MNNVL_WIRE_NONCE_BYTES)
+        return; /* the communicator id covers the size: only a hash collision or a stranger */
+    star_peer_t *p = &st->peers[r];
+    m->len -= MNNVL_WIRE_NONCE_BYTES;
+    const uint8_t *rank_nonce = m->data + m->len;
+    int in_parent = -1; /* a child: the member's rank in the parent, by its own list */
+    int other_list = 0;
+    if (mt->parent) {
+        size_t list_bytes = sizeof(int) * (size_t)st->bs.size;
+        int list_r = -1;
+        if (m->len == list_bytes)
+            memcpy(&list_r, m->data + sizeof(int) * (size_t)r, sizeof(int));
+        if (list_r < 0 || list_r >= mt->parent->bs.size)
+            return; /* not a member's HELLO: only a hash collision */
+        in_parent = list_r;
+        other_list = memcmp(m->data, mt->child->members, list_bytes) != 0;
+    }
+    int again = (p->joined || p->challenged) && m->h.src == p->token &&
+                mnnvl_auth_equal(rank_nonce, p->rank_nonce, MNNVL_WIRE_NONCE_BYTES);
+    if (again && p->joined)
+        return;
+    if (!again) {
+        if (p->joined || p->challenged)
+            st->ops->unlink(st, r);
+        if (p->joined)
+            (*joined)--;
+        p->joined = p->challenged = p->authed = 0;
+        memcpy(p->rank_nonce, rank_nonce, MNNVL_WIRE_NONCE_BYTES);
+        st->quiet++;
+        mnnvl_status_t s = mt->parent ? link_member(mt->parent, st, r, in_parent, mt->counter)
+                                      : st->ops->adopt(st, m);
+        st->quiet--;
+        if (s != MNNVL_SUCCESS)
+            return; /* a sender that cannot be reached is skipped */
+        p->token = m->h.src;
+        mnnvl_auth_random(p->root_nonce, sizeof(p->root_nonce));
+        p->challenged = 1;
+        if (mt->other) /* the latest HELLO counts: a stranger's earlier one is replaced */
+            mt->other[r] = (char)other_list;
+    }
+    /* Bounded: a member whose CHALLENGE does not go out says HELLO again. */
+    uint64_t until = star_now_ms() + STAR_CLOSE_GRACE_MS;
+    star_buf_t *nonce = star_buf_copy(p->root_nonce, sizeof(p->root_nonce));
+    p->lost[0] = '\0';
+    st->quiet++;
+    if (nonce)
+        send_to(st, &r, 1, STAR_CHALLENGE, st->comm_id, 0, nonce,
+                until < deadline ? until : deadline, "challenging");
+    st->quiet--;
+    p->lost[0] = '\0';
+    star_buf_unref(nonce);
+}
+
+/* Rank 0, a challenged member's PROOF: a right one makes it a member with a session; a
+ * wrong one is answered REJECT (AUTH) and fails this rank too, at once. */
+static mnnvl_status_t hub_check_proof(star_t *st, const meet_t *mt, star_msg_t *m, int *joined)
+{
+    int r = m->h.rank;
+    star_peer_t *p = &st->peers[r];
+    if (m->h.src != p->token || p->joined)
+        return MNNVL_SUCCESS; /* a stale one, or one sent again by a member that proved */
+    uint8_t expected[MNNVL_WIRE_PROOF_BYTES];
+    mnnvl_auth_proof(&st->key, MNNVL_AUTH_RANK, p->rank_nonce, p->root_nonce, expected);
+    p->challenged = 0;
+    if (m->len == sizeof(expected) && mnnvl_auth_equal(m->data, expected, sizeof(expected))) {
+        mnnvl_auth_session(&st->key, MNNVL_AUTH_ROOT, p->rank_nonce, p->root_nonce, &p->sess);
+        p->authed = p->joined = 1;
+        (*joined)++;
+        return MNNVL_SUCCESS;
+    }
+    send_leaving(st, &r, 1, STAR_REJECT, st->comm_id, MNNVL_ERR_AUTH, st->bs.rank,
+                 STAR_CLOSE_GRACE_MS);
+    st->ops->unlink(st, r);
+    tell_abort(st, MNNVL_ERR_AUTH, r, STAR_CLOSE_GRACE_MS); /* the members that proved */
+    return star_fail(st, MNNVL_ERR_AUTH,
+                     "%s as rank 0 on root %s: the process that joined as rank %d proved a "
+                     "different job key; every rank of a job must be given the same job_key "
+                     "(MNNVL_JOB_KEY)",
+                     mt->what, st->root, r);
+}
+
+/* The next HELLO for rank 0: from the lobby (top level) or from a child's own queue. */
+static star_msg_t *next_hello(star_t *st, const meet_t *mt)
+{
+    if (mt->lobby)
+        return star_lobby_take(mt->lobby, st->comm_id);
+    star_msg_t *m = NULL;
+    for (int r = 1; r < st->bs.size && !m; r++)
+        m = take(st, STAR_HELLO, STAR_HELLO, st->comm_id, r);
+    return m;
+}
+
+/* Rank 0: challenges each member that says HELLO, takes its proof, and once every rank
+ * proved answers FORMED (or, in a child where a member has another list, REJECT). */
+static mnnvl_status_t hub_form(star_t *st, meet_t *mt, uint64_t deadline)
 {
     int joined = 1;
     while (joined < st->bs.size) {
-        star_msg_t *m = star_lobby_take(lobby, st->comm_id);
-        if (!m) {
-            if (atomic_load(&st->aborted))
-                return star_fail(st, MNNVL_ERR_ABORTED,
-                                 "joining was interrupted: the communicator was aborted");
-            if (star_now_ms() >= deadline)
-                return star_fail(
-                    st, MNNVL_ERR_TIMEOUT,
-                    "joining as rank 0 on root %s: %d of %d ranks arrived within timeout_ms %d",
-                    st->root, joined, st->bs.size, st->timeout_ms);
-            st->ops->wait(st, deadline);
+        star_msg_t *m = next_hello(st, mt);
+        if (m) {
+            hub_challenge(st, mt, m, &joined, deadline);
+            free(m);
             continue;
         }
-        int r = m->h.rank;
-        if (r <= 0 || r >= st->bs.size || m->h.size != st->bs.size) {
-            free(m); /* the communicator id covers the size: only a hash collision */
+        for (int r = 1; r < st->bs.size && !m; r++)
+            if (st->peers[r].challenged || st->peers[r].joined)
+                m = take(st, STAR_PROOF, STAR_PROOF, st->comm_id, r);
+        if (m) {
+            mnnvl_status_t s = hub_check_proof(st, mt, m, &joined);
+            free(m);
+            if (s != MNNVL_SUCCESS)
+                return s;
             continue;
         }
-        star_peer_t *p = &st->peers[r];
-        if (p->joined)
-            st->ops->unlink(st, r);
-        if (st->ops->adopt(st, m) == MNNVL_SUCCESS) {
-            joined += !p->joined;
-            p->joined = 1;
-            p->token = m->h.src;
-        } else if (p->joined) {
-            p->joined = 0;
-            joined--;
-        }
-        free(m);
+        if (atomic_load(&st->aborted))
+            return star_fail(st, MNNVL_ERR_ABORTED,
+                             "%s was interrupted: the communicator was aborted", mt->what);
+        if (star_now_ms() >= deadline)
+            return star_fail(st, MNNVL_ERR_TIMEOUT,
+                             "%s as rank 0 on root %s: %d of %d ranks arrived and proved the job "
+                             "key within timeout_ms %d",
+                             mt->what, st->root, joined, st->bs.size, st->timeout_ms);
+        st->ops->wait(st, deadline);
     }
     int *to = malloc(sizeof(*to) * (size_t)st->bs.size);
     if (!to)
-        return star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
+        return star_fail(st, MNNVL_ERR_NO_MEMORY, "%s: out of memory", mt->what);
     for (int r = 1; r < st->bs.size; r++)
         to[r - 1] = r;
+    int differs = -1;
+    for (int r = 1; mt->other && r < st->bs.size && differs < 0; r++)
+        differs = mt->other[r] ? r : -1;
     mnnvl_status_t s =
-        send_to(st, to, st->bs.size - 1, STAR_FORMED, st->comm_id, 0, NULL, deadline, "joining");
+        send_to(st, to, st->bs.size - 1, differs < 0 ? STAR_FORMED : STAR_REJECT, st->comm_id,
+                differs < 0 ? 0 : MNNVL_ERR_MISMATCH, NULL, deadline, mt->what);
     free(to);
+    if (s == MNNVL_SUCCESS && differs >= 0)
+        s = star_fail(st, MNNVL_ERR_MISMATCH, "%s: its rank %d has other members than this rank 0",
+                      mt->what, differs);
     return s;
 }
 
-/* A member: links to the root and says HELLO until rank 0 answers FORMED; a link that
- * breaks before (nobody listens there yet) is made again. */
-static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
+/* A member, rank 0's CHALLENGE: keeps its nonce and the session that follows from both
+ * nonces (rank 0's proof is FORMED's MAC under it). */
+static mnnvl_status_t member_challenged(star_t *st, star_msg_t *m, const uint8_t *nonce)
 {
-    uint8_t *addr = malloc(STAR_ADDRESS_MAX);
-    if (!addr)
+    star_peer_t *root = &st->peers[0];
+    if (m->len != MNNVL_WIRE_NONCE_BYTES)
+        return star_fail(st, MNNVL_ERR_BOOTSTRAP,
+                         "joining: rank 0 at root %s sent a challenge of %zu bytes, expected %d",
+                         st->root, m->len, MNNVL_WIRE_NONCE_BYTES);
+    root->token = m->h.src;
+    memcpy(root->rank_nonce, nonce, MNNVL_WIRE_NONCE_BYTES);
+    memcpy(root->root_nonce, m->data, MNNVL_WIRE_NONCE_BYTES);
+    mnnvl_auth_session(&st->key, MNNVL_AUTH_RANK, root->rank_nonce, root->root_nonce, &root->sess);
+    root->authed = 1;
+    return MNNVL_SUCCESS;
+}
+
+/* A member: proves the job key over both nonces (again, while FORMED does not come: a
+ * transport may lose a first message into a fresh connection). */
+static mnnvl_status_t member_prove(star_t *st, uint64_t deadline)
+{
+    star_peer_t *root = &st->peers[0];
+    uint8_t proof[MNNVL_WIRE_PROOF_BYTES];
+    mnnvl_auth_proof(&st->key, MNNVL_AUTH_RANK, root->rank_nonce, root->root_nonce, proof);
+    star_buf_t *buf = star_buf_copy(proof, sizeof(proof));
+    if (!buf)
         return star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
+    int zero = 0;
+    mnnvl_status_t s = send_to(st, &zero, 1, STAR_PROOF, st->comm_id, 0, buf, deadline, "joining");
+    star_buf_unref(buf);
+    return s;
+}
+
+/* A member's answer from rank 0: FORMED (it passed its MAC in star_deliver: rank 0 holds
+ * the key) or REJECT. */
+static mnnvl_status_t member_answered(star_t *st, const meet_t *mt, star_msg_t *m)
+{
+    star_peer_t *root = &st->peers[0];
+    root->joined = m->h.type == STAR_FORMED && root->authed;
+    root->token = m->h.src;
+    if (m->h.type == STAR_REJECT && m->h.status == MNNVL_ERR_AUTH)
+        return star_fail(st, MNNVL_ERR_AUTH,
+                         "%s: rank 0 at root %s refused this rank's proof of the job key: this "
+                         "rank's job_key differs from rank 0's",
+                         mt->what, st->root);
+    if (m->h.type == STAR_REJECT && m->h.status == MNNVL_ERR_MISMATCH && mt->parent)
+        return star_fail(st, MNNVL_ERR_MISMATCH, "%s: its rank 0 has other members than this rank",
+                         mt->what);
+    if (!root->joined)
+        return star_fail(st, MNNVL_ERR_BOOTSTRAP, "%s: rank 0 at root %s turned this rank away",
+                         mt->what, st->root);
+    return MNNVL_SUCCESS;
+}
+
+/* A member: says HELLO, proves the key when challenged, until rank 0 answers FORMED. At the
+ * top level it links to the root first, and a link that breaks before FORMED (nobody
+ * listens there yet) is made again, with a fresh nonce; a child's member is linked to its
+ * rank 0 from the parent's table already, and a broken link fails it. */
+static mnnvl_status_t member_join(star_t *st, const meet_t *mt, uint64_t deadline)
+{
+    size_t list_bytes = mt->parent ? sizeof(int) * (size_t)st->bs.size : 0;
+    size_t cap = (mt->parent ? list_bytes : STAR_ADDRESS_MAX) + MNNVL_WIRE_NONCE_BYTES;
+    uint8_t *payload = malloc(cap);
+    if (!payload)
+        return star_fail(st, MNNVL_ERR_NO_MEMORY, "%s: out of memory", mt->what);
     size_t len = STAR_ADDRESS_MAX;
-    mnnvl_status_t s = st->ops->address(st, addr, &len);
-    star_buf_t *hello = s == MNNVL_SUCCESS ? star_buf_copy(addr, len) : NULL;
-    free(addr);
-    if (s == MNNVL_SUCCESS && !hello)
-        s = star_fail(st, MNNVL_ERR_NO_MEMORY, "joining: out of memory");
+    mnnvl_status_t s = MNNVL_SUCCESS;
+    if (mt->parent) {
+        memcpy(payload, mt->child->members, list_bytes);
+        len = list_bytes;
+    } else {
+        s = st->ops->address(st, payload, &len);
+    }
     star_peer_t *root = &st->peers[0];
     while (s == MNNVL_SUCCESS && !root->joined) {
-        s = st->ops->connect_root(st, deadline);
-        if (s != MNNVL_SUCCESS)
+        uint8_t *nonce = payload + len;
+        mnnvl_auth_random(nonce, MNNVL_WIRE_NONCE_BYTES);
+        star_buf_t *hello = star_buf_copy(payload, len + MNNVL_WIRE_NONCE_BYTES);
+        if (!hello) {
+            s = star_fail(st, MNNVL_ERR_NO_MEMORY, "%s: out of memory", mt->what);
             break;
+        }
+        if (!mt->parent) {
+            s = st->ops->connect_root(st, deadline);
+            if (s != MNNVL_SUCCESS) {
+                star_buf_unref(hello);
+                break;
+            }
+            root->token = 0; /* the lobby */
+        }
         root->lost[0] = '\0';
-        root->token = 0; /* the lobby */
+        root->authed = 0;
         star_send_t hs;
         fill(st, &hs, 0, STAR_HELLO, st->comm_id, 0, hello);
-        st->ops->send_start(st, &hs);
+        start(st, &hs);
         int sent = 0;
+        uint64_t resend_at = star_now_ms() + RESEND_MS;
         while (s == MNNVL_SUCCESS) {
             if (!sent) {
                 int t = st->ops->send_test(st, &hs);
@@ -598,38 +888,76 @@ static mnnvl_status_t member_join(star_t *st, uint64_t deadline)
                     snprintf(root->lost, sizeof(root->lost), "%s", hs.why);
                 sent = t > 0;
             }
-            star_msg_t *m = take(st, STAR_FORMED, STAR_REJECT, st->comm_id, 0);
+            star_msg_t *m =
+                root->authed ? NULL : take(st, STAR_CHALLENGE, STAR_CHALLENGE, st->comm_id, 0);
             if (m) {
-                root->joined = m->h.type == STAR_FORMED;
-                root->token = m->h.src;
-                if (m->h.type == STAR_REJECT)
-                    s = star_fail(st, MNNVL_ERR_BOOTSTRAP,
-                                  "joining: rank 0 at root %s turned this rank away", st->root);
+                s = member_challenged(st, m, nonce);
+                free(m);
+                if (s == MNNVL_SUCCESS)
+                    s = member_prove(st, deadline);
+                resend_at = star_now_ms() + RESEND_MS;
+                continue;
+            }
+            if (st->forged[0]) {
+                s = star_fail(st, MNNVL_ERR_AUTH, "%s at root %s: %s", mt->what, st->root,
+                              st->forged);
+                break;
+            }
+            if (st->abort_origin >= 0) {
+                s = star_fail(st, MNNVL_ERR_PEER_LOST,
+                              "%s at root %s failed: rank 0 gave up forming (%s, because of "
+                              "rank %d)",
+                              mt->what, st->root, star_status_name(st->abort_status),
+                              st->abort_origin);
+                break;
+            }
+            m = take(st, STAR_FORMED, STAR_REJECT, st->comm_id, 0);
+            if (m) {
+                s = member_answered(st, mt, m);
                 free(m);
                 break;
             }
-            if (link_lost(st, 0))
+            const char *lost = link_lost(st, 0);
+            if (lost && mt->parent)
+                s = star_fail(st, MNNVL_ERR_PEER_LOST, "%s: %s", mt->what, lost);
+            if (lost)
                 break;
+            if (star_now_ms() >= resend_at && star_now_ms() < deadline) {
+                /* Nothing yet: the HELLO or the PROOF may have been lost (see RESEND_MS). */
+                resend_at = star_now_ms() + RESEND_MS;
+                if (root->authed) {
+                    s = member_prove(st, deadline);
+                } else if (sent) {
+                    end(st, &hs);
+                    fill(st, &hs, 0, STAR_HELLO, st->comm_id, 0, hello);
+                    start(st, &hs);
+                    sent = 0;
+                }
+                continue;
+            }
             if (atomic_load(&st->aborted))
                 s = star_fail(st, MNNVL_ERR_ABORTED,
-                              "joining was interrupted: the communicator was aborted");
+                              "%s was interrupted: the communicator was aborted", mt->what);
             else if (star_now_ms() >= deadline)
                 s = star_fail(st, MNNVL_ERR_TIMEOUT,
-                              "joining: rank 0 did not form the communicator at root %s within "
+                              "%s: rank 0 did not form the communicator at root %s within "
                               "timeout_ms %d%s%s",
-                              st->root, st->timeout_ms, root->lost[0] ? ": " : "", root->lost);
+                              mt->what, st->root, st->timeout_ms, root->lost[0] ? ": " : "",
+                              root->lost);
             else
-                st->ops->wait(st, deadline);
+                st->ops->wait(st, resend_at < deadline ? resend_at : deadline);
         }
         end(st, &hs);
+        star_buf_unref(hello);
         if (s == MNNVL_SUCCESS && !root->joined) {
+            root->authed = 0;
             st->ops->unlink(st, 0);
             pthread_mutex_unlock(st->lock);
             star_pause_ms(STAR_RETRY_PAUSE_MS);
             pthread_mutex_lock(st->lock);
         }
     }
-    star_buf_unref(hello);
+    free(payload);
     return s;
 }
 
@@ -637,13 +965,15 @@ static mnnvl_status_t learn_peers_locked(star_t *st);
 
 mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name, uint64_t deadline)
 {
-    st->comm_id = comm_id_of(comm_name, st->bs.size);
+    st->comm_id = star_comm_id(comm_name, st->bs.size);
     st->peers[st->bs.rank].joined = 1;
     st->peers[st->bs.rank].token = st->token;
+    meet_t top = {.lobby = lobby, .what = "joining"};
     pthread_mutex_lock(st->lock);
     mnnvl_status_t s = st->bs.size == 1   ? MNNVL_SUCCESS
-                       : st->bs.rank == 0 ? hub_form(st, lobby, deadline)
-                                          : member_join(st, deadline);
+                       : st->bs.rank == 0 ? hub_form(st, &top, deadline)
+                                          : member_join(st, &top, deadline);
+    st->formed = 1;
     if (s == MNNVL_SUCCESS)
         s = learn_peers_locked(st);
     pthread_mutex_unlock(st->lock);
@@ -725,113 +1055,7 @@ static mnnvl_status_t link_member(star_t *st, star_t *cs, int r, int p, uint32_t
                          p, (unsigned long long)len, st->table_slot - 16);
     mnnvl_status_t s = cs->ops->link_address(cs, r, slot + 16, len);
     cs->peers[r].token = child_token(st, p, counter);
-    cs->peers[r].joined = 1;
-    return s;
-}
-
-/* Child rank 0: takes one HELLO per member, each carrying that member's list, links it
- * from the list's entry for its rank (so that a member with another list is still reached)
- * and answers FORMED, or REJECT (MISMATCH) to everybody when a list differs from its own. */
-static mnnvl_status_t hub_meet_locked(star_t *st, star_t *cs, const mnnvl_bootstrap_child_t *child,
-                                      uint32_t counter, uint64_t deadline)
-{
-    int size = cs->bs.size;
-    int *to = malloc(sizeof(*to) * (size_t)size);
-    char *seen = calloc((size_t)size, 1);
-    int arrived = 1, differs = -1;
-    size_t list_bytes = sizeof(int) * (size_t)size;
-    mnnvl_status_t s = to && seen
-                           ? MNNVL_SUCCESS
-                           : star_fail(cs, MNNVL_ERR_NO_MEMORY, "forming the child: out of memory");
-    while (s == MNNVL_SUCCESS && arrived < size) {
-        for (int r = 1; s == MNNVL_SUCCESS && r < size; r++) {
-            star_msg_t *m = seen[r] ? NULL : take(cs, STAR_HELLO, STAR_HELLO, cs->comm_id, r);
-            if (!m)
-                continue;
-            const int *list = (const int *)m->data;
-            int p = m->len == list_bytes ? list[r] : -1;
-            if (p < 0 || p >= st->bs.size) {
-                free(m); /* not a member's HELLO: only a hash collision */
-                continue;
-            }
-            if (differs < 0 && memcmp(list, child->members, list_bytes) != 0)
-                differs = r;
-            s = link_member(st, cs, r, p, counter);
-            seen[r] = 1;
-            arrived++;
-            free(m);
-        }
-        if (s != MNNVL_SUCCESS || arrived == size)
-            break;
-        if (atomic_load(&cs->aborted))
-            s = star_fail(cs, MNNVL_ERR_ABORTED, "forming the child was interrupted");
-        else if (star_now_ms() >= deadline)
-            s = star_fail(cs, MNNVL_ERR_TIMEOUT,
-                          "forming the child as its rank 0: %d of %d members arrived within "
-                          "timeout_ms %d",
-                          arrived, size, cs->timeout_ms);
-        else
-            cs->ops->wait(cs, deadline);
-    }
-    for (int r = 1; to && r < size; r++)
-        to[r - 1] = r;
-    if (s == MNNVL_SUCCESS)
-        s = send_to(cs, to, size - 1, differs < 0 ? STAR_FORMED : STAR_REJECT, cs->comm_id,
-                    differs < 0 ? 0 : MNNVL_ERR_MISMATCH, NULL, deadline, "forming the child");
-    if (s == MNNVL_SUCCESS && differs >= 0)
-        s = star_fail(cs, MNNVL_ERR_MISMATCH,
-                      "forming the child: its rank %d has other members than this rank 0", differs);
-    free(to);
-    free(seen);
-    return s;
-}
-
-/* A member: repeats HELLO {its members} until rank 0 answers. A message for a child that its
- * process has not built yet is dropped there, hence the repeats; once rank 0 answered, both
- * ends of every link exist. */
-static mnnvl_status_t member_meet_locked(star_t *cs, const mnnvl_bootstrap_child_t *child,
-                                         uint64_t deadline)
-{
-    star_buf_t *list = star_buf_copy(child->members, sizeof(int) * (size_t)child->size);
-    mnnvl_status_t s = list
-                           ? MNNVL_SUCCESS
-                           : star_fail(cs, MNNVL_ERR_NO_MEMORY, "forming the child: out of memory");
-    for (int answered = 0; s == MNNVL_SUCCESS && !answered;) {
-        star_send_t hs;
-        fill(cs, &hs, 0, STAR_HELLO, cs->comm_id, 0, list);
-        cs->ops->send_start(cs, &hs);
-        uint64_t until = star_now_ms() + 5 * STAR_RETRY_PAUSE_MS;
-        while (s == MNNVL_SUCCESS) {
-            star_msg_t *m = take(cs, STAR_FORMED, STAR_REJECT, cs->comm_id, 0);
-            if (m) {
-                answered = 1;
-                if (m->h.type == STAR_REJECT)
-                    s = star_fail(cs, MNNVL_ERR_MISMATCH,
-                                  "forming the child: its rank 0 has other members than this "
-                                  "rank");
-                free(m);
-                break;
-            }
-            const char *lost = link_lost(cs, 0);
-            if (lost)
-                s = star_fail(cs, MNNVL_ERR_PEER_LOST, "forming the child: %s", lost);
-            else if (atomic_load(&cs->aborted))
-                s = star_fail(cs, MNNVL_ERR_ABORTED, "forming the child was interrupted");
-            else if (star_now_ms() >= deadline)
-                s = star_fail(cs, MNNVL_ERR_TIMEOUT,
-                              "forming the child: its rank 0 did not answer within timeout_ms %d",
-                              cs->timeout_ms);
-            else if (star_now_ms() >= until)
-                break;
-            else
-                cs->ops->wait(cs, until < deadline ? until : deadline);
-        }
-        if (hs.op && cs->ops->send_test(cs, &hs) < 0 && s == MNNVL_SUCCESS && !answered)
-            s = star_fail(cs, MNNVL_ERR_PEER_LOST, "forming the child: %s", hs.why);
-        end(cs, &hs);
-    }
-    star_buf_unref(list);
-    return s;
+    return s; /* joined once the handshake made a session (member_join, hub_check_proof) */
 }
 
 /* The child's own table, for its children: the members' slots of the parent's, with the
@@ -853,7 +1077,8 @@ static mnnvl_status_t child_table(star_t *st, star_t *cs, const mnnvl_bootstrap_
 }
 
 /* Members link to the child's rank 0 from the table, rank 0 to each member once its HELLO
- * came; the child's tokens are derived, so nothing but HELLO and FORMED travels. */
+ * came; the child's tokens are derived, so only the child's own handshake travels (HELLO,
+ * CHALLENGE, PROOF, FORMED: hub_form, member_join), between live members only. */
 static mnnvl_status_t child_locked(star_t *st, const mnnvl_bootstrap_child_t *child,
                                    uint32_t counter, star_t **out)
 {
@@ -865,15 +1090,26 @@ static mnnvl_status_t child_locked(star_t *st, const mnnvl_bootstrap_child_t *ch
     cs->comm_id = st->comm_id ^ ((uint64_t)(counter + 1) << 32) ^ child->tag;
     cs->peers[cs->bs.rank].joined = 1;
     cs->peers[cs->bs.rank].token = cs->token;
+    cs->key = st->key;
+    cs->is_child = 1;
     uint64_t deadline = star_now_ms() + (uint64_t)st->timeout_ms;
-    mnnvl_status_t s = child_table(st, cs, child, counter);
+    meet_t meet = {.parent = st,
+                   .child = child,
+                   .counter = counter,
+                   .other = child->rank == 0 ? calloc((size_t)child->size, 1) : NULL,
+                   .what = "forming the child"};
+    mnnvl_status_t s = child->rank == 0 && !meet.other
+                           ? star_fail(cs, MNNVL_ERR_NO_MEMORY, "child: out of memory")
+                           : child_table(st, cs, child, counter);
     if (s == MNNVL_SUCCESS && child->size > 1 && child->rank == 0) {
-        s = hub_meet_locked(st, cs, child, counter, deadline);
+        s = hub_form(cs, &meet, deadline);
     } else if (s == MNNVL_SUCCESS && child->size > 1) {
         s = link_member(st, cs, 0, child->members[0], counter);
         if (s == MNNVL_SUCCESS)
-            s = member_meet_locked(cs, child, deadline);
+            s = member_join(cs, &meet, deadline);
     }
+    cs->formed = 1;
+    free(meet.other);
     if (s != MNNVL_SUCCESS) {
         pthread_mutex_unlock(st->lock);
         cs->ops->free(cs);

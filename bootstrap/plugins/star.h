@@ -9,11 +9,26 @@
  * to the lobby of the root address it was sent to, where the communicator being formed
  * there picks it up.
  *
- * Forming: members send HELLO {comm id, rank, size, their token, their address} to the root
- * address; rank 0 takes one HELLO per rank from its lobby and answers FORMED {its token}.
+ * Forming: members send HELLO {comm id, rank, size, their token, their address, a fresh
+ * nonce} to the root address; rank 0 takes one HELLO per rank from its lobby and answers
+ * CHALLENGE {its own fresh nonce, nothing else}; the member answers PROOF {its proof of the
+ * job key over both nonces (bootstrap/auth.h)}; a right proof makes it a member with a
+ * session key from the job key and both nonces, a wrong one is answered REJECT (AUTH) and
+ * fails rank 0's create with AUTH too. Once every rank proved, rank 0 answers FORMED {its
+ * token}, the first authenticated frame: it proves to the member that rank 0 holds the key.
+ * Nothing rank 0 sends before a member's proof depends on the key.
  * Once formed, every rank learns every rank's token and address (two rounds), so that a
- * child (split, shrink) needs no root and no message over the parent: its members link
- * from that table, with tokens every member derives alike.
+ * child (split, shrink) needs no root and no message over the parent (whose ranks may be
+ * dead): its members link from that table, with tokens every member derives alike, and
+ * meet with the child's rank 0 in the same handshake, HELLO {their list of members, a
+ * fresh nonce}, CHALLENGE, PROOF, FORMED, so that every child link has a fresh session key
+ * too; rank 0 answers REJECT (MISMATCH) when a member's list differs from its own.
+ * Frames: every message but HELLO, CHALLENGE, PROOF, REJECT and PING carries its number on
+ * its link (fseq) and a MAC under the link's session key over (direction, fseq, the header
+ * without aux, the payload) (mnnvl_auth_seal_seq). star_deliver drops a frame from a peer
+ * without a session, and fails the communicator with AUTH on one whose MAC is wrong or
+ * whose number it accepted before (altered, forged or replayed). A forged REJECT can only
+ * stop forming, like a dropped message.
  * Collectives: each rank sends its part to rank 0 (CONTRIB), rank 0 answers every rank with
  * the result (RESULT) or an ERROR (MISMATCH). Failures: a rank that times out or aborts
  * sends ABORT; rank 0 passes an ABORT or a lost link on to every member, so that pending and
@@ -36,6 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bootstrap/auth.h"
 #include "bootstrap/bootstrap.h"
 
 #define STAR_CLOSE_GRACE_MS 1000 /* how long leaving waits for its BYE/ABORT to go out */
@@ -52,6 +68,8 @@ enum {
     STAR_ABORT,
     STAR_BYE,
     STAR_PING, /* liveness probe; dropped by the receiving transport */
+    STAR_CHALLENGE,
+    STAR_PROOF,
 };
 
 typedef struct star_hdr {
@@ -66,7 +84,9 @@ typedef struct star_hdr {
     int32_t size;   /* the sender's communicator size */
     int32_t origin; /* ABORT: the rank where the failure started */
     uint32_t pad;
-    uint64_t aux; /* the transport's own (ofi: the tag of a separate payload message) */
+    uint64_t aux;  /* the transport's own (ofi: the tag of a separate payload message) */
+    uint64_t fseq; /* the frame's number on its link (authenticated frames) */
+    uint8_t mac[MNNVL_WIRE_MAC_BYTES]; /* see the top of the file; zero when unauthenticated */
 } star_hdr_t;
 
 typedef struct star_msg {
@@ -153,6 +173,14 @@ typedef struct star_peer {
     char lost[200];   /* a send to it failed: why */
     star_send_t ping; /* ping.op != NULL while a PING is in flight */
     uint64_t ping_at;
+    /* The link's authentication: the session once the handshake (forming or a child's
+     * meeting) made one; rank 0 keeps both nonces of a member it challenged until that
+     * member proves. */
+    mnnvl_auth_session_t sess;
+    int authed;
+    int challenged;
+    uint8_t rank_nonce[MNNVL_WIRE_NONCE_BYTES];
+    uint8_t root_nonce[MNNVL_WIRE_NONCE_BYTES];
 } star_peer_t;
 
 struct star {
@@ -175,11 +203,15 @@ struct star {
     uint64_t decided;   /* collectives before this one have an outcome at this rank */
     star_msg_t *head, *tail;
     star_peer_t *peers; /* by rank; members use peers[0] only */
-    char root[300];     /* the root address, or "<parent root> (split N)" */
+    char root[300];     /* the root address, or "<parent root> (child N)" */
     uint32_t splits;    /* children built so far */
     uint8_t *table;     /* every rank's (u64 token, u64 length, address) slot, once formed */
     size_t table_slot;  /* bytes per slot */
     void (*set_error)(mnnvl_status_t status, const char *sentence);
+    mnnvl_auth_key_t key; /* from job_key; never printed */
+    int formed;           /* forming is over: handshake messages are dropped */
+    int is_child;         /* a child: its rank 0 takes HELLOs from its queue, not a lobby */
+    char forged[240];     /* a frame failed authentication: why (then every call fails AUTH) */
 };
 
 /* The communicators of one transport, for routing by token. */
@@ -205,8 +237,9 @@ mnnvl_status_t star_init(star_t *st, const star_ops_t *ops, pthread_mutex_t *loc
 void star_release(star_t *st);
 
 /* The start of every star plugin's create: checks the arguments (interface version, rank,
- * size, timeout), readies `like` to report errors before the communicator exists, and reads
- * the config key root into like->root (INVALID_ARGUMENT naming the key when it is unset). */
+ * size, timeout), readies `like` to report errors before the communicator exists, reads
+ * the config key root into like->root (INVALID_ARGUMENT naming the key when it is unset)
+ * and derives like->key from args->job_key (copy it into the communicator). */
 mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_bootstrap_args_t *args,
                           mnnvl_bootstrap_t **out);
 
@@ -214,7 +247,12 @@ mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_boots
  * through connect_root. Size 1 forms at once. */
 mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name, uint64_t deadline);
 
-/* Hands a received message to its communicator. Takes m. Under the lock. */
+/* The public id of the communicator `name` of `size` ranks that HELLO carries (a hash of the
+ * name: nothing from the key). */
+uint64_t star_comm_id(const char *name, int size);
+
+/* Hands a received message to its communicator: checks its MAC (authenticated types) or
+ * that its handshake type is expected now, else drops it. Takes m. Under the lock. */
 void star_deliver(star_t *st, star_msg_t *m);
 
 /* The lobby: add takes m; take returns the first HELLO for (comm_id, size) or NULL;

@@ -704,6 +704,7 @@ static mnnvl_status_t ucx_create(const mnnvl_bootstrap_args_t *args, mnnvl_boots
     }
     star_t *st = &c->star;
     snprintf(st->root, sizeof(st->root), "%s", like.root);
+    st->key = like.key;
     uint64_t deadline = star_now_ms() + (uint64_t)args->timeout_ms;
     if (args->size > 1 && args->rank == 0) {
         pthread_mutex_lock(&proc->lock);

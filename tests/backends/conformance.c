@@ -24,7 +24,8 @@ mnnvl_config_t bk_config(const bk_target_t *t, const char *name)
         mnnvl_config_set(cfg, "comm_name", name) != MNNVL_SUCCESS ||
         mnnvl_config_set(cfg, "timeout_ms", timeout) != MNNVL_SUCCESS ||
         (t->address[0] && mnnvl_config_set(cfg, address_key, t->address) != MNNVL_SUCCESS) ||
-        (t->prefix[0] && mnnvl_config_set(cfg, "store_prefix", t->prefix) != MNNVL_SUCCESS)) {
+        (t->prefix[0] && mnnvl_config_set(cfg, "store_prefix", t->prefix) != MNNVL_SUCCESS) ||
+        (t->job_key[0] && mnnvl_config_set(cfg, "job_key", t->job_key) != MNNVL_SUCCESS)) {
         fprintf(stderr, "bk_config: %s\n", mnnvl_last_error());
         abort();
     }
@@ -323,6 +324,54 @@ int bk_shrink_mismatch(int rank, int size, void *target)
     return bad;
 }
 
+int bk_wrong_key(int rank, int size, void *target)
+{
+    bk_target_t t = *(const bk_target_t *)target;
+    char right[sizeof(t.job_key)];
+    snprintf(right, sizeof(right), "%s", t.job_key);
+    if (rank == size - 1)
+        t.job_key[0] = t.job_key[0] == 'x' ? 'y' : 'x';
+    uint64_t start = mnnvl_now_ms();
+    mnnvl_comm_t comm = NULL;
+    mnnvl_status_t st = create(&t, "wrong_key", rank, size, &comm);
+    int waited = (int)(mnnvl_now_ms() - start);
+    const char *why = mnnvl_last_error();
+    int edge = rank == 0 || rank == size - 1;
+    int bad = 0;
+    if (st == MNNVL_SUCCESS) {
+        fprintf(stderr, "rank %d: comm_create succeeded although rank %d has another job key\n",
+                rank, size - 1);
+        mnnvl_comm_destroy(comm);
+        return 1;
+    }
+    if (st != MNNVL_ERR_AUTH &&
+        (edge || (st != MNNVL_ERR_PEER_LOST && st != MNNVL_ERR_TIMEOUT))) {
+        fprintf(stderr, "rank %d: comm_create returned %s (%s), expected AUTH%s\n", rank,
+                mnnvl_status_string(st), why, edge ? "" : ", PEER_LOST or TIMEOUT");
+        bad = 1;
+    }
+    if (edge && !strstr(why, "job key") && !strstr(why, "job_key")) {
+        fprintf(stderr, "rank %d: the sentence does not say that the job keys differ: %s\n",
+                rank, why);
+        bad = 1;
+    }
+    if (strstr(why, right + 1)) { /* both keys share everything after the first byte */
+        fprintf(stderr, "rank %d: the sentence shows the job key: %s\n", rank, why);
+        bad = 1;
+    }
+    /* The others may only learn it from rank 0's ABORT, or not at all when they came after
+     * rank 0 gave up. */
+    if (edge ? waited > t.timeout_ms / 2 : waited > t.timeout_ms + KILL_GRACE_S * 1000) {
+        fprintf(stderr, "rank %d: the refusal took %d ms of timeout_ms %d: not at once\n", rank,
+                waited, t.timeout_ms);
+        bad = 1;
+    }
+    if (!bad)
+        fprintf(stderr, "rank %d: after %d ms: %s: %s\n", rank, waited, mnnvl_status_string(st),
+                why);
+    return bad;
+}
+
 int bk_measure(int rank, int size, void *target)
 {
     const bk_target_t *t = target;
@@ -354,6 +403,8 @@ int bk_run_scenario(const char *name, int rank, int size, bk_target_t *t)
         return bk_many_comms(rank, size, t);
     if (strcmp(name, "killed") == 0)
         return bk_killed_rank(rank, size, t);
+    if (strcmp(name, "wrong_key") == 0)
+        return bk_wrong_key(rank, size, t);
     if (strcmp(name, "measure") == 0)
         return bk_measure(rank, size, t);
     if (strcmp(name, "shrink") == 0)

@@ -14,6 +14,7 @@ typedef struct bk_target {
     char prefix[64];   /* store_prefix (torch-store) */
     int timeout_ms;
     size_t max_bytes;  /* the largest allgather of bk_collectives */
+    char job_key[80];  /* "" for none (mpi cannot prove one) */
 } bk_target_t;
 
 /* A config for the target, with comm_name `name`; aborts the process on failure. */
@@ -43,11 +44,16 @@ int bk_shrink_alive(int rank, int size, void *target);
  * get MISMATCH and no communicator. */
 int bk_shrink_mismatch(int rank, int size, void *target);
 
+/* Every rank but the last has t->job_key, the last another key: the last rank and rank 0
+ * must fail comm_create with AUTH and a sentence that says why (without either key) well
+ * well before timeout_ms, and the others with AUTH, PEER_LOST or TIMEOUT. */
+int bk_wrong_key(int rank, int size, void *target);
+
 /* allgather(64 B) + barrier on a fresh communicator; prints the time of both on rank 0. */
 int bk_measure(int rank, int size, void *target);
 
-/* Runs a scenario by name ("collectives", "many", "killed", "measure", "shrink",
- * "shrink_alive", "shrink_mismatch"); -1 if unknown. */
+/* Runs a scenario by name ("collectives", "many", "killed", "wrong_key", "measure",
+ * "shrink", "shrink_alive", "shrink_mismatch"); -1 if unknown. */
 int bk_run_scenario(const char *name, int rank, int size, bk_target_t *t);
 
 #endif

@@ -30,7 +30,7 @@ static inline mnnvl_comm_t gpu_comm(const gpu_job_t *job, int rank, int size)
         fprintf(stderr, "rank %d: CUDA did not start on device %d\n", rank, device);
         return NULL;
     }
-    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key", job->timeout_ms * mt_time_scale());
+    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key-0123456789abcdef0123456789", job->timeout_ms * mt_time_scale());
     mnnvl_comm_t comm = NULL;
     mnnvl_status_t st = mnnvl_comm_create(cfg, rank, size, device, &comm);
     mnnvl_config_destroy(cfg);

@@ -394,7 +394,7 @@ static int two_comms_body(int rank, int size, void *arg)
     mnnvl_comm_t a = gpu_comm(job, rank, size);
     if (!a)
         return 1;
-    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key", job->timeout_ms * mt_time_scale());
+    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key-0123456789abcdef0123456789", job->timeout_ms * mt_time_scale());
     mnnvl_config_set(cfg, "comm_name", "second");
     mnnvl_config_set(cfg, "root_mode", "external"); /* rank 0's root from the first comm */
     mnnvl_comm_t b = NULL;
@@ -473,7 +473,7 @@ static int external_body(int rank, int size, void *arg)
         return 1;
     }
     mnnvl_comm_destroy(comm);
-    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key", job->timeout_ms * mt_time_scale());
+    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key-0123456789abcdef0123456789", job->timeout_ms * mt_time_scale());
     mnnvl_config_set(cfg, "external_buffers", "1");
     mnnvl_config_set(cfg, "comm_name", "ext");
     mnnvl_config_set(cfg, "root_mode", "external");

@@ -174,6 +174,11 @@ static void target_init(bk_target_t *t, const char *backend, const store_server_
     snprintf(t->prefix, sizeof(t->prefix), "mnnvl-test-%d", (int)getpid());
     t->timeout_ms = timeout_ms;
     t->max_bytes = max_bytes;
+    /* The backends that authenticate run every scenario with a job key (torch-store's
+     * authentication is tested by its own suite). */
+    if (strcmp(backend, "tcp") == 0 || strcmp(backend, "ucx") == 0 || strcmp(backend, "ofi") == 0)
+        snprintf(t->job_key, sizeof(t->job_key), "conformance job key %d 0123456789abcdef",
+                 (int)getpid());
 }
 
 /* Runs a scenario with forked ranks on a backend and checks every exit code. The killed
@@ -191,6 +196,7 @@ static void run_forked(const char *backend, const char *scenario, int size, int 
     int codes[64] = {0};
     mt_rank_fn fn = strcmp(scenario, "collectives") == 0       ? bk_collectives
                     : strcmp(scenario, "many") == 0            ? bk_many_comms
+                    : strcmp(scenario, "wrong_key") == 0       ? bk_wrong_key
                     : strcmp(scenario, "shrink") == 0          ? bk_shrink_killed
                     : strcmp(scenario, "shrink_alive") == 0    ? bk_shrink_alive
                     : strcmp(scenario, "shrink_mismatch") == 0 ? bk_shrink_mismatch
@@ -277,6 +283,28 @@ FORKED_SUITE(tcp, "tcp")
 FORKED_SUITE(torch_store, "torch-store")
 FORKED_SUITE(ucx, "ucx")
 FORKED_SUITE(ofi, "ofi")
+
+/* A rank with another job key: refused with AUTH at once on both sides, rank 0 included
+ * (the star plugins; tcp has tests/unit/test_tcp_auth.c, mpi refuses a job_key). */
+Test(ucx, wrong_key, .timeout = 120) { run_forked("ucx", "wrong_key", 3, 10000, 0); }
+Test(ofi, wrong_key, .timeout = 120) { run_forked("ofi", "wrong_key", 3, 10000, 0); }
+
+/* mpi cannot prove a job key (the MPI job is the trust boundary): setting one is an error,
+ * reported before MPI is touched. */
+Test(mpi, job_key_is_refused, .timeout = 60)
+{
+    require_backend("mpi");
+    bk_target_t t = {.backend = "mpi", .timeout_ms = 5000};
+    snprintf(t.job_key, sizeof(t.job_key), "a job key that mpi cannot prove 0123456789");
+    mnnvl_config_t cfg = bk_config(&t, "mpi-key");
+    mnnvl_comm_t comm = NULL;
+    mnnvl_status_t st = mnnvl_comm_create(cfg, 0, 1, -1, &comm);
+    mnnvl_config_destroy(cfg);
+    cr_assert_eq(st, MNNVL_ERR_INVALID_ARGUMENT, "%s", mnnvl_last_error());
+    cr_expect(strstr(mnnvl_last_error(), "trust boundary") && strstr(mnnvl_last_error(), "job_key"),
+              "%s", mnnvl_last_error());
+    cr_expect(!strstr(mnnvl_last_error(), "0123456789"), "the key shows: %s", mnnvl_last_error());
+}
 
 Test(mpi, ranks_1, .timeout = 300) { run_mpi("collectives", 1, 0); }
 Test(mpi, ranks_2, .timeout = 300) { run_mpi("collectives", 2, 0); }

@@ -254,7 +254,7 @@ static int auth_rank(int rank, int size, void *arg)
     job_t job = *(job_t *)arg;
     mnnvl_comm_t comm;
     if (rank == size - 1) {
-        job.job_key = "wrong";
+        job.job_key = "wrong key of the test 0123456789abcdef";
         uint64_t start = mnnvl_now_ms();
         mnnvl_status_t st = job_create(&job, 0, size - 1, &comm);
         uint64_t took = mnnvl_now_ms() - start;
@@ -282,7 +282,7 @@ Test(bootstrap, wrong_job_key_is_refused_and_logged)
 {
     job_t job;
     mnnvl_set_log_callback(log_sink, NULL);
-    mnnvl_root_t root = job_external(&job, "right key");
+    mnnvl_root_t root = job_external(&job, "right key of the test 0123456789abcdef");
     int rc = mt_run_ranks(4, auth_rank, &job, RANKS_TIMEOUT_S, NULL);
     mnnvl_root_stop(root);
     mnnvl_set_log_callback(NULL, NULL);
@@ -394,7 +394,7 @@ static int many_comms_rank(int rank, int size, void *arg)
 Test(bootstrap, twenty_communicators_in_a_row_on_one_external_root)
 {
     job_t job;
-    mnnvl_root_t root = job_external(&job, "k");
+    mnnvl_root_t root = job_external(&job, "key of twenty communicators 0123456789");
     int rc = mt_run_ranks(4, many_comms_rank, &job, RANKS_TIMEOUT_S, NULL);
     mnnvl_root_stop(root);
     cr_assert_eq(rc, 0);

@@ -40,8 +40,28 @@ Test(config, set_and_get)
     cr_assert_str_eq(mnnvl_config_get(cfg, "handle_type"), "posix-fd");
     cr_assert_eq(mnnvl_config_set(cfg, "timeout_ms", "250"), MNNVL_SUCCESS);
     cr_assert_eq(mnnvl_config_set(cfg, "log_level", "debug"), MNNVL_SUCCESS);
-    cr_assert_eq(mnnvl_config_set(cfg, "job_key", "s3cret value"), MNNVL_SUCCESS);
-    cr_assert_str_eq(mnnvl_config_get(cfg, "job_key"), "s3cret value");
+    cr_assert_eq(mnnvl_config_set(cfg, "job_key", "s3cret value of at least 32 bytes!"),
+                 MNNVL_SUCCESS);
+    cr_assert_str_eq(mnnvl_config_get(cfg, "job_key"), "s3cret value of at least 32 bytes!");
+}
+
+/* A key short enough to guess is refused with a sentence that says how to make a good one
+ * and does not show the key; 16 bytes and the empty key (no secret) are accepted. */
+Test(config, short_job_key_is_refused_without_showing_it)
+{
+    const char *good = "a good job key of 32 characters!";
+    cr_assert_eq(mnnvl_config_set(cfg, "job_key", good), MNNVL_SUCCESS);
+    const char *shorts[] = {"Zq", "hello", "fifteen bytes.."};
+    for (size_t i = 0; i < sizeof(shorts) / sizeof(shorts[0]); i++) {
+        cr_expect_eq(mnnvl_config_set(cfg, "job_key", shorts[i]), MNNVL_ERR_INVALID_ARGUMENT,
+                     "'%s' was accepted", shorts[i]);
+        const char *why = mnnvl_last_error();
+        cr_expect(strstr(why, "mnnvl-store --new-key") && strstr(why, "at least 16"), "%s", why);
+        cr_expect(!strstr(why, shorts[i]), "the sentence shows the key: %s", why);
+        cr_expect_str_eq(mnnvl_config_get(cfg, "job_key"), good, "a refused key replaced it");
+    }
+    cr_expect_eq(mnnvl_config_set(cfg, "job_key", "sixteen bytes..."), MNNVL_SUCCESS);
+    cr_expect_eq(mnnvl_config_set(cfg, "job_key", ""), MNNVL_SUCCESS);
 }
 
 Test(config, unknown_key_is_an_error_naming_it)

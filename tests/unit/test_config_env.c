@@ -52,7 +52,7 @@ static void create_twice(void)
 Test(unknown_env, misspelled_key_warns_once_with_the_closest)
 {
     clear_mnnvl_env();
-    setenv("MNNVL_JOBKEY", "secret", 1);
+    setenv("MNNVL_JOBKEY", "secret from the environment 0123456789", 1);
     setenv("MNNVL_TIMEOUT", "5", 1);
     create_twice();
     cr_assert_eq(nlines, 2, "one warning per unknown variable, not per config: %d", nlines);
@@ -67,7 +67,7 @@ Test(unknown_env, misspelled_key_warns_once_with_the_closest)
 Test(unknown_env, keys_and_known_variables_are_quiet)
 {
     clear_mnnvl_env();
-    setenv("MNNVL_JOB_KEY", "secret", 1);
+    setenv("MNNVL_JOB_KEY", "secret from the environment 0123456789", 1);
     setenv("MNNVL_TIMEOUT_MS", "5000", 1);
     setenv("MNNVL_REQUIRE_GPU", "1", 1);
     setenv("MNNVL_TEST_SOMETHING", "x", 1);

@@ -155,7 +155,7 @@ Test(dcp_plan, struct_size_convention)
  * sentence (UNSUPPORTED in a build without CUDA), destroy(NULL) is a no-op. */
 static int cpu_only_body(int rank, int size, void *arg)
 {
-    mnnvl_config_t cfg = mt_config(arg, "dcp-test-key", 10000);
+    mnnvl_config_t cfg = mt_config(arg, "dcp-test-key-0123456789abcdef0123456789", 10000);
     mnnvl_comm_t comm = NULL;
     if (mt_fail(mnnvl_comm_create(cfg, rank, size, -1, &comm), rank, "comm_create"))
         return 1;

@@ -122,7 +122,7 @@ func newConfig(t *testing.T, settings map[string]string) *mnnvl.Config {
 }
 
 func TestFourCPURanksOverTCP(t *testing.T) {
-	rootCfg := newConfig(t, map[string]string{"job_key": "go-test-key"})
+	rootCfg := newConfig(t, map[string]string{"job_key": "go-test-key-0123456789abcdef0123456789"})
 	defer rootCfg.Close()
 	root, err := mnnvl.StartRoot(rootCfg, "127.0.0.1:0")
 	if err != nil {
@@ -131,7 +131,7 @@ func TestFourCPURanksOverTCP(t *testing.T) {
 	defer root.Close()
 	onRanks(t, 4, func(rank int) error {
 		cfg, err := mnnvl.NewConfig(map[string]string{"root": root.Address(), "root_mode": "external",
-			"job_key": "go-test-key", "timeout_ms": "30000"})
+			"job_key": "go-test-key-0123456789abcdef0123456789", "timeout_ms": "30000"})
 		if err != nil {
 			return err
 		}
@@ -212,7 +212,7 @@ func TestRank0RootMode(t *testing.T) {
 }
 
 func TestWrongJobKeyRefused(t *testing.T) {
-	rootCfg := newConfig(t, map[string]string{"job_key": "the right key"})
+	rootCfg := newConfig(t, map[string]string{"job_key": "the right key of the test 0123456789abcdef"})
 	defer rootCfg.Close()
 	root, err := mnnvl.StartRoot(rootCfg, "127.0.0.1:0")
 	if err != nil {
@@ -220,7 +220,7 @@ func TestWrongJobKeyRefused(t *testing.T) {
 	}
 	defer root.Close()
 	cfg := newConfig(t, map[string]string{"root": root.Address(), "root_mode": "external",
-		"job_key": "a wrong key", "timeout_ms": "10000"})
+		"job_key": "a wrong key of the test 0123456789abcdef", "timeout_ms": "10000"})
 	defer cfg.Close()
 	comm, err := mnnvl.NewComm(cfg, 0, 1, -1)
 	if err == nil {

@@ -190,12 +190,12 @@ public final class BindingTest {
     }
 
     static void fourCpuRanksOverTcp() throws Exception {
-        try (Config rootConfig = new Config().set("job_key", "java-test-key");
+        try (Config rootConfig = new Config().set("job_key", "java-test-key-0123456789abcdef0123456789");
              Root root = new Root(rootConfig, "127.0.0.1:0")) {
             List<Integer> ranks = onRanks(4, rank -> () -> {
                 try (Config cfg = new Config().set("root", root.address())
                                               .set("root_mode", "external")
-                                              .set("job_key", "java-test-key")
+                                              .set("job_key", "java-test-key-0123456789abcdef0123456789")
                                               .set("timeout_ms", "30000");
                      Comm comm = new Comm(cfg, rank, 4, -1)) {
                     check(comm.rank() == rank && comm.size() == 4, "rank and size");
@@ -247,10 +247,10 @@ public final class BindingTest {
     }
 
     static void wrongJobKeyRefused() {
-        try (Config rootConfig = new Config().set("job_key", "the right key");
+        try (Config rootConfig = new Config().set("job_key", "the right key of the test 0123456789abcdef");
              Root root = new Root(rootConfig, "127.0.0.1:0");
              Config cfg = new Config().set("root", root.address()).set("root_mode", "external")
-                                      .set("job_key", "a wrong key").set("timeout_ms", "10000")) {
+                                      .set("job_key", "a wrong key of the test 0123456789abcdef").set("timeout_ms", "10000")) {
             try (Comm comm = new Comm(cfg, 0, 1, -1)) {
                 throw new AssertionError("a wrong job key was accepted");
             } catch (MnnvlException.Auth e) {

@@ -209,12 +209,12 @@ def dcp_argument_checks():
 
 @test
 def four_cpu_ranks_over_tcp():
-    with mnnvl.Root("127.0.0.1:0", job_key="python-test-key") as root:
+    with mnnvl.Root("127.0.0.1:0", job_key="python-test-key-0123456789abcdef0123456789") as root:
         world = mnnvl.Mapping(world_size=4, rank=0, tp=2, pp=2)
 
         def rank_main(rank):
             with mnnvl.Comm(rank, 4, device=-1, root=root.address, root_mode="external",
-                            job_key="python-test-key", timeout_ms=30000) as comm:
+                            job_key="python-test-key-0123456789abcdef0123456789", timeout_ms=30000) as comm:
                 assert (comm.rank, comm.size, comm.device) == (rank, 4, -1)
                 assert comm.handle_type == "none"
                 blocks = comm.allgather(bytes([rank]) * 16)
@@ -279,9 +279,9 @@ def rank0_root_mode():
 
 @test
 def wrong_job_key_refused():
-    with mnnvl.Root("127.0.0.1:0", job_key="the right key") as root:
+    with mnnvl.Root("127.0.0.1:0", job_key="the right key of the test 0123456789abcdef") as root:
         try:
-            mnnvl.Comm(0, 1, root=root.address, root_mode="external", job_key="a wrong key",
+            mnnvl.Comm(0, 1, root=root.address, root_mode="external", job_key="a wrong key of the test 0123456789abcdef",
                        timeout_ms=10000)
         except mnnvl.AuthError as exc:
             assert exc.status == _mnnvl.MNNVL_ERR_AUTH
@@ -293,7 +293,7 @@ def wrong_job_key_refused():
 
 @test
 def config_keys():
-    with mnnvl.Config(root="127.0.0.1:1", timeout_ms=1500, job_key="k") as cfg:
+    with mnnvl.Config(root="127.0.0.1:1", timeout_ms=1500, job_key="a key of the config test 0123456789abcdef") as cfg:
         assert cfg["timeout_ms"] == "1500" and cfg["root"] == "127.0.0.1:1"
         for bad in (lambda: cfg["no_such_key"], lambda: cfg.set("timeout_ms", "soon")):
             try:

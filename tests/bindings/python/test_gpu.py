@@ -25,7 +25,7 @@ import traceback
 import mnnvl
 
 SIZE = 2
-JOB_KEY = "python-gpu-test"
+JOB_KEY = "python-gpu-test-0123456789abcdef0123456789"
 SKIP_EXIT = 77
 
 

@@ -26,7 +26,7 @@ import mnnvl
 
 SIZES = (2, 4)
 MAX_ENTRIES = 128
-JOB_KEY = "python-gpu-dcp-test"
+JOB_KEY = "python-gpu-dcp-test-0123456789abcdef0123"
 SKIP_EXIT = 77
 
 
