@@ -256,10 +256,13 @@ typedef struct mnnvl_comm_s *mnnvl_comm_t;
  * communicator each, may pass the same `device`. That is correct, not fast: the kernels of
  * different processes time-slice the GPU, so spin-waits on peers make progress, but timings
  * mean nothing (the test suite runs every multi-rank GPU test this way on one GPU). Threads of
- * one process (and MPS clients) run their kernels concurrently instead; a kernel that waits
- * for a peer whose kernel cannot become resident ends with the device-side TIMEOUT, never a
- * hang. The GPU suite exercises processes; threads sharing a device are not tested on a GPU
- * yet. */
+ * one process share the device's context and run their kernels side by side instead, so the
+ * ranks of this communicator that are threads of one process on one device each fill only a
+ * share of its SMs (tests/gpu/test_threads). Such threads must enqueue on non-blocking streams,
+ * copy through pinned host memory, and must not synchronise the whole context
+ * (cudaDeviceSynchronize, cudaFree, copies on the legacy stream or from pageable memory) while
+ * a peer thread's collective may wait for their next launch: that waits for the peer's
+ * kernel, which waits for this thread, until the device-side TIMEOUT ends it (never a hang). */
 MNNVL_API mnnvl_status_t mnnvl_comm_create(const mnnvl_config_t config, int rank, int size,
                                            int device, mnnvl_comm_t *comm);
 

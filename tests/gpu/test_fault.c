@@ -93,13 +93,18 @@ static void die(int mode)
 
 /* Checks one round's output and lost flags on a survivor. `dead`: the victim is dead in
  * this round (from the death round on, in which it never combines): exactly the tokens
- * routed to it are flagged, and their sums leave it out; before, nothing is flagged. */
-static int check_round(int rank, int size, int victim, int round, int dead, const uint16_t *out,
-                       const uint8_t *lost)
+ * routed to it are flagged, and their sums leave it out. `maybe`: the round before, which
+ * the victim finished, but which a survivor's kernels may start after the victim was
+ * already marked dead (liveness takes milliseconds; the survivors can trail by a round): its
+ * tokens routed to the victim may be flagged or not, and each sum must match its flag.
+ * Earlier, nothing is flagged. */
+static int check_round(int rank, int size, int victim, int round, int dead, int maybe,
+                       const uint16_t *out, const uint8_t *lost)
 {
     for (int t = 0; t < TOKENS; t++) {
         int to_victim = goes_to(size, rank, t, victim);
-        if (lost[t] > 1 || (lost[t] && (!to_victim || !dead)) || (dead && to_victim && !lost[t]))
+        if (lost[t] > 1 || (lost[t] && (!to_victim || !(dead || maybe))) ||
+            (dead && to_victim && !lost[t]))
             return fprintf(stderr, "rank %d round %d: token %d lost=%d, routed to the victim %d: %d\n",
                            rank, round, t, lost[t], victim, to_victim),
                    1;
@@ -220,7 +225,8 @@ static int moe_body(int rank, int size, void *arg)
         uint64_t took = mnnvl_now_ms() - t0;
         CUDA_OK(rank, cudaMemcpy(got, out, TOKENS * HIDDEN * 2, cudaMemcpyDeviceToHost));
         CUDA_OK(rank, cudaMemcpy(lost, mnnvl_moe_a2a_lost_tokens(a2a), TOKENS, cudaMemcpyDeviceToHost));
-        if (check_round(rank, size, victim, round, round >= DEATH_ROUND, got, lost))
+        if (check_round(rank, size, victim, round, round >= DEATH_ROUND, round == DEATH_ROUND - 1,
+                        got, lost))
             return 1;
         /* The death round: within the per-peer bound (SIGSTOP) or far less (SIGKILL). */
         if (round == DEATH_ROUND && took > (uint64_t)(3 * PEER_TIMEOUT_MS * mt_time_scale()))
@@ -309,20 +315,28 @@ static int collective_body(int rank, int size, void *arg)
         CUDA_OK(rank, cudaMemcpy(h_out, out, out_bytes, cudaMemcpyDeviceToHost));
         mnnvl_status_t async = MNNVL_SUCCESS;
         mnnvl_comm_get_async_error(comm, &async);
-        if (call < 3) {
-            if (async != MNNVL_SUCCESS)
-                return fprintf(stderr, "rank %d call %d: async %s\n", rank, call, mnnvl_last_error()), 1;
+        char name[32];
+        snprintf(name, sizeof(name), "rank %d", victim);
+        const uint32_t *words = (const uint32_t *)h_out;
+        /* Call 2 is the victim's last: a survivor may already know of its death when that
+         * call ends (PEER_LOST naming it), or even when its kernel starts (then it writes
+         * nothing); either way the output is the whole sum or untouched, never a part. */
+        int late = call == 2 && async == MNNVL_ERR_PEER_LOST && strstr(mnnvl_last_error(), name);
+        if (call < 3 && (async == MNNVL_SUCCESS || late)) {
             /* DCP's values are test_dcp's business; the all-reduce sum is checked here. */
             const float want = (float)(size * (size + 1) / 2);
-            for (size_t i = 0; !dcp && i < out_bytes / 4; i++)
+            int untouched = 1;
+            for (size_t i = 0; i < out_bytes / 4; i++)
+                untouched &= words[i] == 0xffffffffu;
+            for (size_t i = 0; !dcp && !(late && untouched) && i < out_bytes / 4; i++)
                 if (h_out[i] != want)
                     return fprintf(stderr, "rank %d call %d: out[%zu] = %g, want %g\n", rank, call, i,
                                    h_out[i], want),
                            1;
             continue;
         }
-        char name[32];
-        snprintf(name, sizeof(name), "rank %d", victim);
+        if (call < 3)
+            return fprintf(stderr, "rank %d call %d: async %s\n", rank, call, mnnvl_last_error()), 1;
         if (async != MNNVL_ERR_PEER_LOST || !strstr(mnnvl_last_error(), name))
             return fprintf(stderr, "rank %d call %d: async %s (%s), want PEER_LOST naming %s\n", rank,
                            call, mnnvl_status_string(async), mnnvl_last_error(), name),
@@ -330,7 +344,6 @@ static int collective_body(int rank, int size, void *arg)
         if (took > (uint64_t)(2 * PEER_TIMEOUT_MS * mt_time_scale()))
             return fprintf(stderr, "rank %d call %d: took %llu ms\n", rank, call, (unsigned long long)took), 1;
         /* Nothing that looks like a result: every word still the NaN pattern. */
-        const uint32_t *words = (const uint32_t *)h_out;
         for (size_t i = 0; i < out_bytes / 4; i++)
             if (words[i] != 0xffffffffu)
                 return fprintf(stderr, "rank %d call %d: out word %zu was written (0x%08x) after the loss\n",
@@ -418,7 +431,15 @@ static void run_with_victim(int size, mt_rank_fn fn, int param)
     int codes[16];
     mt_run_ranks(size, fn, &job, 300, codes);
     for (int r = 0; r < size; r++)
-        cr_expect_eq(codes[r], r == size - 1 ? 128 + SIGKILL : 0, "rank %d exited with %d", r, codes[r]);
+    {
+        /* Under a launcher (compute-sanitizer), the launcher exits with the victim's signal
+         * number as its status instead of dying of it. */
+        int killed = codes[r] == 128 + SIGKILL || (getenv("MNNVL_RANK_LAUNCHER") && codes[r] == SIGKILL);
+        if (r == size - 1)
+            cr_expect(killed, "rank %d exited with %d, not by SIGKILL", r, codes[r]);
+        else
+            cr_expect_eq(codes[r], 0, "rank %d exited with %d", r, codes[r]);
+    }
 }
 
 Test(fault, moe_sigkill_eager_4_ranks) { run_with_victim(4, moe_body, 0); }

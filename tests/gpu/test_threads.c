@@ -4,9 +4,12 @@
  * Threads of one process share a device's CUDA context, so a context-wide synchronisation by
  * one thread (cudaDeviceSynchronize, cudaFree, a copy on the legacy stream) waits for the
  * kernels the other threads enqueued, and a collective kernel of theirs waits for this
- * thread's launch. The bodies therefore use non-blocking streams, allocate before the first
- * collective kernel and free after the last one behind a host barrier, as the header asks of
- * callers. */
+ * thread's launch. The bodies therefore use non-blocking streams and pinned host memory
+ * (a copy from pageable memory goes through the context's staging buffer, which one thread
+ * can hold while its copy waits for its collective kernel, keeping another thread from
+ * uploading the input its own collective needs: 4 thread ranks timed out so on the H200),
+ * allocate before the first collective kernel and free after the last one behind a host
+ * barrier, as the header asks of callers. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -32,17 +35,17 @@ static uint32_t pattern(int rank, size_t i)
     return (uint32_t)rank << 24 ^ (uint32_t)(i * 2654435761u);
 }
 
-static int check_peers(mnnvl_comm_t comm, mnnvl_mem_t mem, size_t words, cudaStream_t s)
+static int check_peers(mnnvl_comm_t comm, mnnvl_mem_t mem, size_t words, uint32_t *host,
+                       cudaStream_t s)
 {
     int rank = mnnvl_comm_rank(comm), size = mnnvl_comm_size(comm);
-    uint32_t *host = malloc(words * 4);
     for (size_t i = 0; i < words; i++)
         host[i] = pattern(rank, i);
     CUDA_OK(rank, cudaMemcpyAsync(mnnvl_mem_ptr(mem, rank), host, words * 4,
                                   cudaMemcpyHostToDevice, s));
     CUDA_OK(rank, cudaStreamSynchronize(s));
     if (mt_fail(mnnvl_comm_barrier(comm), rank, "barrier after writing"))
-        return free(host), 1;
+        return 1;
     int bad = 0;
     for (int p = 0; p < size && !bad; p++) {
         CUDA_OK(rank, cudaMemcpyAsync(host, mnnvl_mem_ptr(mem, p), words * 4,
@@ -55,7 +58,6 @@ static int check_peers(mnnvl_comm_t comm, mnnvl_mem_t mem, size_t words, cudaStr
                 bad = 1;
             }
     }
-    free(host);
     return bad;
 }
 
@@ -63,10 +65,9 @@ static int check_peers(mnnvl_comm_t comm, mnnvl_mem_t mem, size_t words, cudaStr
  * exactly: rank r contributes r + 1 + round, so every element is size*(size+1)/2 +
  * size*round (small integers: exact in fp32 whatever the order). */
 static int allreduce_rounds(mnnvl_comm_t comm, mnnvl_allreduce_t ar, float *in, float *out,
-                            cudaStream_t s)
+                            float *host, cudaStream_t s)
 {
     int rank = mnnvl_comm_rank(comm), size = mnnvl_comm_size(comm);
-    float *host = malloc(COUNT * sizeof(float));
     int bad = 0;
     for (int round = 0; round < ROUNDS && !bad; round++) {
         for (int i = 0; i < COUNT; i++)
@@ -86,7 +87,6 @@ static int allreduce_rounds(mnnvl_comm_t comm, mnnvl_allreduce_t ar, float *in, 
                 bad = 1;
             }
     }
-    free(host);
     mnnvl_status_t async = MNNVL_SUCCESS;
     if (!bad && (mnnvl_comm_get_async_error(comm, &async) != MNNVL_SUCCESS ||
                  async != MNNVL_SUCCESS)) {
@@ -106,7 +106,8 @@ static int thread_body(int rank, int size, const gpu_job_t *job)
     const size_t words = (1u << 20) / 4;
     mnnvl_mem_t mem = NULL;
     mnnvl_allreduce_t ar = NULL;
-    float *in = NULL, *out = NULL;
+    float *in = NULL, *out = NULL, *host_f = NULL;
+    uint32_t *host_u = NULL;
     mnnvl_allreduce_params_t p;
     mnnvl_allreduce_params_init(&p);
     p.dtype = MNNVL_DTYPE_FP32;
@@ -116,14 +117,19 @@ static int thread_body(int rank, int size, const gpu_job_t *job)
     if (!bad) {
         CUDA_OK(rank, cudaMalloc((void **)&in, sizeof(float) * COUNT));
         CUDA_OK(rank, cudaMalloc((void **)&out, sizeof(float) * COUNT));
+        CUDA_OK(rank, cudaMallocHost((void **)&host_f, sizeof(float) * COUNT));
+        CUDA_OK(rank, cudaMallocHost((void **)&host_u, words * 4));
     }
     /* Every thread has allocated and finished its setup before any collective kernel. */
     bad = bad || mt_fail(mnnvl_comm_barrier(comm), rank, "barrier after setup");
-    bad = bad || check_peers(comm, mem, words, s) || allreduce_rounds(comm, ar, in, out, s);
+    bad = bad || check_peers(comm, mem, words, host_u, s) ||
+          allreduce_rounds(comm, ar, in, out, host_f, s);
     /* Nobody frees (cudaFree synchronises the context) while a peer's kernel still runs. */
     mnnvl_comm_barrier(comm);
     cudaFree(in);
     cudaFree(out);
+    cudaFreeHost(host_f);
+    cudaFreeHost(host_u);
     mnnvl_allreduce_destroy(ar);
     mnnvl_mem_release(mem);
     cudaStreamDestroy(s);
