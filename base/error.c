@@ -21,8 +21,7 @@ void mnnvl_error_clear(void)
     last_error[0] = '\0';
 }
 
-static mnnvl_status_t record(mnnvl_status_t status, const char *prefix, const char *fmt,
-                             va_list ap)
+static mnnvl_status_t record(mnnvl_status_t status, const char *prefix, const char *fmt, va_list ap)
 {
     char sentence[MNNVL_ERROR_LEN];
     int n = vsnprintf(sentence, sizeof(sentence), fmt, ap);

@@ -22,11 +22,11 @@ mnnvl_status_t mnnvl_error_wrap(mnnvl_status_t status, const char *fmt, ...)
  * previous sentence alone; callers only read it after a failure). */
 void mnnvl_error_clear(void);
 
-#define MNNVL_CHECK(expr)                                                                      \
-    do {                                                                                       \
-        mnnvl_status_t mnnvl_check_status_ = (expr);                                           \
-        if (mnnvl_check_status_ != MNNVL_SUCCESS)                                              \
-            return mnnvl_check_status_;                                                        \
+#define MNNVL_CHECK(expr)                            \
+    do {                                             \
+        mnnvl_status_t mnnvl_check_status_ = (expr); \
+        if (mnnvl_check_status_ != MNNVL_SUCCESS)    \
+            return mnnvl_check_status_;              \
     } while (0)
 
 #endif

@@ -32,12 +32,12 @@ MNNVL_API mnnvl_log_level_t mnnvl_get_log_level(void)
         const char *env = getenv("MNNVL_LOG_LEVEL");
         int parsed = env ? mnnvl_log_level_parse(env) : -1;
         if (env && parsed < 0)
-            fprintf(stderr, "mnnvl[%d] WARN: MNNVL_LOG_LEVEL=%s is not one of "
-                            "none|error|warn|info|debug|trace; using warn\n",
+            fprintf(stderr,
+                    "mnnvl[%d] WARN: MNNVL_LOG_LEVEL=%s is not one of "
+                    "none|error|warn|info|debug|trace; using warn\n",
                     (int)getpid(), env);
         int expected = -1;
-        atomic_compare_exchange_strong(&log_level, &expected,
-                                       parsed < 0 ? MNNVL_LOG_WARN : parsed);
+        atomic_compare_exchange_strong(&log_level, &expected, parsed < 0 ? MNNVL_LOG_WARN : parsed);
         level = atomic_load(&log_level);
     }
     return (mnnvl_log_level_t)level;

@@ -39,7 +39,7 @@
 #define init_failed() MNNVL_ERR_BOOTSTRAP
 #else
 #include "error.h"
-#define init_failed()                                                                              \
+#define init_failed() \
     mnnvl_error(MNNVL_ERR_BOOTSTRAP, "libsodium failed to initialize (sodium_init)")
 #endif
 

@@ -98,8 +98,7 @@ static mnnvl_status_t load_plugin(const char *name, mnnvl_bootstrap_create_fn *c
     return MNNVL_SUCCESS;
 }
 
-mnnvl_status_t mnnvl_bootstrap_create(const mnnvl_bootstrap_args_t *args,
-                                      mnnvl_bootstrap_t **out)
+mnnvl_status_t mnnvl_bootstrap_create(const mnnvl_bootstrap_args_t *args, mnnvl_bootstrap_t **out)
 {
     const char *name = args->config_get(args->config, "bootstrap");
     const builtin_t *b = find_builtin(name);

@@ -79,8 +79,7 @@ typedef struct mnnvl_bootstrap_ops {
 
     /* recv holds size*bytes; rank r's block lands at r*bytes. bytes may be 0 (a barrier).
      * Ranks passing different byte counts get MISMATCH where the backend can tell. */
-    mnnvl_status_t (*allgather)(mnnvl_bootstrap_t *bs, const void *send, void *recv,
-                                size_t bytes);
+    mnnvl_status_t (*allgather)(mnnvl_bootstrap_t *bs, const void *send, void *recv, size_t bytes);
     mnnvl_status_t (*broadcast)(mnnvl_bootstrap_t *bs, void *buf, size_t bytes, int root);
     mnnvl_status_t (*barrier)(mnnvl_bootstrap_t *bs);
     /* Builds the transport of a child whose ranks are child->members (see above). Called by
@@ -97,8 +96,8 @@ typedef struct mnnvl_bootstrap_ops {
     /* New operations go here, and are optional: check MNNVL_BOOTSTRAP_HAS_OP first. */
 
     /* Liveness, optional: absent or NULL when the backend cannot tell (then a dead rank is
-     * found only by the per-peer bound of fault-tolerant kernels). Waits at most wait_ms (0: returns at
-     * once) for news of ranks that died or aborted (a rank that left with destroy is not
+     * found only by the per-peer bound of fault-tolerant kernels). Waits at most wait_ms (0:
+     * returns at once) for news of ranks that died or aborted (a rank that left with destroy is not
      * reported), and writes up to `capacity` of the ranks newly known to be lost into
      * `ranks`, their number into *count; each rank is reported once. Returns SUCCESS (also
      * with *count 0), or an error after which the backend can tell no more (aborted; the
@@ -112,13 +111,13 @@ typedef struct mnnvl_bootstrap_ops {
 } mnnvl_bootstrap_ops_t;
 
 /* The operations every table must hold: a table smaller than this is refused. */
-#define MNNVL_BOOTSTRAP_OPS_MIN_SIZE                                                               \
+#define MNNVL_BOOTSTRAP_OPS_MIN_SIZE \
     (offsetof(mnnvl_bootstrap_ops_t, destroy) + sizeof(void (*)(mnnvl_bootstrap_t *)))
 
 /* True when `op` lies inside the table the backend was built with and is set (libfabric's
  * FI_CHECK_OP): an older backend's table simply ends before a newer operation. */
-#define MNNVL_BOOTSTRAP_HAS_OP(bs, op)                                                             \
-    ((bs)->ops->size >= offsetof(mnnvl_bootstrap_ops_t, op) + sizeof((bs)->ops->op) &&             \
+#define MNNVL_BOOTSTRAP_HAS_OP(bs, op)                                                 \
+    ((bs)->ops->size >= offsetof(mnnvl_bootstrap_ops_t, op) + sizeof((bs)->ops->op) && \
      (bs)->ops->op != NULL)
 
 struct mnnvl_bootstrap {
@@ -154,8 +153,7 @@ mnnvl_status_t mnnvl_bootstrap_torch_store_create(const mnnvl_bootstrap_args_t *
 /* Creates the backend named by args' config key "bootstrap": built-ins directly, plugins
  * through dlopen (UNSUPPORTED with the plugin path and dlerror() when absent, or naming both
  * versions when the plugin speaks another interface version). */
-mnnvl_status_t mnnvl_bootstrap_create(const mnnvl_bootstrap_args_t *args,
-                                      mnnvl_bootstrap_t **out);
+mnnvl_status_t mnnvl_bootstrap_create(const mnnvl_bootstrap_args_t *args, mnnvl_bootstrap_t **out);
 
 /* mnnvl_bootstrap_available(name), declared in mnnvl.h, lives in bootstrap.c too. */
 

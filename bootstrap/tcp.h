@@ -48,8 +48,9 @@ void mnnvl_tcp_root_outlive_members(mnnvl_tcp_root_t *root);
 /* For fuzz harnesses (tests/fuzz), which compile tcp_root.c in: runs `len` received bytes
  * through the root's message handling for one connection that has proved the job key (so
  * HELLO, then member messages) as plain frames without their MAC tags (the root skips the
- * MAC check for this connection only; what it sends back is sealed as usual), in loop turns as the root would, with no socket, thread or
- * listener; then frees everything. Not part of the library's API. */
+ * MAC check for this connection only; what it sends back is sealed as usual), in loop turns as the
+ * root would, with no socket, thread or listener; then frees everything. Not part of the library's
+ * API. */
 void mnnvl_tcp_root_feed(const uint8_t *data, size_t len);
 
 /* For fuzz harnesses too (tests/fuzz/fuzz_tcp_rank.c, which compiles tcp.c in): runs rank

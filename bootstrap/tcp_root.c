@@ -178,9 +178,9 @@ struct mnnvl_tcp_root {
     struct pollfd *pfds;
     size_t pfds_cap;
     struct group *forming;
-    uint64_t linger_deadline; /* 0 until stopping */
+    uint64_t linger_deadline;   /* 0 until stopping */
     atomic_int outlive_members; /* mnnvl_tcp_root_outlive_members */
-    int refused;              /* connections refused for a wrong job key */
+    int refused;                /* connections refused for a wrong job key */
     char last_refused[MNNVL_SOCK_ADDR_MAX];
     uint64_t accept_paused_until;
 };

@@ -12,8 +12,18 @@
 #define VALIDATE_MAGIC 0x3C85F7CEu
 
 /* Commands, in torch 2.x numbering; torch 1.13 numbers SET..GETNUMKEYS one lower. */
-enum { CMD_VALIDATE = 0, CMD_SET = 1, CMD_COMPARE_SET = 2, CMD_GET = 3, CMD_ADD = 4,
-       CMD_WAIT = 6, CMD_GETNUMKEYS = 7, CMD_DELETE = 8, CMD_MULTI_GET = 10, CMD_PING = 13 };
+enum {
+    CMD_VALIDATE = 0,
+    CMD_SET = 1,
+    CMD_COMPARE_SET = 2,
+    CMD_GET = 3,
+    CMD_ADD = 4,
+    CMD_WAIT = 6,
+    CMD_GETNUMKEYS = 7,
+    CMD_DELETE = 8,
+    CMD_MULTI_GET = 10,
+    CMD_PING = 13
+};
 
 void mnnvl_tcpstore_init(mnnvl_tcpstore_conn_t *c, const char *address, int modern,
                          const atomic_int *abort_flag)
@@ -78,15 +88,15 @@ static void req_key(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, uin
     put_key(b, key);
 }
 
-void mnnvl_tcpstore_set(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
-                        const char *key, const void *value, size_t len)
+void mnnvl_tcpstore_set(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key,
+                        const void *value, size_t len)
 {
     req_key(c, b, CMD_SET, key);
     put_bytes(b, value, len);
 }
 
-void mnnvl_tcpstore_setv(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
-                         const char *key, const struct iovec *iov, int iovcnt)
+void mnnvl_tcpstore_setv(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key,
+                         const struct iovec *iov, int iovcnt)
 {
     size_t len = 0;
     for (int i = 0; i < iovcnt; i++)
@@ -105,29 +115,26 @@ void mnnvl_tcpstore_compare_set(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_r
     put_bytes(b, desired, len);
 }
 
-void mnnvl_tcpstore_get(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
-                        const char *key)
+void mnnvl_tcpstore_get(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key)
 {
     req_key(c, b, CMD_GET, key);
 }
 
-void mnnvl_tcpstore_add(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
-                        const char *key, int64_t delta)
+void mnnvl_tcpstore_add(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key,
+                        int64_t delta)
 {
     req_key(c, b, CMD_ADD, key);
     put_u64(b, (uint64_t)delta);
 }
 
-void mnnvl_tcpstore_wait(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
-                         const char *key)
+void mnnvl_tcpstore_wait(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key)
 {
     put_cmd(c, b, CMD_WAIT);
     put_u64(b, 1);
     put_key(b, key);
 }
 
-void mnnvl_tcpstore_delete(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
-                           const char *key)
+void mnnvl_tcpstore_delete(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key)
 {
     req_key(c, b, CMD_DELETE, key);
 }
@@ -137,8 +144,7 @@ void mnnvl_tcpstore_getnumkeys(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_re
     put_cmd(c, b, CMD_GETNUMKEYS);
 }
 
-void mnnvl_tcpstore_multi_get(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
-                              size_t n)
+void mnnvl_tcpstore_multi_get(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, size_t n)
 {
     put_cmd(c, b, CMD_MULTI_GET);
     put_u64(b, n);
@@ -155,8 +161,9 @@ mnnvl_status_t mnnvl_tcpstore_flush(mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req
     if (b->failed) {
         b->failed = 0;
         b->len = 0;
-        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "out of memory building requests to the store "
-                                                "at %s",
+        return mnnvl_error(MNNVL_ERR_NO_MEMORY,
+                           "out of memory building requests to the store "
+                           "at %s",
                            c->address);
     }
     mnnvl_status_t s = mnnvl_sock_send_all(c->fd, b->data, b->len, deadline, c->abort_flag);
@@ -282,8 +289,9 @@ mnnvl_status_t mnnvl_tcpstore_detect(mnnvl_tcpstore_conn_t *c, uint64_t deadline
                            "a TCPStore",
                            c->address, echo, nonce);
     if (s != MNNVL_ERR_PEER_LOST)
-        return mnnvl_error_wrap(s, "the server at %s answered neither the torch 2.x handshake "
-                                   "nor reset it as torch 1.13 does",
+        return mnnvl_error_wrap(s,
+                                "the server at %s answered neither the torch 2.x handshake "
+                                "nor reset it as torch 1.13 does",
                                 c->address);
     for (int modern = 0; modern <= 1; modern++) {
         mnnvl_tcpstore_close(c);
@@ -295,8 +303,9 @@ mnnvl_status_t mnnvl_tcpstore_detect(mnnvl_tcpstore_conn_t *c, uint64_t deadline
             break;
     }
     if (s != MNNVL_SUCCESS)
-        return mnnvl_error_wrap(s, "the server at %s reset the torch 2.x handshake and did not "
-                                   "answer GETNUMKEYS with or without VALIDATE",
+        return mnnvl_error_wrap(s,
+                                "the server at %s reset the torch 2.x handshake and did not "
+                                "answer GETNUMKEYS with or without VALIDATE",
                                 c->address);
     MNNVL_DEBUG("torch-store bootstrap: %s speaks the torch %s protocol", c->address,
                 c->modern ? "2.1-2.3" : "1.13/2.0");

@@ -31,7 +31,7 @@
 /* One connection to a store. `abort_flag` (may be NULL) makes a blocked call return
  * ABORTED; the owner sets it from another thread and shuts the socket down. */
 typedef struct mnnvl_tcpstore_conn {
-    int fd; /* -1: not connected */
+    int fd;     /* -1: not connected */
     int modern; /* the torch 2.x protocol */
     const atomic_int *abort_flag;
     char address[MNNVL_SOCK_ADDR_MAX];
@@ -63,25 +63,22 @@ void mnnvl_tcpstore_close(mnnvl_tcpstore_conn_t *c);
  * stored (a value); GET a value; ADD the new count (u64); WAIT one byte once the key exists;
  * DELETE a u64; GETNUMKEYS a u64; MULTI_GET one value per key. COMPARE_SET here sets only
  * when the key is absent. */
-void mnnvl_tcpstore_set(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
-                        const char *key, const void *value, size_t len);
+void mnnvl_tcpstore_set(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key,
+                        const void *value, size_t len);
 /* SET of a value given in pieces (their concatenation is the value). */
-void mnnvl_tcpstore_setv(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
-                         const char *key, const struct iovec *iov, int iovcnt);
+void mnnvl_tcpstore_setv(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key,
+                         const struct iovec *iov, int iovcnt);
 void mnnvl_tcpstore_compare_set(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
                                 const char *key, const void *desired, size_t len);
-void mnnvl_tcpstore_get(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
-                        const char *key);
-void mnnvl_tcpstore_add(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
-                        const char *key, int64_t delta);
-void mnnvl_tcpstore_wait(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
-                         const char *key);
+void mnnvl_tcpstore_get(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key);
+void mnnvl_tcpstore_add(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key,
+                        int64_t delta);
+void mnnvl_tcpstore_wait(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key);
 void mnnvl_tcpstore_delete(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
                            const char *key);
 void mnnvl_tcpstore_getnumkeys(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b);
 /* MULTI_GET (torch 2.x only): the command and its count, then `n` keys. */
-void mnnvl_tcpstore_multi_get(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
-                              size_t n);
+void mnnvl_tcpstore_multi_get(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, size_t n);
 void mnnvl_tcpstore_multi_get_key(mnnvl_tcpstore_req_t *b, const char *key);
 
 /* Sends what `b` holds and empties it (it keeps its memory). */

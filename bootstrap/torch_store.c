@@ -186,8 +186,8 @@ static mnnvl_status_t check_tag(const ts_state_t *st, const char *key, unsigned 
         struct iovec part = {(void *)v, len - TAG_BYTES};
         value_tag(st, key, seq, writer, session, &part, 1, expected);
     }
-    if (st->plain_input || (len >= TAG_BYTES &&
-                            mnnvl_auth_equal(expected, v + len - TAG_BYTES, TAG_BYTES)))
+    if (st->plain_input ||
+        (len >= TAG_BYTES && mnnvl_auth_equal(expected, v + len - TAG_BYTES, TAG_BYTES)))
         return MNNVL_SUCCESS;
     return mnnvl_error(MNNVL_ERR_AUTH,
                        "the value of '%s' in the store (%zu bytes) failed authentication: a "
@@ -197,8 +197,8 @@ static mnnvl_status_t check_tag(const ts_state_t *st, const char *key, unsigned 
 }
 
 /* A round outcome ("ok", "abort:...") as stored: the text, then its tag. */
-static size_t outcome_value(const ts_state_t *st, const char *key, unsigned seq,
-                            const char *text, uint8_t *out)
+static size_t outcome_value(const ts_state_t *st, const char *key, unsigned seq, const char *text,
+                            uint8_t *out)
 {
     size_t len = strlen(text);
     memcpy(out, text, len);
@@ -216,8 +216,7 @@ static size_t outcome_value(const ts_state_t *st, const char *key, unsigned seq,
  * connection of its own: the main one may be in use by another thread, or out of step.
  * When `arrived` is not NULL, also reads how many ranks reached round `seq` into it (-1 when
  * unknown). Best effort, bounded by MARK_TIMEOUT_MS. */
-static void publish_abort(const ts_state_t *st, unsigned seq, const char *reason,
-                          int *arrived)
+static void publish_abort(const ts_state_t *st, unsigned seq, const char *reason, int *arrived)
 {
     mnnvl_tcpstore_conn_t aux;
     mnnvl_tcpstore_init(&aux, st->conn.address, st->conn.modern, NULL);
@@ -247,8 +246,7 @@ static void publish_abort(const ts_state_t *st, unsigned seq, const char *reason
     for (int i = 0; s == MNNVL_SUCCESS && i < replies; i++) {
         uint8_t value[MARK_MAX + TAG_BYTES];
         size_t len;
-        s = mnnvl_tcpstore_read_value(&aux, "an abort mark", value, sizeof(value), &len,
-                                      deadline);
+        s = mnnvl_tcpstore_read_value(&aux, "an abort mark", value, sizeof(value), &len, deadline);
         if (s == MNNVL_SUCCESS && len == lens[i] && memcmp(value, values[i], len) == 0)
             won |= 1u << i;
     }
@@ -321,8 +319,7 @@ static mnnvl_status_t fail_round(ts_state_t *st, mnnvl_status_t s, unsigned seq,
          * authentication) instead of carrying on with a rank that is gone. */
         char reason[200];
         snprintf(reason, sizeof(reason), "%srank %d gave up: %s failed with %s",
-                 s == MNNVL_ERR_AUTH ? AUTH_REASON : "", st->rank, what,
-                 mnnvl_status_string(s));
+                 s == MNNVL_ERR_AUTH ? AUTH_REASON : "", st->rank, what, mnnvl_status_string(s));
         char sentence[512];
         snprintf(sentence, sizeof(sentence), "%s", mnnvl_last_error());
         publish_abort(st, seq, reason, NULL);
@@ -380,10 +377,10 @@ static void queue_blob(const ts_state_t *st, mnnvl_tcpstore_req_t *b, const roun
         size_t data_off = off + from_header - HEADER_BYTES;
         uint8_t tag[TAG_BYTES];
         /* No pointer past the header's end, nor an offset from a NULL empty blob. */
-        struct iovec parts[3] = {{from_header ? header + off : header, from_header},
-                                 {len > from_header ? (uint8_t *)r->data + data_off : header,
-                                  len - from_header},
-                                 {tag, sizeof(tag)}};
+        struct iovec parts[3] = {
+            {from_header ? header + off : header, from_header},
+            {len > from_header ? (uint8_t *)r->data + data_off : header, len - from_header},
+            {tag, sizeof(tag)}};
         value_tag(st, key, r->seq, st->rank, st->session, parts, 2, tag);
         mnnvl_tcpstore_setv(&st->conn, b, key, parts, 3);
     }
@@ -406,11 +403,10 @@ static mnnvl_status_t check_header(const ts_state_t *st, const round_t *r, int w
                            "bytes); does something else write under the prefix?",
                            writer, len);
     if (op != r->op || bytes != r->bytes)
-        return mnnvl_error(MNNVL_ERR_MISMATCH,
-                           "rank %d called %s with %llu bytes but rank %d called %s with %zu",
-                           writer, op == OP_ALLGATHER ? "allgather" : "broadcast",
-                           (unsigned long long)bytes, st->rank,
-                           r->op == OP_ALLGATHER ? "allgather" : "broadcast", r->bytes);
+        return mnnvl_error(
+            MNNVL_ERR_MISMATCH, "rank %d called %s with %llu bytes but rank %d called %s with %zu",
+            writer, op == OP_ALLGATHER ? "allgather" : "broadcast", (unsigned long long)bytes,
+            st->rank, r->op == OP_ALLGATHER ? "allgather" : "broadcast", r->bytes);
     return MNNVL_SUCCESS;
 }
 
@@ -435,8 +431,7 @@ static mnnvl_status_t read_reply(ts_state_t *st, const char *key, uint8_t **buf,
     if (*len > *cap) {
         uint8_t *grown = realloc(*buf, *len);
         if (!grown)
-            return mnnvl_error(MNNVL_ERR_NO_MEMORY, "out of memory for a value of %zu bytes",
-                               *len);
+            return mnnvl_error(MNNVL_ERR_NO_MEMORY, "out of memory for a value of %zu bytes", *len);
         *buf = grown;
         *cap = *len;
     }
@@ -466,8 +461,8 @@ static mnnvl_status_t read_blobs(ts_state_t *st, const round_t *r, uint64_t dead
     size_t cap = chunk_len(st, r->bytes, 0) + TAG_BYTES;
     uint8_t *v = malloc(cap);
     mnnvl_tcpstore_req_t b = {0};
-    mnnvl_status_t s = v ? MNNVL_SUCCESS
-                         : mnnvl_error(MNNVL_ERR_NO_MEMORY, "out of memory for %zu bytes", cap);
+    mnnvl_status_t s =
+        v ? MNNVL_SUCCESS : mnnvl_error(MNNVL_ERR_NO_MEMORY, "out of memory for %zu bytes", cap);
     mnnvl_status_t mismatch = MNNVL_SUCCESS;
     char key[KEY_MAX];
     /* Chunk-major order: every writer's header is read before any second chunk. */
@@ -616,8 +611,7 @@ static mnnvl_status_t arrive(ts_state_t *st, const round_t *r, uint64_t deadline
     uint8_t v[MARK_MAX + TAG_BYTES];
     size_t len = 0;
     if (s == MNNVL_SUCCESS)
-        s = mnnvl_tcpstore_read_value(&st->conn, "a round's outcome", v, sizeof(v), &len,
-                                      deadline);
+        s = mnnvl_tcpstore_read_value(&st->conn, "a round's outcome", v, sizeof(v), &len, deadline);
     if (s == MNNVL_SUCCESS)
         s = check_done(st, key, r->seq, v, len);
     if (s == MNNVL_SUCCESS && last) {
@@ -647,8 +641,8 @@ static mnnvl_status_t run_round(ts_state_t *st, round_t *r)
     st->prev_writers = r->writers;
     st->prev_chunks = r->writers > 0 ? chunks_of(st, r->bytes) : 0;
     if (s == MNNVL_ERR_MISMATCH) /* every rank read the same headers: still in step */
-        return mnnvl_error_wrap(s, "torch-store bootstrap: %s on rank %d of %s", r->what,
-                                st->rank, st->label);
+        return mnnvl_error_wrap(s, "torch-store bootstrap: %s on rank %d of %s", r->what, st->rank,
+                                st->label);
     return MNNVL_SUCCESS;
 }
 
@@ -665,8 +659,13 @@ static mnnvl_status_t ts_allgather(mnnvl_bootstrap_t *bs, const void *send, void
     if (bytes > 0 && (!send || !recv))
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
                            "torch-store bootstrap: %s: a buffer is NULL", what);
-    round_t r = {.op = OP_ALLGATHER, .first_writer = 0, .writers = st->size, .data = send,
-                 .bytes = bytes, .out = recv, .what = what};
+    round_t r = {.op = OP_ALLGATHER,
+                 .first_writer = 0,
+                 .writers = st->size,
+                 .data = send,
+                 .bytes = bytes,
+                 .out = recv,
+                 .what = what};
     return run_round(st, &r);
 }
 
@@ -681,8 +680,13 @@ static mnnvl_status_t ts_broadcast(mnnvl_bootstrap_t *bs, void *buf, size_t byte
                            "is NULL",
                            what, st->size - 1);
     /* The root reads its own blob back too: that checks every rank's byte count alike. */
-    round_t r = {.op = OP_BROADCAST, .first_writer = root, .writers = 1, .data = buf,
-                 .bytes = bytes, .out = buf, .what = what};
+    round_t r = {.op = OP_BROADCAST,
+                 .first_writer = root,
+                 .writers = 1,
+                 .data = buf,
+                 .bytes = bytes,
+                 .out = buf,
+                 .what = what};
     return run_round(st, &r);
 }
 
@@ -749,8 +753,8 @@ static void leave(ts_state_t *st)
     }
     mnnvl_tcpstore_req_free(&b);
     if (s != MNNVL_SUCCESS)
-        MNNVL_DEBUG("torch-store bootstrap: rank %d could not clean up %s: %s", st->rank,
-                    st->label, mnnvl_last_error());
+        MNNVL_DEBUG("torch-store bootstrap: rank %d could not clean up %s: %s", st->rank, st->label,
+                    mnnvl_last_error());
 }
 
 static void ts_destroy(mnnvl_bootstrap_t *bs)
@@ -869,8 +873,7 @@ static mnnvl_status_t check_args(const mnnvl_bootstrap_args_t *args, mnnvl_boots
 }
 
 /* Agrees on the generation through the joins counter and builds the key prefix. */
-static mnnvl_status_t join(ts_state_t *st, const char *prefix, const char *name,
-                           uint64_t deadline)
+static mnnvl_status_t join(ts_state_t *st, const char *prefix, const char *name, uint64_t deadline)
 {
     char key[KEY_MAX];
     int n = snprintf(key, sizeof(key), "/%s%s%s/n%d/joins", prefix, prefix[0] ? "/" : "", name,
@@ -905,14 +908,19 @@ static mnnvl_status_t open_session(ts_state_t *st, uint64_t deadline)
     uint8_t nonce[NONCE_BYTES];
     uint8_t *all = malloc((size_t)st->size * NONCE_BYTES);
     if (!all)
-        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "torch-store bootstrap: out of memory for %d "
-                                                "nonces",
+        return mnnvl_error(MNNVL_ERR_NO_MEMORY,
+                           "torch-store bootstrap: out of memory for %d "
+                           "nonces",
                            st->size);
     mnnvl_auth_random(nonce, sizeof(nonce));
-    round_t joining = {.op = OP_ALLGATHER, .writers = st->size, .data = nonce,
-                       .bytes = sizeof(nonce), .out = all, .what = "joining"};
-    round_t checking = {.op = OP_ALLGATHER, .writers = st->size, .out = nonce,
-                        .what = "checking the session"};
+    round_t joining = {.op = OP_ALLGATHER,
+                       .writers = st->size,
+                       .data = nonce,
+                       .bytes = sizeof(nonce),
+                       .out = all,
+                       .what = "joining"};
+    round_t checking = {
+        .op = OP_ALLGATHER, .writers = st->size, .out = nonce, .what = "checking the session"};
     round_t confirm = {.op = OP_ALLGATHER, .what = "confirming the communicator"};
     round_t *rounds[3] = {&joining, &checking, &confirm};
     mnnvl_status_t s = MNNVL_SUCCESS;
@@ -957,8 +965,7 @@ mnnvl_status_t mnnvl_bootstrap_torch_store_create(const mnnvl_bootstrap_args_t *
     if (s == MNNVL_SUCCESS)
         s = join(st, prefix ? prefix : "", args->comm_name, deadline);
     if (s != MNNVL_SUCCESS) {
-        s = mnnvl_error_wrap(s, "torch-store bootstrap: rank %d joining %s", st->rank,
-                             st->label);
+        s = mnnvl_error_wrap(s, "torch-store bootstrap: rank %d joining %s", st->rank, st->label);
         state_free(tb);
         return s;
     }
@@ -970,10 +977,11 @@ mnnvl_status_t mnnvl_bootstrap_torch_store_create(const mnnvl_bootstrap_args_t *
     st->timeout_ms = args->timeout_ms;
     if (s != MNNVL_SUCCESS) {
         if (s == MNNVL_ERR_TIMEOUT)
-            s = mnnvl_error_wrap(s, "torch-store bootstrap: creating the communicator failed "
-                                    "after %d ms (if an earlier job with this store_prefix "
-                                    "died while joining, it skewed the joins counter: use a "
-                                    "fresh store_prefix)",
+            s = mnnvl_error_wrap(s,
+                                 "torch-store bootstrap: creating the communicator failed "
+                                 "after %d ms (if an earlier job with this store_prefix "
+                                 "died while joining, it skewed the joins counter: use a "
+                                 "fresh store_prefix)",
                                  (int)(mnnvl_now_ms() - started));
         state_free(tb);
         return s;
@@ -987,8 +995,7 @@ mnnvl_status_t mnnvl_bootstrap_torch_store_create(const mnnvl_bootstrap_args_t *
 /* Fuzzing                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
-void mnnvl_torch_store_feed(int fd, int rank, int size, size_t bytes, size_t max_value,
-                            int modern)
+void mnnvl_torch_store_feed(int fd, int rank, int size, size_t bytes, size_t max_value, int modern)
 {
     if (size < 1 || size > 64 || rank < 0 || rank >= size || bytes > 4096)
         return;
@@ -1005,8 +1012,8 @@ void mnnvl_torch_store_feed(int fd, int rank, int size, size_t bytes, size_t max
     fill_interface(tb);
     uint8_t *data = calloc(1, bytes ? bytes : 1);
     uint8_t *all = calloc((size_t)size, bytes ? bytes : 1);
-    mnnvl_status_t s = data && all ? join(st, "fuzz", "world", mnnvl_deadline_after(1000))
-                                   : MNNVL_ERR_NO_MEMORY;
+    mnnvl_status_t s =
+        data && all ? join(st, "fuzz", "world", mnnvl_deadline_after(1000)) : MNNVL_ERR_NO_MEMORY;
     if (s == MNNVL_SUCCESS)
         s = open_session(st, mnnvl_deadline_after(1000));
     if (s == MNNVL_SUCCESS)

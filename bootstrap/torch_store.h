@@ -11,7 +11,6 @@
  * and a barrier, then the leave, until the first failure. Values are cut at `max_value`
  * (when it is between the smallest and the real limit) and their tags are not checked, so
  * that a fuzzer reaches the length and header checks. Takes fd (closed at the end). */
-void mnnvl_torch_store_feed(int fd, int rank, int size, size_t bytes, size_t max_value,
-                            int modern);
+void mnnvl_torch_store_feed(int fd, int rank, int size, size_t bytes, size_t max_value, int modern);
 
 #endif

@@ -15,24 +15,24 @@ static int run(int rank, int size, const char *root, int device)
 {
     mnnvl_config_t cfg = NULL;
     mnnvl_comm_t comm;
-    mnnvl_status_t st = mnnvl_config_create(&cfg);   /* MNNVL_<KEY> env vars apply too */
+    mnnvl_status_t st = mnnvl_config_create(&cfg); /* MNNVL_<KEY> env vars apply too */
     if (st == MNNVL_SUCCESS)
-        st = mnnvl_config_set(cfg, "root", root);     /* rank 0 listens here */
+        st = mnnvl_config_set(cfg, "root", root); /* rank 0 listens here */
     if (st == MNNVL_SUCCESS)
         st = mnnvl_config_set(cfg, "job_key", "secret-of-this-job-0123456789abcdef0123");
-    if (st == MNNVL_SUCCESS)                          /* device -1: CPU-only */
+    if (st == MNNVL_SUCCESS) /* device -1: CPU-only */
         st = mnnvl_comm_create(cfg, rank, size, device, &comm);
     mnnvl_config_destroy(cfg);
-    if (st != MNNVL_SUCCESS) {                        /* e.g. a root that is no host:port */
+    if (st != MNNVL_SUCCESS) { /* e.g. a root that is no host:port */
         fprintf(stderr, "rank %d: %s: %s\n", rank, mnnvl_status_string(st), mnnvl_last_error());
         return 1;
     }
     if (device >= 0) {
         mnnvl_mem_t mem;
-        st = mnnvl_mem_alloc(comm, 64 << 20, &mem);  /* collective; same size everywhere */
+        st = mnnvl_mem_alloc(comm, 64 << 20, &mem); /* collective; same size everywhere */
         if (st == MNNVL_SUCCESS) {
-            char *peer1 = mnnvl_mem_ptr(mem, 1);      /* == base + 1*stride on every rank */
-            (void)peer1;                              /* ... kernels read/write peers here */
+            char *peer1 = mnnvl_mem_ptr(mem, 1); /* == base + 1*stride on every rank */
+            (void)peer1;                         /* ... kernels read/write peers here */
             st = mnnvl_comm_device_barrier(comm, /*stream=*/NULL);
             mnnvl_mem_release(mem);
         }
@@ -49,7 +49,7 @@ static int run(int rank, int size, const char *root, int device)
     if (st != MNNVL_SUCCESS)
         fprintf(stderr, "rank %d: %s: %s\n", rank, mnnvl_status_string(st), mnnvl_last_error());
     mnnvl_status_t async;
-    mnnvl_comm_get_async_error(comm, &async);         /* a kernel's timeout or abort */
+    mnnvl_comm_get_async_error(comm, &async); /* a kernel's timeout or abort */
     mnnvl_comm_destroy(comm);
     return st != MNNVL_SUCCESS || async != MNNVL_SUCCESS;
 }

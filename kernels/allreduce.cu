@@ -141,8 +141,7 @@ template <typename T> static __device__ __forceinline__ void reset(uint4 *slot)
     *slot = empty_vec<T>().raw;
 }
 
-template <typename T>
-static __device__ __forceinline__ void accumulate(float *acc, const vec<T> &x)
+template <typename T> static __device__ __forceinline__ void accumulate(float *acc, const vec<T> &x)
 {
 #pragma unroll
     for (int i = 0; i < vec<T>::NV; i++)
@@ -170,7 +169,8 @@ static __device__ __forceinline__ bool sum_slots(uint4 *slot0, size_t stride, in
         for (int g = 0; g < GROUP; g++) {
             if (r0 + g >= n)
                 break;
-            if (!is_ready(x[g]) && !poll<T, FT>(slot0 + (size_t)(r0 + g) * stride, wait, r0 + g, &x[g]))
+            if (!is_ready(x[g]) &&
+                !poll<T, FT>(slot0 + (size_t)(r0 + g) * stride, wait, r0 + g, &x[g]))
                 return false;
             reset<T>(slot0 + (size_t)(r0 + g) * stride);
             accumulate(acc, x[g]);
@@ -305,8 +305,7 @@ static __device__ void residual_rmsnorm_rows(const mnnvl_allreduce_args_t &a, co
             float n[NV];
 #pragma unroll
             for (int i = 0; i < NV; i++)
-                n[i] = y[k][i] * scale *
-                       (elem<T>::to_float(g.e[i]) + (a.weight_bias ? 1.f : 0.f));
+                n[i] = y[k][i] * scale * (elem<T>::to_float(g.e[i]) + (a.weight_bias ? 1.f : 0.f));
             if (row_complete)
                 store_user<T>(a.norm_out, row * per_row + c, a.count, to_vec<T>(n));
         }
@@ -339,8 +338,8 @@ static __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
             const int owner = (int)(v / part);
             if (FT && mnnvl_ft_is_dead(dead, owner))
                 continue;
-            buffer_of(a, owner, l, epoch % 3)[(size_t)a.rank * l.slot_vectors + (v - owner * part)] =
-                x.raw;
+            buffer_of(a, owner, l,
+                      epoch % 3)[(size_t)a.rank * l.slot_vectors + (v - owner * part)] = x.raw;
         } else {
             for (int i = 0; i < a.size; i++) {
                 const int peer = (a.rank + 1 + i) % a.size;
@@ -455,10 +454,13 @@ extern "C" int mnnvl_launch_allreduce(const mnnvl_allreduce_args_t *args, void *
 {
     const bool ft = args->wait.dead != NULL;
     switch (args->dtype) {
-    case MNNVL_DTYPE_FP32: return ft ? launch<float, true>(args, stream) : launch<float, false>(args, stream);
-    case MNNVL_DTYPE_FP16: return ft ? launch<__half, true>(args, stream) : launch<__half, false>(args, stream);
+    case MNNVL_DTYPE_FP32:
+        return ft ? launch<float, true>(args, stream) : launch<float, false>(args, stream);
+    case MNNVL_DTYPE_FP16:
+        return ft ? launch<__half, true>(args, stream) : launch<__half, false>(args, stream);
     case MNNVL_DTYPE_BF16:
-        return ft ? launch<__nv_bfloat16, true>(args, stream) : launch<__nv_bfloat16, false>(args, stream);
+        return ft ? launch<__nv_bfloat16, true>(args, stream)
+                  : launch<__nv_bfloat16, false>(args, stream);
     default: return (int)cudaErrorInvalidValue;
     }
 }

@@ -157,7 +157,7 @@ static __device__ bool signal_and_wait(const mnnvl_dcp_args_t &a, int c, uint32_
  * unchanged (its code stays identical, instruction for instruction). */
 template <bool FT>
 static __device__ void push_live(const mnnvl_dcp_args_t &a, int c, int n, uint32_t parity,
-                            unsigned long long dead)
+                                 unsigned long long dead)
 {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int cp = a.cp_size, ov = a.o_vectors;
@@ -282,7 +282,8 @@ static __device__ void read_merge(const mnnvl_dcp_args_t &a, int c, int n, uint3
             const int p = lane + 32 * h;
             lse[h] = -INFINITY;
             if (p < cp)
-                lse[h] = __ldcg(reinterpret_cast<const float *>(slot_at(a, a.rank, parity, p, e) + ov));
+                lse[h] =
+                    __ldcg(reinterpret_cast<const float *>(slot_at(a, a.rank, parity, p, e) + ov));
             top = fmaxf(top, lse[h]);
         }
 #pragma unroll
@@ -294,8 +295,8 @@ static __device__ void read_merge(const mnnvl_dcp_args_t &a, int c, int n, uint3
             const int p = lane + 32 * h;
             if (p < cp)
                 weights[warp][p] = empty || lse[h] == -INFINITY ? 0.f
-                                   : a.lse_base2             ? exp2f(lse[h] - top)
-                                                             : expf(lse[h] - top);
+                                   : a.lse_base2                ? exp2f(lse[h] - top)
+                                                                : expf(lse[h] - top);
         }
         __syncwarp();
         float total = 0.f;
@@ -330,8 +331,7 @@ static __device__ void read_merge(const mnnvl_dcp_args_t &a, int c, int n, uint3
             out[(size_t)e * ov + v] = r.raw;
         }
         if (lane == 0 && a.out_stats)
-            a.out_stats[e] = empty ? -INFINITY
-                                   : top + (a.lse_base2 ? log2f(total) : logf(total));
+            a.out_stats[e] = empty ? -INFINITY : top + (a.lse_base2 ? log2f(total) : logf(total));
         __syncwarp(); /* weights[warp] is rewritten by the next entry */
     }
 }

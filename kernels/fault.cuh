@@ -34,7 +34,8 @@ static __device__ __forceinline__ unsigned long long mnnvl_ft_mask(const mnnvl_w
 /* The same, once per block: thread 0 loads it and a barrier hands it to every thread, so that
  * the threads of a block never disagree about who is dead (a rank marked meanwhile by
  * another block is seen by the waits). Call once per kernel, from every thread. */
-static __device__ __forceinline__ unsigned long long mnnvl_ft_block_mask(const mnnvl_wait_params_t *p)
+static __device__ __forceinline__ unsigned long long
+mnnvl_ft_block_mask(const mnnvl_wait_params_t *p)
 {
     __shared__ unsigned long long mask;
     if (threadIdx.x == 0)
@@ -76,8 +77,8 @@ static __device__ __forceinline__ void mnnvl_ft_report(const mnnvl_wait_params_t
 
 /* State of one fault-tolerant waiting thread. */
 typedef struct mnnvl_ft_waiter {
-    uint64_t start_ns;  /* of the whole wait: timeout_ns counts from here */
-    uint64_t peer_ns;   /* of the per-peer bound: restarts when another rank is marked */
+    uint64_t start_ns; /* of the whole wait: timeout_ns counts from here */
+    uint64_t peer_ns;  /* of the per-peer bound: restarts when another rank is marked */
     unsigned long long mask;
     uint32_t spins;
 } mnnvl_ft_waiter_t;
@@ -91,8 +92,9 @@ static __device__ __forceinline__ mnnvl_ft_waiter_t mnnvl_ft_begin(const mnnvl_w
 
 enum {
     MNNVL_FT_WAIT = 0, /* keep polling */
-    MNNVL_FT_GONE = 1, /* the peer is dead (now marked), or `any` and some rank is: go on without it */
-    MNNVL_FT_STOP = 2  /* abort, another error, or timeout_ns: the operation stops */
+    MNNVL_FT_GONE =
+        1, /* the peer is dead (now marked), or `any` and some rank is: go on without it */
+    MNNVL_FT_STOP = 2 /* abort, another error, or timeout_ns: the operation stops */
 };
 
 /* Call once per failed poll of a wait on `peer`. `any`: the operation cannot finish without
@@ -106,8 +108,8 @@ enum {
  * and must not be marked for it. Like mnnvl_wait_should_stop, the host-mapped words and the
  * clock are read only every 256 polls. */
 static __device__ __forceinline__ int mnnvl_ft_should_stop(const mnnvl_wait_params_t *p,
-                                                           mnnvl_ft_waiter_t *w, int op,
-                                                           int peer, bool any, int scale)
+                                                           mnnvl_ft_waiter_t *w, int op, int peer,
+                                                           bool any, int scale)
 {
     if ((++w->spins & 255u) != 0)
         return MNNVL_FT_WAIT;

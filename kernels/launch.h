@@ -57,10 +57,12 @@ typedef struct mnnvl_device_control {
 
 static inline MNNVL_HOST_DEVICE uint64_t mnnvl_error_pack(int status, int op, int peer)
 {
-    return (uint64_t)(uint8_t)(-status) | (uint64_t)(uint8_t)op << 8 | (uint64_t)(uint32_t)peer << 32;
+    return (uint64_t)(uint8_t)(-status) | (uint64_t)(uint8_t)op << 8 |
+           (uint64_t)(uint32_t)peer << 32;
 }
 
-static inline MNNVL_HOST_DEVICE void mnnvl_error_unpack(uint64_t word, int *status, int *op, int *peer)
+static inline MNNVL_HOST_DEVICE void mnnvl_error_unpack(uint64_t word, int *status, int *op,
+                                                        int *peer)
 {
     *status = -(int)(word & 0xff);
     *op = (int)(word >> 8 & 0xff);
@@ -125,12 +127,12 @@ typedef struct mnnvl_allreduce_args {
     int rank;
     int size;
     int twoshot;
-    char *const *peers; /* device array of `size` workspace bases */
+    char *const *peers;                     /* device array of `size` workspace bases */
     char *inline_peers[MNNVL_INLINE_PEERS]; /* the same, when size <= MNNVL_INLINE_PEERS */
     size_t oneshot_offset;
     size_t oneshot_slot_vectors;
     size_t twoshot_offset;
-    size_t twoshot_part_vectors; /* capacity of one rank's share */
+    size_t twoshot_part_vectors;        /* capacity of one rank's share */
     mnnvl_allreduce_control_t *control; /* this protocol's control, device memory */
     const void *in;
     void *out;
@@ -173,8 +175,8 @@ typedef struct mnnvl_moe_args {
     int ep_size;
     int num_experts;
     int top_k;
-    int tokens;  /* local_num_tokens of this call */
-    int r;       /* runtime max tokens per rank (row pitch of a source's block) */
+    int tokens; /* local_num_tokens of this call */
+    int r;      /* runtime max tokens per rank (row pitch of a source's block) */
     int max_tokens;
     char *peers[MNNVL_MOE_MAX_RANKS]; /* every rank's workspace base as mapped here */
     /* Workspace layout (byte offsets), planned by the host (mnnvl_moe_layout_t). */
@@ -186,10 +188,10 @@ typedef struct mnnvl_moe_args {
     size_t combine_row_bytes;
     int combine_dtype; /* mnnvl_dtype_t */
     /* Per call. */
-    const int32_t *experts;                  /* [tokens, top_k] */
+    const int32_t *experts; /* [tokens, top_k] */
     const void *payload_src[MNNVL_MOE_MAX_PAYLOADS];
-    const void *expert_out;                  /* combine staging source, or NULL */
-    void *out;                               /* combine output [tokens, hidden] */
+    const void *expert_out; /* combine staging source, or NULL */
+    void *out;              /* combine output [tokens, hidden] */
     int sanitize_index;
     /* Routing of this rank's tokens, written by dispatch and read by combine: token t goes
      * to route_n[t] ranks, route_dest[t*top_k + j] (ascending), at route_slot[...]. */
@@ -228,22 +230,23 @@ typedef struct mnnvl_dcp_control {
 typedef struct mnnvl_dcp_args {
     int rank;
     int cp_size;
-    int channels;    /* blocks of every call, equal on every rank */
-    int dtype;       /* mnnvl_dtype_t: FP16 or BF16 */
-    int lse_base2;   /* 1: base-2 LSE */
-    int reduce;      /* 0: transpose into out_o/out_stats; 1: merge into out/out_lse */
-    int entries;     /* this call's entry count */
+    int channels;  /* blocks of every call, equal on every rank */
+    int dtype;     /* mnnvl_dtype_t: FP16 or BF16 */
+    int lse_base2; /* 1: base-2 LSE */
+    int reduce;    /* 0: transpose into out_o/out_stats; 1: merge into out/out_lse */
+    int entries;   /* this call's entry count */
     int max_entries;
-    int o_vectors;   /* 16-byte vectors of one head_dim row */
+    int o_vectors; /* 16-byte vectors of one head_dim row */
     int stats_lanes;
-    int row_vectors; /* of one receive slot: o_vectors + 1 or 2 for the stats */
+    int row_vectors;                  /* of one receive slot: o_vectors + 1 or 2 for the stats */
     char *peers[MNNVL_DCP_MAX_RANKS]; /* every rank's workspace base as mapped here */
     size_t flags_offset;
     size_t data_offset;
     const void *in_o;      /* [entries, cp_size, head_dim] */
     const float *in_stats; /* [entries, cp_size, stats_lanes] */
-    void *out_o;           /* transpose: [entries, cp_size, head_dim]; reduce: [entries, head_dim] */
-    float *out_stats;      /* transpose: [entries, cp_size, stats_lanes]; reduce: LSE [entries] or NULL */
+    void *out_o; /* transpose: [entries, cp_size, head_dim]; reduce: [entries, head_dim] */
+    float
+        *out_stats; /* transpose: [entries, cp_size, stats_lanes]; reduce: LSE [entries] or NULL */
     mnnvl_dcp_control_t *control;
     mnnvl_wait_params_t wait;
 } mnnvl_dcp_args_t;

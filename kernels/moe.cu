@@ -89,7 +89,8 @@ static __global__ void __launch_bounds__(ROUTE_THREADS) route_kernel(mnnvl_moe_a
         __syncthreads();
         if (t < a.tokens) {
             for (int j = 0; j < n; j++)
-                a.route_slot[(size_t)t * a.top_k + j] += per_warp[a.route_dest[(size_t)t * a.top_k + j]][warp];
+                a.route_slot[(size_t)t * a.top_k + j] +=
+                    per_warp[a.route_dest[(size_t)t * a.top_k + j]][warp];
             a.route_n[t] = (uint8_t)n;
         }
         __syncthreads();
@@ -111,7 +112,8 @@ static __device__ __forceinline__ void copy_row(const char *src, char *const *ds
 }
 
 /* The last block of push: publish, signal, wait, check R. FT: only with the live ranks. */
-template <bool FT> static __device__ void dispatch_handshake(const mnnvl_moe_args_t &a, unsigned long long dead)
+template <bool FT>
+static __device__ void dispatch_handshake(const mnnvl_moe_args_t &a, unsigned long long dead)
 {
     mnnvl_moe_control_t *c = a.control;
     const uint32_t epoch = c->dispatch_epoch + 1;
@@ -281,7 +283,9 @@ static __global__ void stage_kernel(mnnvl_moe_args_t a)
 
 /* Raises this rank's combine flag on every peer (block 0) and waits, in every block, until
  * every peer's combine region is complete. FT: only the live ones. */
-template <bool FT> static __device__ void combine_barrier(const mnnvl_moe_args_t &a, uint32_t epoch, unsigned long long dead)
+template <bool FT>
+static __device__ void combine_barrier(const mnnvl_moe_args_t &a, uint32_t epoch,
+                                       unsigned long long dead)
 {
     if (blockIdx.x == 0) {
         if (threadIdx.x == 0)
@@ -341,7 +345,8 @@ static __global__ void __launch_bounds__(COMBINE_THREADS) combine_kernel(mnnvl_m
                     if (mnnvl_ft_is_dead(dead_after, d))
                         continue;
                     const size_t row = (size_t)a.rank * a.r + a.route_slot[at_j];
-                    src[n++] = at<const uint4>(a.peers[d], a.combine_offset + row * a.combine_row_bytes);
+                    src[n++] =
+                        at<const uint4>(a.peers[d], a.combine_offset + row * a.combine_row_bytes);
                 }
                 dests = n;
                 a.lost[t] = n != all ? 1 : 0;
@@ -352,8 +357,8 @@ static __global__ void __launch_bounds__(COMBINE_THREADS) combine_kernel(mnnvl_m
         if (!FT && threadIdx.x < MNNVL_MOE_MAX_TOP_K && threadIdx.x < a.route_n[t]) {
             const size_t j = (size_t)t * a.top_k + threadIdx.x;
             const size_t row = (size_t)a.rank * a.r + a.route_slot[j];
-            src[threadIdx.x] =
-                at<const uint4>(a.peers[a.route_dest[j]], a.combine_offset + row * a.combine_row_bytes);
+            src[threadIdx.x] = at<const uint4>(a.peers[a.route_dest[j]],
+                                               a.combine_offset + row * a.combine_row_bytes);
         }
         __syncthreads();
         uint4 *out = static_cast<uint4 *>(a.out) + (size_t)t * row_vectors;
@@ -398,7 +403,9 @@ template <bool FT> static int launch_combine(const mnnvl_moe_args_t *a, int bloc
     switch (a->combine_dtype) {
     case MNNVL_DTYPE_FP32: combine_kernel<float, FT><<<blocks, COMBINE_THREADS, 0, s>>>(*a); break;
     case MNNVL_DTYPE_FP16: combine_kernel<__half, FT><<<blocks, COMBINE_THREADS, 0, s>>>(*a); break;
-    case MNNVL_DTYPE_BF16: combine_kernel<__nv_bfloat16, FT><<<blocks, COMBINE_THREADS, 0, s>>>(*a); break;
+    case MNNVL_DTYPE_BF16:
+        combine_kernel<__nv_bfloat16, FT><<<blocks, COMBINE_THREADS, 0, s>>>(*a);
+        break;
     default: return (int)cudaErrorInvalidValue;
     }
     return (int)cudaGetLastError();
@@ -410,7 +417,9 @@ extern "C" int mnnvl_launch_moe_combine(const mnnvl_moe_args_t *a, void *stream)
     if (a->expert_out) {
         const size_t vectors = (size_t)a->ep_size * a->r * (a->combine_row_bytes / 16);
         size_t blocks = (vectors + 255) / 256;
-        blocks = blocks < 1 ? 1 : blocks > (size_t)a->sm_count * 8 ? (size_t)a->sm_count * 8 : blocks;
+        blocks = blocks < 1                         ? 1
+                 : blocks > (size_t)a->sm_count * 8 ? (size_t)a->sm_count * 8
+                                                    : blocks;
         stage_kernel<<<(unsigned)blocks, 256, 0, s>>>(*a);
     }
     int blocks = a->tokens < 1 ? 1 : a->tokens;

@@ -18,13 +18,13 @@
 
 struct mnnvl_allreduce_s {
     mnnvl_op_handle_t op; /* op.mem is NULL when the caller's buffers are used */
-    mnnvl_comm_t comm; /* op.comm, for brevity */
+    mnnvl_comm_t comm;    /* op.comm, for brevity */
     mnnvl_allreduce_params_t params;
     mnnvl_allreduce_layout_t layout;
-    CUdeviceptr peers;           /* device array: each rank's workspace base */
-    CUdeviceptr controls;        /* two mnnvl_allreduce_control_t: one-shot, two-shot */
-    char **bases;                /* host copy of the peer table */
-    int blocks;                  /* SM count */
+    CUdeviceptr peers;    /* device array: each rank's workspace base */
+    CUdeviceptr controls; /* two mnnvl_allreduce_control_t: one-shot, two-shot */
+    char **bases;         /* host copy of the peer table */
+    int blocks;           /* SM count */
 };
 
 /* What makes two handles interchangeable: the normalised parameters. */
@@ -93,10 +93,10 @@ static mnnvl_status_t setup_local(mnnvl_allreduce_t ar, void *const *bases)
     MNNVL_CHECK(mnnvl_device_launched(
         mnnvl_launch_zero_reset((void *)(uintptr_t)ar->controls, controls, NULL),
         "allreduce_create"));
-    MNNVL_CHECK(mnnvl_device_launched(mnnvl_launch_lamport_reset(bases[comm->rank],
-                                                                 ar->layout.total_bytes,
-                                                                 ar->params.dtype, NULL),
-                                      "allreduce_create"));
+    MNNVL_CHECK(
+        mnnvl_device_launched(mnnvl_launch_lamport_reset(bases[comm->rank], ar->layout.total_bytes,
+                                                         ar->params.dtype, NULL),
+                              "allreduce_create"));
     MNNVL_CU("allreduce_create", cu->cuCtxSynchronize());
     return MNNVL_SUCCESS;
 }
@@ -154,8 +154,8 @@ MNNVL_API mnnvl_status_t mnnvl_allreduce_create(mnnvl_comm_t comm,
 {
     const char *what = "allreduce_create";
     MNNVL_CHECK(mnnvl_op_create_check(comm, allreduce, what, "allreduce"));
-    size_t oneshot_max = strtoull(mnnvl_config_value(comm->config, "allreduce_oneshot_max"),
-                                  NULL, 10);
+    size_t oneshot_max =
+        strtoull(mnnvl_config_value(comm->config, "allreduce_oneshot_max"), NULL, 10);
     mnnvl_allreduce_layout_t layout;
     mnnvl_allreduce_params_t own;
     mnnvl_status_t st = mnnvl_allreduce_params_read(params, &own);
@@ -181,8 +181,8 @@ MNNVL_API mnnvl_status_t mnnvl_allreduce_create(mnnvl_comm_t comm,
         key.peer_timeout_ms = peer_timeout_ms;
     }
     void *found;
-    MNNVL_CHECK(mnnvl_op_create_prepare(comm, st, MNNVL_CACHED_ALLREDUCE, &key, sizeof(key),
-                                        &found, what));
+    MNNVL_CHECK(
+        mnnvl_op_create_prepare(comm, st, MNNVL_CACHED_ALLREDUCE, &key, sizeof(key), &found, what));
     if (found) {
         *allreduce = found;
         return MNNVL_SUCCESS;
@@ -213,8 +213,8 @@ static mnnvl_status_t run(mnnvl_allreduce_t ar, mnnvl_allreduce_args_t *args, si
     const size_t bytes = count * l->elem_bytes;
     int twoshot = ar->params.strategy == MNNVL_ALLREDUCE_TWOSHOT ||
                   (ar->params.strategy == MNNVL_ALLREDUCE_AUTO && bytes > l->oneshot_max_bytes);
-    size_t chunk_vectors = twoshot ? l->twoshot_part_vectors * (size_t)ar->comm->size
-                                   : l->oneshot_slot_vectors;
+    size_t chunk_vectors =
+        twoshot ? l->twoshot_part_vectors * (size_t)ar->comm->size : l->oneshot_slot_vectors;
     size_t chunk = chunk_vectors * 16 / l->elem_bytes;
     chunk -= chunk % chunk_align; /* fused rows never straddle two launches */
     if (chunk == 0)
@@ -251,8 +251,8 @@ static mnnvl_status_t run(mnnvl_allreduce_t ar, mnnvl_allreduce_args_t *args, si
 static mnnvl_status_t common_args(mnnvl_allreduce_t ar, const char *what,
                                   mnnvl_allreduce_args_t *args)
 {
-    MNNVL_CHECK(mnnvl_fault_op_enter((const mnnvl_op_handle_t *)ar,
-                                     ar && ar->params.fault_tolerant, what, "allreduce"));
+    MNNVL_CHECK(mnnvl_fault_op_enter((const mnnvl_op_handle_t *)ar, ar && ar->params.fault_tolerant,
+                                     what, "allreduce"));
     memset(args, 0, sizeof(*args));
     args->dtype = ar->params.dtype;
     args->rank = ar->comm->rank;
@@ -272,8 +272,7 @@ static mnnvl_status_t common_args(mnnvl_allreduce_t ar, const char *what,
     return MNNVL_SUCCESS;
 }
 
-static mnnvl_status_t check_pointer(const char *what, const char *name, const void *p,
-                                    size_t align)
+static mnnvl_status_t check_pointer(const char *what, const char *name, const void *p, size_t align)
 {
     if (!p)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: %s is NULL", what, name);

@@ -49,7 +49,7 @@ static size_t default_oneshot_max(int world_size)
 }
 
 /* The struct as libmnnvl 0.1 defined it ends after external_buffer_bytes. */
-#define FIRST_SIZE                                           \
+#define FIRST_SIZE                                               \
     (offsetof(mnnvl_allreduce_params_t, external_buffer_bytes) + \
      sizeof(((mnnvl_allreduce_params_t *)0)->external_buffer_bytes))
 
@@ -57,8 +57,7 @@ mnnvl_status_t mnnvl_allreduce_params_read(const mnnvl_allreduce_params_t *calle
                                            mnnvl_allreduce_params_t *own)
 {
     mnnvl_allreduce_params_init(own);
-    return MNNVL_PARAMS_COPY(own, caller, FIRST_SIZE, "allreduce",
-                             "mnnvl_allreduce_params_init");
+    return MNNVL_PARAMS_COPY(own, caller, FIRST_SIZE, "allreduce", "mnnvl_allreduce_params_init");
 }
 
 mnnvl_status_t mnnvl_allreduce_plan(const mnnvl_allreduce_params_t *caller, int world_size,

@@ -7,12 +7,12 @@
 
 #include "comm.h"
 #include "config.h"
-#include "mapping.h"
 #include "device.h"
 #include "device_barrier.h"
 #include "error.h"
 #include "fault.h"
 #include "log.h"
+#include "mapping.h"
 
 static void bootstrap_set_error(mnnvl_status_t status, const char *sentence)
 {
@@ -156,7 +156,7 @@ mnnvl_status_t mnnvl_comm_child(mnnvl_comm_t parent, const mnnvl_bootstrap_child
 static mnnvl_status_t check_same_mapping(mnnvl_comm_t parent, const mnnvl_mapping_t *m,
                                          mnnvl_group_t group)
 {
-    int32_t mine[8] = {m->world_size, m->gpus_per_node, m->tp, m->pp,
+    int32_t mine[8] = {m->world_size, m->gpus_per_node, m->tp,     m->pp,
                        m->cp,         m->moe_tp,        m->moe_ep, (int32_t)group};
     int32_t *all = calloc((size_t)parent->size, sizeof(mine));
     if (!all)
@@ -171,8 +171,8 @@ static mnnvl_status_t check_same_mapping(mnnvl_comm_t parent, const mnnvl_mappin
                              "moe_ep %d group %d",
                              r, all[8 * r], all[8 * r + 1], all[8 * r + 2], all[8 * r + 3],
                              all[8 * r + 4], all[8 * r + 5], all[8 * r + 6], all[8 * r + 7],
-                             parent->rank, mine[0], mine[1], mine[2], mine[3], mine[4],
-                             mine[5], mine[6], mine[7]);
+                             parent->rank, mine[0], mine[1], mine[2], mine[3], mine[4], mine[5],
+                             mine[6], mine[7]);
     }
     free(all);
     return st;
@@ -279,8 +279,7 @@ MNNVL_API mnnvl_status_t mnnvl_comm_device_barrier(mnnvl_comm_t comm, void *stre
     return mnnvl_device_barrier(comm, stream);
 }
 
-MNNVL_API mnnvl_status_t mnnvl_comm_get_async_error(mnnvl_comm_t comm,
-                                                    mnnvl_status_t *async_error)
+MNNVL_API mnnvl_status_t mnnvl_comm_get_async_error(mnnvl_comm_t comm, mnnvl_status_t *async_error)
 {
     if (!comm || !async_error)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,

@@ -17,14 +17,14 @@ struct mnnvl_comm_s {
     atomic_int refs;
     int rank;
     int size;
-    int device; /* -1: CPU-only */
+    int device;            /* -1: CPU-only */
     mnnvl_config_t config; /* private copy */
     mnnvl_bootstrap_t *bs;
-    int timeout_ms;                /* the config's timeout_ms, parsed once (comm_finish) */
-    atomic_int aborted;            /* set by abort, or once an async error was seen */
-    mnnvl_device_state_t *dev;     /* NULL when CPU-only */
-    const char *handle_type;       /* "none", "posix-fd" or "fabric" */
-    mnnvl_fault_state_t *fault;    /* dead ranks and the liveness watcher (lib/fault.c) */
+    int timeout_ms;             /* the config's timeout_ms, parsed once (comm_finish) */
+    atomic_int aborted;         /* set by abort, or once an async error was seen */
+    mnnvl_device_state_t *dev;  /* NULL when CPU-only */
+    const char *handle_type;    /* "none", "posix-fd" or "fabric" */
+    mnnvl_fault_state_t *fault; /* dead ranks and the liveness watcher (lib/fault.c) */
     /* Operation handles created on this communicator, found again by their parameters. */
     mnnvl_handle_cache_t ops;
 };

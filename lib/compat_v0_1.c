@@ -45,8 +45,8 @@ static void mapping_from_v0_1(const mapping_v0_1_t *old, mnnvl_mapping_t *m)
 static mnnvl_status_t moe_from_v0_1(const moe_params_v0_1_t *caller, mnnvl_moe_a2a_params_t *p)
 {
     moe_params_v0_1_t old;
-    MNNVL_CHECK(MNNVL_PARAMS_COPY(&old, caller, sizeof(old), "moe_a2a",
-                                  "mnnvl_moe_a2a_params_init"));
+    MNNVL_CHECK(
+        MNNVL_PARAMS_COPY(&old, caller, sizeof(old), "moe_a2a", "mnnvl_moe_a2a_params_init"));
     mnnvl_moe_a2a_params_init(p);
     p->ep_size = old.ep_size;
     p->num_experts = old.num_experts;
@@ -62,14 +62,12 @@ static mnnvl_status_t moe_from_v0_1(const moe_params_v0_1_t *caller, mnnvl_moe_a
 MNNVL_API void mnnvl_mapping_init_v0_1(mapping_v0_1_t *old, int world_size, int rank);
 MNNVL_API mnnvl_status_t mnnvl_mapping_validate_v0_1(const mapping_v0_1_t *old);
 MNNVL_API mnnvl_status_t mnnvl_mapping_group_v0_1(const mapping_v0_1_t *old, mnnvl_group_t group,
-                                                  int *ranks, int capacity, int *count,
-                                                  int *index);
+                                                  int *ranks, int capacity, int *count, int *index);
 MNNVL_API mnnvl_status_t mnnvl_comm_split_v0_1(mnnvl_comm_t parent, const mapping_v0_1_t *old,
                                                mnnvl_group_t group, mnnvl_comm_t *comm);
 MNNVL_API void mnnvl_moe_a2a_params_init_v0_1(moe_params_v0_1_t *old);
 MNNVL_API size_t mnnvl_moe_a2a_workspace_size_v0_1(const moe_params_v0_1_t *old);
-MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create_v0_1(mnnvl_comm_t comm,
-                                                   const moe_params_v0_1_t *old,
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create_v0_1(mnnvl_comm_t comm, const moe_params_v0_1_t *old,
                                                    mnnvl_moe_a2a_t *a2a);
 COMPAT_V0_1(mnnvl_mapping_init);
 COMPAT_V0_1(mnnvl_mapping_validate);
@@ -115,8 +113,7 @@ MNNVL_API mnnvl_status_t mnnvl_mapping_validate_v0_1(const mapping_v0_1_t *old)
 }
 
 MNNVL_API mnnvl_status_t mnnvl_mapping_group_v0_1(const mapping_v0_1_t *old, mnnvl_group_t group,
-                                                  int *ranks, int capacity, int *count,
-                                                  int *index)
+                                                  int *ranks, int capacity, int *count, int *index)
 {
     if (!old)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "mapping: mapping is NULL");
@@ -160,8 +157,7 @@ MNNVL_API size_t mnnvl_moe_a2a_workspace_size_v0_1(const moe_params_v0_1_t *old)
     return mnnvl_moe_a2a_workspace_size(&p);
 }
 
-MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create_v0_1(mnnvl_comm_t comm,
-                                                   const moe_params_v0_1_t *old,
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create_v0_1(mnnvl_comm_t comm, const moe_params_v0_1_t *old,
                                                    mnnvl_moe_a2a_t *a2a)
 {
     mnnvl_moe_a2a_params_t p;

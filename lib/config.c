@@ -119,13 +119,19 @@ static const key_spec_t keys[] = {
     {"job_key", "", job_key_value, {"empty, or a secret of at least 16 bytes", NULL}},
     {"handle_type", "auto", one_of, {"auto", "fabric", "posix-fd", NULL}},
     {"timeout_ms", "120000", timeout_value, {"a positive number of milliseconds", NULL}},
-    {"peer_timeout_ms", "1000", timeout_value,
+    {"peer_timeout_ms",
+     "1000",
+     timeout_value,
      {"a positive number of milliseconds (fault-tolerant operations' per-peer bound)", NULL}},
-    {"log_level", "", log_level_or_empty,
+    {"log_level",
+     "",
+     log_level_or_empty,
      {"none", "error", "warn", "info", "debug", "trace", NULL}},
     {"store", "", host_port, {"host:port", NULL}},
     {"store_prefix", "mnnvl", any_string, {"any string", NULL}},
-    {"allreduce_oneshot_max", "0", byte_count,
+    {"allreduce_oneshot_max",
+     "0",
+     byte_count,
      {"a message size in bytes up to which AUTO uses one-shot (0: the built-in table)", NULL}},
     {"external_buffers", "0", boolean, {"0", "1", NULL}},
     {"mpi_comm", "", integer_or_empty, {"an MPI Fortran communicator handle (empty: WORLD)", NULL}},
@@ -201,10 +207,12 @@ static mnnvl_status_t config_new(struct mnnvl_config_s **out)
  * torch-store value limit, the benchmark's NCCL) or by the tests and the build's test
  * harness (the GPU suite's exec'd ranks and sanitizer); a name ending in '*' is a prefix. */
 static const char *const env_not_keys[] = {
-    "MNNVL_PLUGIN_DIR", "MNNVL_TORCH_STORE_MAX_VALUE", "MNNVL_BENCH_NCCL",
-    "MNNVL_REQUIRE_GPU", "MNNVL_TEST_*", "MNNVL_RANK_LAUNCHER", "MNNVL_RANK_EXEC",
-    "MNNVL_INTERP_ENV", "MNNVL_SANITIZER_ARGS", "MNNVL_PYTHON_WHY", "MNNVL_GO_WHY",
-    "MNNVL_JAVA_WHY",
+    "MNNVL_PLUGIN_DIR",     "MNNVL_TORCH_STORE_MAX_VALUE",
+    "MNNVL_BENCH_NCCL",     "MNNVL_REQUIRE_GPU",
+    "MNNVL_TEST_*",         "MNNVL_RANK_LAUNCHER",
+    "MNNVL_RANK_EXEC",      "MNNVL_INTERP_ENV",
+    "MNNVL_SANITIZER_ARGS", "MNNVL_PYTHON_WHY",
+    "MNNVL_GO_WHY",         "MNNVL_JAVA_WHY",
 };
 
 /* Edit distance between a and b (ASCII, case-insensitive), for "did you mean". */
@@ -312,12 +320,11 @@ static mnnvl_status_t unknown_key(const char *what, const char *key)
         size_t used = strlen(names);
         snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "", keys[i].name);
     }
-    return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: unknown key \"%s\"; known keys: %s",
-                       what, key ? key : "(null)", names);
+    return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: unknown key \"%s\"; known keys: %s", what,
+                       key ? key : "(null)", names);
 }
 
-MNNVL_API mnnvl_status_t mnnvl_config_set(mnnvl_config_t config, const char *key,
-                                          const char *value)
+MNNVL_API mnnvl_status_t mnnvl_config_set(mnnvl_config_t config, const char *key, const char *value)
 {
     if (!config)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "config_set: config is NULL");

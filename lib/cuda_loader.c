@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "libcuda.h"
 #include "cuda_loader.h"
 #include "error.h"
+#include "libcuda.h"
 #include "log.h"
 
 static mnnvl_cuda_driver_t driver;

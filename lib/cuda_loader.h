@@ -12,39 +12,39 @@
  * that expanded name, so every pointer has exactly the ABI of the prototype it was declared
  * with. (cuGetProcAddress with the toolkit's version would not: it returns the newest ABI,
  * e.g. CUDA 13's cuCtxSynchronize(CUcontext), while cuda.h still declares the old one.) */
-#define MNNVL_CU_FUNCTIONS(X)                                                                  \
-    X(cuInit)                                                                                  \
-    X(cuDriverGetVersion)                                                                      \
-    X(cuGetErrorName)                                                                          \
-    X(cuGetErrorString)                                                                        \
-    X(cuDeviceGet)                                                                             \
-    X(cuDeviceGetCount)                                                                        \
-    X(cuDeviceGetName)                                                                         \
-    X(cuDeviceGetAttribute)                                                                    \
-    X(cuDeviceCanAccessPeer)                                                                   \
-    X(cuDevicePrimaryCtxRetain)                                                                \
-    X(cuDevicePrimaryCtxRelease)                                                               \
-    X(cuCtxSetCurrent)                                                                         \
-    X(cuCtxSynchronize)                                                                        \
-    X(cuStreamIsCapturing)                                                                     \
-    X(cuMemGetAllocationGranularity)                                                           \
-    X(cuMemCreate)                                                                             \
-    X(cuMemRelease)                                                                            \
-    X(cuMemExportToShareableHandle)                                                            \
-    X(cuMemImportFromShareableHandle)                                                          \
-    X(cuMemAddressReserve)                                                                     \
-    X(cuMemAddressFree)                                                                        \
-    X(cuMemMap)                                                                                \
-    X(cuMemUnmap)                                                                              \
-    X(cuMemSetAccess)                                                                          \
-    X(cuMemsetD8)                                                                              \
-    X(cuMemHostAlloc)                                                                          \
-    X(cuMemFreeHost)                                                                           \
-    X(cuMemHostGetDevicePointer)                                                               \
-    X(cuMemAlloc)                                                                              \
-    X(cuMemFree)                                                                               \
-    X(cuMemcpyHtoD)                                                                            \
-    X(cuMemsetD16)                                                                             \
+#define MNNVL_CU_FUNCTIONS(X)         \
+    X(cuInit)                         \
+    X(cuDriverGetVersion)             \
+    X(cuGetErrorName)                 \
+    X(cuGetErrorString)               \
+    X(cuDeviceGet)                    \
+    X(cuDeviceGetCount)               \
+    X(cuDeviceGetName)                \
+    X(cuDeviceGetAttribute)           \
+    X(cuDeviceCanAccessPeer)          \
+    X(cuDevicePrimaryCtxRetain)       \
+    X(cuDevicePrimaryCtxRelease)      \
+    X(cuCtxSetCurrent)                \
+    X(cuCtxSynchronize)               \
+    X(cuStreamIsCapturing)            \
+    X(cuMemGetAllocationGranularity)  \
+    X(cuMemCreate)                    \
+    X(cuMemRelease)                   \
+    X(cuMemExportToShareableHandle)   \
+    X(cuMemImportFromShareableHandle) \
+    X(cuMemAddressReserve)            \
+    X(cuMemAddressFree)               \
+    X(cuMemMap)                       \
+    X(cuMemUnmap)                     \
+    X(cuMemSetAccess)                 \
+    X(cuMemsetD8)                     \
+    X(cuMemHostAlloc)                 \
+    X(cuMemFreeHost)                  \
+    X(cuMemHostGetDevicePointer)      \
+    X(cuMemAlloc)                     \
+    X(cuMemFree)                      \
+    X(cuMemcpyHtoD)                   \
+    X(cuMemsetD16)                    \
     X(cuMemsetD32)
 
 typedef struct mnnvl_cuda_driver {
@@ -63,11 +63,11 @@ mnnvl_status_t mnnvl_cuda_error(CUresult res, const char *what, const char *call
 
 /* Calls `call` (a driver call through `cu`) and returns its error from the enclosing
  * function when it fails. */
-#define MNNVL_CU(what, call)                                                                   \
-    do {                                                                                       \
-        CUresult mnnvl_cu_res_ = (call);                                                       \
-        if (mnnvl_cu_res_ != CUDA_SUCCESS)                                                     \
-            return mnnvl_cuda_error(mnnvl_cu_res_, what, #call);                               \
+#define MNNVL_CU(what, call)                                     \
+    do {                                                         \
+        CUresult mnnvl_cu_res_ = (call);                         \
+        if (mnnvl_cu_res_ != CUDA_SUCCESS)                       \
+            return mnnvl_cuda_error(mnnvl_cu_res_, what, #call); \
     } while (0)
 
 #endif

@@ -77,10 +77,10 @@ static mnnvl_status_t setup_local(mnnvl_dcp_a2a_t d)
         mnnvl_launch_zero_reset((void *)(uintptr_t)d->control, sizeof(mnnvl_dcp_control_t), NULL),
         what));
     CUdeviceptr mine = (CUdeviceptr)(uintptr_t)mnnvl_mem_ptr(d->op.mem, d->comm->rank);
-    MNNVL_CHECK(mnnvl_device_launched(
-        mnnvl_launch_zero_reset((void *)(uintptr_t)(mine + d->layout.flags),
-                                d->layout.data - d->layout.flags, NULL),
-        what));
+    MNNVL_CHECK(
+        mnnvl_device_launched(mnnvl_launch_zero_reset((void *)(uintptr_t)(mine + d->layout.flags),
+                                                      d->layout.data - d->layout.flags, NULL),
+                              what));
     MNNVL_CU(what, cu->cuCtxSynchronize());
     return MNNVL_SUCCESS;
 }
@@ -183,8 +183,8 @@ static mnnvl_status_t run(mnnvl_dcp_a2a_t d, const char *what, int reduce, const
                           void *stream)
 {
     const mnnvl_dcp_a2a_params_t *p = d ? &d->params : NULL;
-    MNNVL_CHECK(mnnvl_fault_op_enter((const mnnvl_op_handle_t *)d, p && p->fault_tolerant, what,
-                                     "dcp"));
+    MNNVL_CHECK(
+        mnnvl_fault_op_enter((const mnnvl_op_handle_t *)d, p && p->fault_tolerant, what, "dcp"));
     if (entries < 0)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: entries %d is negative", what, entries);
     if (entries > p->max_entries)

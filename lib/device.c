@@ -67,8 +67,8 @@ static int probe_fabric(const mnnvl_cuda_driver_t *cu, CUdevice dev)
     CUmemGenericAllocationHandle handle;
     CUresult res = cu->cuMemCreate(&handle, gran, &prop, 0);
     if (res != CUDA_SUCCESS) {
-        MNNVL_INFO("device %d: FABRIC allocation failed (%d): using another handle type",
-                   (int)dev, (int)res);
+        MNNVL_INFO("device %d: FABRIC allocation failed (%d): using another handle type", (int)dev,
+                   (int)res);
         return 0;
     }
     CUmemFabricHandle fabric;
@@ -133,8 +133,7 @@ static mnnvl_status_t choose_handle_type(mnnvl_comm_t comm, const rank_info_t *i
         if (!info[r].fabric) {
             size_t used = strlen(lacking);
             if (used + 16 < sizeof(lacking))
-                snprintf(lacking + used, sizeof(lacking) - used, "%s%d", all_fabric ? "" : " ",
-                         r);
+                snprintf(lacking + used, sizeof(lacking) - used, "%s%d", all_fabric ? "" : " ", r);
             all_fabric = 0;
         }
     }
@@ -196,16 +195,17 @@ static mnnvl_status_t setup_local(mnnvl_comm_t comm, rank_info_t *mine, size_t g
     mine->host = host_identity();
     mine->pid = (int32_t)getpid();
     mine->device = comm->device;
-    MNNVL_CU("comm_create", d->cu->cuDeviceGetAttribute(
-                                &mine->sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, d->cu_device));
+    MNNVL_CU("comm_create",
+             d->cu->cuDeviceGetAttribute(&mine->sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+                                         d->cu_device));
     if (strcmp(want, "fabric") != 0)
         MNNVL_CHECK(query_granularity(d, 0, &gran[0]));
     if (mine->fabric)
         MNNVL_CHECK(query_granularity(d, 1, &gran[1]));
     void *host = NULL;
-    MNNVL_CU("comm_create", d->cu->cuMemHostAlloc(&host, sizeof(mnnvl_device_control_t),
-                                                  CU_MEMHOSTALLOC_DEVICEMAP |
-                                                      CU_MEMHOSTALLOC_PORTABLE));
+    MNNVL_CU("comm_create",
+             d->cu->cuMemHostAlloc(&host, sizeof(mnnvl_device_control_t),
+                                   CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_PORTABLE));
     d->control = host;
     memset(d->control, 0, sizeof(*d->control));
     MNNVL_CU("comm_create", d->cu->cuMemHostGetDevicePointer(&d->control_dev, host, 0));

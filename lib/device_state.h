@@ -12,15 +12,15 @@
 struct mnnvl_device_state {
     const mnnvl_cuda_driver_t *cu;
     CUdevice cu_device;
-    CUcontext ctx;             /* the device's primary context, retained */
-    int fabric;                /* 1: FABRIC handles, 0: POSIX fds */
-    size_t granularity;        /* allocation granularity for the chosen handle type */
-    pid_t *pids;               /* every rank's pid, for the fd exchange's credential check */
+    CUcontext ctx;                   /* the device's primary context, retained */
+    int fabric;                      /* 1: FABRIC handles, 0: POSIX fds */
+    size_t granularity;              /* allocation granularity for the chosen handle type */
+    pid_t *pids;                     /* every rank's pid, for the fd exchange's credential check */
     mnnvl_device_control_t *control; /* host address of the control block */
-    CUdeviceptr control_dev;   /* its device address */
+    CUdeviceptr control_dev;         /* its device address */
     uint64_t timeout_ns;
-    int sms;                   /* SMs this rank's kernels may fill: the device's, divided among
-                                * the ranks that are threads of one process on it (device.c) */
+    int sms;                    /* SMs this rank's kernels may fill: the device's, divided among
+                                 * the ranks that are threads of one process on it (device.c) */
     struct mnnvl_symm *signals; /* device_barrier.c's flags: one uint32_t per source rank,
                                  * then the epoch */
 };

@@ -42,8 +42,9 @@ static int64_t realtime_ms(void)
 
 static const char *reason_text(int reason)
 {
-    return reason == MNNVL_DEAD_CONNECTION ? "its connection dropped"
-                                           : "it missed the per-peer bound of a fault-tolerant wait";
+    return reason == MNNVL_DEAD_CONNECTION
+               ? "its connection dropped"
+               : "it missed the per-peer bound of a fault-tolerant wait";
 }
 
 /* Enters a death into `seen` (under lock). 1 when it is new. */
@@ -95,7 +96,8 @@ static void *watch(void *arg)
     while (!atomic_load(&f->stop)) {
         if (live) {
             int n = 0;
-            mnnvl_status_t st = comm->bs->ops->poll_lost(comm->bs, WATCH_POLL_MS, ranks, WATCH_BATCH, &n);
+            mnnvl_status_t st =
+                comm->bs->ops->poll_lost(comm->bs, WATCH_POLL_MS, ranks, WATCH_BATCH, &n);
             for (int i = 0; i < n && i < WATCH_BATCH; i++)
                 mnnvl_fault_note(comm, ranks[i], MNNVL_DEAD_CONNECTION);
             if (st != MNNVL_SUCCESS) {
@@ -198,7 +200,11 @@ mnnvl_status_t mnnvl_fault_refuse(mnnvl_comm_t comm, const char *what)
                        "%s: rank %d's communicator lost %s%s; only fault-tolerant operations "
                        "run on it now: find the dead with mnnvl_comm_failed_ranks, shrink the "
                        "communicator to the survivors and create the operations again",
-                       what, comm->rank, n == 0 ? "a rank" : n == 1 ? "rank " : "ranks ", who);
+                       what, comm->rank,
+                       n == 0   ? "a rank"
+                       : n == 1 ? "rank "
+                                : "ranks ",
+                       who);
 }
 
 mnnvl_status_t mnnvl_fault_describe(mnnvl_comm_t comm, const char *op_name, int op, int peer)
@@ -218,8 +224,8 @@ mnnvl_status_t mnnvl_fault_params(mnnvl_comm_t comm, int fault_tolerant, int *pe
                                   const char *what)
 {
     if (fault_tolerant != 0 && fault_tolerant != 1)
-        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: fault_tolerant is %d; it must be 0 or 1",
-                           what, fault_tolerant);
+        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
+                           "%s: fault_tolerant is %d; it must be 0 or 1", what, fault_tolerant);
     if (*peer_timeout_ms < 0)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
                            "%s: peer_timeout_ms is %d; it must be >= 0 (0: the config key "

@@ -15,7 +15,7 @@ typedef struct mnnvl_rank_seen {
 } mnnvl_rank_seen_t;
 
 struct mnnvl_fault_state {
-    pthread_mutex_t lock; /* seen, failed, and the writes of note() */
+    pthread_mutex_t lock;    /* seen, failed, and the writes of note() */
     mnnvl_rank_seen_t *seen; /* [comm->size] */
     int failed;
     /* One byte per rank below byte_ranks: the control block's `dead` with a device, else

@@ -218,8 +218,8 @@ static int take_handle(int sock, int rank, int size, const pid_t *pids, const in
         cmsg->cmsg_len == CMSG_LEN(sizeof(int)))
         memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
     int peer = header.rank;
-    int expected = peer >= 0 && peer < size && peer != rank && fds[peer] < 0 &&
-                   pids[peer] == cred.pid;
+    int expected =
+        peer >= 0 && peer < size && peer != rank && fds[peer] < 0 && pids[peer] == cred.pid;
     if (fd < 0 || header.magic != FD_MAGIC || !expected) {
         if (fd >= 0)
             close(fd);

@@ -71,8 +71,8 @@ MNNVL_API mnnvl_status_t mnnvl_mapping_validate(const mnnvl_mapping_t *caller)
     const struct {
         const char *name;
         int value;
-    } degrees[] = {{"tp", m->tp}, {"pp", m->pp}, {"cp", m->cp}, {"moe_tp", m->moe_tp},
-                   {"moe_ep", m->moe_ep}};
+    } degrees[] = {
+        {"tp", m->tp}, {"pp", m->pp}, {"cp", m->cp}, {"moe_tp", m->moe_tp}, {"moe_ep", m->moe_ep}};
     int degrees_ok = 1;
     for (size_t i = 0; i < sizeof(degrees) / sizeof(degrees[0]); i++) {
         if (degrees[i].value < 1) {
@@ -87,18 +87,22 @@ MNNVL_API mnnvl_status_t mnnvl_mapping_validate(const mnnvl_mapping_t *caller)
         int tp_cp, product;
         if (__builtin_mul_overflow(m->tp, m->cp, &tp_cp) ||
             __builtin_mul_overflow(tp_cp, m->pp, &product))
-            broken(why, sizeof(why), &n, "tp*pp*cp = %d*%d*%d overflows an int; it must equal "
-                   "world_size %d", m->tp, m->pp, m->cp, m->world_size);
+            broken(why, sizeof(why), &n,
+                   "tp*pp*cp = %d*%d*%d overflows an int; it must equal "
+                   "world_size %d",
+                   m->tp, m->pp, m->cp, m->world_size);
         else if (product != m->world_size)
-            broken(why, sizeof(why), &n, "tp*pp*cp = %d*%d*%d = %d must equal world_size %d",
-                   m->tp, m->pp, m->cp, product, m->world_size);
+            broken(why, sizeof(why), &n, "tp*pp*cp = %d*%d*%d = %d must equal world_size %d", m->tp,
+                   m->pp, m->cp, product, m->world_size);
         int moe;
         if (__builtin_mul_overflow(m->moe_tp, m->moe_ep, &moe))
-            broken(why, sizeof(why), &n, "moe_tp*moe_ep = %d*%d overflows an int; it must "
-                   "equal tp %d", m->moe_tp, m->moe_ep, m->tp);
+            broken(why, sizeof(why), &n,
+                   "moe_tp*moe_ep = %d*%d overflows an int; it must "
+                   "equal tp %d",
+                   m->moe_tp, m->moe_ep, m->tp);
         else if (moe != m->tp)
-            broken(why, sizeof(why), &n, "moe_tp*moe_ep = %d*%d = %d must equal tp %d",
-                   m->moe_tp, m->moe_ep, moe, m->tp);
+            broken(why, sizeof(why), &n, "moe_tp*moe_ep = %d*%d = %d must equal tp %d", m->moe_tp,
+                   m->moe_ep, moe, m->tp);
     }
     if (m->world_size > m->gpus_per_node && m->gpus_per_node >= 1 &&
         m->world_size % m->gpus_per_node != 0)
@@ -139,7 +143,9 @@ MNNVL_API mnnvl_status_t mnnvl_mapping_group(const mnnvl_mapping_t *caller, mnnv
     /* Which coordinates vary inside the group; the others stay at this rank's values. */
     int varies[NCOORD] = {0};
     switch (group) {
-    case MNNVL_GROUP_WORLD: varies[C_MOE_EP] = varies[C_MOE_TP] = varies[C_CP] = varies[C_PP] = 1; break;
+    case MNNVL_GROUP_WORLD:
+        varies[C_MOE_EP] = varies[C_MOE_TP] = varies[C_CP] = varies[C_PP] = 1;
+        break;
     case MNNVL_GROUP_TP: varies[C_MOE_EP] = varies[C_MOE_TP] = 1; break;
     case MNNVL_GROUP_PP: varies[C_PP] = 1; break;
     case MNNVL_GROUP_CP: varies[C_CP] = 1; break;

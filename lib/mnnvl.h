@@ -127,14 +127,12 @@ typedef struct mnnvl_config_s *mnnvl_config_t;
  *                 empty, or at least 16 bytes (shorter is refused: make one with
  *                 `mnnvl-store --new-key`). tcp, ucx and ofi prove it on every
  *                 connection and authenticate every frame with it; mpi refuses it (the
- *                 MPI job is the trust boundary); torch-store tags every value it keeps in the store
- *                 with it (README, Security).
- *   handle_type   auto | fabric | posix-fd                       default auto
- *   timeout_ms    bound on every wait, host and device, in ms    default 120000
- *   peer_timeout_ms  per-peer bound of fault-tolerant operations' waits, in ms (see
- *                 "Fault tolerance" below; an operation's params may override it)   default 1000
- *   log_level     none | error | warn | info | debug | trace     default: the process level
- *   store         host:port of a PyTorch TCPStore (torch-store)  no default
+ *                 MPI job is the trust boundary); torch-store tags every value it keeps in the
+ * store with it (README, Security). handle_type   auto | fabric | posix-fd default auto timeout_ms
+ * bound on every wait, host and device, in ms    default 120000 peer_timeout_ms  per-peer bound of
+ * fault-tolerant operations' waits, in ms (see "Fault tolerance" below; an operation's params may
+ * override it)   default 1000 log_level     none | error | warn | info | debug | trace     default:
+ * the process level store         host:port of a PyTorch TCPStore (torch-store)  no default
  *   store_prefix  key prefix inside that store                   default mnnvl
  *   mpi_comm      MPI Fortran communicator handle (mpi; e.g. mpi4py's comm.py2f())
  *                                                                default "" (MPI_COMM_WORLD)
@@ -197,10 +195,10 @@ typedef enum mnnvl_group {
  * NULL mapping is ignored). */
 MNNVL_API void mnnvl_mapping_init(mnnvl_mapping_t *mapping, int world_size, int rank);
 
-/* Checks every rule: struct_size as above; world_size >= 1; 0 <= rank < world_size; every degree >= 1;
- * gpus_per_node >= 1; tp*pp*cp == world_size; moe_tp*moe_ep == tp; when the job spans
- * several nodes, world_size is a multiple of gpus_per_node. Returns INVALID_ARGUMENT with
- * one sentence per broken rule. Local; never touches a GPU. */
+/* Checks every rule: struct_size as above; world_size >= 1; 0 <= rank < world_size; every degree >=
+ * 1; gpus_per_node >= 1; tp*pp*cp == world_size; moe_tp*moe_ep == tp; when the job spans several
+ * nodes, world_size is a multiple of gpus_per_node. Returns INVALID_ARGUMENT with one sentence per
+ * broken rule. Local; never touches a GPU. */
 MNNVL_API mnnvl_status_t mnnvl_mapping_validate(const mnnvl_mapping_t *mapping);
 
 /* Lists, in ascending order, the world ranks of the `group` that contains mapping->rank.
@@ -227,8 +225,8 @@ typedef struct mnnvl_root_s *mnnvl_root_t;
  * create the communicators with root=<address> and root_mode=external. It serves any number
  * of jobs and communicators until stopped; every connection must prove `config`'s job_key.
  * Local. Returns INVALID_ARGUMENT (bad address), BOOTSTRAP (cannot listen), NO_MEMORY. */
-MNNVL_API mnnvl_status_t mnnvl_root_start(const mnnvl_config_t config,
-                                          const char *listen_address, mnnvl_root_t *root);
+MNNVL_API mnnvl_status_t mnnvl_root_start(const mnnvl_config_t config, const char *listen_address,
+                                          mnnvl_root_t *root);
 
 /* The "host:port" the root listens on, owned by the root. NULL for a NULL root. */
 MNNVL_API const char *mnnvl_root_address(const mnnvl_root_t root);
@@ -330,8 +328,7 @@ MNNVL_API mnnvl_status_t mnnvl_comm_device_barrier(mnnvl_comm_t comm, void *stre
  * (MNNVL_SUCCESS while none). When it is not success, mnnvl_last_error() names the
  * operation and the peer, and every later call on the communicator returns ABORTED.
  * Local. Capture-safe. Returns INVALID_ARGUMENT for NULL arguments. */
-MNNVL_API mnnvl_status_t mnnvl_comm_get_async_error(mnnvl_comm_t comm,
-                                                    mnnvl_status_t *async_error);
+MNNVL_API mnnvl_status_t mnnvl_comm_get_async_error(mnnvl_comm_t comm, mnnvl_status_t *async_error);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Fault tolerance                                                                          */
@@ -473,12 +470,12 @@ typedef enum mnnvl_allreduce_strategy {
  * this header keeps working with later libraries (struct_size rules as for
  * mnnvl_mapping_t). */
 typedef struct mnnvl_allreduce_params {
-    uint32_t struct_size;               /* set by init: sizeof at build time */
-    mnnvl_dtype_t dtype;                /* default BF16 */
-    size_t max_count;                   /* the largest message (elements) the caller plans;
-                                           larger ones still work, in chunks. Default 1<<20 */
+    uint32_t struct_size;                /* set by init: sizeof at build time */
+    mnnvl_dtype_t dtype;                 /* default BF16 */
+    size_t max_count;                    /* the largest message (elements) the caller plans;
+                                            larger ones still work, in chunks. Default 1<<20 */
     mnnvl_allreduce_strategy_t strategy; /* default AUTO */
-    int rmsnorm_weight_bias;            /* 1: norm_out = y*rsqrt(...)*(1+gamma). Default 0 */
+    int rmsnorm_weight_bias;             /* 1: norm_out = y*rsqrt(...)*(1+gamma). Default 0 */
     /* Explicit opt-in to workspace memory the caller allocated elsewhere (e.g. PyTorch
      * symmetric memory): external_buffers[p] is rank p's buffer as mapped on this GPU, every
      * one external_buffer_bytes long. Needs config external_buffers=1 as well. Never chosen
@@ -559,13 +556,13 @@ typedef struct mnnvl_moe_a2a_s *mnnvl_moe_a2a_t;
 /* Fill with mnnvl_moe_a2a_params_init(), then set the fields (new fields come at the end;
  * struct_size rules as for mnnvl_mapping_t). */
 typedef struct mnnvl_moe_a2a_params {
-    uint32_t struct_size;      /* set by init */
-    int ep_size;               /* ranks of the EP group: must equal the communicator's size */
-    int num_experts;           /* >= ep_size */
-    int top_k;                 /* 1 .. MNNVL_MOE_MAX_TOP_K */
-    int max_tokens_per_rank;   /* the largest local_num_tokens and runtime R of any call */
-    int num_payloads;          /* dispatch payloads, 1 .. MNNVL_MOE_MAX_PAYLOADS */
-    int hidden;                /* elements per combine row */
+    uint32_t struct_size;    /* set by init */
+    int ep_size;             /* ranks of the EP group: must equal the communicator's size */
+    int num_experts;         /* >= ep_size */
+    int top_k;               /* 1 .. MNNVL_MOE_MAX_TOP_K */
+    int max_tokens_per_rank; /* the largest local_num_tokens and runtime R of any call */
+    int num_payloads;        /* dispatch payloads, 1 .. MNNVL_MOE_MAX_PAYLOADS */
+    int hidden;              /* elements per combine row */
     mnnvl_dtype_t combine_dtype;
     /* Fixed arrays come last, so a later header can add scalar fields after them without
      * moving the scalars (libmnnvl 0.1 had this array before hidden: programs built against
@@ -608,9 +605,8 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create(mnnvl_comm_t comm,
  * pointers), INVALID_USAGE (dispatch twice without combine), ABORTED, CUDA. */
 MNNVL_API mnnvl_status_t mnnvl_moe_a2a_dispatch(mnnvl_moe_a2a_t a2a,
                                                 const int32_t *token_selected_experts,
-                                                const void *const *payloads,
-                                                int local_num_tokens, int runtime_max_tokens,
-                                                void *stream);
+                                                const void *const *payloads, int local_num_tokens,
+                                                int runtime_max_tokens, void *stream);
 
 /* Device address of payload `index`'s receive region [ep_size, R, payload_bytes[index]] for
  * the R of the last dispatch (row [s][j] holds source s's j-th token for j < the count of
@@ -675,8 +671,8 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_destroy(mnnvl_moe_a2a_t a2a);
 
 typedef struct mnnvl_dcp_a2a_s *mnnvl_dcp_a2a_t;
 
-#define MNNVL_DCP_MAX_RANKS 64       /* largest cp_size */
-#define MNNVL_DCP_MAX_STATS_LANES 8  /* stats_lanes is 1 .. this */
+#define MNNVL_DCP_MAX_RANKS 64      /* largest cp_size */
+#define MNNVL_DCP_MAX_STATS_LANES 8 /* stats_lanes is 1 .. this */
 #define MNNVL_DCP_MAX_ENTRIES (1 << 24)
 
 /* The base of the log-sum-exp values in the stats (lse_reduce reads and writes them so). */
@@ -689,19 +685,19 @@ typedef enum mnnvl_lse_base {
  * at the end: a struct from an older (smaller) header is accepted, the missing fields taking
  * their defaults; a struct_size larger than this library knows is refused. */
 typedef struct mnnvl_dcp_a2a_params {
-    uint32_t struct_size;       /* set by init: sizeof at build time */
-    int cp_size;                /* ranks of the CP group: must equal the communicator's size */
-    int max_entries;            /* capacity: the largest entry count any call passes, in
-                                   [1, MNNVL_DCP_MAX_ENTRIES]. A decode-sized workspace
-                                   refuses a prefill batch: size it for the largest call */
-    int head_dim;               /* D: 64, 128, 256, 512, or any multiple of 8 up to 1024 */
-    mnnvl_dtype_t dtype;        /* of partial_o and the merged output: FP16 or BF16 (default) */
-    int stats_lanes;            /* S: fp32 values per (entry, rank), 1 .. 8; default 2 */
-    mnnvl_lse_base_t lse_base;  /* for lse_reduce; default MNNVL_LSE_BASE_E */
+    uint32_t struct_size;      /* set by init: sizeof at build time */
+    int cp_size;               /* ranks of the CP group: must equal the communicator's size */
+    int max_entries;           /* capacity: the largest entry count any call passes, in
+                                  [1, MNNVL_DCP_MAX_ENTRIES]. A decode-sized workspace
+                                  refuses a prefill batch: size it for the largest call */
+    int head_dim;              /* D: 64, 128, 256, 512, or any multiple of 8 up to 1024 */
+    mnnvl_dtype_t dtype;       /* of partial_o and the merged output: FP16 or BF16 (default) */
+    int stats_lanes;           /* S: fp32 values per (entry, rank), 1 .. 8; default 2 */
+    mnnvl_lse_base_t lse_base; /* for lse_reduce; default MNNVL_LSE_BASE_E */
     /* 1: fault-tolerant (see "Fault tolerance"): a dead rank ends the call promptly with
      * PEER_LOST, no output entry written without every rank's part. Default 0. */
     int fault_tolerant;
-    int peer_timeout_ms;        /* per-peer bound; 0 (default): the config key peer_timeout_ms */
+    int peer_timeout_ms; /* per-peer bound; 0 (default): the config key peer_timeout_ms */
 } mnnvl_dcp_a2a_params_t;
 
 /* Defaults: cp_size 0 and max_entries 0 (both must be set), head_dim 128, BF16, stats_lanes
@@ -740,8 +736,8 @@ MNNVL_API mnnvl_status_t mnnvl_dcp_a2a_create(mnnvl_comm_t comm,
  * ABORTED, CUDA. A peer that stops calling makes this rank's kernel end with TIMEOUT naming
  * that peer in the async error, after timeout_ms. */
 MNNVL_API mnnvl_status_t mnnvl_dcp_a2a(mnnvl_dcp_a2a_t dcp, const void *partial_o,
-                                       const void *stats, int entries, void *out_o,
-                                       void *out_stats, void *stream);
+                                       const void *stats, int entries, void *out_o, void *out_stats,
+                                       void *stream);
 
 /* The exchange fused with the merge of the partial attention outputs: rank r receives, for
  * each of its entries, the partials O_p and LSE_p of every rank p (LSE_p is stats lane 0 of

@@ -14,8 +14,8 @@
 enum phase { IDLE, DISPATCHED };
 
 struct mnnvl_moe_a2a_s {
-    mnnvl_op_handle_t op;     /* op.mem is the workspace */
-    mnnvl_comm_t comm; /* op.comm, for brevity */
+    mnnvl_op_handle_t op; /* op.mem is the workspace */
+    mnnvl_comm_t comm;    /* op.comm, for brevity */
     mnnvl_moe_a2a_params_t params;
     mnnvl_moe_layout_t layout;
     CUdeviceptr control; /* mnnvl_moe_control_t, then the route tables */
@@ -190,9 +190,8 @@ static mnnvl_status_t launched(int err, const char *what)
 
 MNNVL_API mnnvl_status_t mnnvl_moe_a2a_dispatch(mnnvl_moe_a2a_t a,
                                                 const int32_t *token_selected_experts,
-                                                const void *const *payloads,
-                                                int local_num_tokens, int runtime_max_tokens,
-                                                void *stream)
+                                                const void *const *payloads, int local_num_tokens,
+                                                int runtime_max_tokens, void *stream)
 {
     const char *what = "moe_a2a_dispatch";
     mnnvl_moe_args_t args;
@@ -205,8 +204,8 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_dispatch(mnnvl_moe_a2a_t a,
                            what);
     if (runtime_max_tokens < 0 || runtime_max_tokens > max)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
-                           "%s: runtime_max_tokens %d must be in [0, max_tokens_per_rank %d]",
-                           what, runtime_max_tokens, max);
+                           "%s: runtime_max_tokens %d must be in [0, max_tokens_per_rank %d]", what,
+                           runtime_max_tokens, max);
     if (local_num_tokens < 0 || local_num_tokens > runtime_max_tokens)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
                            "%s: local_num_tokens %d must be in [0, runtime_max_tokens %d] (and "
@@ -251,8 +250,8 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_sanitize(mnnvl_moe_a2a_t a, int index, vo
     return launched(mnnvl_launch_moe_sanitize(&args, stream), what);
 }
 
-MNNVL_API mnnvl_status_t mnnvl_moe_a2a_combine(mnnvl_moe_a2a_t a, const void *expert_out,
-                                               void *out, void *stream)
+MNNVL_API mnnvl_status_t mnnvl_moe_a2a_combine(mnnvl_moe_a2a_t a, const void *expert_out, void *out,
+                                               void *stream)
 {
     const char *what = "moe_a2a_combine";
     mnnvl_moe_args_t args;
@@ -267,8 +266,8 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_combine(mnnvl_moe_a2a_t a, const void *ex
                            "%s: out (%p) is NULL or not 16-byte aligned with %d tokens", what, out,
                            a->tokens);
     if (expert_out && ((uintptr_t)expert_out & 15) != 0)
-        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT,
-                           "%s: expert_out (%p) is not 16-byte aligned", what, expert_out);
+        return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: expert_out (%p) is not 16-byte aligned",
+                           what, expert_out);
     args.expert_out = expert_out == mnnvl_moe_a2a_combine_buffer(a) ? NULL : expert_out;
     args.out = out;
     MNNVL_CHECK(launched(mnnvl_launch_moe_combine(&args, stream), what));

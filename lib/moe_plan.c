@@ -24,7 +24,7 @@ MNNVL_API void mnnvl_moe_a2a_params_init(mnnvl_moe_a2a_params_t *p)
 }
 
 /* The first version of this layout (libmnnvl 0.2) ends after payload_bytes. */
-#define FIRST_SIZE                                          \
+#define FIRST_SIZE                                     \
     (offsetof(mnnvl_moe_a2a_params_t, payload_bytes) + \
      sizeof(((mnnvl_moe_a2a_params_t *)0)->payload_bytes))
 

@@ -19,7 +19,7 @@ typedef struct mnnvl_moe_layout {
     size_t recv_r;         /* int32 [MNNVL_MOE_MAX_RANKS] */
     size_t header_bytes;
     size_t payload[MNNVL_MOE_MAX_PAYLOADS]; /* each ep_size*max_tokens rows */
-    size_t combine;                          /* ep_size*max_tokens rows of `hidden` */
+    size_t combine;                         /* ep_size*max_tokens rows of `hidden` */
     size_t combine_row_bytes;
     size_t total_bytes;
 } mnnvl_moe_layout_t;

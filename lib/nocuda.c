@@ -137,9 +137,8 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create(mnnvl_comm_t comm,
 
 MNNVL_API mnnvl_status_t mnnvl_moe_a2a_dispatch(mnnvl_moe_a2a_t a2a,
                                                 const int32_t *token_selected_experts,
-                                                const void *const *payloads,
-                                                int local_num_tokens, int runtime_max_tokens,
-                                                void *stream)
+                                                const void *const *payloads, int local_num_tokens,
+                                                int runtime_max_tokens, void *stream)
 {
     return no_cuda("moe_a2a_dispatch");
 }
@@ -195,8 +194,8 @@ MNNVL_API mnnvl_status_t mnnvl_dcp_a2a_create(mnnvl_comm_t comm,
 }
 
 MNNVL_API mnnvl_status_t mnnvl_dcp_a2a(mnnvl_dcp_a2a_t dcp, const void *partial_o,
-                                       const void *stats, int entries, void *out_o,
-                                       void *out_stats, void *stream)
+                                       const void *stats, int entries, void *out_o, void *out_stats,
+                                       void *stream)
 {
     return no_cuda("dcp_a2a");
 }

@@ -5,8 +5,8 @@
 #include "error.h"
 #include "params.h"
 
-mnnvl_status_t mnnvl_params_copy(void *own, size_t own_size, size_t first_size,
-                                 const void *caller, const char *what, const char *init_name)
+mnnvl_status_t mnnvl_params_copy(void *own, size_t own_size, size_t first_size, const void *caller,
+                                 const char *what, const char *init_name)
 {
     if (!caller)
         return mnnvl_error(MNNVL_ERR_INVALID_ARGUMENT, "%s: params is NULL", what);

@@ -15,8 +15,8 @@
  * naming `what` and the sizes, a NULL caller, a struct_size larger than own_size (a newer
  * header) and one smaller than first_size (the struct's first public version: the caller did
  * not call `init_name`). */
-mnnvl_status_t mnnvl_params_copy(void *own, size_t own_size, size_t first_size,
-                                 const void *caller, const char *what, const char *init_name);
+mnnvl_status_t mnnvl_params_copy(void *own, size_t own_size, size_t first_size, const void *caller,
+                                 const char *what, const char *init_name);
 
 /* The usual call: MNNVL_PARAMS_COPY(&local, caller, first_size, "allreduce",
  * "mnnvl_allreduce_params_init") after init(&local). */

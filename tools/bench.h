@@ -40,8 +40,8 @@ void bench_shared_free(void *p, size_t bytes);
 
 /* Writes a log-log line chart as SVG: `nseries` series of `npoints` points sharing `x`
  * (bench_svg.c). Returns 0, or -1 when the file cannot be written. */
-int bench_svg_write(const char *path, const char *title, const char *x_label,
-                    const char *y_label, int nseries, const char *const *names, const double *x,
-                    const double *const *y, int npoints);
+int bench_svg_write(const char *path, const char *title, const char *x_label, const char *y_label,
+                    int nseries, const char *const *names, const double *x, const double *const *y,
+                    int npoints);
 
 #endif

@@ -105,7 +105,8 @@ static int enqueue(const op_t *o, cudaStream_t s)
 {
     switch (o->kind) {
     case 0: return mnnvl_allreduce(o->ar, o->in, o->out, o->count, s);
-    case 1: return o->nccl->all_reduce(o->in, o->out, o->count, NCCL_BF16, NCCL_SUM, o->nccl_comm, s);
+    case 1:
+        return o->nccl->all_reduce(o->in, o->out, o->count, NCCL_BF16, NCCL_SUM, o->nccl_comm, s);
     case 2:
         return mnnvl_allreduce_residual_rmsnorm(o->ar, o->in, o->res, o->gamma, 1e-6f,
                                                 (size_t)o->tokens, HIDDEN, o->res_out, o->norm, s);
@@ -127,8 +128,7 @@ static double time_op(mnnvl_comm_t comm, const op_t *o, cudaStream_t s, int call
     int bad = 0;
     for (int k = 0; k < calls; k++)
         bad |= enqueue(o, s) != 0;
-    if (cudaStreamEndCapture(s, &graph) != 0 || bad ||
-        cudaGraphInstantiate(&exec, graph, 0) != 0)
+    if (cudaStreamEndCapture(s, &graph) != 0 || bad || cudaGraphInstantiate(&exec, graph, 0) != 0)
         return -1;
     cudaEvent_t a, b;
     cudaEventCreate(&a);
@@ -238,7 +238,11 @@ static int rank_main(int rank, const job_t *job, const char *root, result_t *res
     for (int k = 0; k < job->nsizes; k++) {
         size_t count = job->sizes[k] / 2;
         op_t mine = {.kind = 0, .ar = ar, .in = in, .out = out, .count = count};
-        op_t theirs = {.kind = 1, .nccl = &nccl, .nccl_comm = nccl_comm, .in = in, .out = nout,
+        op_t theirs = {.kind = 1,
+                       .nccl = &nccl,
+                       .nccl_comm = nccl_comm,
+                       .in = in,
+                       .out = nout,
                        .count = count};
         cudaMemset(out, 0xff, job->sizes[k]);
         cudaMemset(nout, 0xff, job->sizes[k]);
@@ -277,8 +281,15 @@ static int rank_main(int rank, const job_t *job, const char *root, result_t *res
                     job->nsizes);
     }
     for (int t = 0; t < FUSED_CASES; t++) {
-        op_t fused = {.kind = 2, .ar = ar, .in = in, .out = out, .res = resid, .gamma = gamma,
-                      .res_out = res_out, .norm = norm, .tokens = fused_tokens[t],
+        op_t fused = {.kind = 2,
+                      .ar = ar,
+                      .in = in,
+                      .out = out,
+                      .res = resid,
+                      .gamma = gamma,
+                      .res_out = res_out,
+                      .norm = norm,
+                      .tokens = fused_tokens[t],
                       .count = (size_t)fused_tokens[t] * HIDDEN};
         op_t unfused = fused;
         unfused.kind = 3;
@@ -330,7 +341,8 @@ static int run_world(const job_t *job, result_t *out)
     result_t *res = w.results;
     int failed = res ? bench_run_ranks(job->size, world_rank, &w) : -1;
     for (int k = 0; k < job->nsizes; k++) {
-        out->mnnvl_us[k] = slowest(res, job->size, offsetof(result_t, mnnvl_us) + k * sizeof(double));
+        out->mnnvl_us[k] =
+            slowest(res, job->size, offsetof(result_t, mnnvl_us) + k * sizeof(double));
         out->nccl_us[k] = slowest(res, job->size, offsetof(result_t, nccl_us) + k * sizeof(double));
         out->oneshot_us[k] =
             slowest(res, job->size, offsetof(result_t, oneshot_us) + k * sizeof(double));
@@ -338,7 +350,8 @@ static int run_world(const job_t *job, result_t *out)
             slowest(res, job->size, offsetof(result_t, twoshot_us) + k * sizeof(double));
     }
     for (int t = 0; t < FUSED_CASES; t++) {
-        out->fused_us[t] = slowest(res, job->size, offsetof(result_t, fused_us) + t * sizeof(double));
+        out->fused_us[t] =
+            slowest(res, job->size, offsetof(result_t, fused_us) + t * sizeof(double));
         out->unfused_us[t] =
             slowest(res, job->size, offsetof(result_t, unfused_us) + t * sizeof(double));
     }
@@ -415,7 +428,8 @@ int bench_allreduce(int argc, char **argv)
     job.have_nccl = bench_nccl_load(&probe, why, sizeof(why)) == 0;
     if (!job.have_nccl)
         printf("NCCL: not loaded (%s); set MNNVL_BENCH_NCCL=/path/libnccl.so.2. Timing "
-               "libmnnvl alone.\n", why);
+               "libmnnvl alone.\n",
+               why);
     FILE *json = fopen(json_path, "w");
     if (!json) {
         perror(json_path);
@@ -456,9 +470,9 @@ int bench_allreduce(int argc, char **argv)
     const double *ys[8];
     for (int i = 0; i < nseries; i++)
         ys[i] = series[i];
-    if (nseries && bench_svg_write(svg_path, "bf16 all-reduce latency (CUDA graphs)",
-                                   "message size (bytes)", "microseconds per call", nseries, names,
-                                   x, ys, job.nsizes) == 0)
+    if (nseries &&
+        bench_svg_write(svg_path, "bf16 all-reduce latency (CUDA graphs)", "message size (bytes)",
+                        "microseconds per call", nseries, names, x, ys, job.nsizes) == 0)
         printf("wrote %s and %s\n", json_path, svg_path);
     return failed;
 }

@@ -482,8 +482,9 @@ static void report(const dcp_result_t *res, int n, int gpus, FILE *json, int fir
         fprintf(json, "%s{\"cp\": %d, \"ranks_per_gpu\": %d, \"head_dim\": %d, ",
                 first && di == 0 ? "" : ",\n", n, (n + gpus - 1) / gpus, D);
         if (n > gpus)
-            fprintf(json, "\"warning\": \"%d ranks share each GPU: the timings are "
-                          "meaningless (kernels of different processes time-slice one GPU)\", ",
+            fprintf(json,
+                    "\"warning\": \"%d ranks share each GPU: the timings are "
+                    "meaningless (kernels of different processes time-slice one GPU)\", ",
                     (n + gpus - 1) / gpus);
         fprintf(json, "\"cases\": [");
         for (int c = 0; c < NCASES; c++) {

@@ -67,8 +67,7 @@ static int run_rank(int rank, int size, const char *root, int reps, size_t bytes
             st = mnnvl_mem_alloc(comm, bytes, &mem);
         double c = mnnvl_now_ms_precise();
         if (st != MNNVL_SUCCESS) {
-            fprintf(stderr, "rank %d: %s: %s\n", rank, mnnvl_status_string(st),
-                    mnnvl_last_error());
+            fprintf(stderr, "rank %d: %s: %s\n", rank, mnnvl_status_string(st), mnnvl_last_error());
             return 1;
         }
         t->create_ms[r] = b - a;
@@ -134,11 +133,12 @@ int bench_init(int argc, char **argv)
     }
     if (n > 64)
         n = 64;
-    init_job_t job = {.reps = reps, .bytes = bytes,
+    init_job_t job = {.reps = reps,
+                      .bytes = bytes,
                       .times = bench_shared_alloc(sizeof(rank_times_t) * (size_t)n)};
     rank_times_t *times = job.times;
-    printf("mnnvl-bench init: %d GPUs, one process each, %d repetitions, %zu-byte allocation\n",
-           n, reps, bytes);
+    printf("mnnvl-bench init: %d GPUs, one process each, %d repetitions, %zu-byte allocation\n", n,
+           reps, bytes);
     fflush(stdout);
     int failed = times ? bench_run_ranks(n, init_rank, &job) : -1;
     if (failed) {

@@ -215,7 +215,8 @@ static int rank_main(int rank, int size, const char *root, int use_nccl, moe_res
             float got;
             memcpy(&got, &u, 4);
             if (got != want) {
-                snprintf(res->why, sizeof(res->why), "token %d of %d: %g, want %g", t, T, got, want);
+                snprintf(res->why, sizeof(res->why), "token %d of %d: %g, want %g", t, T, got,
+                         want);
                 return 1;
             }
         }
@@ -334,8 +335,9 @@ int bench_moe(int argc, char **argv)
     FILE *json = fopen(json_path, "w");
     if (!json)
         return perror(json_path), 1;
-    fprintf(json, "{\"benchmark\": \"moe\", \"hidden\": %d, \"top_k\": %d, \"experts\": %d, "
-                  "\"results\": [",
+    fprintf(json,
+            "{\"benchmark\": \"moe\", \"hidden\": %d, \"top_k\": %d, \"experts\": %d, "
+            "\"results\": [",
             HIDDEN, TOP_K, EXPERTS);
     int failed = 0;
     for (int w = 0; w < nworlds; w++) {
@@ -377,8 +379,8 @@ int bench_moe(int argc, char **argv)
             }
             double speedup = nd + nc > 0 ? (nd + nc) / (d_us + c_us) : 0;
             printf("%7d | %9.2f %11.2f %9.1f %9.2f | %9.2f %11.2f %9.1f %9.2f | %7.2fx\n",
-                   token_cases[c], d_us, d_mb, d_mb * 1e3 / d_us, nd, c_us, c_mb,
-                   c_mb * 1e3 / c_us, nc, speedup);
+                   token_cases[c], d_us, d_mb, d_mb * 1e3 / d_us, nd, c_us, c_mb, c_mb * 1e3 / c_us,
+                   nc, speedup);
             fprintf(json,
                     "%s{\"tokens\": %d, \"dispatch_us\": %.3f, \"combine_us\": %.3f, "
                     "\"dispatch_remote_mb\": %.3f, \"combine_remote_mb\": %.3f, "

@@ -32,8 +32,8 @@ static void ranks_per_gpu(int ranks, int ndev)
         return;
     }
     int per = (ranks + ndev - 1) / ndev;
-    printf("%d ranks on this machine: %s%d per GPU%s\n", ranks, ranks % ndev ? "up to " : "",
-           per, per > 1 ? " (they share a GPU: correct, not fast)" : "");
+    printf("%d ranks on this machine: %s%d per GPU%s\n", ranks, ranks % ndev ? "up to " : "", per,
+           per > 1 ? " (they share a GPU: correct, not fast)" : "");
 }
 
 #ifdef HAVE_CUDA
@@ -151,8 +151,8 @@ int main(int argc, char **argv)
     const char *backends[] = {"tcp", "torch-store", "mpi", "ucx", "ofi"};
     for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
         int ok = mnnvl_bootstrap_available(backends[i]);
-        printf("  %-12s %s%s%s\n", backends[i], ok ? "available" : "unavailable",
-               ok ? "" : ": ", ok ? "" : mnnvl_last_error());
+        printf("  %-12s %s%s%s\n", backends[i], ok ? "available" : "unavailable", ok ? "" : ": ",
+               ok ? "" : mnnvl_last_error());
     }
     return 0;
 }

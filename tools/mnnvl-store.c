@@ -39,23 +39,27 @@ static int is_all_interfaces(const char *listen)
 static void tell_reach(const char *listen, const char *address)
 {
     if (is_all_interfaces(listen) && is_loopback(address))
-        fprintf(stderr, "mnnvl-store: listening on all interfaces (%s); this host's name "
-                        "resolves to loopback (%s), so give ranks on other hosts root=<an "
-                        "address of this host they reach>:<that port>\n",
+        fprintf(stderr,
+                "mnnvl-store: listening on all interfaces (%s); this host's name "
+                "resolves to loopback (%s), so give ranks on other hosts root=<an "
+                "address of this host they reach>:<that port>\n",
                 listen, address);
     else if (is_all_interfaces(listen))
-        fprintf(stderr, "mnnvl-store: listening on all interfaces (%s); ranks on other hosts use "
-                        "root=%s or another address of this host\n",
+        fprintf(stderr,
+                "mnnvl-store: listening on all interfaces (%s); ranks on other hosts use "
+                "root=%s or another address of this host\n",
                 listen, address);
     else if (is_loopback(address))
-        fprintf(stderr, "mnnvl-store: %s is a loopback address: only processes on this host can "
-                        "join. To accept ranks on other hosts, listen on all interfaces with "
-                        "--listen 0.0.0.0:PORT (or [::]:PORT), or on one address of this host "
-                        "with --listen ADDR:PORT\n",
+        fprintf(stderr,
+                "mnnvl-store: %s is a loopback address: only processes on this host can "
+                "join. To accept ranks on other hosts, listen on all interfaces with "
+                "--listen 0.0.0.0:PORT (or [::]:PORT), or on one address of this host "
+                "with --listen ADDR:PORT\n",
                 address);
     else
-        fprintf(stderr, "mnnvl-store: listening on %s only (%s); --listen 0.0.0.0:PORT listens "
-                        "on all interfaces\n",
+        fprintf(stderr,
+                "mnnvl-store: listening on %s only (%s); --listen 0.0.0.0:PORT listens "
+                "on all interfaces\n",
                 address, listen ? "--listen" : "the address this host's name resolves to");
 }
 

@@ -119,8 +119,8 @@ static mnnvl_status_t wait_request(mpi_state_t *st, MPI_Request *req, const char
 static mnnvl_status_t check_usable(mpi_state_t *st, const char *what)
 {
     if (atomic_load(&st->aborted))
-        return fail(st->set_error, MNNVL_ERR_ABORTED,
-                    "%s on rank %d: the communicator was aborted", what, st->bs.rank);
+        return fail(st->set_error, MNNVL_ERR_ABORTED, "%s on rank %d: the communicator was aborted",
+                    what, st->bs.rank);
     if (st->broken)
         return fail(st->set_error, MNNVL_ERR_BOOTSTRAP,
                     "%s on rank %d: an earlier collective timed out or was aborted and is "
@@ -135,8 +135,8 @@ static mnnvl_status_t finish(mpi_state_t *st, int rc, MPI_Request *req, const ch
     if (rc != MPI_SUCCESS) {
         char text[MPI_MAX_ERROR_STRING];
         mpi_error_text(rc, text, sizeof(text));
-        return fail(st->set_error, MNNVL_ERR_BOOTSTRAP, "%s on rank %d could not start: %s",
-                    what, st->bs.rank, text);
+        return fail(st->set_error, MNNVL_ERR_BOOTSTRAP, "%s on rank %d could not start: %s", what,
+                    st->bs.rank, text);
     }
     return wait_request(st, req, what);
 }
@@ -170,8 +170,8 @@ static mnnvl_status_t mpi_broadcast(mnnvl_bootstrap_t *bs, void *buf, size_t byt
         return s;
     if (bytes > INT_MAX || root < 0 || root >= bs->size)
         return fail(st->set_error, MNNVL_ERR_INVALID_ARGUMENT,
-                    "%s: the root is not in 0..%d or the size exceeds MPI's %d", what,
-                    bs->size - 1, INT_MAX);
+                    "%s: the root is not in 0..%d or the size exceeds MPI's %d", what, bs->size - 1,
+                    INT_MAX);
     MPI_Request req;
     return finish(st, MPI_Ibcast(buf, (int)bytes, MPI_BYTE, root, st->comm, &req), &req, what);
 }
@@ -340,8 +340,8 @@ static mnnvl_status_t user_comm(const mnnvl_bootstrap_args_t *args, MPI_Comm *co
                     handle);
     *comm = MPI_Comm_f2c((MPI_Fint)f);
     if (*comm == MPI_COMM_NULL)
-        return fail(args->set_error, MNNVL_ERR_INVALID_ARGUMENT,
-                    "mpi_comm %ld is MPI_COMM_NULL", f);
+        return fail(args->set_error, MNNVL_ERR_INVALID_ARGUMENT, "mpi_comm %ld is MPI_COMM_NULL",
+                    f);
     return MNNVL_SUCCESS;
 }
 
@@ -372,8 +372,8 @@ static mnnvl_status_t mpi_create(const mnnvl_bootstrap_args_t *args, mnnvl_boots
                     "this process as rank %d of %d",
                     args->rank, args->size, setting(args, "mpi_comm"), rank, size);
     /* A duplicate keeps our traffic apart from the application's. */
-    mpi_state_t tmp = {.set_error = args->set_error, .log = args->log,
-                       .timeout_ms = args->timeout_ms};
+    mpi_state_t tmp = {
+        .set_error = args->set_error, .log = args->log, .timeout_ms = args->timeout_ms};
     tmp.bs.rank = rank;
     tmp.bs.size = size;
     atomic_init(&tmp.aborted, 0);

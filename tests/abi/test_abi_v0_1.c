@@ -30,8 +30,8 @@ Test(abi_v0_1, old_mapping_layout_works)
     m.moe_tp = 4;
     m.pp = 2;
     int ranks[8], count = 0, index = -1;
-    cr_assert_eq(mnnvl_mapping_group(&m, MNNVL_GROUP_TP, ranks, 8, &count, &index),
-                 MNNVL_SUCCESS, "%s", mnnvl_last_error());
+    cr_assert_eq(mnnvl_mapping_group(&m, MNNVL_GROUP_TP, ranks, 8, &count, &index), MNNVL_SUCCESS,
+                 "%s", mnnvl_last_error());
     cr_assert_eq(count, 4);
     cr_assert_eq(index, 1);
     for (int i = 0; i < 4; i++)
@@ -87,6 +87,5 @@ Test(abi_v0_1, larger_struct_size_is_refused)
     cr_assert(strstr(mnnvl_last_error(), "newer"), "%s", mnnvl_last_error());
     u.p.struct_size = 4;
     cr_assert_eq(mnnvl_allreduce_workspace_size(&u.p, 4), 0);
-    cr_assert(strstr(mnnvl_last_error(), "mnnvl_allreduce_params_init"), "%s",
-              mnnvl_last_error());
+    cr_assert(strstr(mnnvl_last_error(), "mnnvl_allreduce_params_init"), "%s", mnnvl_last_error());
 }

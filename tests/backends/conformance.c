@@ -75,8 +75,9 @@ static int check_allgather(mnnvl_comm_t comm, int rank, int size, size_t bytes)
     for (int r = 0; !bad && r < size; r++) {
         for (size_t i = 0; i < bytes; i++) {
             if (recv[(size_t)r * bytes + i] != pattern(r, i, bytes)) {
-                fprintf(stderr, "rank %d: allgather of %zu bytes: byte %zu of rank %d is %u, "
-                                "expected %u\n",
+                fprintf(stderr,
+                        "rank %d: allgather of %zu bytes: byte %zu of rank %d is %u, "
+                        "expected %u\n",
                         rank, bytes, i, r, recv[(size_t)r * bytes + i], pattern(r, i, bytes));
                 bad = 1;
                 break;
@@ -96,8 +97,8 @@ static int check_broadcast(mnnvl_comm_t comm, int rank, int root, size_t bytes)
     int bad = mt_fail(mnnvl_comm_broadcast(comm, buf, bytes, root), rank, "broadcast");
     for (size_t i = 0; !bad && i < bytes; i++) {
         if (buf[i] != pattern(root, i, bytes)) {
-            fprintf(stderr, "rank %d: broadcast of %zu bytes from %d: byte %zu is wrong\n",
-                    rank, bytes, root, i);
+            fprintf(stderr, "rank %d: broadcast of %zu bytes from %d: byte %zu is wrong\n", rank,
+                    bytes, root, i);
             bad = 1;
         }
     }
@@ -168,8 +169,7 @@ int bk_many_comms(int rank, int size, void *target)
         }
         int32_t mine[2] = {i, rank};
         int32_t *all = calloc((size_t)size, sizeof(mine));
-        int bad = mt_fail(mnnvl_comm_allgather(comm, mine, all, sizeof(mine)), rank,
-                          "allgather");
+        int bad = mt_fail(mnnvl_comm_allgather(comm, mine, all, sizeof(mine)), rank, "allgather");
         for (int r = 0; !bad && r < size; r++) {
             if (all[2 * r] != i || all[2 * r + 1] != r) {
                 fprintf(stderr, "rank %d: communicator %d got (%d, %d) from rank %d\n", rank, i,
@@ -199,17 +199,18 @@ int bk_killed_rank(int rank, int size, void *target)
     int waited = (int)(mnnvl_now_ms() - start);
     int bad = 0;
     if (st != MNNVL_ERR_TIMEOUT && st != MNNVL_ERR_PEER_LOST) {
-        fprintf(stderr, "rank %d: the barrier after rank %d died returned %s (%s), expected "
-                        "TIMEOUT or PEER_LOST\n",
+        fprintf(stderr,
+                "rank %d: the barrier after rank %d died returned %s (%s), expected "
+                "TIMEOUT or PEER_LOST\n",
                 rank, size - 1, mnnvl_status_string(st), mnnvl_last_error());
         bad = 1;
     } else if (waited > t->timeout_ms + KILL_GRACE_S * 1000) {
-        fprintf(stderr, "rank %d: the failure took %d ms, more than timeout_ms %d + %d s\n",
-                rank, waited, t->timeout_ms, KILL_GRACE_S);
+        fprintf(stderr, "rank %d: the failure took %d ms, more than timeout_ms %d + %d s\n", rank,
+                waited, t->timeout_ms, KILL_GRACE_S);
         bad = 1;
     } else {
-        fprintf(stderr, "rank %d: after %d ms: %s: %s\n", rank, waited,
-                mnnvl_status_string(st), mnnvl_last_error());
+        fprintf(stderr, "rank %d: after %d ms: %s: %s\n", rank, waited, mnnvl_status_string(st),
+                mnnvl_last_error());
     }
     mnnvl_comm_destroy(comm);
     return bad;
@@ -361,15 +362,14 @@ int bk_wrong_key(int rank, int size, void *target)
         mnnvl_comm_destroy(comm);
         return 1;
     }
-    if (st != MNNVL_ERR_AUTH &&
-        (edge || (st != MNNVL_ERR_PEER_LOST && st != MNNVL_ERR_TIMEOUT))) {
+    if (st != MNNVL_ERR_AUTH && (edge || (st != MNNVL_ERR_PEER_LOST && st != MNNVL_ERR_TIMEOUT))) {
         fprintf(stderr, "rank %d: comm_create returned %s (%s), expected AUTH%s\n", rank,
                 mnnvl_status_string(st), why, edge ? "" : ", PEER_LOST or TIMEOUT");
         bad = 1;
     }
     if (edge && !strstr(why, "job key") && !strstr(why, "job_key")) {
-        fprintf(stderr, "rank %d: the sentence does not say that the job keys differ: %s\n",
-                rank, why);
+        fprintf(stderr, "rank %d: the sentence does not say that the job keys differ: %s\n", rank,
+                why);
         bad = 1;
     }
     if (strstr(why, right + 1)) { /* both keys share everything after the first byte */
@@ -404,9 +404,8 @@ int bk_measure(int rank, int size, void *target)
               mt_fail(mnnvl_comm_barrier(comm), rank, "barrier");
     uint64_t done = mnnvl_now_ms();
     if (!bad && rank == 0)
-        printf("%s: %d ranks: comm_create %llu ms, allgather(64 B) + barrier %llu ms\n",
-               t->backend, size, (unsigned long long)(created - start),
-               (unsigned long long)(done - created));
+        printf("%s: %d ranks: comm_create %llu ms, allgather(64 B) + barrier %llu ms\n", t->backend,
+               size, (unsigned long long)(created - start), (unsigned long long)(done - created));
     free(all);
     mnnvl_comm_destroy(comm);
     return bad;

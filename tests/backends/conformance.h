@@ -13,8 +13,8 @@ typedef struct bk_target {
     char address[128]; /* root (tcp, ucx, ofi) or store (torch-store); "" for mpi */
     char prefix[64];   /* store_prefix (torch-store) */
     int timeout_ms;
-    size_t max_bytes;  /* the largest allgather of bk_collectives */
-    char job_key[80];  /* "" for none (mpi cannot prove one) */
+    size_t max_bytes; /* the largest allgather of bk_collectives */
+    char job_key[80]; /* "" for none (mpi cannot prove one) */
 } bk_target_t;
 
 /* A config for the target, with comm_name `name`; aborts the process on failure. */

@@ -159,8 +159,8 @@ static int run_rank(const job_t *job, int rank)
         return 1;
     int device = rank % gpus;
     if (rank == 0)
-        printf("gpu_alloc %s: %d ranks on %d GPU%s (%d per GPU)\n", job->backend, job->ranks,
-               gpus, gpus == 1 ? "" : "s", (job->ranks + gpus - 1) / gpus);
+        printf("gpu_alloc %s: %d ranks on %d GPU%s (%d per GPU)\n", job->backend, job->ranks, gpus,
+               gpus == 1 ? "" : "s", (job->ranks + gpus - 1) / gpus);
     mnnvl_config_t cfg = NULL;
     if (failed(make_config(job, &cfg), rank, "config"))
         return 1;

@@ -34,8 +34,9 @@ int main(int argc, char **argv)
     int rank = env_int("OMPI_COMM_WORLD_RANK", "PMI_RANK");
     int size = env_int("OMPI_COMM_WORLD_SIZE", "PMI_SIZE");
     if (argc != 2 || rank < 0 || size < 1) {
-        fprintf(stderr, "usage: mpirun -np N %s SCENARIO (rank %d, size %d from the "
-                        "environment)\n",
+        fprintf(stderr,
+                "usage: mpirun -np N %s SCENARIO (rank %d, size %d from the "
+                "environment)\n",
                 argv[0], rank, size);
         return 2;
     }

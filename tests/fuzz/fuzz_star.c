@@ -26,7 +26,7 @@ typedef struct fuzz_star {
     const uint8_t *p;
     size_t left;
     int ended;
-    int broken; /* the rank whose link broke, -1: none */
+    int broken;   /* the rank whose link broke, -1: none */
     unsigned sum; /* of the bytes of the addresses linked to */
 } fuzz_star_t;
 

@@ -5,9 +5,9 @@
 #ifndef MNNVL_FUZZ_UTIL_H
 #define MNNVL_FUZZ_UTIL_H
 
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <fcntl.h>
 #include <sys/socket.h>
 
 #include "mnnvl.h"

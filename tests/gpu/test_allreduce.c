@@ -22,7 +22,7 @@ static uint16_t f32_to_bf16(float f)
     memcpy(&u, &f, 4);
     if ((u & 0x7fffffffu) > 0x7f800000u)
         return (uint16_t)(u >> 16 | 0x40); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);      /* round to nearest even */
+    u += 0x7fffu + ((u >> 16) & 1u);       /* round to nearest even */
     return (uint16_t)(u >> 16);
 }
 
@@ -244,7 +244,7 @@ static int special_body(int rank, int size, void *arg)
         const size_t n = 4096;
         uint16_t *host = calloc(n, 2);
         for (size_t i = 0; i < n; i++)
-            host[i] = 0x8000; /* -0.0 everywhere */
+            host[i] = 0x8000;                  /* -0.0 everywhere */
         host[1] = rank == 1 ? 0x7f80 : 0x3f80; /* +inf on rank 1, 1.0 elsewhere */
         host[2] = rank == 0 ? 0x7fc0 : 0x3f80; /* NaN on rank 0 */
         host[3] = 0x3f80;                      /* 1.0 everywhere */
@@ -394,21 +394,28 @@ static int two_comms_body(int rank, int size, void *arg)
     mnnvl_comm_t a = gpu_comm(job, rank, size);
     if (!a)
         return 1;
-    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key-0123456789abcdef0123456789", job->timeout_ms * mt_time_scale());
+    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key-0123456789abcdef0123456789",
+                                   job->timeout_ms * mt_time_scale());
     mnnvl_config_set(cfg, "comm_name", "second");
     mnnvl_config_set(cfg, "root_mode", "external"); /* rank 0's root from the first comm */
     mnnvl_comm_t b = NULL;
-    if (mt_fail(mnnvl_comm_create(cfg, rank, size, gpu_device(job, rank), &b), rank, "second comm_create"))
+    if (mt_fail(mnnvl_comm_create(cfg, rank, size, gpu_device(job, rank), &b), rank,
+                "second comm_create"))
         return 1;
     mnnvl_config_destroy(cfg);
     cudaStream_t s;
     CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    mnnvl_allreduce_t ra = make_allreduce(a, MNNVL_DTYPE_FP16, 1u << 16, MNNVL_ALLREDUCE_AUTO, rank);
-    mnnvl_allreduce_t rb = make_allreduce(b, MNNVL_DTYPE_FP16, 1u << 16, MNNVL_ALLREDUCE_AUTO, rank);
-    mnnvl_allreduce_t again = make_allreduce(a, MNNVL_DTYPE_FP16, 1u << 16, MNNVL_ALLREDUCE_AUTO, rank);
+    mnnvl_allreduce_t ra =
+        make_allreduce(a, MNNVL_DTYPE_FP16, 1u << 16, MNNVL_ALLREDUCE_AUTO, rank);
+    mnnvl_allreduce_t rb =
+        make_allreduce(b, MNNVL_DTYPE_FP16, 1u << 16, MNNVL_ALLREDUCE_AUTO, rank);
+    mnnvl_allreduce_t again =
+        make_allreduce(a, MNNVL_DTYPE_FP16, 1u << 16, MNNVL_ALLREDUCE_AUTO, rank);
     if (!ra || !rb || again != ra) {
-        fprintf(stderr, "rank %d: creating the same all-reduce twice did not return the cached "
-                        "handle\n", rank);
+        fprintf(stderr,
+                "rank %d: creating the same all-reduce twice did not return the cached "
+                "handle\n",
+                rank);
         return 1;
     }
     mnnvl_allreduce_destroy(again);
@@ -473,12 +480,14 @@ static int external_body(int rank, int size, void *arg)
         return 1;
     }
     mnnvl_comm_destroy(comm);
-    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key-0123456789abcdef0123456789", job->timeout_ms * mt_time_scale());
+    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key-0123456789abcdef0123456789",
+                                   job->timeout_ms * mt_time_scale());
     mnnvl_config_set(cfg, "external_buffers", "1");
     mnnvl_config_set(cfg, "comm_name", "ext");
     mnnvl_config_set(cfg, "root_mode", "external");
     /* rank 0 keeps the first communicator's root alive through `mem` */
-    if (mt_fail(mnnvl_comm_create(cfg, rank, size, gpu_device(job, rank), &comm), rank, "comm_create"))
+    if (mt_fail(mnnvl_comm_create(cfg, rank, size, gpu_device(job, rank), &comm), rank,
+                "comm_create"))
         return 1;
     mnnvl_config_destroy(cfg);
     p.external_buffer_count = size - 1;
@@ -542,10 +551,11 @@ static int fused_body(int rank, int size, void *arg)
             for (size_t t = 0; t < 4; t++) {
                 size_t tokens = token_counts[t], n = tokens * hidden;
                 uint64_t seed = 5000 + 100 * wb + 10 * strategy + t;
-                uint16_t *h_in = malloc(n * 2), *h_res = malloc(n * 2), *h_gamma = malloc(hidden * 2);
+                uint16_t *h_in = malloc(n * 2), *h_res = malloc(n * 2),
+                         *h_gamma = malloc(hidden * 2);
                 uint16_t *h_rout = malloc(n * 2), *h_norm = malloc(n * 2);
                 fill_input(dt, seed, rank, n, h_in);
-                fill_input(dt, seed, 99, n, h_res);    /* the same on every rank */
+                fill_input(dt, seed, 99, n, h_res); /* the same on every rank */
                 fill_input(dt, seed, 98, hidden, h_gamma);
                 void *in, *res, *gamma, *rout, *norm;
                 CUDA_OK(rank, cudaMalloc(&in, n * 2));
@@ -559,8 +569,8 @@ static int fused_body(int rank, int size, void *arg)
                 CUDA_OK(rank, cudaMemset(rout, 0xff, n * 2));
                 CUDA_OK(rank, cudaMemset(norm, 0xff, n * 2));
                 CUDA_OK(rank, cudaDeviceSynchronize()); /* `s` does not wait for them */
-                if (mt_fail(mnnvl_allreduce_residual_rmsnorm(ar, in, res, gamma, eps, tokens, hidden,
-                                                             rout, norm, s),
+                if (mt_fail(mnnvl_allreduce_residual_rmsnorm(ar, in, res, gamma, eps, tokens,
+                                                             hidden, rout, norm, s),
                             rank, "allreduce_residual_rmsnorm"))
                     return 1;
                 CUDA_OK(rank, cudaStreamSynchronize(s));
@@ -585,11 +595,13 @@ static int fused_body(int rank, int size, void *arg)
                         size_t i = row * hidden + c;
                         double g = elem_get(dt, h_gamma, c) + wb;
                         double want_norm = y[c] * scale * g;
-                        double got_res = elem_get(dt, h_rout, i), got_norm = elem_get(dt, h_norm, i);
+                        double got_res = elem_get(dt, h_rout, i),
+                               got_norm = elem_get(dt, h_norm, i);
                         if (fabs(got_res - y[c]) > 0x1p-7 * fabs(y[c]) + 1e-5 ||
                             fabs(got_norm - want_norm) > 0x1p-6 * fabs(want_norm) + 1e-2) {
-                            fprintf(stderr, "rank %d wb %d strategy %d tokens %zu: [%zu][%zu] "
-                                            "residual %g (want %g) norm %g (want %g)\n",
+                            fprintf(stderr,
+                                    "rank %d wb %d strategy %d tokens %zu: [%zu][%zu] "
+                                    "residual %g (want %g) norm %g (want %g)\n",
                                     rank, wb, strategy, tokens, row, c, got_res, y[c], got_norm,
                                     want_norm);
                             return 1;
@@ -620,7 +632,8 @@ static int stop_body(int rank, int size, void *arg)
     mnnvl_comm_t comm = gpu_comm(job, rank, size);
     if (!comm)
         return 1;
-    mnnvl_allreduce_t ar = make_allreduce(comm, MNNVL_DTYPE_BF16, 1u << 16, MNNVL_ALLREDUCE_AUTO, rank);
+    mnnvl_allreduce_t ar =
+        make_allreduce(comm, MNNVL_DTYPE_BF16, 1u << 16, MNNVL_ALLREDUCE_AUTO, rank);
     if (!ar)
         return 1;
     cudaStream_t s;

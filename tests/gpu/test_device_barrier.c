@@ -47,8 +47,9 @@ static int many_body(int rank, int size, void *arg)
     CUDA_OK(rank, cudaStreamSynchronize(s));
     uint64_t waited = mnnvl_now_ms() - t0;
     if (rank != size - 1 && waited < 200) {
-        fprintf(stderr, "rank %d: barrier returned after %llu ms although rank %d came 300 ms "
-                        "late\n",
+        fprintf(stderr,
+                "rank %d: barrier returned after %llu ms although rank %d came 300 ms "
+                "late\n",
                 rank, (unsigned long long)waited, size - 1);
         return 1;
     }

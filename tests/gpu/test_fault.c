@@ -60,8 +60,10 @@ static uint16_t f32_to_bf16(float f)
 /* Expert k of token t of rank s: num_experts = 2 * size, so owner = expert / 2. */
 static int32_t expert_of(int size, int s, int t, int k)
 {
-    int32_t e = (int32_t)(mix((uint64_t)s * 7919 + (uint64_t)t * 31 + (uint64_t)k) % (uint64_t)(2 * size));
-    if (k == 1 && e / 2 == (int)(mix((uint64_t)s * 7919 + (uint64_t)t * 31) % (uint64_t)(2 * size)) / 2)
+    int32_t e =
+        (int32_t)(mix((uint64_t)s * 7919 + (uint64_t)t * 31 + (uint64_t)k) % (uint64_t)(2 * size));
+    if (k == 1 &&
+        e / 2 == (int)(mix((uint64_t)s * 7919 + (uint64_t)t * 31) % (uint64_t)(2 * size)) / 2)
         e = (e + 2) % (2 * size); /* mostly two different ranks */
     return e;
 }
@@ -105,7 +107,8 @@ static int check_round(int rank, int size, int victim, int round, int dead, int 
         int to_victim = goes_to(size, rank, t, victim);
         if (lost[t] > 1 || (lost[t] && (!to_victim || !(dead || maybe))) ||
             (dead && to_victim && !lost[t]))
-            return fprintf(stderr, "rank %d round %d: token %d lost=%d, routed to the victim %d: %d\n",
+            return fprintf(stderr,
+                           "rank %d round %d: token %d lost=%d, routed to the victim %d: %d\n",
                            rank, round, t, lost[t], victim, to_victim),
                    1;
         float want = 0.f;
@@ -128,10 +131,14 @@ static int check_failed(mnnvl_comm_t comm, int rank, int victim, int mode)
     int n = 0;
     if (mt_fail(mnnvl_comm_failed_ranks(comm, list, 4, &n), rank, "failed_ranks"))
         return 1;
-    mnnvl_failure_reason_t want = mode & MODE_STOP ? MNNVL_FAILURE_PEER_TIMEOUT : MNNVL_FAILURE_CONNECTION;
+    mnnvl_failure_reason_t want =
+        mode & MODE_STOP ? MNNVL_FAILURE_PEER_TIMEOUT : MNNVL_FAILURE_CONNECTION;
     if (n != 1 || list[0].rank != victim || list[0].reason != want)
-        return fprintf(stderr, "rank %d: failed_ranks lists %d ranks (first %d, reason %d), want rank %d reason %d\n",
-                       rank, n, n ? list[0].rank : -1, n ? (int)list[0].reason : -1, victim, (int)want),
+        return fprintf(stderr,
+                       "rank %d: failed_ranks lists %d ranks (first %d, reason %d), want rank %d "
+                       "reason %d\n",
+                       rank, n, n ? list[0].rank : -1, n ? (int)list[0].reason : -1, victim,
+                       (int)want),
                1;
     mnnvl_status_t async = MNNVL_SUCCESS;
     mnnvl_comm_get_async_error(comm, &async);
@@ -172,7 +179,8 @@ static int moe_body(int rank, int size, void *arg)
     if (mt_fail(mnnvl_moe_a2a_create(comm, &p, &a2a), rank, "create"))
         return 1;
     if (!mnnvl_moe_a2a_lost_tokens(a2a))
-        return fprintf(stderr, "rank %d: no lost-token flags on a fault-tolerant handle\n", rank), 1;
+        return fprintf(stderr, "rank %d: no lost-token flags on a fault-tolerant handle\n", rank),
+               1;
     int32_t h_ids[TOKENS * TOP_K], *ids;
     for (int t = 0; t < TOKENS; t++)
         for (int k = 0; k < TOP_K; k++)
@@ -197,7 +205,8 @@ static int moe_body(int rank, int size, void *arg)
     if (mode & MODE_GRAPH) { /* captured before anything failed */
         cudaGraph_t graph;
         CUDA_OK(rank, cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-        if (mt_fail(mnnvl_moe_a2a_dispatch(a2a, ids, payloads, TOKENS, TOKENS, s), rank, "captured dispatch") ||
+        if (mt_fail(mnnvl_moe_a2a_dispatch(a2a, ids, payloads, TOKENS, TOKENS, s), rank,
+                    "captured dispatch") ||
             mt_fail(mnnvl_moe_a2a_combine(a2a, expert, out, s), rank, "captured combine"))
             return 1;
         CUDA_OK(rank, cudaStreamEndCapture(s, &graph));
@@ -212,7 +221,8 @@ static int moe_body(int rank, int size, void *arg)
                 die(mode); /* between two replays */
             CUDA_OK(rank, cudaGraphLaunch(exec, s));
         } else {
-            if (mt_fail(mnnvl_moe_a2a_dispatch(a2a, ids, payloads, TOKENS, TOKENS, s), rank, "dispatch"))
+            if (mt_fail(mnnvl_moe_a2a_dispatch(a2a, ids, payloads, TOKENS, TOKENS, s), rank,
+                        "dispatch"))
                 return 1;
             if (rank == victim && round == DEATH_ROUND) {
                 CUDA_OK(rank, cudaStreamSynchronize(s));
@@ -224,15 +234,19 @@ static int moe_body(int rank, int size, void *arg)
         CUDA_OK(rank, cudaStreamSynchronize(s));
         uint64_t took = mnnvl_now_ms() - t0;
         CUDA_OK(rank, cudaMemcpy(got, out, TOKENS * HIDDEN * 2, cudaMemcpyDeviceToHost));
-        CUDA_OK(rank, cudaMemcpy(lost, mnnvl_moe_a2a_lost_tokens(a2a), TOKENS, cudaMemcpyDeviceToHost));
+        CUDA_OK(rank,
+                cudaMemcpy(lost, mnnvl_moe_a2a_lost_tokens(a2a), TOKENS, cudaMemcpyDeviceToHost));
         if (check_round(rank, size, victim, round, round >= DEATH_ROUND, round == DEATH_ROUND - 1,
                         got, lost))
             return 1;
         /* The death round: within the per-peer bound (SIGSTOP) or far less (SIGKILL). */
         if (round == DEATH_ROUND && took > (uint64_t)(3 * PEER_TIMEOUT_MS * mt_time_scale()))
-            return fprintf(stderr, "rank %d: the death round took %llu ms\n", rank, (unsigned long long)took), 1;
+            return fprintf(stderr, "rank %d: the death round took %llu ms\n", rank,
+                           (unsigned long long)took),
+                   1;
         if (round > DEATH_ROUND && took > (uint64_t)(PEER_TIMEOUT_MS * 9 / 10 * mt_time_scale()))
-            return fprintf(stderr, "rank %d round %d took %llu ms: the dead rank is waited for again\n",
+            return fprintf(stderr,
+                           "rank %d round %d took %llu ms: the dead rank is waited for again\n",
                            rank, round, (unsigned long long)took),
                    1;
     }
@@ -330,24 +344,29 @@ static int collective_body(int rank, int size, void *arg)
                 untouched &= words[i] == 0xffffffffu;
             for (size_t i = 0; !dcp && !(late && untouched) && i < out_bytes / 4; i++)
                 if (h_out[i] != want)
-                    return fprintf(stderr, "rank %d call %d: out[%zu] = %g, want %g\n", rank, call, i,
-                                   h_out[i], want),
+                    return fprintf(stderr, "rank %d call %d: out[%zu] = %g, want %g\n", rank, call,
+                                   i, h_out[i], want),
                            1;
             continue;
         }
         if (call < 3)
-            return fprintf(stderr, "rank %d call %d: async %s\n", rank, call, mnnvl_last_error()), 1;
+            return fprintf(stderr, "rank %d call %d: async %s\n", rank, call, mnnvl_last_error()),
+                   1;
         if (async != MNNVL_ERR_PEER_LOST || !strstr(mnnvl_last_error(), name))
-            return fprintf(stderr, "rank %d call %d: async %s (%s), want PEER_LOST naming %s\n", rank,
-                           call, mnnvl_status_string(async), mnnvl_last_error(), name),
+            return fprintf(stderr, "rank %d call %d: async %s (%s), want PEER_LOST naming %s\n",
+                           rank, call, mnnvl_status_string(async), mnnvl_last_error(), name),
                    1;
         if (took > (uint64_t)(2 * PEER_TIMEOUT_MS * mt_time_scale()))
-            return fprintf(stderr, "rank %d call %d: took %llu ms\n", rank, call, (unsigned long long)took), 1;
+            return fprintf(stderr, "rank %d call %d: took %llu ms\n", rank, call,
+                           (unsigned long long)took),
+                   1;
         /* Nothing that looks like a result: every word still the NaN pattern. */
         for (size_t i = 0; i < out_bytes / 4; i++)
             if (words[i] != 0xffffffffu)
-                return fprintf(stderr, "rank %d call %d: out word %zu was written (0x%08x) after the loss\n",
-                               rank, call, i, words[i]),
+                return fprintf(
+                           stderr,
+                           "rank %d call %d: out word %zu was written (0x%08x) after the loss\n",
+                           rank, call, i, words[i]),
                        1;
     }
     /* The process stays usable: a plain allocation and copy still work. */
@@ -410,7 +429,8 @@ static int exporter_body(int rank, int size, void *arg)
             cudaGetErrorString(sync), cudaGetErrorString(again),
             again == cudaSuccess && h[0] == 0x40 + rank ? "intact" : "changed");
     free(h);
-    int rc = read != cudaSuccess || write != cudaSuccess || sync != cudaSuccess || again != cudaSuccess;
+    int rc =
+        read != cudaSuccess || write != cudaSuccess || sync != cudaSuccess || again != cudaSuccess;
     mnnvl_mem_release(mem);
     mnnvl_comm_destroy(comm);
     return rc;
@@ -430,11 +450,11 @@ static void run_with_victim(int size, mt_rank_fn fn, int param)
     mt_loopback_root(job.root, sizeof(job.root));
     int codes[16];
     mt_run_ranks(size, fn, &job, 300, codes);
-    for (int r = 0; r < size; r++)
-    {
+    for (int r = 0; r < size; r++) {
         /* Under a launcher (compute-sanitizer), the launcher exits with the victim's signal
          * number as its status instead of dying of it. */
-        int killed = codes[r] == 128 + SIGKILL || (getenv("MNNVL_RANK_LAUNCHER") && codes[r] == SIGKILL);
+        int killed =
+            codes[r] == 128 + SIGKILL || (getenv("MNNVL_RANK_LAUNCHER") && codes[r] == SIGKILL);
         if (r == size - 1)
             cr_expect(killed, "rank %d exited with %d, not by SIGKILL", r, codes[r]);
         else
@@ -442,13 +462,43 @@ static void run_with_victim(int size, mt_rank_fn fn, int param)
     }
 }
 
-Test(fault, moe_sigkill_eager_4_ranks) { run_with_victim(4, moe_body, 0); }
-Test(fault, moe_sigkill_graph_4_ranks) { run_with_victim(4, moe_body, MODE_GRAPH); }
-Test(fault, moe_sigstop_eager_4_ranks) { run_with_victim(4, moe_body, MODE_STOP); }
-Test(fault, moe_sigstop_graph_4_ranks) { run_with_victim(4, moe_body, MODE_GRAPH | MODE_STOP); }
-Test(fault, moe_sigkill_eager_3_ranks) { run_with_victim(3, moe_body, 0); }
-Test(fault, allreduce_oneshot_sigkill_4_ranks) { run_with_victim(4, collective_body, 0); }
-Test(fault, allreduce_twoshot_sigkill_4_ranks) { run_with_victim(4, collective_body, OP_TWOSHOT); }
-Test(fault, dcp_sigkill_4_ranks) { run_with_victim(4, collective_body, OP_DCP); }
-Test(fault, dead_exporter_memory_2_ranks) { run_with_victim(2, exporter_body, 0); }
-Test(fault, dead_exporter_memory_4_ranks) { run_with_victim(4, exporter_body, 0); }
+Test(fault, moe_sigkill_eager_4_ranks)
+{
+    run_with_victim(4, moe_body, 0);
+}
+Test(fault, moe_sigkill_graph_4_ranks)
+{
+    run_with_victim(4, moe_body, MODE_GRAPH);
+}
+Test(fault, moe_sigstop_eager_4_ranks)
+{
+    run_with_victim(4, moe_body, MODE_STOP);
+}
+Test(fault, moe_sigstop_graph_4_ranks)
+{
+    run_with_victim(4, moe_body, MODE_GRAPH | MODE_STOP);
+}
+Test(fault, moe_sigkill_eager_3_ranks)
+{
+    run_with_victim(3, moe_body, 0);
+}
+Test(fault, allreduce_oneshot_sigkill_4_ranks)
+{
+    run_with_victim(4, collective_body, 0);
+}
+Test(fault, allreduce_twoshot_sigkill_4_ranks)
+{
+    run_with_victim(4, collective_body, OP_TWOSHOT);
+}
+Test(fault, dcp_sigkill_4_ranks)
+{
+    run_with_victim(4, collective_body, OP_DCP);
+}
+Test(fault, dead_exporter_memory_2_ranks)
+{
+    run_with_victim(2, exporter_body, 0);
+}
+Test(fault, dead_exporter_memory_4_ranks)
+{
+    run_with_victim(4, exporter_body, 0);
+}

@@ -47,8 +47,8 @@ typedef struct scenario {
     int top_k;
     int max_tokens;
     uint64_t seed;
-    int zero_rank;   /* this rank has no tokens (-1: none, -2: every rank) */
-    int zero_copy;   /* write the expert output straight into the combine buffer */
+    int zero_rank; /* this rank has no tokens (-1: none, -2: every rank) */
+    int zero_copy; /* write the expert output straight into the combine buffer */
 } scenario_t;
 
 static int tokens_of(const scenario_t *sc, int rank)
@@ -77,7 +77,8 @@ static int32_t expert_of(const scenario_t *sc, int s, int t, int k)
 
 static float weight_of(const scenario_t *sc, int s, int t, int k)
 {
-    return (float)(mix(sc->seed * 7 + ((uint64_t)s << 40) + ((uint64_t)t << 8) + (uint64_t)k) % 1000) /
+    return (float)(mix(sc->seed * 7 + ((uint64_t)s << 40) + ((uint64_t)t << 8) + (uint64_t)k) %
+                   1000) /
            1000.0f;
 }
 
@@ -134,7 +135,8 @@ static void payload_row(const scenario_t *sc, int i, int s, int t, void *row)
         else if (i == P_WEIGHTS)
             ((float *)row)[x] = weight_of(sc, s, t, x);
         else
-            ((uint32_t *)row)[x] = (uint32_t)mix(sc->seed + ((uint64_t)s << 32) + (uint64_t)t * 9 + (uint64_t)x);
+            ((uint32_t *)row)[x] =
+                (uint32_t)mix(sc->seed + ((uint64_t)s << 32) + (uint64_t)t * 9 + (uint64_t)x);
     }
 }
 
@@ -147,7 +149,8 @@ static void partial(const scenario_t *sc, int rank, int s, int t, uint16_t *row)
         for (int k = 0; k < sc->top_k; k++) {
             int e = expert_of(sc, s, t, k);
             if (valid_expert(sc, e) && owner_of(sc, e) == rank)
-                acc += weight_of(sc, s, t, k) * (x * (float)(e + 1) / (float)sc->num_experts + 0.5f);
+                acc +=
+                    weight_of(sc, s, t, k) * (x * (float)(e + 1) / (float)sc->num_experts + 0.5f);
         }
         row[h] = f32_to_bf16(acc);
     }
@@ -196,8 +199,8 @@ static int upload(const scenario_t *sc, int rank, int32_t **ids, void *payload[N
 
 /* Dispatch, check every received row and count, sanitize, run the host expert, combine,
  * check the result bit for bit. Returns a hash of the output (for the repeat check). */
-static int round_trip(mnnvl_comm_t comm, mnnvl_moe_a2a_t a2a, const scenario_t *sc,
-                      cudaStream_t s, uint64_t *out_hash)
+static int round_trip(mnnvl_comm_t comm, mnnvl_moe_a2a_t a2a, const scenario_t *sc, cudaStream_t s,
+                      uint64_t *out_hash)
 {
     const int rank = mnnvl_comm_rank(comm), n = sc->size, T = tokens_of(sc, rank);
     const int R = runtime_r(sc);
@@ -220,7 +223,8 @@ static int round_trip(mnnvl_comm_t comm, mnnvl_moe_a2a_t a2a, const scenario_t *
             if (goes_to(sc, src, t, rank))
                 token_at[src * R + c++] = t;
         if (counts[src] != c) {
-            fprintf(stderr, "rank %d: %d tokens from rank %d, want %d\n", rank, counts[src], src, c);
+            fprintf(stderr, "rank %d: %d tokens from rank %d, want %d\n", rank, counts[src], src,
+                    c);
             return 1;
         }
     }
@@ -259,8 +263,8 @@ static int round_trip(mnnvl_comm_t comm, mnnvl_moe_a2a_t a2a, const scenario_t *
                         want = valid_expert(sc, e) && owner_of(sc, e) == rank ? e : -1;
                     }
                     if (got != want) {
-                        fprintf(stderr, "rank %d: sanitized id [%d][%d][%d] is %d, want %d\n",
-                                rank, src, j, k, got, want);
+                        fprintf(stderr, "rank %d: sanitized id [%d][%d][%d] is %d, want %d\n", rank,
+                                src, j, k, got, want);
                         return 1;
                     }
                 }
@@ -319,8 +323,8 @@ static int round_trip(mnnvl_comm_t comm, mnnvl_moe_a2a_t a2a, const scenario_t *
             /* Two bf16 roundings (each partial, the result) plus fp32 sums, relative to the
              * magnitude of what was summed (contributions may cancel). */
             if (fabs(g - exact[h]) > 0x1p-6 * (mag[h] + fabs(exact[h])) + 1e-3) {
-                fprintf(stderr, "rank %d: out[%d][%d] = %g, float64 reference %g\n", rank, t, h,
-                        g, exact[h]);
+                fprintf(stderr, "rank %d: out[%d][%d] = %g, float64 reference %g\n", rank, t, h, g,
+                        exact[h]);
                 return 1;
             }
             if (got[t * HIDDEN + h] != f32_to_bf16(acc[h])) {
@@ -361,7 +365,8 @@ static int scenarios_body(int rank, int size, void *arg)
         if (mt_fail(mnnvl_moe_a2a_create(comm, &p, &a2a), rank, "moe_a2a_create"))
             return 1;
         uint64_t first = 0, second = 1;
-        if (round_trip(comm, a2a, &list[i], s, &first) || round_trip(comm, a2a, &list[i], s, &second))
+        if (round_trip(comm, a2a, &list[i], s, &first) ||
+            round_trip(comm, a2a, &list[i], s, &second))
             return fprintf(stderr, "rank %d: scenario %zu failed\n", rank, i), 1;
         if (first != second)
             return fprintf(stderr, "rank %d: scenario %zu differs between runs\n", rank, i), 1;

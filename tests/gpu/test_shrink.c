@@ -30,8 +30,9 @@ static int shrink_body(int rank, int size, void *arg)
     if (mnnvl_comm_size(child) != dead || mnnvl_comm_rank(child) != rank ||
         mnnvl_comm_device(child) != mnnvl_comm_device(comm) ||
         strcmp(mnnvl_comm_handle_type(child), mnnvl_comm_handle_type(comm)) != 0) {
-        fprintf(stderr, "rank %d: shrunk to rank %d of %d on device %d (%s), parent device %d "
-                        "(%s)\n",
+        fprintf(stderr,
+                "rank %d: shrunk to rank %d of %d on device %d (%s), parent device %d "
+                "(%s)\n",
                 rank, mnnvl_comm_rank(child), mnnvl_comm_size(child), mnnvl_comm_device(child),
                 mnnvl_comm_handle_type(child), mnnvl_comm_device(comm),
                 mnnvl_comm_handle_type(comm));
@@ -43,8 +44,8 @@ static int shrink_body(int rank, int size, void *arg)
     if (mt_fail(mnnvl_mem_alloc(child, 1 << 20, &mem), rank, "mem_alloc on the shrunk comm"))
         return 1;
     uint32_t mine = 0xabc00000u | (uint32_t)rank;
-    CUDA_OK(rank, cudaMemcpy(mnnvl_mem_ptr(mem, rank), &mine, sizeof(mine),
-                             cudaMemcpyHostToDevice));
+    CUDA_OK(rank,
+            cudaMemcpy(mnnvl_mem_ptr(mem, rank), &mine, sizeof(mine), cudaMemcpyHostToDevice));
     cudaStream_t s;
     CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     if (mt_fail(mnnvl_comm_barrier(child), rank, "host barrier on the shrunk comm") ||

@@ -63,8 +63,8 @@ static int pattern_body(int rank, int size, void *arg)
         }
     }
     uint64_t got = 0;
-    CUDA_OK(rank, cudaMemcpy(&got, base + (size_t)rank * stride + stride - 8, 8,
-                             cudaMemcpyDeviceToHost));
+    CUDA_OK(rank,
+            cudaMemcpy(&got, base + (size_t)rank * stride + stride - 8, 8, cudaMemcpyDeviceToHost));
     uint64_t want = 0xabcd000000000000ull | (uint64_t)((rank + size - 1) % size);
     if (got != want) {
         fprintf(stderr, "rank %d: marker from the left neighbour is %llx, want %llx\n", rank,

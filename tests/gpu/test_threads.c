@@ -41,15 +41,15 @@ static int check_peers(mnnvl_comm_t comm, mnnvl_mem_t mem, size_t words, uint32_
     int rank = mnnvl_comm_rank(comm), size = mnnvl_comm_size(comm);
     for (size_t i = 0; i < words; i++)
         host[i] = pattern(rank, i);
-    CUDA_OK(rank, cudaMemcpyAsync(mnnvl_mem_ptr(mem, rank), host, words * 4,
-                                  cudaMemcpyHostToDevice, s));
+    CUDA_OK(rank,
+            cudaMemcpyAsync(mnnvl_mem_ptr(mem, rank), host, words * 4, cudaMemcpyHostToDevice, s));
     CUDA_OK(rank, cudaStreamSynchronize(s));
     if (mt_fail(mnnvl_comm_barrier(comm), rank, "barrier after writing"))
         return 1;
     int bad = 0;
     for (int p = 0; p < size && !bad; p++) {
-        CUDA_OK(rank, cudaMemcpyAsync(host, mnnvl_mem_ptr(mem, p), words * 4,
-                                      cudaMemcpyDeviceToHost, s));
+        CUDA_OK(rank,
+                cudaMemcpyAsync(host, mnnvl_mem_ptr(mem, p), words * 4, cudaMemcpyDeviceToHost, s));
         CUDA_OK(rank, cudaStreamSynchronize(s));
         for (size_t i = 0; i < words && !bad; i++)
             if (host[i] != pattern(p, i)) {
@@ -88,8 +88,8 @@ static int allreduce_rounds(mnnvl_comm_t comm, mnnvl_allreduce_t ar, float *in, 
             }
     }
     mnnvl_status_t async = MNNVL_SUCCESS;
-    if (!bad && (mnnvl_comm_get_async_error(comm, &async) != MNNVL_SUCCESS ||
-                 async != MNNVL_SUCCESS)) {
+    if (!bad &&
+        (mnnvl_comm_get_async_error(comm, &async) != MNNVL_SUCCESS || async != MNNVL_SUCCESS)) {
         fprintf(stderr, "rank %d: async error %s\n", rank, mnnvl_status_string(async));
         bad = 1;
     }
@@ -186,5 +186,11 @@ static void run_test(int threads)
                  threads, code);
 }
 
-Test(threads, symmem_allreduce_and_device_barrier_2_ranks) { run_test(2); }
-Test(threads, symmem_allreduce_and_device_barrier_4_ranks) { run_test(4); }
+Test(threads, symmem_allreduce_and_device_barrier_2_ranks)
+{
+    run_test(2);
+}
+Test(threads, symmem_allreduce_and_device_barrier_4_ranks)
+{
+    run_test(4);
+}

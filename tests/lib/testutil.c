@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "libcuda.h"
 #include "deadline.h"
+#include "libcuda.h"
 
 #define MT_MAX_RANK_FNS 64
 #define MT_MAX_LAUNCHER_WORDS 32
@@ -95,8 +95,7 @@ __attribute__((constructor(300))) static void run_exec_rank(void)
         fflush(NULL);
         _exit(rc);
     }
-    fprintf(stderr, "MNNVL_RANK_EXEC: no rank function %.*s is registered\n", (int)name_len,
-            spec);
+    fprintf(stderr, "MNNVL_RANK_EXEC: no rank function %.*s is registered\n", (int)name_len, spec);
     _exit(125);
 }
 
@@ -183,8 +182,7 @@ int mt_run_ranks(int size, mt_rank_fn fn, void *arg, int timeout_s, int *exit_co
         if (mnnvl_deadline_left(deadline) == 0) {
             for (int r = 0; r < size; r++) {
                 if (pids[r] > 0) {
-                    fprintf(stderr, "rank %d still running after %d s: killing it\n", r,
-                            timeout_s);
+                    fprintf(stderr, "rank %d still running after %d s: killing it\n", r, timeout_s);
                     kill(pids[r], SIGKILL);
                 }
             }
@@ -261,7 +259,7 @@ int mt_require_gpus(int needed)
 #endif
     if (strict && strcmp(strict, "1") == 0)
         cr_assert_fail("needs %d GPUs but %d %s; MNNVL_REQUIRE_GPU=1 makes this a failure", needed,
-                have, why);
+                       have, why);
     else
         cr_skip_test("needs %d GPUs but %d %s (set MNNVL_REQUIRE_GPU=1 to fail instead)", needed,
                      have, why);
@@ -276,8 +274,8 @@ int mt_gpus_for_ranks(int ranks)
     const struct criterion_test *t = criterion_current_test;
     int per = (ranks + m - 1) / m;
     printf("%s::%s: %d ranks on %d GPU%s (%s%d per GPU)\n", t && t->category ? t->category : "?",
-           t && t->name ? t->name : "?", ranks, m, m == 1 ? "" : "s",
-           ranks % m ? "up to " : "", per);
+           t && t->name ? t->name : "?", ranks, m, m == 1 ? "" : "s", ranks % m ? "up to " : "",
+           per);
     fflush(stdout);
     return m;
 }

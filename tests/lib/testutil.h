@@ -27,10 +27,10 @@ int mt_run_ranks(int size, mt_rank_fn fn, void *arg, int timeout_s, int *exit_co
 void mt_register_rank_fn(const char *name, mt_rank_fn fn, size_t arg_size);
 
 /* Registers fn, whose argument is an `arg_type`, for exec'd ranks (see above). */
-#define MT_RANK_FN(fn, arg_type)                                                               \
-    __attribute__((constructor(200))) static void mt_register_##fn(void)                       \
-    {                                                                                          \
-        mt_register_rank_fn(#fn, fn, sizeof(arg_type));                                        \
+#define MT_RANK_FN(fn, arg_type)                                         \
+    __attribute__((constructor(200))) static void mt_register_##fn(void) \
+    {                                                                    \
+        mt_register_rank_fn(#fn, fn, sizeof(arg_type));                  \
     }
 
 /* Factor for every test time limit: MNNVL_TEST_TIME_SCALE (a positive integer), else 10
@@ -42,11 +42,11 @@ int mt_time_scale(void);
  * Criterion first. Criterion keeps a suite's options in a writable global named by its own
  * CR_SUITE_IDENTIFIER_; a constructor (after the rank registry, before main) scales it. Use
  * in a file that includes <criterion/criterion.h>. */
-#define MT_SUITE(name, seconds)                                                                \
-    TestSuite(name, .timeout = (seconds));                                                     \
-    __attribute__((constructor(250))) static void mt_scale_suite_##name(void)                 \
-    {                                                                                          \
-        CR_SUITE_IDENTIFIER_(name, extra).timeout *= mt_time_scale();                          \
+#define MT_SUITE(name, seconds)                                               \
+    TestSuite(name, .timeout = (seconds));                                    \
+    __attribute__((constructor(250))) static void mt_scale_suite_##name(void) \
+    {                                                                         \
+        CR_SUITE_IDENTIFIER_(name, extra).timeout *= mt_time_scale();         \
     }
 
 /* A TCP port on 127.0.0.1 that was free a moment ago. */

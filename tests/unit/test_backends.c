@@ -70,8 +70,7 @@ static int wait_child(pid_t pid, int timeout_s)
         if (got < 0)
             return 127;
         if (mnnvl_deadline_left(deadline) == 0) {
-            fprintf(stderr, "child %d still running after %d s: killing it\n", (int)pid,
-                    timeout_s);
+            fprintf(stderr, "child %d still running after %d s: killing it\n", (int)pid, timeout_s);
             kill(-pid, SIGKILL);
             deadline = UINT64_MAX;
         }
@@ -125,8 +124,12 @@ static void store_start(store_server_t *s, const char *server_backend)
     char portfile[128];
     snprintf(portfile, sizeof(portfile), "/tmp/mnnvl-test-store-%d", (int)getpid());
     unlink(portfile);
-    char *argv[] = {(char *)torch_python(), MNNVL_TEST_SRCDIR "/torch_store.py", "serve",
-                    portfile, (char *)server_backend, NULL};
+    char *argv[] = {(char *)torch_python(),
+                    MNNVL_TEST_SRCDIR "/torch_store.py",
+                    "serve",
+                    portfile,
+                    (char *)server_backend,
+                    NULL};
     s->pid = spawn(argv, &s->stdin_fd);
     uint64_t deadline = mnnvl_deadline_after(90000);
     while (mnnvl_deadline_left(deadline) > 0) {
@@ -234,9 +237,23 @@ static int run_mpirun(int size, char *const program[], int timeout_s)
     char np[16];
     snprintf(np, sizeof(np), "%d", size);
     /* Loopback only: the job runs on this host, and CI hosts have unroutable interfaces. */
-    char *argv[40] = {MNNVL_TEST_MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", np,
-                      "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo",
-                      "--mca", "oob_tcp_if_include", "lo", "--mca", "mpi_yield_when_idle", "1"};
+    char *argv[40] = {MNNVL_TEST_MPIRUN,
+                      "--allow-run-as-root",
+                      "--oversubscribe",
+                      "-np",
+                      np,
+                      "--mca",
+                      "btl",
+                      "self,tcp",
+                      "--mca",
+                      "btl_tcp_if_include",
+                      "lo",
+                      "--mca",
+                      "oob_tcp_if_include",
+                      "lo",
+                      "--mca",
+                      "mpi_yield_when_idle",
+                      "1"};
     int n = 17;
     for (int i = 0; program[i] && n < 39; i++)
         argv[n++] = program[i];
@@ -254,8 +271,7 @@ static void run_mpi(const char *scenario, int size, int expect_failure)
     int rc = run_mpirun(size, program, 240);
     int elapsed = (int)(mnnvl_now_ms() - start);
     if (expect_failure)
-        cr_expect_neq(rc, 0, "mpi %s: mpirun exited with 0 although a rank was killed",
-                      scenario);
+        cr_expect_neq(rc, 0, "mpi %s: mpirun exited with 0 although a rank was killed", scenario);
     else
         cr_expect_eq(rc, 0, "mpi %s with %d ranks: mpirun exited with %d", scenario, size, rc);
     cr_log_info("mpi %s with %d ranks: exit %d after %d ms", scenario, size, rc, elapsed);
@@ -265,18 +281,42 @@ static void run_mpi(const char *scenario, int size, int expect_failure)
 /* The suite, once per backend                                                              */
 /* ---------------------------------------------------------------------------------------- */
 
-#define FORKED_SUITE(tag, name)                                                                \
-    Test(tag, ranks_1, .timeout = 200) { run_forked(name, "collectives", 1, 30000, MIB); }     \
-    Test(tag, ranks_2, .timeout = 200) { run_forked(name, "collectives", 2, 30000, MIB); }     \
-    Test(tag, ranks_8, .timeout = 300) { run_forked(name, "collectives", 8, 60000, MIB); }     \
-    Test(tag, ranks_16, .timeout = 400) { run_forked(name, "collectives", 16, 120000, MIB); }  \
-    Test(tag, many_comms, .timeout = 300) { run_forked(name, "many", 4, 30000, 0); }           \
-    Test(tag, killed_rank, .timeout = 120) { run_forked(name, "killed", 4, 3000, 0); }        \
-    Test(tag, shrink_after_kill, .timeout = 120) { run_forked(name, "shrink", 4, 3000, 0); }  \
-    Test(tag, shrink_alive, .timeout = 120) { run_forked(name, "shrink_alive", 4, 3000, 0); } \
-    Test(tag, shrink_mismatch, .timeout = 120)                                                 \
-    {                                                                                          \
-        run_forked(name, "shrink_mismatch", 4, 3000, 0);                                       \
+#define FORKED_SUITE(tag, name)                           \
+    Test(tag, ranks_1, .timeout = 200)                    \
+    {                                                     \
+        run_forked(name, "collectives", 1, 30000, MIB);   \
+    }                                                     \
+    Test(tag, ranks_2, .timeout = 200)                    \
+    {                                                     \
+        run_forked(name, "collectives", 2, 30000, MIB);   \
+    }                                                     \
+    Test(tag, ranks_8, .timeout = 300)                    \
+    {                                                     \
+        run_forked(name, "collectives", 8, 60000, MIB);   \
+    }                                                     \
+    Test(tag, ranks_16, .timeout = 400)                   \
+    {                                                     \
+        run_forked(name, "collectives", 16, 120000, MIB); \
+    }                                                     \
+    Test(tag, many_comms, .timeout = 300)                 \
+    {                                                     \
+        run_forked(name, "many", 4, 30000, 0);            \
+    }                                                     \
+    Test(tag, killed_rank, .timeout = 120)                \
+    {                                                     \
+        run_forked(name, "killed", 4, 3000, 0);           \
+    }                                                     \
+    Test(tag, shrink_after_kill, .timeout = 120)          \
+    {                                                     \
+        run_forked(name, "shrink", 4, 3000, 0);           \
+    }                                                     \
+    Test(tag, shrink_alive, .timeout = 120)               \
+    {                                                     \
+        run_forked(name, "shrink_alive", 4, 3000, 0);     \
+    }                                                     \
+    Test(tag, shrink_mismatch, .timeout = 120)            \
+    {                                                     \
+        run_forked(name, "shrink_mismatch", 4, 3000, 0);  \
     }
 
 FORKED_SUITE(tcp, "tcp")
@@ -286,8 +326,14 @@ FORKED_SUITE(ofi, "ofi")
 
 /* A rank with another job key: refused with AUTH at once on both sides, rank 0 included
  * (the star plugins; tcp has tests/unit/test_tcp_auth.c, mpi refuses a job_key). */
-Test(ucx, wrong_key, .timeout = 120) { run_forked("ucx", "wrong_key", 3, 10000, 0); }
-Test(ofi, wrong_key, .timeout = 120) { run_forked("ofi", "wrong_key", 3, 10000, 0); }
+Test(ucx, wrong_key, .timeout = 120)
+{
+    run_forked("ucx", "wrong_key", 3, 10000, 0);
+}
+Test(ofi, wrong_key, .timeout = 120)
+{
+    run_forked("ofi", "wrong_key", 3, 10000, 0);
+}
 
 /* mpi cannot prove a job key (the MPI job is the trust boundary): setting one is an error,
  * reported before MPI is touched. */
@@ -306,15 +352,36 @@ Test(mpi, job_key_is_refused, .timeout = 60)
     cr_expect(!strstr(mnnvl_last_error(), "0123456789"), "the key shows: %s", mnnvl_last_error());
 }
 
-Test(mpi, ranks_1, .timeout = 300) { run_mpi("collectives", 1, 0); }
-Test(mpi, ranks_2, .timeout = 300) { run_mpi("collectives", 2, 0); }
-Test(mpi, ranks_8, .timeout = 300) { run_mpi("collectives", 8, 0); }
-Test(mpi, ranks_16, .timeout = 300) { run_mpi("collectives", 16, 0); }
-Test(mpi, many_comms, .timeout = 300) { run_mpi("many", 4, 0); }
+Test(mpi, ranks_1, .timeout = 300)
+{
+    run_mpi("collectives", 1, 0);
+}
+Test(mpi, ranks_2, .timeout = 300)
+{
+    run_mpi("collectives", 2, 0);
+}
+Test(mpi, ranks_8, .timeout = 300)
+{
+    run_mpi("collectives", 8, 0);
+}
+Test(mpi, ranks_16, .timeout = 300)
+{
+    run_mpi("collectives", 16, 0);
+}
+Test(mpi, many_comms, .timeout = 300)
+{
+    run_mpi("many", 4, 0);
+}
 /* A killed rank is mpirun's to handle: it must end the job, never leave it hanging. */
-Test(mpi, killed_rank, .timeout = 300) { run_mpi("killed", 4, 1); }
+Test(mpi, killed_rank, .timeout = 300)
+{
+    run_mpi("killed", 4, 1);
+}
 /* After a death mpirun ends the job (above), so mpi shrinks only around a live rank. */
-Test(mpi, shrink_alive, .timeout = 300) { run_mpi("shrink_alive", 4, 0); }
+Test(mpi, shrink_alive, .timeout = 300)
+{
+    run_mpi("shrink_alive", 4, 0);
+}
 
 /* A communicator handed over from mpi4py as a Fortran handle (comm.py2f()). */
 Test(mpi, mpi4py_handle, .timeout = 300)
@@ -341,8 +408,8 @@ Test(mpi, mpi4py_handle, .timeout = 300)
 static int store_num_keys(const store_server_t *s)
 {
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "%s %s/torch_store.py numkeys %d", torch_python(),
-             MNNVL_TEST_SRCDIR, s->port);
+    snprintf(cmd, sizeof(cmd), "%s %s/torch_store.py numkeys %d", torch_python(), MNNVL_TEST_SRCDIR,
+             s->port);
     FILE *p = popen(cmd, "r");
     int n = -1;
     if (p && fscanf(p, "%d", &n) != 1)
@@ -362,8 +429,8 @@ Test(torch_store, shared_with_torch, .timeout = 300)
     store_start(&server, NULL);
     char port[16];
     snprintf(port, sizeof(port), "%d", server.port);
-    char *peer_argv[] = {(char *)torch_python(), MNNVL_TEST_SRCDIR "/torch_store.py", "peer",
-                         port, "6", NULL};
+    char *peer_argv[] = {
+        (char *)torch_python(), MNNVL_TEST_SRCDIR "/torch_store.py", "peer", port, "6", NULL};
     pid_t peer = spawn(peer_argv, NULL);
     bk_target_t t;
     target_init(&t, "torch-store", &server, 60000, 64 * 1024);
@@ -375,8 +442,9 @@ Test(torch_store, shared_with_torch, .timeout = 300)
     cr_expect_eq(failed, 0, "%d libmnnvl ranks failed next to the torch client", failed);
     cr_expect_eq(peer_rc, 0, "the torch client saw its keys disturbed (exit %d)", peer_rc);
     /* 50 values + 1 counter of the peer, and our joins counter for "conformance"/n8. */
-    cr_expect_eq(keys, 52, "the store holds %d keys after the communicators were destroyed, "
-                           "expected 52 (torch's 51 and one joins counter)",
+    cr_expect_eq(keys, 52,
+                 "the store holds %d keys after the communicators were destroyed, "
+                 "expected 52 (torch's 51 and one joins counter)",
                  keys);
 }
 
@@ -393,14 +461,20 @@ static void run_server_backend(const char *server_backend)
     int codes[4] = {0};
     mt_run_ranks(4, bk_killed_rank, &t, 60, codes);
     store_stop(&server);
-    cr_expect_eq(failed, 0, "%d ranks failed against torch %s's %s server", failed,
-                 server.version, server_backend);
+    cr_expect_eq(failed, 0, "%d ranks failed against torch %s's %s server", failed, server.version,
+                 server_backend);
     for (int r = 0; r < 3; r++)
         cr_expect_eq(codes[r], 0, "killed rank scenario: rank %d exited with %d", r, codes[r]);
 }
 
-Test(torch_store, libuv_server, .timeout = 300) { run_server_backend("libuv"); }
-Test(torch_store, legacy_server, .timeout = 300) { run_server_backend("legacy"); }
+Test(torch_store, libuv_server, .timeout = 300)
+{
+    run_server_backend("libuv");
+}
+Test(torch_store, legacy_server, .timeout = 300)
+{
+    run_server_backend("legacy");
+}
 
 /* Values over the server's limit are split: a small limit forced through the environment,
  * and the real 8 MiB limit with a 9 MiB allgather. */
@@ -447,8 +521,9 @@ static int netns_rank(int rank, int size, void *arg)
     /* As `ip netns exec` does: a /sys of the new namespace, where UCX lists the interfaces. */
     if (unshare(CLONE_NEWNS) != 0 || mount("", "/", NULL, MS_SLAVE | MS_REC, NULL) != 0 ||
         umount2("/sys", MNT_DETACH) != 0 || mount(job->ns[rank % 2], "/sys", "sysfs", 0, NULL) != 0)
-        fprintf(stderr, "rank %d: cannot mount the namespace's /sys (%s); UCX may not find its "
-                        "interfaces\n",
+        fprintf(stderr,
+                "rank %d: cannot mount the namespace's /sys (%s); UCX may not find its "
+                "interfaces\n",
                 rank, strerror(errno));
     return bk_collectives(rank, size, &job->t);
 }
@@ -478,6 +553,15 @@ static void run_two_hosts(const char *backend)
     cr_expect_eq(failed, 0, "%s between two namespaces: %d of 4 ranks failed", backend, failed);
 }
 
-Test(two_hosts, tcp, .timeout = 200) { run_two_hosts("tcp"); }
-Test(two_hosts, ucx, .timeout = 200) { run_two_hosts("ucx"); }
-Test(two_hosts, ofi, .timeout = 200) { run_two_hosts("ofi"); }
+Test(two_hosts, tcp, .timeout = 200)
+{
+    run_two_hosts("tcp");
+}
+Test(two_hosts, ucx, .timeout = 200)
+{
+    run_two_hosts("ucx");
+}
+Test(two_hosts, ofi, .timeout = 200)
+{
+    run_two_hosts("ofi");
+}

@@ -637,8 +637,7 @@ Test(bootstrap, shrink_checks_its_arguments_locally)
     cr_expect_eq(mnnvl_comm_shrink(NULL, NULL, 0, &child), MNNVL_ERR_INVALID_ARGUMENT);
     cr_expect_null(child);
     /* Nothing excluded: a communicator of the same ranks, which works. */
-    cr_assert_eq(mnnvl_comm_shrink(comm, NULL, 0, &child), MNNVL_SUCCESS, "%s",
-                 mnnvl_last_error());
+    cr_assert_eq(mnnvl_comm_shrink(comm, NULL, 0, &child), MNNVL_SUCCESS, "%s", mnnvl_last_error());
     cr_expect_eq(mnnvl_comm_size(child), 1);
     cr_expect_eq(mnnvl_comm_barrier(child), MNNVL_SUCCESS, "%s", mnnvl_last_error());
     mnnvl_comm_destroy(child);

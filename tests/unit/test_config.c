@@ -77,16 +77,33 @@ Test(config, unknown_key_is_an_error_naming_it)
 Test(config, bad_values_are_errors_and_leave_the_old_value)
 {
     const char *bad[][2] = {
-        {"bootstrap", "carrier-pigeon"}, {"handle_type", "ipc"}, {"timeout_ms", "0"},
-        {"timeout_ms", "-5"},            {"timeout_ms", "12ms"}, {"timeout_ms", "99999999999"},
-        {"root", "nohostport"},          {"root", "host:"},      {"root", "host:99999"},
-        {"root", ":80"},                 {"root_mode", "both"},  {"log_level", "loud"},
-        {"store", "x:y"},                {"bootstrap", NULL},
+        {"bootstrap", "carrier-pigeon"},
+        {"handle_type", "ipc"},
+        {"timeout_ms", "0"},
+        {"timeout_ms", "-5"},
+        {"timeout_ms", "12ms"},
+        {"timeout_ms", "99999999999"},
+        {"root", "nohostport"},
+        {"root", "host:"},
+        {"root", "host:99999"},
+        {"root", ":80"},
+        {"root_mode", "both"},
+        {"log_level", "loud"},
+        {"store", "x:y"},
+        {"bootstrap", NULL},
         /* issue 12: values the bootstrap or the integer readers would refuse or misread. */
-        {"root", "a:b:c:1"},             {"root", "[::1:80"},    {"root", "[::1]80"},
-        {"root", "[]:80"},               {"store", "host:123456"}, {"timeout_ms", " 5"},
-        {"timeout_ms", "+5"},            {"timeout_ms", "5 "},   {"allreduce_oneshot_max", " 1"},
-        {"allreduce_oneshot_max", "+1"}, {"mpi_comm", " 3"},     {"mpi_comm", "3x"},
+        {"root", "a:b:c:1"},
+        {"root", "[::1:80"},
+        {"root", "[::1]80"},
+        {"root", "[]:80"},
+        {"store", "host:123456"},
+        {"timeout_ms", " 5"},
+        {"timeout_ms", "+5"},
+        {"timeout_ms", "5 "},
+        {"allreduce_oneshot_max", " 1"},
+        {"allreduce_oneshot_max", "+1"},
+        {"mpi_comm", " 3"},
+        {"mpi_comm", "3x"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *before = mnnvl_config_get(cfg, bad[i][0]);
@@ -106,9 +123,15 @@ Test(config, bad_values_are_errors_and_leave_the_old_value)
 Test(config, good_addresses_and_numbers_are_accepted)
 {
     const char *good[][2] = {
-        {"root", "localhost:0"},     {"root", "[::1]:29500"}, {"root", "10.0.0.1:65535"},
-        {"store", "node-3.ib:1234"}, {"root", ""},            {"timeout_ms", "1"},
-        {"allreduce_oneshot_max", "0"}, {"mpi_comm", "-2"},   {"mpi_comm", ""},
+        {"root", "localhost:0"},
+        {"root", "[::1]:29500"},
+        {"root", "10.0.0.1:65535"},
+        {"store", "node-3.ib:1234"},
+        {"root", ""},
+        {"timeout_ms", "1"},
+        {"allreduce_oneshot_max", "0"},
+        {"mpi_comm", "-2"},
+        {"mpi_comm", ""},
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         cr_assert_eq(mnnvl_config_set(cfg, good[i][0], good[i][1]), MNNVL_SUCCESS, "%s=%s: %s",

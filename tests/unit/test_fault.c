@@ -162,9 +162,9 @@ static int liveness_body(int rank, int size, void *arg)
         rc = 1;
     }
     for (int i = 0; i < count && i < 4; i++) {
-        int expected = want == 2 ? (job->victims[0] < job->victims[1] ? job->victims[i]
-                                                                       : job->victims[1 - i])
-                                 : job->victims[0];
+        int expected =
+            want == 2 ? (job->victims[0] < job->victims[1] ? job->victims[i] : job->victims[1 - i])
+                      : job->victims[0];
         if (list[i].rank != expected || list[i].reason != MNNVL_FAILURE_CONNECTION ||
             list[i].since_ms < start_ms - 50 || list[i].since_ms > start_ms + 1500) {
             fprintf(stderr, "rank %d: entry %d is rank %d reason %d since %lld (start %lld)\n",
@@ -190,8 +190,8 @@ static void run_liveness(int size, int v0, int v1)
     int codes[8];
     mt_run_ranks(size, liveness_body, &job, 20, codes);
     for (int r = 0; r < size; r++)
-        cr_expect_eq(codes[r], r == v0 || r == v1 ? 128 + SIGKILL : 0, "rank %d exited with %d",
-                     r, codes[r]);
+        cr_expect_eq(codes[r], r == v0 || r == v1 ? 128 + SIGKILL : 0, "rank %d exited with %d", r,
+                     codes[r]);
 }
 
 Test(fault, killed_rank_is_recorded_within_milliseconds)
@@ -236,8 +236,10 @@ static int graceful_body(int rank, int size, void *arg)
     mnnvl_rank_failure_t list[4];
     int rc = mt_fail(mnnvl_comm_failed_ranks(comm, list, 4, &count), rank, "failed_ranks");
     if (!rc && count != 0) {
-        fprintf(stderr, "rank %d: rank %d recorded as failed (reason %d) after a graceful "
-                        "destroy\n", rank, list[0].rank, (int)list[0].reason);
+        fprintf(stderr,
+                "rank %d: rank %d recorded as failed (reason %d) after a graceful "
+                "destroy\n",
+                rank, list[0].rank, (int)list[0].reason);
         rc = 1;
     }
     mnnvl_comm_destroy(comm);

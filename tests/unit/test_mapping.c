@@ -7,8 +7,15 @@
 static mnnvl_mapping_t make(int world, int rank, int tp, int pp, int cp, int moe_tp, int moe_ep,
                             int gpn)
 {
-    return (mnnvl_mapping_t){.struct_size = sizeof(mnnvl_mapping_t), .world_size = world, .rank = rank, .gpus_per_node = gpn, .tp = tp,
-                             .pp = pp, .cp = cp, .moe_tp = moe_tp, .moe_ep = moe_ep};
+    return (mnnvl_mapping_t){.struct_size = sizeof(mnnvl_mapping_t),
+                             .world_size = world,
+                             .rank = rank,
+                             .gpus_per_node = gpn,
+                             .tp = tp,
+                             .pp = pp,
+                             .cp = cp,
+                             .moe_tp = moe_tp,
+                             .moe_ep = moe_ep};
 }
 
 static void expect_broken(mnnvl_mapping_t m, const char *needle)
@@ -52,17 +59,24 @@ Test(mapping, every_broken_rule_is_reported)
     mnnvl_mapping_t m = make(8, 9, 3, 1, 1, 2, 2, 8);
     cr_assert_eq(mnnvl_mapping_validate(&m), MNNVL_ERR_INVALID_ARGUMENT);
     const char *e = mnnvl_last_error();
-    cr_assert(strstr(e, "rank 9") && strstr(e, "tp*pp*cp") && strstr(e, "moe_tp*moe_ep"), "%s",
-              e);
+    cr_assert(strstr(e, "rank 9") && strstr(e, "tp*pp*cp") && strstr(e, "moe_tp*moe_ep"), "%s", e);
 }
 
 Test(mapping, valid_layouts)
 {
-    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 16, 5, 8, 4, 2, 2, 4, 1}), 0);
-    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 8, 7, 8, 8, 1, 1, 1, 8}), 0);
-    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 8, 7, 8, 8, 1, 1, 2, 4}), 0);
+    cr_assert_eq(mnnvl_mapping_validate(
+                     &(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 16, 5, 8, 4, 2, 2, 4, 1}),
+                 0);
+    cr_assert_eq(
+        mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 8, 7, 8, 8, 1, 1, 1, 8}),
+        0);
+    cr_assert_eq(
+        mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 8, 7, 8, 8, 1, 1, 2, 4}),
+        0);
     /* A job smaller than a node is fine. */
-    cr_assert_eq(mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 3, 0, 8, 3, 1, 1, 3, 1}), 0);
+    cr_assert_eq(
+        mnnvl_mapping_validate(&(mnnvl_mapping_t){sizeof(mnnvl_mapping_t), 3, 0, 8, 3, 1, 1, 3, 1}),
+        0);
 }
 
 static void expect_group(mnnvl_mapping_t m, mnnvl_group_t g, const int *want, int n, int index)
@@ -72,8 +86,8 @@ static void expect_group(mnnvl_mapping_t m, mnnvl_group_t g, const int *want, in
                  mnnvl_last_error());
     cr_assert_eq(count, n, "group %d of rank %d: %d ranks, want %d", g, m.rank, count, n);
     for (int i = 0; i < n; i++)
-        cr_assert_eq(ranks[i], want[i], "group %d of rank %d: entry %d is %d, want %d", g,
-                     m.rank, i, ranks[i], want[i]);
+        cr_assert_eq(ranks[i], want[i], "group %d of rank %d: entry %d is %d, want %d", g, m.rank,
+                     i, ranks[i], want[i]);
     cr_assert_eq(at, index, "group %d of rank %d: index %d, want %d", g, m.rank, at, index);
 }
 
@@ -195,9 +209,9 @@ Test(mapping, group_ranks_stay_inside_the_world)
                         mnnvl_mapping_t m = make(world, r, tp, pp, cp, tp / ep, ep, world);
                         for (int g = MNNVL_GROUP_WORLD; g <= MNNVL_GROUP_MOE_EP; g++) {
                             int ranks[64], count;
-                            cr_assert_eq(mnnvl_mapping_group(&m, (mnnvl_group_t)g, ranks, 64,
-                                                             &count, NULL),
-                                         MNNVL_SUCCESS, "%s", mnnvl_last_error());
+                            cr_assert_eq(
+                                mnnvl_mapping_group(&m, (mnnvl_group_t)g, ranks, 64, &count, NULL),
+                                MNNVL_SUCCESS, "%s", mnnvl_last_error());
                             for (int i = 0; i < count; i++)
                                 cr_assert(ranks[i] >= 0 && ranks[i] < world);
                         }

@@ -8,12 +8,14 @@
 
 Test(status, every_code_has_its_own_name)
 {
-    const mnnvl_status_t codes[] = {
-        MNNVL_SUCCESS,         MNNVL_ERR_INVALID_ARGUMENT, MNNVL_ERR_INVALID_USAGE,
-        MNNVL_ERR_NO_MEMORY,   MNNVL_ERR_CUDA,             MNNVL_ERR_NO_DEVICE,
-        MNNVL_ERR_UNSUPPORTED, MNNVL_ERR_BOOTSTRAP,        MNNVL_ERR_TIMEOUT,
-        MNNVL_ERR_PEER_LOST,   MNNVL_ERR_GRAPH_CAPTURE,    MNNVL_ERR_ABORTED,
-        MNNVL_ERR_MISMATCH,    MNNVL_ERR_AUTH,             MNNVL_ERR_INTERNAL};
+    const mnnvl_status_t codes[] = {MNNVL_SUCCESS,           MNNVL_ERR_INVALID_ARGUMENT,
+                                    MNNVL_ERR_INVALID_USAGE, MNNVL_ERR_NO_MEMORY,
+                                    MNNVL_ERR_CUDA,          MNNVL_ERR_NO_DEVICE,
+                                    MNNVL_ERR_UNSUPPORTED,   MNNVL_ERR_BOOTSTRAP,
+                                    MNNVL_ERR_TIMEOUT,       MNNVL_ERR_PEER_LOST,
+                                    MNNVL_ERR_GRAPH_CAPTURE, MNNVL_ERR_ABORTED,
+                                    MNNVL_ERR_MISMATCH,      MNNVL_ERR_AUTH,
+                                    MNNVL_ERR_INTERNAL};
     size_t n = sizeof(codes) / sizeof(codes[0]);
     for (size_t i = 0; i < n; i++) {
         const char *name = mnnvl_status_string(codes[i]);

@@ -108,7 +108,8 @@ static atomic_int key_in_log;
 static void log_sink(mnnvl_log_level_t level, const char *line, void *user)
 {
     (void)user;
-    if (strstr(line, "wrong horse battery staple 0123456789") || strstr(line, "right horse battery staple 0123456789"))
+    if (strstr(line, "wrong horse battery staple 0123456789") ||
+        strstr(line, "right horse battery staple 0123456789"))
         atomic_store(&key_in_log, 1);
     if (level <= MNNVL_LOG_WARN && strstr(line, "refused") && strstr(line, "AUTH") &&
         strstr(line, "127.0.0.1:")) {
@@ -122,7 +123,9 @@ Test(tcp_auth, wrong_key_is_refused_at_once_on_both_sides)
 {
     mnnvl_set_log_callback(log_sink, NULL);
     mnnvl_tcp_root_t *root = NULL;
-    cr_assert_eq(mnnvl_tcp_root_start("127.0.0.1:0", "right horse battery staple 0123456789", &root), MNNVL_SUCCESS);
+    cr_assert_eq(
+        mnnvl_tcp_root_start("127.0.0.1:0", "right horse battery staple 0123456789", &root),
+        MNNVL_SUCCESS);
     uint64_t start = mnnvl_now_ms();
     rank_run_t r = {.root = mnnvl_tcp_root_address(root),
                     .key = "wrong horse battery staple 0123456789",
@@ -148,13 +151,21 @@ Test(tcp_auth, waiting_rank_learns_that_the_root_refused_a_wrong_key)
 {
     mnnvl_set_log_level(MNNVL_LOG_NONE);
     mnnvl_tcp_root_t *root = NULL;
-    cr_assert_eq(mnnvl_tcp_root_start("127.0.0.1:0", "right horse battery staple 0123456789", &root), MNNVL_SUCCESS);
+    cr_assert_eq(
+        mnnvl_tcp_root_start("127.0.0.1:0", "right horse battery staple 0123456789", &root),
+        MNNVL_SUCCESS);
     const char *address = mnnvl_tcp_root_address(root);
-    rank_run_t intruder = {
-        .root = address, .key = "wrong horse battery staple 0123456789", .rank = 1, .size = 2, .timeout_ms = 5000};
+    rank_run_t intruder = {.root = address,
+                           .key = "wrong horse battery staple 0123456789",
+                           .rank = 1,
+                           .size = 2,
+                           .timeout_ms = 5000};
     run_rank(&intruder);
-    rank_run_t waiting = {
-        .root = address, .key = "right horse battery staple 0123456789", .rank = 0, .size = 2, .timeout_ms = 800};
+    rank_run_t waiting = {.root = address,
+                          .key = "right horse battery staple 0123456789",
+                          .rank = 0,
+                          .size = 2,
+                          .timeout_ms = 800};
     run_rank(&waiting);
     mnnvl_tcp_root_stop(root);
     mnnvl_set_log_level(MNNVL_LOG_WARN);
@@ -171,7 +182,9 @@ Test(tcp_auth, waiting_rank_learns_that_the_root_refused_a_wrong_key)
 Test(tcp_auth, right_key_works)
 {
     mnnvl_tcp_root_t *root = NULL;
-    cr_assert_eq(mnnvl_tcp_root_start("127.0.0.1:0", "right horse battery staple 0123456789", &root), MNNVL_SUCCESS);
+    cr_assert_eq(
+        mnnvl_tcp_root_start("127.0.0.1:0", "right horse battery staple 0123456789", &root),
+        MNNVL_SUCCESS);
     const char *address = mnnvl_tcp_root_address(root);
     rank_run_t r[3];
     pthread_t t[3];
@@ -255,7 +268,8 @@ static int contains(const capture_t *cap, const uint8_t *needle, size_t len)
 
 Test(tcp_auth, unauthenticated_probe_learns_nothing_key_derived)
 {
-    static const char *keys[2] = {"key one of the probe test, 0123456789", "a different key two of the probe test"};
+    static const char *keys[2] = {"key one of the probe test, 0123456789",
+                                  "a different key two of the probe test"};
     uint8_t nonce[MNNVL_WIRE_NONCE_BYTES];
     memset(nonce, 0x33, sizeof(nonce));
     capture_t cap[2];
@@ -325,8 +339,8 @@ enum relay_mode { RELAY_FLIP, RELAY_DROP, RELAY_REPLAY, RELAY_REORDER, RELAY_FLI
 
 /* Where RELAY_FLIP_DOWN flips a byte of what the root sends rank 1: past its CHALLENGE and
  * PROOF (16 + 32 bytes each) and FORMED (16 + 4 + 16), a data byte of the first RESULT. */
-#define DOWN_FLIP_AT                                                                               \
-    (2 * (MNNVL_WIRE_HEADER_BYTES + 32) + MNNVL_WIRE_HEADER_BYTES + 4 + MNNVL_WIRE_MAC_BYTES +     \
+#define DOWN_FLIP_AT                                                                           \
+    (2 * (MNNVL_WIRE_HEADER_BYTES + 32) + MNNVL_WIRE_HEADER_BYTES + 4 + MNNVL_WIRE_MAC_BYTES + \
      MNNVL_WIRE_HEADER_BYTES + 3)
 
 typedef struct relay {
@@ -480,16 +494,22 @@ static void run_tampered(enum relay_mode mode, const char *name)
 {
     mnnvl_tcp_root_t *root = NULL;
     mnnvl_set_log_level(MNNVL_LOG_NONE);
-    cr_assert_eq(mnnvl_tcp_root_start("127.0.0.1:0", "k3y of the relay test 0123456789abcdef", &root), MNNVL_SUCCESS);
+    cr_assert_eq(
+        mnnvl_tcp_root_start("127.0.0.1:0", "k3y of the relay test 0123456789abcdef", &root),
+        MNNVL_SUCCESS);
     relay_t relay;
     relay_start(&relay, mnnvl_tcp_root_address(root), mode);
-    rank_run_t r[2] = {
-        {.root = mnnvl_tcp_root_address(root),
-         .key = "k3y of the relay test 0123456789abcdef",
-         .size = 2,
-         .timeout_ms = 6000,
-         .ops = 2},
-        {.root = relay.address, .key = "k3y of the relay test 0123456789abcdef", .rank = 1, .size = 2, .timeout_ms = 1500, .ops = 2}};
+    rank_run_t r[2] = {{.root = mnnvl_tcp_root_address(root),
+                        .key = "k3y of the relay test 0123456789abcdef",
+                        .size = 2,
+                        .timeout_ms = 6000,
+                        .ops = 2},
+                       {.root = relay.address,
+                        .key = "k3y of the relay test 0123456789abcdef",
+                        .rank = 1,
+                        .size = 2,
+                        .timeout_ms = 1500,
+                        .ops = 2}};
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
         pthread_create(&t[i], NULL, run_rank, &r[i]);

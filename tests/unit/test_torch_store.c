@@ -180,8 +180,9 @@ static int expect_auth(int rank, const char *what, mnnvl_status_t st, const char
         return 1;
     }
     if (!strstr(why, "authentication") || strstr(why, JOB_KEY) || strstr(why, OTHER_KEY)) {
-        fprintf(stderr, "rank %d: %s: the sentence does not say authentication failed, or it "
-                        "holds a job key: %s\n",
+        fprintf(stderr,
+                "rank %d: %s: the sentence does not say authentication failed, or it "
+                "holds a job key: %s\n",
                 rank, what, why);
         return 1;
     }
@@ -259,8 +260,8 @@ static void run_tampered(fake_store_t *store, job_t *job, int size, const char *
     if (job->expect_auth && !job->odd_key)
         cr_expect_gt(faults, 0, "%s: the store never tampered", name);
     cr_expect_eq(failed, 0,
-                 "%s: %d of %d ranks did not get the expected outcome (exit codes %d %d %d)",
-                 name, failed, size, codes[0], codes[1], size > 2 ? codes[2] : 0);
+                 "%s: %d of %d ranks did not get the expected outcome (exit codes %d %d %d)", name,
+                 failed, size, codes[0], codes[1], size > 2 ? codes[2] : 0);
 }
 
 /* comm_create is rounds 0-2; the test's allgathers are rounds 3 and 4. Chunk keys end in
