@@ -27,6 +27,7 @@ static void open_driver(void)
     *(void **)&error_name = dlsym(lib, "cuGetErrorName");
     if (!init) {
         snprintf(open_why, sizeof(open_why), "the CUDA driver libcuda.so.1 lacks cuInit");
+        dlclose(lib);
         return;
     }
     int res = init(0);
@@ -36,6 +37,7 @@ static void open_driver(void)
             error_name(res, &name);
         snprintf(open_why, sizeof(open_why), "cuInit failed with %s (%d): no usable GPU",
                  name ? name : "?", res);
+        dlclose(lib);
         return;
     }
     driver = lib;

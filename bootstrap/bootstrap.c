@@ -80,21 +80,37 @@ static mnnvl_status_t load_plugin(const char *name, mnnvl_bootstrap_create_fn *c
     if (lib && !desc)
         why = dlerror();
     int v1 = lib && !desc && dlsym(lib, MNNVL_BOOTSTRAP_PLUGIN_SYMBOL_V1);
-    pthread_mutex_unlock(&plugin_lock);
+    /* dlerror's text may not outlive the next dl call (the dlclose below): keep a copy. */
+    char why_copy[512] = "no " MNNVL_BOOTSTRAP_PLUGIN_SYMBOL " symbol";
+    if (why)
+        snprintf(why_copy, sizeof(why_copy), "%s", why);
+    mnnvl_status_t st;
     if (v1)
-        return mnnvl_error(MNNVL_ERR_UNSUPPORTED,
-                           "bootstrap: the plugin %s for backend \"%s\" speaks bootstrap "
-                           "interface version 1, this libmnnvl speaks version %d; rebuild the "
-                           "plugin with this libmnnvl",
-                           path, name, MNNVL_BOOTSTRAP_ABI_VERSION);
-    if (!desc)
-        return mnnvl_error(MNNVL_ERR_UNSUPPORTED,
-                           "bootstrap: backend \"%s\" needs the plugin %s, which could not be "
-                           "loaded (%s); build libmnnvl with its dependency or set "
-                           "MNNVL_PLUGIN_DIR",
-                           name, path, why ? why : "no " MNNVL_BOOTSTRAP_PLUGIN_SYMBOL " symbol");
-    MNNVL_CHECK(check_descriptor(name, path, desc));
+        st = mnnvl_error(MNNVL_ERR_UNSUPPORTED,
+                         "bootstrap: the plugin %s for backend \"%s\" speaks bootstrap "
+                         "interface version 1, this libmnnvl speaks version %d; rebuild the "
+                         "plugin with this libmnnvl",
+                         path, name, MNNVL_BOOTSTRAP_ABI_VERSION);
+    else if (!desc)
+        st = mnnvl_error(MNNVL_ERR_UNSUPPORTED,
+                         "bootstrap: backend \"%s\" needs the plugin %s, which could not be "
+                         "loaded (%s); build libmnnvl with its dependency or set "
+                         "MNNVL_PLUGIN_DIR",
+                         name, path, why_copy);
+    else
+        st = check_descriptor(name, path, desc);
+    if (st != MNNVL_SUCCESS) {
+        /* A plugin that is not used is unloaded; a used one stays loaded for the process
+         * (its create function and ops are called for every communicator). */
+        if (lib)
+            dlclose(lib);
+        pthread_mutex_unlock(&plugin_lock);
+        return st;
+    }
+    pthread_mutex_unlock(&plugin_lock);
     *create = desc->create;
+    /* The used plugin stays loaded for the process: `create` and its ops point into it. */
+    /* cppcheck-suppress resourceLeak */
     return MNNVL_SUCCESS;
 }
 

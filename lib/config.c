@@ -275,7 +275,7 @@ static void warn_unknown_env(void)
         }
         char closest[64];
         size_t j = 0;
-        for (; keys[best].name[j] && j < sizeof(closest) - 1; j++)
+        for (; j < sizeof(closest) - 1 && keys[best].name[j]; j++)
             closest[j] = (char)toupper((unsigned char)keys[best].name[j]);
         closest[j] = '\0';
         MNNVL_WARN("environment variable %s is no libmnnvl setting and is ignored; the closest "

@@ -115,7 +115,11 @@ MNNVL_API mnnvl_status_t mnnvl_dcp_a2a_create(mnnvl_comm_t comm,
     mnnvl_dcp_a2a_t d = calloc(1, sizeof(*d));
     if (!d)
         st = mnnvl_error(MNNVL_ERR_NO_MEMORY, "%s: out of memory", what);
-    MNNVL_CHECK(mnnvl_comm_agree(comm, st, what));
+    st = mnnvl_comm_agree(comm, st, what);
+    if (st != MNNVL_SUCCESS || !d) { /* !d: agree returns this rank's NO_MEMORY */
+        free(d);                     /* allocated here when another rank's allocation failed */
+        return st;
+    }
     mnnvl_op_init(&d->op, comm, free_resources);
     d->comm = comm;
     d->params = key;

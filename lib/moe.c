@@ -106,7 +106,11 @@ MNNVL_API mnnvl_status_t mnnvl_moe_a2a_create(mnnvl_comm_t comm,
     mnnvl_moe_a2a_t a = calloc(1, sizeof(*a));
     if (!a)
         st = mnnvl_error(MNNVL_ERR_NO_MEMORY, "%s: out of memory", what);
-    MNNVL_CHECK(mnnvl_comm_agree(comm, st, what));
+    st = mnnvl_comm_agree(comm, st, what);
+    if (st != MNNVL_SUCCESS || !a) { /* !a: agree returns this rank's NO_MEMORY */
+        free(a);                     /* allocated here when another rank's allocation failed */
+        return st;
+    }
     mnnvl_op_init(&a->op, comm, free_resources);
     a->comm = comm;
     a->params = key;

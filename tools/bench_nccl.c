@@ -24,7 +24,9 @@ int bench_nccl_load(nccl_t *n, char *why, size_t len)
     if (!n->get_unique_id || !n->init_rank || !n->all_reduce || !n->send || !n->recv ||
         !n->group_start || !n->group_end || !n->destroy || !n->error_string) {
         snprintf(why, len, "libnccl lacks the expected symbols");
+        dlclose(lib);
         return -1;
     }
+    n->lib = lib;
     return 0;
 }

@@ -20,6 +20,7 @@ typedef struct nccl {
     int (*group_end)(void);
     int (*destroy)(void *comm);
     const char *(*error_string)(int);
+    void *lib; /* the dlopen handle, kept open while the pointers above are used */
 } nccl_t;
 
 enum { NCCL_UINT8 = 1, NCCL_BF16 = 9, NCCL_SUM = 0 };

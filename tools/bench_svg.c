@@ -15,6 +15,9 @@ static const char *const colors[] = {"#d62728", "#1f77b4", "#2ca02c", "#ff7f0e",
 
 static double px(double v, double lo, double hi, double a, double b)
 {
+    /* Log axes: a non-positive value (or bound) has no place; it is drawn at the axis start. */
+    if (v <= 0 || lo <= 0 || hi <= lo)
+        return a;
     return a + (log10(v) - log10(lo)) / (log10(hi) - log10(lo)) * (b - a);
 }
 
@@ -40,6 +43,11 @@ int bench_svg_write(const char *path, const char *title, const char *x_label, co
     for (int s = 0; s < nseries; s++)
         range(y[s], npoints, &ylo, &yhi);
     /* Whole decades on the y axis so that the grid lines are round numbers. */
+    /* range() keeps only positive values: with none, a bound is still 0; log10 needs > 0. */
+    if (ylo <= 0)
+        ylo = 1;
+    if (yhi < ylo)
+        yhi = ylo;
     ylo = pow(10, floor(log10(ylo)));
     yhi = pow(10, ceil(log10(yhi)));
     if (xhi <= xlo)

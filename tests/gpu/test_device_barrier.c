@@ -174,7 +174,7 @@ static int abort_body(int rank, int size, void *arg)
     if (mt_fail(mnnvl_comm_barrier(comm), rank, "host barrier"))
         return 1;
     if (rank == 1) {
-        usleep(2500 * 1000);
+        nanosleep(&(struct timespec){.tv_sec = 2, .tv_nsec = 500000000}, NULL);
         mnnvl_comm_destroy(comm);
         return 0;
     }

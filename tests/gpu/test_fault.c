@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "deadline.h"
@@ -268,6 +269,14 @@ enum { OP_TWOSHOT = 4, OP_DCP = 8 };
 #define DCP_ENTRIES 64
 #define DCP_HEAD 128
 
+/* Output word i's bits (memcpy: reading a float through a uint32_t pointer breaks aliasing). */
+static uint32_t out_word(const float *out, size_t i)
+{
+    uint32_t w;
+    memcpy(&w, &out[i], sizeof(w));
+    return w;
+}
+
 static int collective_body(int rank, int size, void *arg)
 {
     const gpu_job_t *job = arg;
@@ -331,7 +340,6 @@ static int collective_body(int rank, int size, void *arg)
         mnnvl_comm_get_async_error(comm, &async);
         char name[32];
         snprintf(name, sizeof(name), "rank %d", victim);
-        const uint32_t *words = (const uint32_t *)h_out;
         /* Call 2 is the victim's last: a survivor may already know of its death when that
          * call ends (PEER_LOST naming it), or even when its kernel starts (then it writes
          * nothing); either way the output is the whole sum or untouched, never a part. */
@@ -341,7 +349,7 @@ static int collective_body(int rank, int size, void *arg)
             const float want = (float)(size * (size + 1) / 2);
             int untouched = 1;
             for (size_t i = 0; i < out_bytes / 4; i++)
-                untouched &= words[i] == 0xffffffffu;
+                untouched &= out_word(h_out, i) == 0xffffffffu;
             for (size_t i = 0; !dcp && !(late && untouched) && i < out_bytes / 4; i++)
                 if (h_out[i] != want)
                     return fprintf(stderr, "rank %d call %d: out[%zu] = %g, want %g\n", rank, call,
@@ -362,11 +370,11 @@ static int collective_body(int rank, int size, void *arg)
                    1;
         /* Nothing that looks like a result: every word still the NaN pattern. */
         for (size_t i = 0; i < out_bytes / 4; i++)
-            if (words[i] != 0xffffffffu)
+            if (out_word(h_out, i) != 0xffffffffu)
                 return fprintf(
                            stderr,
                            "rank %d call %d: out word %zu was written (0x%08x) after the loss\n",
-                           rank, call, i, words[i]),
+                           rank, call, i, out_word(h_out, i)),
                        1;
     }
     /* The process stays usable: a plain allocation and copy still work. */
@@ -413,7 +421,7 @@ static int exporter_body(int rank, int size, void *arg)
     }
     if (n == 0)
         return fprintf(stderr, "rank %d: the victim's death was not reported\n", rank), 1;
-    usleep(1000 * 1000);
+    nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
     unsigned char *h = malloc(bytes);
     cudaError_t read = cudaMemcpy(h, mnnvl_mem_ptr(mem, victim), bytes, cudaMemcpyDeviceToHost);
     size_t intact = 0;

@@ -113,7 +113,9 @@ static void exec_rank(const char *launcher, const char *exe, int idx, int rank, 
     char *words = strdup(launcher);
     char *argv[MT_MAX_LAUNCHER_WORDS + 2];
     int argc = 0;
-    for (char *w = strtok(words, " \t"); w && argc < MT_MAX_LAUNCHER_WORDS; w = strtok(NULL, " \t"))
+    char *save = NULL;
+    for (char *w = strtok_r(words, " \t", &save); w && argc < MT_MAX_LAUNCHER_WORDS;
+         w = strtok_r(NULL, " \t", &save))
         argv[argc++] = w;
     argv[argc++] = (char *)exe;
     argv[argc] = NULL;

@@ -425,7 +425,8 @@ fake_store_t *fake_store_start(fake_fault_t fault, const char *suffix, size_t le
     if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
         listen(s->listen_fd, 64) != 0 ||
         getsockname(s->listen_fd, (struct sockaddr *)&a, &alen) != 0) {
-        close(s->listen_fd);
+        if (s->listen_fd >= 0)
+            close(s->listen_fd);
         free(s);
         return NULL;
     }

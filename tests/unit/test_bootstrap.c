@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "deadline.h"
@@ -468,7 +469,7 @@ static int abort_rank(int rank, int size, void *arg)
             rc = 1;
         }
     } else {
-        usleep(1000 * 1000);
+        nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
         t0 = mnnvl_now_ms();
         mnnvl_status_t st = mnnvl_comm_barrier(comm);
         if (st != MNNVL_ERR_PEER_LOST || elapsed_ms(t0) > 1000 ||
