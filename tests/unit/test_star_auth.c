@@ -164,6 +164,7 @@ static mnnvl_status_t fake_link_address(star_t *st, int rank, const void *addr, 
     return MNNVL_SUCCESS;
 }
 
+/* With `lock` held: the registry is shared with the other rank's thread. */
 static star_t *comm_new(int rank, int size, int timeout_ms,
                         void (*set_error)(mnnvl_status_t, const char *))
 {
@@ -285,7 +286,11 @@ static void *run_rank(void *arg)
     r->create = star_begin(&like, &fake_ops, &args, &out);
     star_t *st = NULL;
     if (r->create == MNNVL_SUCCESS) {
+        /* The registry is read by the other rank's sends, under the lock (child_new runs
+         * with it held already, from star.c). */
+        pthread_mutex_lock(&lock);
         st = comm_new(r->rank, r->size, r->timeout_ms, record_error);
+        pthread_mutex_unlock(&lock);
         snprintf(st->root, sizeof(st->root), "%s", like.root);
         st->key = like.key;
         r->create = star_form(st, &lobby, "star-auth", start + (uint64_t)r->timeout_ms);
