@@ -74,16 +74,17 @@ static mnnvl_status_t load_plugin(const char *name, mnnvl_bootstrap_create_fn *c
     char path[4096];
     plugin_path(name, path, sizeof(path));
     pthread_mutex_lock(&plugin_lock);
+    /* dlerror's text does not outlive the next dl call (the v1 lookup, the dlclose below):
+     * each is copied at once. */
+    char why_copy[512] = "no " MNNVL_BOOTSTRAP_PLUGIN_SYMBOL " symbol";
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     const char *why = lib ? NULL : dlerror();
-    const mnnvl_bootstrap_plugin_t *desc = lib ? dlsym(lib, MNNVL_BOOTSTRAP_PLUGIN_SYMBOL) : NULL;
-    if (lib && !desc)
-        why = dlerror();
-    int v1 = lib && !desc && dlsym(lib, MNNVL_BOOTSTRAP_PLUGIN_SYMBOL_V1);
-    /* dlerror's text may not outlive the next dl call (the dlclose below): keep a copy. */
-    char why_copy[512] = "no " MNNVL_BOOTSTRAP_PLUGIN_SYMBOL " symbol";
     if (why)
         snprintf(why_copy, sizeof(why_copy), "%s", why);
+    const mnnvl_bootstrap_plugin_t *desc = lib ? dlsym(lib, MNNVL_BOOTSTRAP_PLUGIN_SYMBOL) : NULL;
+    if (lib && !desc && (why = dlerror()) != NULL)
+        snprintf(why_copy, sizeof(why_copy), "%s", why);
+    int v1 = lib && !desc && dlsym(lib, MNNVL_BOOTSTRAP_PLUGIN_SYMBOL_V1);
     mnnvl_status_t st;
     if (v1)
         st = mnnvl_error(MNNVL_ERR_UNSUPPORTED,
