@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "service.h"
+
 #define MAX_CLIENTS 64
 #define MAX_FIELD ((uint64_t)64 << 20)
 
@@ -34,7 +36,15 @@ struct entry {
     size_t len;
 };
 
-struct fake_store {
+/* What a test asked for, copied into the store's process by the fork. */
+struct spec {
+    fake_fault_t fault;
+    char suffix[128];
+    char other[128];
+    size_t len;
+};
+
+struct server {
     int listen_fd;
     char address[64];
     pthread_t acceptor;
@@ -55,7 +65,7 @@ struct fake_store {
 };
 
 struct client {
-    fake_store_t *s;
+    struct server *s;
     int fd;
 };
 
@@ -117,13 +127,13 @@ static struct entry *find_in(struct entry *list, const char *key)
     return NULL;
 }
 
-static struct entry *find(fake_store_t *s, const char *key)
+static struct entry *find(struct server *s, const char *key)
 {
     return find_in(s->entries, key);
 }
 
 /* Under the lock: records a copy of the value in the history. */
-static void remember(fake_store_t *s, const char *key, const uint8_t *value, size_t len)
+static void remember(struct server *s, const char *key, const uint8_t *value, size_t len)
 {
     struct entry *e = find_in(s->history, key);
     if (!e) {
@@ -139,7 +149,7 @@ static void remember(fake_store_t *s, const char *key, const uint8_t *value, siz
 }
 
 /* Under the lock; takes value. */
-static void put(fake_store_t *s, const char *key, uint8_t *value, size_t len)
+static void put(struct server *s, const char *key, uint8_t *value, size_t len)
 {
     remember(s, key, value, len);
     struct entry *e = find(s, key);
@@ -162,7 +172,7 @@ static int ends_with(const char *key, const char *suffix)
 }
 
 /* The key read instead of `key` under FAKE_SWAP / FAKE_REPLAY, in buf; NULL when none. */
-static const char *moved_key(const fake_store_t *s, const char *key, char *buf, size_t len)
+static const char *moved_key(const struct server *s, const char *key, char *buf, size_t len)
 {
     const char *from = NULL, *to = NULL;
     if ((s->fault == FAKE_SWAP || s->fault == FAKE_REPLAY) && ends_with(key, s->suffix)) {
@@ -179,7 +189,7 @@ static const char *moved_key(const fake_store_t *s, const char *key, char *buf, 
 }
 
 /* Waits for the key and sends its value, through the planted fault. */
-static int reply_get(fake_store_t *s, int fd, const char *key)
+static int reply_get(struct server *s, int fd, const char *key)
 {
     pthread_mutex_lock(&s->lock);
     struct entry *e;
@@ -224,7 +234,7 @@ static int reply_get(fake_store_t *s, int fd, const char *key)
 }
 
 /* One command; -1 ends the connection. */
-static int serve_one(fake_store_t *s, int fd)
+static int serve_one(struct server *s, int fd)
 {
     uint8_t cmd;
     if (recv_all(fd, &cmd, 1) != 0)
@@ -386,7 +396,7 @@ static void *client_main(void *arg)
 
 static void *acceptor_main(void *arg)
 {
-    fake_store_t *s = arg;
+    struct server *s = arg;
     for (;;) {
         int fd = accept(s->listen_fd, NULL, NULL);
         if (fd < 0)
@@ -409,16 +419,17 @@ static void *acceptor_main(void *arg)
     }
 }
 
-fake_store_t *fake_store_start(fake_fault_t fault, const char *suffix, size_t len)
+static struct server *server_start(const struct spec *spec)
 {
-    fake_store_t *s = calloc(1, sizeof(*s));
+    struct server *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->changed, NULL);
-    s->fault = fault;
-    snprintf(s->suffix, sizeof(s->suffix), "%s", suffix ? suffix : "");
-    s->fault_len = len;
+    s->fault = spec->fault;
+    snprintf(s->suffix, sizeof(s->suffix), "%s", spec->suffix);
+    snprintf(s->other, sizeof(s->other), "%s", spec->other);
+    s->fault_len = spec->len;
     s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof(a);
@@ -435,34 +446,12 @@ fake_store_t *fake_store_start(fake_fault_t fault, const char *suffix, size_t le
     return s;
 }
 
-fake_store_t *fake_store_start_moved(fake_fault_t fault, const char *suffix, const char *other)
-{
-    fake_store_t *s = fake_store_start(fault, suffix, 0);
-    if (s) {
-        pthread_mutex_lock(&s->lock);
-        snprintf(s->other, sizeof(s->other), "%s", other);
-        pthread_mutex_unlock(&s->lock);
-    }
-    return s;
-}
-
-const char *fake_store_address(const fake_store_t *s)
-{
-    return s->address;
-}
-
-int fake_store_faults(fake_store_t *s)
+/* Returns how many replies the fault changed. */
+static int server_stop(struct server *s)
 {
     pthread_mutex_lock(&s->lock);
-    int n = s->faults;
+    int faults = s->faults;
     pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-void fake_store_stop(fake_store_t *s)
-{
-    if (!s)
-        return;
     pthread_mutex_lock(&s->lock);
     s->stopping = 1;
     pthread_cond_broadcast(&s->changed);
@@ -487,4 +476,62 @@ void fake_store_stop(fake_store_t *s)
         }
     }
     free(s);
+    return faults;
+}
+
+struct fake_store {
+    mt_service_t *service;
+};
+
+/* The store's process (tests/lib/service.h says why the server is not a thread of the
+ * test's process). Its result is the fault count. */
+static int store_service(void *arg, mt_service_io_t *io)
+{
+    struct server *s = server_start(arg);
+    if (!s)
+        return -1;
+    mt_service_ready(io, s->address);
+    mt_service_wait(io);
+    return server_stop(s);
+}
+
+static fake_store_t *start(const struct spec *spec)
+{
+    fake_store_t *f = calloc(1, sizeof(*f));
+    if (f)
+        f->service = mt_service_start(store_service, (void *)spec);
+    if (f && !f->service) {
+        free(f);
+        f = NULL;
+    }
+    return f;
+}
+
+fake_store_t *fake_store_start(fake_fault_t fault, const char *suffix, size_t len)
+{
+    struct spec spec = {.fault = fault, .len = len};
+    snprintf(spec.suffix, sizeof(spec.suffix), "%s", suffix ? suffix : "");
+    return start(&spec);
+}
+
+fake_store_t *fake_store_start_moved(fake_fault_t fault, const char *suffix, const char *other)
+{
+    struct spec spec = {.fault = fault};
+    snprintf(spec.suffix, sizeof(spec.suffix), "%s", suffix ? suffix : "");
+    snprintf(spec.other, sizeof(spec.other), "%s", other ? other : "");
+    return start(&spec);
+}
+
+const char *fake_store_address(const fake_store_t *s)
+{
+    return mt_service_info(s->service);
+}
+
+int fake_store_stop(fake_store_t *s)
+{
+    if (!s)
+        return -1;
+    int faults = mt_service_stop(s->service);
+    free(s);
+    return faults;
 }

@@ -4,7 +4,8 @@
  * fault (a value of the wrong length, a reply that resets the connection) to see what the
  * client does with a store it cannot trust: the real server cannot be made to lie.
  *
- * Start it before forking ranks (mt_run_ranks): the server threads stay in the parent. */
+ * The server runs in a process of its own (tests/lib/service.h): start it before forking
+ * ranks (mt_run_ranks). */
 #ifndef MNNVL_TEST_FAKE_STORE_H
 #define MNNVL_TEST_FAKE_STORE_H
 
@@ -42,9 +43,8 @@ fake_store_t *fake_store_start_moved(fake_fault_t fault, const char *suffix, con
 /* "127.0.0.1:<port>", owned by the store. */
 const char *fake_store_address(const fake_store_t *s);
 
-/* How many replies the fault changed so far. */
-int fake_store_faults(fake_store_t *s);
-
-void fake_store_stop(fake_store_t *s);
+/* Stops the store and returns how many replies its fault changed, or -1 when the store's
+ * process failed. */
+int fake_store_stop(fake_store_t *s);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "deadline.h"
 #include "mnnvl.h"
+#include "service.h"
 #include "testutil.h"
 
 #define TIMEOUT_MS 3000
@@ -37,14 +38,40 @@ static void job_rank0(job_t *job)
     job->timeout_ms = TIMEOUT_MS;
 }
 
-static mnnvl_root_t job_external(job_t *job, const char *job_key)
+static atomic_int refusals_logged;
+
+static void log_sink(mnnvl_log_level_t level, const char *message, void *user)
 {
+    (void)user;
+    if (level <= MNNVL_LOG_WARN && strstr(message, "refused") && strstr(message, "127.0.0.1:"))
+        atomic_fetch_add(&refusals_logged, 1);
+}
+
+/* The external root, in a process of its own (tests/lib/service.h says why). Its result is
+ * the number of connections its log says it refused. */
+static int root_service(void *job_key, mt_service_io_t *io)
+{
+    mnnvl_set_log_callback(log_sink, NULL);
     mnnvl_config_t cfg = mt_config(NULL, job_key, TIMEOUT_MS);
     mnnvl_root_t root = NULL;
-    cr_assert_eq(mnnvl_root_start(cfg, "127.0.0.1:0", &root), MNNVL_SUCCESS, "%s",
-                 mnnvl_last_error());
+    mnnvl_status_t st = mnnvl_root_start(cfg, "127.0.0.1:0", &root);
     mnnvl_config_destroy(cfg);
-    snprintf(job->root, sizeof(job->root), "%s", mnnvl_root_address(root));
+    if (st != MNNVL_SUCCESS) {
+        fprintf(stderr, "root service: %s\n", mnnvl_last_error());
+        return -1;
+    }
+    mt_service_ready(io, mnnvl_root_address(root));
+    mt_service_wait(io);
+    mnnvl_root_stop(root);
+    return atomic_load(&refusals_logged);
+}
+
+/* Starts an external root for `job`; mt_service_stop gives its refusal count. */
+static mt_service_t *job_external(job_t *job, const char *job_key)
+{
+    mt_service_t *root = mt_service_start(root_service, (void *)job_key);
+    cr_assert_not_null(root, "the external root did not start");
+    snprintf(job->root, sizeof(job->root), "%s", mt_service_info(root));
     job->root_mode = "external";
     job->job_key = job_key;
     job->timeout_ms = TIMEOUT_MS;
@@ -239,15 +266,6 @@ Test(bootstrap, sigkilled_root_host_fails_the_others)
 
 /* ---------------------------------------------------------------------------------------- */
 
-static atomic_int refusals_logged;
-
-static void log_sink(mnnvl_log_level_t level, const char *message, void *user)
-{
-    (void)user;
-    if (level <= MNNVL_LOG_WARN && strstr(message, "refused") && strstr(message, "127.0.0.1:"))
-        atomic_fetch_add(&refusals_logged, 1);
-}
-
 /* Ranks 0..2 form a job with the right key; the fourth process claims rank 0 of the same
  * communicator with a wrong key. */
 static int auth_rank(int rank, int size, void *arg)
@@ -282,13 +300,11 @@ static int auth_rank(int rank, int size, void *arg)
 Test(bootstrap, wrong_job_key_is_refused_and_logged)
 {
     job_t job;
-    mnnvl_set_log_callback(log_sink, NULL);
-    mnnvl_root_t root = job_external(&job, "right key of the test 0123456789abcdef");
+    mt_service_t *root = job_external(&job, "right key of the test 0123456789abcdef");
     int rc = mt_run_ranks(4, auth_rank, &job, RANKS_TIMEOUT_S, NULL);
-    mnnvl_root_stop(root);
-    mnnvl_set_log_callback(NULL, NULL);
+    int refusals = mt_service_stop(root);
     cr_assert_eq(rc, 0);
-    cr_assert_geq(atomic_load(&refusals_logged), 1, "the root logged no refusal");
+    cr_assert_geq(refusals, 1, "the root logged no refusal");
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -395,9 +411,9 @@ static int many_comms_rank(int rank, int size, void *arg)
 Test(bootstrap, twenty_communicators_in_a_row_on_one_external_root)
 {
     job_t job;
-    mnnvl_root_t root = job_external(&job, "key of twenty communicators 0123456789");
+    mt_service_t *root = job_external(&job, "key of twenty communicators 0123456789");
     int rc = mt_run_ranks(4, many_comms_rank, &job, RANKS_TIMEOUT_S, NULL);
-    mnnvl_root_stop(root);
+    mt_service_stop(root);
     cr_assert_eq(rc, 0);
 }
 
@@ -427,7 +443,7 @@ static void *thread_rank_main(void *arg)
 Test(bootstrap, four_ranks_as_threads_of_one_process)
 {
     job_t job;
-    mnnvl_root_t root = job_external(&job, NULL);
+    mt_service_t *root = job_external(&job, NULL);
     thread_rank_t t[4];
     for (int r = 0; r < 4; r++) {
         t[r] = (thread_rank_t){.job = &job, .rank = r};
@@ -435,7 +451,7 @@ Test(bootstrap, four_ranks_as_threads_of_one_process)
     }
     for (int r = 0; r < 4; r++)
         pthread_join(t[r].thread, NULL);
-    mnnvl_root_stop(root);
+    mt_service_stop(root);
     for (int r = 0; r < 4; r++)
         cr_expect_eq(t[r].failed, 0, "thread rank %d failed", r);
 }
@@ -486,10 +502,10 @@ static int abort_rank(int rank, int size, void *arg)
 Test(bootstrap, abort_from_another_thread_wakes_a_blocked_barrier)
 {
     job_t job;
-    mnnvl_root_t root = job_external(&job, NULL);
+    mt_service_t *root = job_external(&job, NULL);
     job.timeout_ms = 10000;
     int rc = mt_run_ranks(2, abort_rank, &job, RANKS_TIMEOUT_S, NULL);
-    mnnvl_root_stop(root);
+    mt_service_stop(root);
     cr_assert_eq(rc, 0);
 }
 
@@ -533,9 +549,9 @@ static int partial_group_rank(int rank, int size, void *arg)
 Test(bootstrap, group_that_never_forms_says_who_is_missing)
 {
     job_t job;
-    mnnvl_root_t root = job_external(&job, NULL);
+    mt_service_t *root = job_external(&job, NULL);
     int rc = mt_run_ranks(2, partial_group_rank, &job, RANKS_TIMEOUT_S, NULL);
-    mnnvl_root_stop(root);
+    mt_service_stop(root);
     cr_assert_eq(rc, 0);
 }
 
@@ -616,9 +632,9 @@ static int ranges_rank(int rank, int size, void *arg)
 Test(bootstrap, missing_ranks_are_listed_as_ranges)
 {
     job_t job;
-    mnnvl_root_t root = job_external(&job, NULL);
+    mt_service_t *root = job_external(&job, NULL);
     int rc = mt_run_ranks(5, ranges_rank, &job, RANKS_TIMEOUT_S, NULL);
-    mnnvl_root_stop(root);
+    mt_service_stop(root);
     cr_assert_eq(rc, 0);
 }
 

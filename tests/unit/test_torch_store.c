@@ -112,8 +112,7 @@ static void run_wrong_chunk(size_t wrong_len)
     int codes[2] = {0};
     int failed = mt_run_ranks(2, wrong_chunk_rank, &job, 30, codes);
     unsetenv("MNNVL_TORCH_STORE_MAX_VALUE");
-    int faults = fake_store_faults(store);
-    fake_store_stop(store);
+    int faults = fake_store_stop(store);
     cr_expect_gt(faults, 0, "the store never returned the wrong chunk");
     cr_expect_eq(failed, 0, "%d ranks accepted a %zu-byte chunk where %d belong (exit codes %d %d)",
                  failed, wrong_len, LAST_CHUNK, codes[0], codes[1]);
@@ -158,8 +157,7 @@ Test(torch_store_client, one_garbled_read_fails_comm_create_everywhere)
     snprintf(job.prefix, sizeof(job.prefix), "fake-garbled");
     int codes[3] = {0};
     int failed = mt_run_ranks(3, one_outcome_rank, &job, 30, codes);
-    int faults = fake_store_faults(store);
-    fake_store_stop(store);
+    int faults = fake_store_stop(store);
     cr_expect_eq(faults, 1, "the store garbled %d reads, expected 1", faults);
     cr_expect_eq(failed, 0,
                  "%d of 3 ranks succeeded in comm_create although a peer's read failed (exit "
@@ -255,8 +253,7 @@ static void run_tampered(fake_store_t *store, job_t *job, int size, const char *
     snprintf(job->prefix, sizeof(job->prefix), "fake-%s", name);
     int codes[8] = {0};
     int failed = mt_run_ranks(size, tampered_rank, job, 30, codes);
-    int faults = fake_store_faults(store);
-    fake_store_stop(store);
+    int faults = fake_store_stop(store);
     if (job->expect_auth && !job->odd_key)
         cr_expect_gt(faults, 0, "%s: the store never tampered", name);
     cr_expect_eq(failed, 0,
