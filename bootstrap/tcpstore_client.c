@@ -8,22 +8,7 @@
 
 #include "error.h"
 #include "log.h"
-
-#define VALIDATE_MAGIC 0x3C85F7CEu
-
-/* Commands, in torch 2.x numbering; torch 1.13 numbers SET..GETNUMKEYS one lower. */
-enum {
-    CMD_VALIDATE = 0,
-    CMD_SET = 1,
-    CMD_COMPARE_SET = 2,
-    CMD_GET = 3,
-    CMD_ADD = 4,
-    CMD_WAIT = 6,
-    CMD_GETNUMKEYS = 7,
-    CMD_DELETE = 8,
-    CMD_MULTI_GET = 10,
-    CMD_PING = 13
-};
+#include "tcpstore_wire.h"
 
 void mnnvl_tcpstore_init(mnnvl_tcpstore_conn_t *c, const char *address, int modern,
                          const atomic_int *abort_flag)
@@ -65,7 +50,7 @@ static void put_u64(mnnvl_tcpstore_req_t *b, uint64_t v)
 
 static void put_cmd(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, uint8_t cmd)
 {
-    if (!c->modern && cmd >= CMD_SET && cmd <= CMD_GETNUMKEYS)
+    if (!c->modern && cmd >= MNNVL_TCPSTORE_SET && cmd <= MNNVL_TCPSTORE_GETNUMKEYS)
         cmd--;
     put(b, &cmd, 1);
 }
@@ -91,7 +76,7 @@ static void req_key(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, uin
 void mnnvl_tcpstore_set(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key,
                         const void *value, size_t len)
 {
-    req_key(c, b, CMD_SET, key);
+    req_key(c, b, MNNVL_TCPSTORE_SET, key);
     put_bytes(b, value, len);
 }
 
@@ -101,7 +86,7 @@ void mnnvl_tcpstore_setv(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b
     size_t len = 0;
     for (int i = 0; i < iovcnt; i++)
         len += iov[i].iov_len;
-    req_key(c, b, CMD_SET, key);
+    req_key(c, b, MNNVL_TCPSTORE_SET, key);
     put_u64(b, len);
     for (int i = 0; i < iovcnt; i++)
         put(b, iov[i].iov_base, iov[i].iov_len);
@@ -110,43 +95,43 @@ void mnnvl_tcpstore_setv(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b
 void mnnvl_tcpstore_compare_set(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b,
                                 const char *key, const void *desired, size_t len)
 {
-    req_key(c, b, CMD_COMPARE_SET, key);
+    req_key(c, b, MNNVL_TCPSTORE_COMPARE_SET, key);
     put_u64(b, 0); /* expected "": set only when absent */
     put_bytes(b, desired, len);
 }
 
 void mnnvl_tcpstore_get(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key)
 {
-    req_key(c, b, CMD_GET, key);
+    req_key(c, b, MNNVL_TCPSTORE_GET, key);
 }
 
 void mnnvl_tcpstore_add(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key,
                         int64_t delta)
 {
-    req_key(c, b, CMD_ADD, key);
+    req_key(c, b, MNNVL_TCPSTORE_ADD, key);
     put_u64(b, (uint64_t)delta);
 }
 
 void mnnvl_tcpstore_wait(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key)
 {
-    put_cmd(c, b, CMD_WAIT);
+    put_cmd(c, b, MNNVL_TCPSTORE_WAIT);
     put_u64(b, 1);
     put_key(b, key);
 }
 
 void mnnvl_tcpstore_delete(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, const char *key)
 {
-    req_key(c, b, CMD_DELETE, key);
+    req_key(c, b, MNNVL_TCPSTORE_DELETE, key);
 }
 
 void mnnvl_tcpstore_getnumkeys(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b)
 {
-    put_cmd(c, b, CMD_GETNUMKEYS);
+    put_cmd(c, b, MNNVL_TCPSTORE_GETNUMKEYS);
 }
 
 void mnnvl_tcpstore_multi_get(const mnnvl_tcpstore_conn_t *c, mnnvl_tcpstore_req_t *b, size_t n)
 {
-    put_cmd(c, b, CMD_MULTI_GET);
+    put_cmd(c, b, MNNVL_TCPSTORE_MULTI_GET);
     put_u64(b, n);
 }
 
@@ -229,10 +214,10 @@ mnnvl_status_t mnnvl_tcpstore_read_value(mnnvl_tcpstore_conn_t *c, const char *w
 static mnnvl_status_t send_handshake(mnnvl_tcpstore_conn_t *c, uint32_t nonce, uint64_t deadline)
 {
     uint8_t msg[10];
-    uint32_t magic = VALIDATE_MAGIC;
-    msg[0] = CMD_VALIDATE;
+    uint32_t magic = MNNVL_TCPSTORE_VALIDATE_MAGIC;
+    msg[0] = MNNVL_TCPSTORE_VALIDATE;
     memcpy(msg + 1, &magic, 4);
-    msg[5] = CMD_PING;
+    msg[5] = MNNVL_TCPSTORE_PING;
     memcpy(msg + 6, &nonce, 4);
     return mnnvl_sock_send_all(c->fd, msg, sizeof(msg), deadline, c->abort_flag);
 }
@@ -242,8 +227,8 @@ mnnvl_status_t mnnvl_tcpstore_connect(mnnvl_tcpstore_conn_t *c, uint64_t deadlin
     MNNVL_CHECK(mnnvl_sock_connect(c->address, deadline, c->abort_flag, &c->fd));
     if (!c->modern)
         return MNNVL_SUCCESS;
-    uint32_t magic = VALIDATE_MAGIC;
-    uint8_t msg[5] = {CMD_VALIDATE};
+    uint32_t magic = MNNVL_TCPSTORE_VALIDATE_MAGIC;
+    uint8_t msg[5] = {MNNVL_TCPSTORE_VALIDATE};
     memcpy(msg + 1, &magic, 4);
     return mnnvl_sock_send_all(c->fd, msg, sizeof(msg), deadline, c->abort_flag);
 }

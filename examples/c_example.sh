@@ -5,24 +5,14 @@
 # be reported as such (the example checks mnnvl_config_set's status).
 b=${abs_top_builddir:?run through make check}
 s=${abs_top_srcdir:?run through make check}
-make=${MAKE:-make}
-# Installs from one build tree run one at a time (libtool relinks in the tree while it
-# installs), in a make of their own: the jobserver of the make running the tests is not ours.
-lock=
-command -v flock > /dev/null 2>&1 && lock="flock $b/.install-lock"
-submake() {
-  MAKEFLAGS= MFLAGS= MAKELEVEL= $lock $make -C "$b" "$@"
-}
+. "$s/build-aux/scratch-install.sh"
 tmp=$(mktemp -d) || exit 1
 pids=
 trap 'for p in $pids; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 log=$tmp/log
 echo "1..3"
 root=$tmp/root
-if submake install DESTDIR="$root" > "$log" 2>&1 && pc=$(find "$root" -name mnnvl.pc | head -1) &&
-   [ -n "$pc" ]; then
-  PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_LIBDIR=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$root
-  export PKG_CONFIG_PATH PKG_CONFIG_LIBDIR PKG_CONFIG_SYSROOT_DIR
+if scratch_install "$root" > "$log" 2>&1; then
   pkgconfig=${PKG_CONFIG:-pkg-config}
   libdir=$($pkgconfig --libs-only-L mnnvl | sed 's/^ *-L//; s/ .*//')
   # shellcheck disable=SC2046 # pkg-config's flags are words

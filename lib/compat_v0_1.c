@@ -28,17 +28,42 @@ typedef struct {
     mnnvl_dtype_t combine_dtype;
 } moe_params_v0_1_t;
 
-static void mapping_from_v0_1(const mapping_v0_1_t *old, mnnvl_mapping_t *m)
+/* The members 0.1's structs share with today's, by name: one list for the copies in both
+ * directions, so that neither direction can leave one out. X is applied to each plain
+ * member, ARRAY to each array; COPY_MEMBER and COPY_ARRAY copy `from`'s to `to`'s. */
+#define MAPPING_V0_1_MEMBERS(X) \
+    X(world_size) X(rank) X(gpus_per_node) X(tp) X(pp) X(cp) X(moe_tp) X(moe_ep)
+#define MOE_V0_1_MEMBERS(X, ARRAY) \
+    X(ep_size)                     \
+    X(num_experts)                 \
+    X(top_k)                       \
+    X(max_tokens_per_rank)         \
+    X(num_payloads)                \
+    ARRAY(payload_bytes)           \
+    X(hidden)                      \
+    X(combine_dtype)
+#define COPY_MEMBER(member) to->member = from->member;
+#define COPY_ARRAY(member) memcpy(to->member, from->member, sizeof(to->member));
+
+static void mapping_from_v0_1(const mapping_v0_1_t *from, mnnvl_mapping_t *to)
 {
-    mnnvl_mapping_init(m, 1, 0);
-    m->world_size = old->world_size;
-    m->rank = old->rank;
-    m->gpus_per_node = old->gpus_per_node;
-    m->tp = old->tp;
-    m->pp = old->pp;
-    m->cp = old->cp;
-    m->moe_tp = old->moe_tp;
-    m->moe_ep = old->moe_ep;
+    mnnvl_mapping_init(to, 1, 0);
+    MAPPING_V0_1_MEMBERS(COPY_MEMBER)
+}
+
+static void mapping_to_v0_1(const mnnvl_mapping_t *from, mapping_v0_1_t *to)
+{
+    MAPPING_V0_1_MEMBERS(COPY_MEMBER)
+}
+
+static void moe_members_from_v0_1(const moe_params_v0_1_t *from, mnnvl_moe_a2a_params_t *to)
+{
+    MOE_V0_1_MEMBERS(COPY_MEMBER, COPY_ARRAY)
+}
+
+static void moe_members_to_v0_1(const mnnvl_moe_a2a_params_t *from, moe_params_v0_1_t *to)
+{
+    MOE_V0_1_MEMBERS(COPY_MEMBER, COPY_ARRAY)
 }
 
 /* 0.1 accepted exactly its own struct_size (its only version). */
@@ -48,14 +73,7 @@ static mnnvl_status_t moe_from_v0_1(const moe_params_v0_1_t *caller, mnnvl_moe_a
     MNNVL_CHECK(
         MNNVL_PARAMS_COPY(&old, caller, sizeof(old), "moe_a2a", "mnnvl_moe_a2a_params_init"));
     mnnvl_moe_a2a_params_init(p);
-    p->ep_size = old.ep_size;
-    p->num_experts = old.num_experts;
-    p->top_k = old.top_k;
-    p->max_tokens_per_rank = old.max_tokens_per_rank;
-    p->num_payloads = old.num_payloads;
-    memcpy(p->payload_bytes, old.payload_bytes, sizeof(p->payload_bytes));
-    p->hidden = old.hidden;
-    p->combine_dtype = old.combine_dtype;
+    moe_members_from_v0_1(&old, p);
     return MNNVL_SUCCESS;
 }
 
@@ -99,8 +117,7 @@ MNNVL_API void mnnvl_mapping_init_v0_1(mapping_v0_1_t *old, int world_size, int 
         return;
     mnnvl_mapping_t m;
     mnnvl_mapping_init(&m, world_size, rank);
-    *old = (mapping_v0_1_t){m.world_size, m.rank, m.gpus_per_node, m.tp,
-                            m.pp,         m.cp,   m.moe_tp,        m.moe_ep};
+    mapping_to_v0_1(&m, old);
 }
 
 MNNVL_API mnnvl_status_t mnnvl_mapping_validate_v0_1(const mapping_v0_1_t *old)
@@ -139,14 +156,7 @@ MNNVL_API void mnnvl_moe_a2a_params_init_v0_1(moe_params_v0_1_t *old)
     mnnvl_moe_a2a_params_init(&p);
     memset(old, 0, sizeof(*old));
     old->struct_size = sizeof(*old);
-    old->ep_size = p.ep_size;
-    old->num_experts = p.num_experts;
-    old->top_k = p.top_k;
-    old->max_tokens_per_rank = p.max_tokens_per_rank;
-    old->num_payloads = p.num_payloads;
-    memcpy(old->payload_bytes, p.payload_bytes, sizeof(old->payload_bytes));
-    old->hidden = p.hidden;
-    old->combine_dtype = p.combine_dtype;
+    moe_members_to_v0_1(&p, old);
 }
 
 MNNVL_API size_t mnnvl_moe_a2a_workspace_size_v0_1(const moe_params_v0_1_t *old)

@@ -23,10 +23,22 @@ int bench_dcp(int argc, char **argv);
 
 #include <stddef.h>
 
+#include "mnnvl.h"
+
 #define BENCH_MAX_RANKS 64
 
 /* The body of one benchmark rank; its return value is the process's exit code. */
 typedef int (*bench_rank_fn)(int rank, int size, const char *root, void *arg);
+
+/* A TCP root on a free loopback port, in this process (bench_ranks.c). */
+typedef struct bench_root {
+    mnnvl_config_t cfg;
+    mnnvl_root_t root;
+} bench_root_t;
+
+/* Starts r; returns 0, or -1 after saying why on stderr (r then needs no stop). */
+int bench_root_start(bench_root_t *r);
+void bench_root_stop(bench_root_t *r);
 
 /* Starts a TCP root on loopback, forks `size` processes running fn(rank, size, root's
  * address, arg), waits for them and stops the root (bench_ranks.c). Returns the number of

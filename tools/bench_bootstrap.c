@@ -310,16 +310,10 @@ int bench_bootstrap(int argc, char **argv)
     if (!o.external)
         return run_reps(&o, NULL);
 
-    mnnvl_config_t cfg = NULL;
-    mnnvl_root_t root = NULL;
-    if (mnnvl_config_create(&cfg) != MNNVL_SUCCESS ||
-        mnnvl_root_start(cfg, "127.0.0.1:0", &root) != MNNVL_SUCCESS) {
-        fprintf(stderr, "mnnvl-bench bootstrap: %s\n", mnnvl_last_error());
-        mnnvl_config_destroy(cfg);
+    bench_root_t root;
+    if (bench_root_start(&root) != 0)
         return 1;
-    }
-    int rc = run_reps(&o, mnnvl_root_address(root));
-    mnnvl_root_stop(root);
-    mnnvl_config_destroy(cfg);
+    int rc = run_reps(&o, mnnvl_root_address(root.root));
+    bench_root_stop(&root);
     return rc;
 }

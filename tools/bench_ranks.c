@@ -9,22 +9,36 @@
 #include "mnnvl.h"
 #include "tools/bench.h"
 
-int bench_run_ranks(int size, bench_rank_fn fn, void *arg)
+int bench_root_start(bench_root_t *r)
 {
-    mnnvl_config_t cfg = NULL;
-    mnnvl_root_t root = NULL;
-    if (mnnvl_config_create(&cfg) != MNNVL_SUCCESS ||
-        mnnvl_root_start(cfg, "127.0.0.1:0", &root) != MNNVL_SUCCESS) {
+    r->cfg = NULL;
+    r->root = NULL;
+    if (mnnvl_config_create(&r->cfg) != MNNVL_SUCCESS ||
+        mnnvl_root_start(r->cfg, "127.0.0.1:0", &r->root) != MNNVL_SUCCESS) {
         fprintf(stderr, "mnnvl-bench: cannot start a root: %s\n", mnnvl_last_error());
-        mnnvl_config_destroy(cfg);
+        mnnvl_config_destroy(r->cfg);
         return -1;
     }
+    return 0;
+}
+
+void bench_root_stop(bench_root_t *r)
+{
+    mnnvl_root_stop(r->root);
+    mnnvl_config_destroy(r->cfg);
+}
+
+int bench_run_ranks(int size, bench_rank_fn fn, void *arg)
+{
+    bench_root_t root;
+    if (bench_root_start(&root) != 0)
+        return -1;
     fflush(NULL);
     pid_t pids[BENCH_MAX_RANKS];
     for (int r = 0; r < size && r < BENCH_MAX_RANKS; r++) {
         pids[r] = fork();
         if (pids[r] == 0)
-            _exit(fn(r, size, mnnvl_root_address(root), arg));
+            _exit(fn(r, size, mnnvl_root_address(root.root), arg));
     }
     int failed = 0;
     for (int r = 0; r < size && r < BENCH_MAX_RANKS; r++) {
@@ -32,8 +46,7 @@ int bench_run_ranks(int size, bench_rank_fn fn, void *arg)
         waitpid(pids[r], &status, 0);
         failed += !WIFEXITED(status) || WEXITSTATUS(status) != 0;
     }
-    mnnvl_root_stop(root);
-    mnnvl_config_destroy(cfg);
+    bench_root_stop(&root);
     return failed;
 }
 

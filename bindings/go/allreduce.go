@@ -50,12 +50,7 @@ func (p AllReduceParams) native() raw.AllReduceParams {
 func AllReduceWorkspaceSize(p AllReduceParams, worldSize int) (int, error) {
 	n := p.native()
 	defer raw.DeleteAllReduceParams(n)
-	var size int64
-	err := softFailure(ErrInvalidArgument, func() bool {
-		size = raw.Mnnvl_allreduce_workspace_size(n, worldSize)
-		return size != 0
-	})
-	return int(size), err
+	return workspaceSize(func() int64 { return raw.Mnnvl_allreduce_workspace_size(n, worldSize) })
 }
 
 // AllReduce sums buffers across the ranks of a communicator (mnnvl_allreduce_t).
@@ -69,10 +64,7 @@ func NewAllReduce(c *Comm, p AllReduceParams) (*AllReduce, error) {
 	n := p.native()
 	defer raw.DeleteAllReduceParams(n)
 	a := &AllReduce{}
-	if err := check(raw.Mnnvl_allreduce_create(c.h, n, &a.h)); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return created(a, raw.Mnnvl_allreduce_create(c.h, n, &a.h))
 }
 
 // Run enqueues out = sum over ranks of in (count elements; in == out allowed) on stream.
@@ -91,10 +83,8 @@ func (a *AllReduce) ResidualRMSNorm(in, residualIn, gamma uintptr, eps float32, 
 
 // Close drops this reference; the last one frees the workspace.
 func (a *AllReduce) Close() error {
-	if a == nil || a.h == 0 {
+	if a == nil {
 		return nil
 	}
-	h := a.h
-	a.h = 0
-	return check(raw.Mnnvl_allreduce_destroy(h))
+	return release(&a.h, raw.Mnnvl_allreduce_destroy)
 }

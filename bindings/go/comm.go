@@ -18,21 +18,14 @@ type Comm struct {
 // root=host:port (root_mode rank0 or external) for the tcp bootstrap.
 func NewComm(cfg *Config, rank, size, device int) (*Comm, error) {
 	c := &Comm{}
-	if err := check(raw.Mnnvl_comm_create(cfg.handle(), rank, size, device, &c.h)); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return created(c, raw.Mnnvl_comm_create(cfg.handle(), rank, size, device, &c.h))
 }
 
 // Split creates the communicator of the group g of m that contains this rank. Collective
 // over c; m.Rank must be c's rank and every rank passes the same other fields.
 func (c *Comm) Split(m Mapping, g Group) (*Comm, error) {
 	sub := &Comm{}
-	err := check(raw.Mnnvl_comm_split(c.h, m.fields(), raw.Enum_SS_mnnvl_group(g), &sub.h))
-	if err != nil {
-		return nil, err
-	}
-	return sub, nil
+	return created(sub, raw.Mnnvl_comm_split(c.h, m.fields(), raw.Enum_SS_mnnvl_group(g), &sub.h))
 }
 
 // Shrink creates the communicator of the ranks of c not in exclude (e.g. after one died),
@@ -44,10 +37,7 @@ func (c *Comm) Shrink(exclude []int) (*Comm, error) {
 		ranks[i] = int32(r)
 	}
 	sub := &Comm{}
-	if err := check(raw.Mnnvl_comm_shrink(c.h, ranks, &sub.h)); err != nil {
-		return nil, err
-	}
-	return sub, nil
+	return created(sub, raw.Mnnvl_comm_shrink(c.h, ranks, &sub.h))
 }
 
 // Rank is this rank's index in the communicator.
@@ -133,12 +123,10 @@ func (c *Comm) Finalize() error { return check(raw.Mnnvl_comm_finalize(c.h)) }
 // Close drops this reference; memory and operations created on c keep it alive until
 // they are closed too. Closing again does nothing.
 func (c *Comm) Close() error {
-	if c == nil || c.h == 0 {
+	if c == nil {
 		return nil
 	}
-	h := c.h
-	c.h = 0
-	return check(raw.Mnnvl_comm_destroy(h))
+	return release(&c.h, raw.Mnnvl_comm_destroy)
 }
 
 func (c *Comm) String() string {
@@ -155,10 +143,7 @@ type SymmetricMemory struct {
 // the same size (else ErrMismatch). Needs a communicator with a device.
 func NewSymmetricMemory(c *Comm, bytes int) (*SymmetricMemory, error) {
 	m := &SymmetricMemory{}
-	if err := check(raw.Mnnvl_mem_alloc(c.h, int64(bytes), &m.h)); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return created(m, raw.Mnnvl_mem_alloc(c.h, int64(bytes), &m.h))
 }
 
 // Base is the device address of rank 0's piece.
@@ -175,18 +160,13 @@ func (m *SymmetricMemory) Ptr(peer int) uintptr { return raw.Mnnvl_mem_ptr(m.h, 
 
 // Retain returns another owner of the same memory, to be closed on its own.
 func (m *SymmetricMemory) Retain() (*SymmetricMemory, error) {
-	if err := check(raw.Mnnvl_mem_retain(m.h)); err != nil {
-		return nil, err
-	}
-	return &SymmetricMemory{h: m.h}, nil
+	return created(&SymmetricMemory{h: m.h}, raw.Mnnvl_mem_retain(m.h))
 }
 
 // Close drops this reference; the last one unmaps and frees this rank's piece.
 func (m *SymmetricMemory) Close() error {
-	if m == nil || m.h == 0 {
+	if m == nil {
 		return nil
 	}
-	h := m.h
-	m.h = 0
-	return check(raw.Mnnvl_mem_release(h))
+	return release(&m.h, raw.Mnnvl_mem_release)
 }

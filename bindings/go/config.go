@@ -45,12 +45,10 @@ func (c *Config) Get(key string) (string, error) {
 
 // Close frees the configuration; closing again does nothing.
 func (c *Config) Close() error {
-	if c == nil || c.h == 0 {
+	if c == nil {
 		return nil
 	}
-	h := c.h
-	c.h = 0
-	return check(raw.Mnnvl_config_destroy(h))
+	return release(&c.h, raw.Mnnvl_config_destroy)
 }
 
 func (c *Config) handle() uintptr {
@@ -72,10 +70,7 @@ type Root struct {
 // Close.
 func StartRoot(cfg *Config, listen string) (*Root, error) {
 	r := &Root{}
-	if err := check(raw.Mnnvl_root_start(cfg.handle(), listen, &r.h)); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return created(r, raw.Mnnvl_root_start(cfg.handle(), listen, &r.h))
 }
 
 // Address is the "host:port" the root listens on: the job's unique id.
@@ -83,10 +78,8 @@ func (r *Root) Address() string { return raw.Mnnvl_root_address(r.h) }
 
 // Close stops the root: ranks still connected to it fail with ErrPeerLost.
 func (r *Root) Close() error {
-	if r == nil || r.h == 0 {
+	if r == nil {
 		return nil
 	}
-	h := r.h
-	r.h = 0
-	return check(raw.Mnnvl_root_stop(h))
+	return release(&r.h, raw.Mnnvl_root_stop)
 }

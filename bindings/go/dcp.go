@@ -60,12 +60,7 @@ func (p DcpA2AParams) native() raw.DcpA2AParams {
 func DcpA2AWorkspaceSize(p DcpA2AParams) (int, error) {
 	n := p.native()
 	defer raw.DeleteDcpA2AParams(n)
-	var size int64
-	err := softFailure(ErrInvalidArgument, func() bool {
-		size = raw.Mnnvl_dcp_a2a_workspace_size(n)
-		return size != 0
-	})
-	return int(size), err
+	return workspaceSize(func() int64 { return raw.Mnnvl_dcp_a2a_workspace_size(n) })
 }
 
 // DcpAllToAll is the DCP all-to-all of a CP group (mnnvl_dcp_a2a_t). Its calls take
@@ -82,10 +77,7 @@ func NewDcpAllToAll(c *Comm, p DcpA2AParams) (*DcpAllToAll, error) {
 	n := p.native()
 	defer raw.DeleteDcpA2AParams(n)
 	d := &DcpAllToAll{}
-	if err := check(raw.Mnnvl_dcp_a2a_create(c.h, n, &d.h)); err != nil {
-		return nil, err
-	}
-	return d, nil
+	return created(d, raw.Mnnvl_dcp_a2a_create(c.h, n, &d.h))
 }
 
 // Transpose is the transpose of the cp axis: rank r's outO[e, p, :] is partialO[e, r, :] of
@@ -113,10 +105,8 @@ func (d *DcpAllToAll) handle() uintptr {
 
 // Close drops this reference; the last one frees the workspace.
 func (d *DcpAllToAll) Close() error {
-	if d == nil || d.h == 0 {
+	if d == nil {
 		return nil
 	}
-	h := d.h
-	d.h = 0
-	return check(raw.Mnnvl_dcp_a2a_destroy(h))
+	return release(&d.h, raw.Mnnvl_dcp_a2a_destroy)
 }

@@ -75,3 +75,33 @@ func softFailure(status Status, call func() bool) error {
 	}
 	return nil
 }
+
+// created is obj once the C call that filled its handle succeeded, else nil and the error.
+func created[T any](obj *T, err error) (*T, error) {
+	if err := check(err); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// release zeroes *h and destroys the handle it held; a zero handle (closed, or never
+// created) is left alone, which makes every Close idempotent.
+func release(h *uintptr, destroy func(uintptr) error) error {
+	held := *h
+	if held == 0 {
+		return nil
+	}
+	*h = 0
+	return check(destroy(held))
+}
+
+// workspaceSize is the bytes a C workspace-size function gives, where 0 means parameters
+// it refused (ErrInvalidArgument, with its sentence).
+func workspaceSize(size func() int64) (int, error) {
+	var bytes int64
+	err := softFailure(ErrInvalidArgument, func() bool {
+		bytes = size()
+		return bytes != 0
+	})
+	return int(bytes), err
+}

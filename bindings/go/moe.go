@@ -60,12 +60,7 @@ func MoeA2AWorkspaceSize(p MoeA2AParams) (int, error) {
 		return 0, err
 	}
 	defer raw.DeleteMoeA2AParams(n)
-	var size int64
-	err = softFailure(ErrInvalidArgument, func() bool {
-		size = raw.Mnnvl_moe_a2a_workspace_size(n)
-		return size != 0
-	})
-	return int(size), err
+	return workspaceSize(func() int64 { return raw.Mnnvl_moe_a2a_workspace_size(n) })
 }
 
 // MoeAllToAll moves tokens to the ranks of their experts and the expert outputs back
@@ -83,10 +78,7 @@ func NewMoeAllToAll(c *Comm, p MoeA2AParams) (*MoeAllToAll, error) {
 	}
 	defer raw.DeleteMoeA2AParams(n)
 	a := &MoeAllToAll{}
-	if err := check(raw.Mnnvl_moe_a2a_create(c.h, n, &a.h)); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return created(a, raw.Mnnvl_moe_a2a_create(c.h, n, &a.h))
 }
 
 // Dispatch sends each token's payload rows to the ranks owning its experts.
@@ -132,18 +124,13 @@ func (a *MoeAllToAll) Combine(expertOut, out, stream uintptr) error {
 // Retain returns another owner of the same all-to-all, to be closed on its own: the
 // regions (RecvBuffer, RecvCounts, CombineBuffer) stay valid until every owner is closed.
 func (a *MoeAllToAll) Retain() (*MoeAllToAll, error) {
-	if err := check(raw.Mnnvl_moe_a2a_retain(a.h)); err != nil {
-		return nil, err
-	}
-	return &MoeAllToAll{h: a.h}, nil
+	return created(&MoeAllToAll{h: a.h}, raw.Mnnvl_moe_a2a_retain(a.h))
 }
 
 // Close drops this reference; the last one frees the workspace.
 func (a *MoeAllToAll) Close() error {
-	if a == nil || a.h == 0 {
+	if a == nil {
 		return nil
 	}
-	h := a.h
-	a.h = 0
-	return check(raw.Mnnvl_moe_a2a_destroy(h))
+	return release(&a.h, raw.Mnnvl_moe_a2a_destroy)
 }

@@ -12,14 +12,7 @@
 # and wheel, else in an isolated build that fetches them from PyPI.
 . "$(dirname "$0")/tap.sh"
 [ -z "$MNNVL_PYTHON_WHY" ] || skip_all "the Python binding is not built: $MNNVL_PYTHON_WHY"
-make=${MAKE:-make}
-# Installs from one build tree run one at a time (libtool relinks in the tree while it
-# installs), in a make of their own: the jobserver of the make running the tests is not ours.
-lock=
-command -v flock > /dev/null 2>&1 && lock="flock $b/.install-lock"
-submake() {
-  MAKEFLAGS= MFLAGS= MAKELEVEL= $lock $make -C "$b" "$@"
-}
+. "$s/build-aux/scratch-install.sh"
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 log=$tmp/log
@@ -44,19 +37,12 @@ skip_rest() { # skip_rest FROM WHY
 
 # 1: make install into a scratch root; pkg-config then finds the library there.
 root=$tmp/root
-if submake install DESTDIR="$root" > "$log" 2>&1; then
-  pc=$(find "$root" -name mnnvl.pc | head -1)
-fi
-if [ -n "$pc" ]; then
+if scratch_install "$root" > "$log" 2>&1; then
   ok 1 "make install DESTDIR=<scratch> (mnnvl.pc at ${pc#"$root"})"
 else
   fail 1 "make install DESTDIR=<scratch>"
   skip_rest 2 "nothing installed"
 fi
-PKG_CONFIG_PATH=$(dirname "$pc")
-PKG_CONFIG_SYSROOT_DIR=$root # the .pc names /usr/local/...: read it as under the root
-PKG_CONFIG_LIBDIR=$PKG_CONFIG_PATH # and find no other libmnnvl
-export PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR PKG_CONFIG_LIBDIR
 unset LD_LIBRARY_PATH # the module must find the installed library by its run path
 
 # 2: a new venv, and pip install of a copy of the package directory (pip builds in the

@@ -11,23 +11,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "bootstrap/tcpstore_wire.h"
 #include "service.h"
 
 #define MAX_CLIENTS 64
 #define MAX_FIELD ((uint64_t)64 << 20)
-
-enum {
-    CMD_VALIDATE = 0,
-    CMD_SET = 1,
-    CMD_COMPARE_SET = 2,
-    CMD_GET = 3,
-    CMD_ADD = 4,
-    CMD_WAIT = 6,
-    CMD_GETNUMKEYS = 7,
-    CMD_DELETE = 8,
-    CMD_MULTI_GET = 10,
-    CMD_PING = 13
-};
 
 struct entry {
     struct entry *next;
@@ -243,15 +231,15 @@ static int serve_one(struct server *s, int fd)
     uint8_t *key = NULL, *value = NULL, *expected = NULL;
     int rc = 0;
     switch (cmd) {
-    case CMD_VALIDATE: {
+    case MNNVL_TCPSTORE_VALIDATE: {
         uint32_t magic;
         return recv_all(fd, &magic, sizeof(magic));
     }
-    case CMD_PING: {
+    case MNNVL_TCPSTORE_PING: {
         uint32_t nonce;
         return recv_all(fd, &nonce, sizeof(nonce)) || send_all(fd, &nonce, sizeof(nonce)) ? -1 : 0;
     }
-    case CMD_SET:
+    case MNNVL_TCPSTORE_SET:
         key = recv_field(fd, &klen);
         value = key ? recv_field(fd, &vlen) : NULL;
         if (!value) {
@@ -263,7 +251,7 @@ static int serve_one(struct server *s, int fd)
         pthread_mutex_unlock(&s->lock);
         free(key);
         return 0;
-    case CMD_COMPARE_SET: {
+    case MNNVL_TCPSTORE_COMPARE_SET: {
         key = recv_field(fd, &klen);
         expected = key ? recv_field(fd, &elen) : NULL;
         value = expected ? recv_field(fd, &vlen) : NULL;
@@ -291,12 +279,12 @@ static int serve_one(struct server *s, int fd)
         free(value);
         return rc;
     }
-    case CMD_GET:
+    case MNNVL_TCPSTORE_GET:
         key = recv_field(fd, &klen);
         rc = key ? reply_get(s, fd, (char *)key) : -1;
         free(key);
         return rc;
-    case CMD_ADD: {
+    case MNNVL_TCPSTORE_ADD: {
         key = recv_field(fd, &klen);
         uint64_t delta;
         if (!key || recv_u64(fd, &delta) != 0) {
@@ -317,7 +305,7 @@ static int serve_one(struct server *s, int fd)
         uint64_t out = (uint64_t)v;
         return send_all(fd, &out, sizeof(out));
     }
-    case CMD_WAIT: {
+    case MNNVL_TCPSTORE_WAIT: {
         uint64_t n;
         if (recv_u64(fd, &n) != 0 || n > 1024)
             return -1;
@@ -335,7 +323,7 @@ static int serve_one(struct server *s, int fd)
         uint8_t stop = 0; /* STOP_WAITING */
         return rc || send_all(fd, &stop, 1) ? -1 : 0;
     }
-    case CMD_GETNUMKEYS: {
+    case MNNVL_TCPSTORE_GETNUMKEYS: {
         pthread_mutex_lock(&s->lock);
         uint64_t n = 0;
         for (struct entry *e = s->entries; e; e = e->next)
@@ -343,7 +331,7 @@ static int serve_one(struct server *s, int fd)
         pthread_mutex_unlock(&s->lock);
         return send_all(fd, &n, sizeof(n));
     }
-    case CMD_DELETE: {
+    case MNNVL_TCPSTORE_DELETE: {
         key = recv_field(fd, &klen);
         if (!key)
             return -1;
@@ -364,7 +352,7 @@ static int serve_one(struct server *s, int fd)
         free(key);
         return send_all(fd, &deleted, sizeof(deleted));
     }
-    case CMD_MULTI_GET: {
+    case MNNVL_TCPSTORE_MULTI_GET: {
         uint64_t n;
         if (recv_u64(fd, &n) != 0 || n > 4096)
             return -1;

@@ -53,6 +53,12 @@ class _Handle:
             pass
 
 
+def _handle_property(getter: Any, doc: str) -> Any:
+    """A read-only property: `getter` (a C accessor) of the live handle. (Typed Any, so that
+    the annotation where it is assigned gives type checkers the value's type.)"""
+    return property(lambda self: getter(self._live()), doc=doc)
+
+
 class Config(_Handle):
     """Key/value settings (``mnnvl_config_t``); MNNVL_<KEY> environment variables apply.
 
@@ -112,10 +118,8 @@ class Root(_Handle):
         with _config_for(config, keys) as cfg:
             self._handle = _c.mnnvl_root_start(cfg.handle, listen)
 
-    @property
-    def address(self) -> str:
-        """The "host:port" the root listens on: the job's unique id."""
-        return _c.mnnvl_root_address(self._live())
+    address: str = _handle_property(_c.mnnvl_root_address,
+                                    'The "host:port" the root listens on: the job\'s unique id.')
 
     def stop(self) -> None:
         """Stops the root: ranks still connected to it fail with PeerLostError."""
@@ -206,23 +210,12 @@ class Comm(_Handle):
         comm._handle = handle
         return comm
 
-    @property
-    def rank(self) -> int:
-        return _c.mnnvl_comm_rank(self._live())
-
-    @property
-    def size(self) -> int:
-        return _c.mnnvl_comm_size(self._live())
-
-    @property
-    def device(self) -> int:
-        """The CUDA device, -1 for a CPU-only communicator."""
-        return _c.mnnvl_comm_device(self._live())
-
-    @property
-    def handle_type(self) -> str:
-        """"fabric", "posix-fd", or "none" when CPU-only."""
-        return _c.mnnvl_comm_handle_type(self._live())
+    rank: int = _handle_property(_c.mnnvl_comm_rank, "This rank's index in the communicator.")
+    size: int = _handle_property(_c.mnnvl_comm_size, "The number of ranks.")
+    device: int = _handle_property(_c.mnnvl_comm_device,
+                                   "The CUDA device, -1 for a CPU-only communicator.")
+    handle_type: str = _handle_property(_c.mnnvl_comm_handle_type,
+                                        '"fabric", "posix-fd", or "none" when CPU-only.')
 
     def split(self, mapping: Mapping, group: Group) -> "Comm":
         """The communicator of this rank's `group` of `mapping`. Collective over self."""
@@ -296,20 +289,10 @@ class SymmetricMemory(_Handle):
         self._rank = comm.rank
         self._handle = _c.mnnvl_mem_alloc(comm._live(), nbytes)
 
-    @property
-    def base(self) -> int:
-        """Device address of rank 0's piece."""
-        return _c.mnnvl_mem_base(self._live())
-
-    @property
-    def stride(self) -> int:
-        """Bytes between consecutive ranks' pieces."""
-        return _c.mnnvl_mem_stride(self._live())
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of each rank's piece."""
-        return _c.mnnvl_mem_size(self._live())
+    base: int = _handle_property(_c.mnnvl_mem_base, "Device address of rank 0's piece.")
+    stride: int = _handle_property(_c.mnnvl_mem_stride,
+                                   "Bytes between consecutive ranks' pieces.")
+    nbytes: int = _handle_property(_c.mnnvl_mem_size, "Bytes of each rank's piece.")
 
     def ptr(self, peer: int) -> int:
         """Device address of `peer`'s piece."""

@@ -54,25 +54,13 @@ public final class AllReduce extends Handle {
 
     /** Bytes of workspace each of {@code worldSize} ranks needs (pure CPU, for planning). */
     public static long workspaceSize(Params params, int worldSize) {
-        AllReduceParams p = params.toNative();
-        try {
-            return Native.mnnvl_allreduce_workspace_size(p, worldSize);
-        } finally {
-            p.delete();
-        }
+        return withNative(params.toNative(), AllReduceParams::delete,
+                          p -> Native.mnnvl_allreduce_workspace_size(p, worldSize));
     }
 
     public AllReduce(Comm comm, Params params) {
-        super(create(comm, params));
-    }
-
-    private static long create(Comm comm, Params params) {
-        AllReduceParams p = params.toNative();
-        try {
-            return Handle.create(out -> Native.mnnvl_allreduce_create(comm.live(), p, out));
-        } finally {
-            p.delete();
-        }
+        super(withNative(params.toNative(), AllReduceParams::delete, p -> Handle.create(
+            out -> Native.mnnvl_allreduce_create(comm.live(), p, out))));
     }
 
     /** Enqueues out = sum over ranks of in ({@code count} elements; in == out allowed). */

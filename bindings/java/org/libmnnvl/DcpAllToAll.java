@@ -81,12 +81,8 @@ public final class DcpAllToAll extends Handle {
      * parameters throw {@link MnnvlException.InvalidArgument} naming them.
      */
     public static long workspaceSize(Params params) {
-        DcpA2AParams p = params.toNative();
-        try {
-            return Native.mnnvl_dcp_a2a_workspace_size(p);
-        } finally {
-            p.delete();
-        }
+        return withNative(params.toNative(), DcpA2AParams::delete,
+                          Native::mnnvl_dcp_a2a_workspace_size);
     }
 
     /**
@@ -96,16 +92,8 @@ public final class DcpAllToAll extends Handle {
      * {@link MnnvlException.InvalidUsage}.
      */
     public DcpAllToAll(Comm comm, Params params) {
-        super(create(comm, params));
-    }
-
-    private static long create(Comm comm, Params params) {
-        DcpA2AParams p = params.toNative();
-        try {
-            return Handle.create(out -> Native.mnnvl_dcp_a2a_create(comm.live(), p, out));
-        } finally {
-            p.delete();
-        }
+        super(withNative(params.toNative(), DcpA2AParams::delete, p -> Handle.create(
+            out -> Native.mnnvl_dcp_a2a_create(comm.live(), p, out))));
     }
 
     /**

@@ -61,12 +61,8 @@ public final class MoeAllToAll extends Handle {
 
     /** Bytes of symmetric workspace each rank needs (pure CPU, for planning). */
     public static long workspaceSize(Params params) {
-        MoeA2AParams p = params.toNative();
-        try {
-            return Native.mnnvl_moe_a2a_workspace_size(p);
-        } finally {
-            p.delete();
-        }
+        return withNative(params.toNative(), MoeA2AParams::delete,
+                          Native::mnnvl_moe_a2a_workspace_size);
     }
 
     private MoeAllToAll(long handle) {
@@ -75,16 +71,8 @@ public final class MoeAllToAll extends Handle {
 
     /** Creates the all-to-all of {@code comm}, which must be the EP group. Collective. */
     public MoeAllToAll(Comm comm, Params params) {
-        super(create(comm, params));
-    }
-
-    private static long create(Comm comm, Params params) {
-        MoeA2AParams p = params.toNative();
-        try {
-            return Handle.create(out -> Native.mnnvl_moe_a2a_create(comm.live(), p, out));
-        } finally {
-            p.delete();
-        }
+        super(withNative(params.toNative(), MoeA2AParams::delete, p -> Handle.create(
+            out -> Native.mnnvl_moe_a2a_create(comm.live(), p, out))));
     }
 
     /**
@@ -133,8 +121,7 @@ public final class MoeAllToAll extends Handle {
      * recvCounts, combineBuffer) stay valid until every owner is closed.
      */
     public MoeAllToAll retain() {
-        Native.mnnvl_moe_a2a_retain(live());
-        return new MoeAllToAll(live());
+        return new MoeAllToAll(retained(Native::mnnvl_moe_a2a_retain));
     }
 
     @Override

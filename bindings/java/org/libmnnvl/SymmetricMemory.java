@@ -36,8 +36,7 @@ public final class SymmetricMemory extends Handle {
 
     /** Another owner of the same memory, closed on its own. */
     public SymmetricMemory retain() {
-        Native.mnnvl_mem_retain(live());
-        return new SymmetricMemory(live());
+        return new SymmetricMemory(retained(Native::mnnvl_mem_retain));
     }
 
     @Override
