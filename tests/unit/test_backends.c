@@ -352,36 +352,22 @@ Test(mpi, job_key_is_refused, .timeout = 60)
     cr_expect(!strstr(mnnvl_last_error(), "0123456789"), "the key shows: %s", mnnvl_last_error());
 }
 
-Test(mpi, ranks_1, .timeout = 300)
-{
-    run_mpi("collectives", 1, 0);
-}
-Test(mpi, ranks_2, .timeout = 300)
-{
-    run_mpi("collectives", 2, 0);
-}
-Test(mpi, ranks_8, .timeout = 300)
-{
-    run_mpi("collectives", 8, 0);
-}
-Test(mpi, ranks_16, .timeout = 300)
-{
-    run_mpi("collectives", 16, 0);
-}
-Test(mpi, many_comms, .timeout = 300)
-{
-    run_mpi("many", 4, 0);
-}
+/* One test per scenario under mpirun: how many ranks, and whether mpirun must fail. */
+#define MPI_TEST(test, scenario, size, expect_failure) \
+    Test(mpi, test, .timeout = 300)                    \
+    {                                                  \
+        run_mpi(scenario, size, expect_failure);       \
+    }
+
+MPI_TEST(ranks_1, "collectives", 1, 0)
+MPI_TEST(ranks_2, "collectives", 2, 0)
+MPI_TEST(ranks_8, "collectives", 8, 0)
+MPI_TEST(ranks_16, "collectives", 16, 0)
+MPI_TEST(many_comms, "many", 4, 0)
 /* A killed rank is mpirun's to handle: it must end the job, never leave it hanging. */
-Test(mpi, killed_rank, .timeout = 300)
-{
-    run_mpi("killed", 4, 1);
-}
+MPI_TEST(killed_rank, "killed", 4, 1)
 /* After a death mpirun ends the job (above), so mpi shrinks only around a live rank. */
-Test(mpi, shrink_alive, .timeout = 300)
-{
-    run_mpi("shrink_alive", 4, 0);
-}
+MPI_TEST(shrink_alive, "shrink_alive", 4, 0)
 
 /* A communicator handed over from mpi4py as a Fortran handle (comm.py2f()). */
 Test(mpi, mpi4py_handle, .timeout = 300)
