@@ -18,6 +18,7 @@
 #include "bootstrap/auth.h"
 #include "bootstrap/plugins/star.h"
 #include "rank_threads.h"
+#include "star_stub.h"
 
 TestSuite(star_auth, .timeout = 60);
 
@@ -84,13 +85,6 @@ static void fake_send_start(star_t *st, star_send_t *s)
         route(m);
 }
 
-static int fake_send_test(star_t *st, star_send_t *s)
-{
-    (void)st;
-    (void)s;
-    return 1;
-}
-
 static void fake_send_end(star_t *st, star_send_t *s)
 {
     (void)st;
@@ -111,11 +105,6 @@ static void fake_wait(star_t *st, uint64_t until)
     pthread_cond_timedwait(&moved, &lock, &ts);
 }
 
-static void fake_poll(star_t *st)
-{
-    (void)st;
-}
-
 static void fake_wake(star_t *st)
 {
     (void)st;
@@ -127,13 +116,6 @@ static const char *fake_link_broken(star_t *st, int rank)
     (void)st;
     (void)rank;
     return NULL;
-}
-
-static mnnvl_status_t fake_adopt(star_t *st, star_msg_t *hello)
-{
-    (void)st;
-    (void)hello;
-    return MNNVL_SUCCESS;
 }
 
 static mnnvl_status_t fake_connect_root(star_t *st, uint64_t deadline)
@@ -193,13 +175,13 @@ static void fake_free(star_t *st)
 static const star_ops_t fake_ops = {
     .name = "fake",
     .send_start = fake_send_start,
-    .send_test = fake_send_test,
+    .send_test = star_stub_send_test,
     .send_end = fake_send_end,
     .wait = fake_wait,
-    .poll = fake_poll,
+    .poll = star_stub_poll,
     .wake = fake_wake,
     .link_broken = fake_link_broken,
-    .adopt = fake_adopt,
+    .adopt = star_stub_adopt,
     .connect_root = fake_connect_root,
     .unlink = fake_unlink,
     .address = fake_address,
