@@ -58,6 +58,14 @@ static mnnvl_status_t create_settled(const bk_target_t *t, const char *name, int
     return st == MNNVL_SUCCESS ? create(t, name, rank, size, comm) : st;
 }
 
+/* The start of every fault scenario: create_settled, then a first barrier that every rank
+ * passes before the fault. 1 (the reason on stderr) when either fails. */
+static int settle(const bk_target_t *t, const char *name, int rank, int size, mnnvl_comm_t *comm)
+{
+    return mt_fail(create_settled(t, name, rank, size, comm), rank, "comm_create") ||
+           mt_fail(mnnvl_comm_barrier(*comm), rank, "first barrier");
+}
+
 static uint8_t pattern(int rank, size_t i, size_t bytes)
 {
     return (uint8_t)(rank * 131 + i * 7 + bytes);
@@ -189,8 +197,7 @@ int bk_killed_rank(int rank, int size, void *target)
 {
     const bk_target_t *t = target;
     mnnvl_comm_t comm = NULL;
-    if (mt_fail(create_settled(t, "killed", rank, size, &comm), rank, "comm_create") ||
-        mt_fail(mnnvl_comm_barrier(comm), rank, "first barrier"))
+    if (settle(t, "killed", rank, size, &comm))
         return 1;
     if (rank == size - 1)
         raise(SIGKILL);
@@ -247,8 +254,7 @@ int bk_shrink_killed(int rank, int size, void *target)
 {
     const bk_target_t *t = target;
     mnnvl_comm_t comm = NULL;
-    if (mt_fail(create_settled(t, "shrink", rank, size, &comm), rank, "comm_create") ||
-        mt_fail(mnnvl_comm_barrier(comm), rank, "first barrier"))
+    if (settle(t, "shrink", rank, size, &comm))
         return 1;
     int dead = size - 1;
     if (rank == dead)
@@ -289,8 +295,7 @@ int bk_shrink_alive(int rank, int size, void *target)
 {
     const bk_target_t *t = target;
     mnnvl_comm_t comm = NULL;
-    if (mt_fail(create_settled(t, "shrink_alive", rank, size, &comm), rank, "comm_create") ||
-        mt_fail(mnnvl_comm_barrier(comm), rank, "first barrier"))
+    if (settle(t, "shrink_alive", rank, size, &comm))
         return 1;
     /* Rank 1 is dropped while alive and stays out: it only destroys its communicator. */
     int dropped = size > 1 ? 1 : -1;
@@ -317,8 +322,7 @@ int bk_shrink_mismatch(int rank, int size, void *target)
         fprintf(stderr, "shrink_mismatch needs 4 ranks\n");
         return 1;
     }
-    if (mt_fail(create_settled(t, "shrink_mismatch", rank, size, &comm), rank, "comm_create") ||
-        mt_fail(mnnvl_comm_barrier(comm), rank, "first barrier"))
+    if (settle(t, "shrink_mismatch", rank, size, &comm))
         return 1;
     if (rank == 3)
         raise(SIGKILL);

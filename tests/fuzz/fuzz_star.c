@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "bootstrap/plugins/star.h"
+#include "star_stub.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -75,12 +76,6 @@ static void op_send_start(star_t *st, star_send_t *s)
     (void)st;
     s->op = s;
 }
-static int op_send_test(star_t *st, star_send_t *s)
-{
-    (void)st;
-    (void)s;
-    return 1;
-}
 static void op_send_end(star_t *st, star_send_t *s)
 {
     (void)st;
@@ -91,10 +86,6 @@ static void op_wait(star_t *st, uint64_t until)
     (void)until;
     next_message((fuzz_star_t *)st);
 }
-static void op_poll(star_t *st)
-{
-    (void)st;
-}
 static void op_wake(star_t *st)
 {
     (void)st;
@@ -102,12 +93,6 @@ static void op_wake(star_t *st)
 static const char *op_link_broken(star_t *st, int rank)
 {
     return ((fuzz_star_t *)st)->broken == rank ? "the script broke it" : NULL;
-}
-static mnnvl_status_t op_adopt(star_t *st, star_msg_t *hello)
-{
-    (void)st;
-    (void)hello;
-    return MNNVL_SUCCESS;
 }
 static mnnvl_status_t op_connect_root(star_t *st, uint64_t deadline)
 {
@@ -154,13 +139,13 @@ static void ignore_error(mnnvl_status_t status, const char *sentence)
 static const star_ops_t ops = {
     .name = "fuzz",
     .send_start = op_send_start,
-    .send_test = op_send_test,
+    .send_test = star_stub_send_test,
     .send_end = op_send_end,
     .wait = op_wait,
-    .poll = op_poll,
+    .poll = star_stub_poll,
     .wake = op_wake,
     .link_broken = op_link_broken,
-    .adopt = op_adopt,
+    .adopt = star_stub_adopt,
     .connect_root = op_connect_root,
     .unlink = op_unlink,
     .address = op_address,

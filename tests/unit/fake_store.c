@@ -120,16 +120,23 @@ static struct entry *find(struct server *s, const char *key)
     return find_in(s->entries, key);
 }
 
-/* Under the lock: records a copy of the value in the history. */
-static void remember(struct server *s, const char *key, const uint8_t *value, size_t len)
+/* Under the lock: the entry of `key` in *list, added without a value when there is none. */
+static struct entry *find_or_add(struct entry **list, const char *key)
 {
-    struct entry *e = find_in(s->history, key);
+    struct entry *e = find_in(*list, key);
     if (!e) {
         e = calloc(1, sizeof(*e));
         e->key = strdup(key);
-        e->next = s->history;
-        s->history = e;
+        e->next = *list;
+        *list = e;
     }
+    return e;
+}
+
+/* Under the lock: records a copy of the value in the history. */
+static void remember(struct server *s, const char *key, const uint8_t *value, size_t len)
+{
+    struct entry *e = find_or_add(&s->history, key);
     free(e->value);
     e->value = malloc(len + 1);
     memcpy(e->value, value, len);
@@ -140,13 +147,7 @@ static void remember(struct server *s, const char *key, const uint8_t *value, si
 static void put(struct server *s, const char *key, uint8_t *value, size_t len)
 {
     remember(s, key, value, len);
-    struct entry *e = find(s, key);
-    if (!e) {
-        e = calloc(1, sizeof(*e));
-        e->key = strdup(key);
-        e->next = s->entries;
-        s->entries = e;
-    }
+    struct entry *e = find_or_add(&s->entries, key);
     free(e->value);
     e->value = value;
     e->len = len;

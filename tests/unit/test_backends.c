@@ -281,43 +281,23 @@ static void run_mpi(const char *scenario, int size, int expect_failure)
 /* The suite, once per backend                                                              */
 /* ---------------------------------------------------------------------------------------- */
 
-#define FORKED_SUITE(tag, name)                           \
-    Test(tag, ranks_1, .timeout = 200)                    \
-    {                                                     \
-        run_forked(name, "collectives", 1, 30000, MIB);   \
-    }                                                     \
-    Test(tag, ranks_2, .timeout = 200)                    \
-    {                                                     \
-        run_forked(name, "collectives", 2, 30000, MIB);   \
-    }                                                     \
-    Test(tag, ranks_8, .timeout = 300)                    \
-    {                                                     \
-        run_forked(name, "collectives", 8, 60000, MIB);   \
-    }                                                     \
-    Test(tag, ranks_16, .timeout = 400)                   \
-    {                                                     \
-        run_forked(name, "collectives", 16, 120000, MIB); \
-    }                                                     \
-    Test(tag, many_comms, .timeout = 300)                 \
-    {                                                     \
-        run_forked(name, "many", 4, 30000, 0);            \
-    }                                                     \
-    Test(tag, killed_rank, .timeout = 120)                \
-    {                                                     \
-        run_forked(name, "killed", 4, 3000, 0);           \
-    }                                                     \
-    Test(tag, shrink_after_kill, .timeout = 120)          \
-    {                                                     \
-        run_forked(name, "shrink", 4, 3000, 0);           \
-    }                                                     \
-    Test(tag, shrink_alive, .timeout = 120)               \
-    {                                                     \
-        run_forked(name, "shrink_alive", 4, 3000, 0);     \
-    }                                                     \
-    Test(tag, shrink_mismatch, .timeout = 120)            \
-    {                                                     \
-        run_forked(name, "shrink_mismatch", 4, 3000, 0);  \
+/* A test whose body is one call: every test below that runs a scenario is a row of this. */
+#define CALL_TEST(suite, test, seconds, call) \
+    Test(suite, test, .timeout = seconds)     \
+    {                                         \
+        call;                                 \
     }
+
+#define FORKED_SUITE(tag, name)                                                     \
+    CALL_TEST(tag, ranks_1, 200, run_forked(name, "collectives", 1, 30000, MIB))    \
+    CALL_TEST(tag, ranks_2, 200, run_forked(name, "collectives", 2, 30000, MIB))    \
+    CALL_TEST(tag, ranks_8, 300, run_forked(name, "collectives", 8, 60000, MIB))    \
+    CALL_TEST(tag, ranks_16, 400, run_forked(name, "collectives", 16, 120000, MIB)) \
+    CALL_TEST(tag, many_comms, 300, run_forked(name, "many", 4, 30000, 0))          \
+    CALL_TEST(tag, killed_rank, 120, run_forked(name, "killed", 4, 3000, 0))        \
+    CALL_TEST(tag, shrink_after_kill, 120, run_forked(name, "shrink", 4, 3000, 0))  \
+    CALL_TEST(tag, shrink_alive, 120, run_forked(name, "shrink_alive", 4, 3000, 0)) \
+    CALL_TEST(tag, shrink_mismatch, 120, run_forked(name, "shrink_mismatch", 4, 3000, 0))
 
 FORKED_SUITE(tcp, "tcp")
 FORKED_SUITE(torch_store, "torch-store")
@@ -326,14 +306,8 @@ FORKED_SUITE(ofi, "ofi")
 
 /* A rank with another job key: refused with AUTH at once on both sides, rank 0 included
  * (the star plugins; tcp has tests/unit/test_tcp_auth.c, mpi refuses a job_key). */
-Test(ucx, wrong_key, .timeout = 120)
-{
-    run_forked("ucx", "wrong_key", 3, 10000, 0);
-}
-Test(ofi, wrong_key, .timeout = 120)
-{
-    run_forked("ofi", "wrong_key", 3, 10000, 0);
-}
+CALL_TEST(ucx, wrong_key, 120, run_forked("ucx", "wrong_key", 3, 10000, 0))
+CALL_TEST(ofi, wrong_key, 120, run_forked("ofi", "wrong_key", 3, 10000, 0))
 
 /* mpi cannot prove a job key (the MPI job is the trust boundary): setting one is an error,
  * reported before MPI is touched. */
@@ -352,36 +326,15 @@ Test(mpi, job_key_is_refused, .timeout = 60)
     cr_expect(!strstr(mnnvl_last_error(), "0123456789"), "the key shows: %s", mnnvl_last_error());
 }
 
-Test(mpi, ranks_1, .timeout = 300)
-{
-    run_mpi("collectives", 1, 0);
-}
-Test(mpi, ranks_2, .timeout = 300)
-{
-    run_mpi("collectives", 2, 0);
-}
-Test(mpi, ranks_8, .timeout = 300)
-{
-    run_mpi("collectives", 8, 0);
-}
-Test(mpi, ranks_16, .timeout = 300)
-{
-    run_mpi("collectives", 16, 0);
-}
-Test(mpi, many_comms, .timeout = 300)
-{
-    run_mpi("many", 4, 0);
-}
+CALL_TEST(mpi, ranks_1, 300, run_mpi("collectives", 1, 0))
+CALL_TEST(mpi, ranks_2, 300, run_mpi("collectives", 2, 0))
+CALL_TEST(mpi, ranks_8, 300, run_mpi("collectives", 8, 0))
+CALL_TEST(mpi, ranks_16, 300, run_mpi("collectives", 16, 0))
+CALL_TEST(mpi, many_comms, 300, run_mpi("many", 4, 0))
 /* A killed rank is mpirun's to handle: it must end the job, never leave it hanging. */
-Test(mpi, killed_rank, .timeout = 300)
-{
-    run_mpi("killed", 4, 1);
-}
+CALL_TEST(mpi, killed_rank, 300, run_mpi("killed", 4, 1))
 /* After a death mpirun ends the job (above), so mpi shrinks only around a live rank. */
-Test(mpi, shrink_alive, .timeout = 300)
-{
-    run_mpi("shrink_alive", 4, 0);
-}
+CALL_TEST(mpi, shrink_alive, 300, run_mpi("shrink_alive", 4, 0))
 
 /* A communicator handed over from mpi4py as a Fortran handle (comm.py2f()). */
 Test(mpi, mpi4py_handle, .timeout = 300)
@@ -467,14 +420,8 @@ static void run_server_backend(const char *server_backend)
         cr_expect_eq(codes[r], 0, "killed rank scenario: rank %d exited with %d", r, codes[r]);
 }
 
-Test(torch_store, libuv_server, .timeout = 300)
-{
-    run_server_backend("libuv");
-}
-Test(torch_store, legacy_server, .timeout = 300)
-{
-    run_server_backend("legacy");
-}
+CALL_TEST(torch_store, libuv_server, 300, run_server_backend("libuv"))
+CALL_TEST(torch_store, legacy_server, 300, run_server_backend("legacy"))
 
 /* Values over the server's limit are split: a small limit forced through the environment,
  * and the real 8 MiB limit with a 9 MiB allgather. */
@@ -553,15 +500,6 @@ static void run_two_hosts(const char *backend)
     cr_expect_eq(failed, 0, "%s between two namespaces: %d of 4 ranks failed", backend, failed);
 }
 
-Test(two_hosts, tcp, .timeout = 200)
-{
-    run_two_hosts("tcp");
-}
-Test(two_hosts, ucx, .timeout = 200)
-{
-    run_two_hosts("ucx");
-}
-Test(two_hosts, ofi, .timeout = 200)
-{
-    run_two_hosts("ofi");
-}
+CALL_TEST(two_hosts, tcp, 200, run_two_hosts("tcp"))
+CALL_TEST(two_hosts, ucx, 200, run_two_hosts("ucx"))
+CALL_TEST(two_hosts, ofi, 200, run_two_hosts("ofi"))

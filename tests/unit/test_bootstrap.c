@@ -14,6 +14,7 @@
 
 #include "deadline.h"
 #include "mnnvl.h"
+#include "rank_threads.h"
 #include "service.h"
 #include "testutil.h"
 
@@ -27,15 +28,17 @@ typedef struct job {
     char root[64];
     const char *root_mode; /* NULL: the default (rank0) */
     const char *job_key;
-    int timeout_ms;
+    int timeout_ms; /* 0: TIMEOUT_MS */
+    /* For with_comm: what each rank runs on its communicator. */
+    int (*body)(mnnvl_comm_t comm, int rank, const struct job *job);
+    int victim; /* killed_body: the rank that dies */
 } job_t;
 
+/* A root that rank 0 hosts, on a free port. */
 static void job_rank0(job_t *job)
 {
     mt_loopback_root(job->root, sizeof(job->root));
     job->root_mode = NULL;
-    job->job_key = NULL;
-    job->timeout_ms = TIMEOUT_MS;
 }
 
 static atomic_int refusals_logged;
@@ -66,26 +69,59 @@ static int root_service(void *job_key, mt_service_io_t *io)
     return atomic_load(&refusals_logged);
 }
 
-/* Starts an external root for `job`; mt_service_stop gives its refusal count. */
-static mt_service_t *job_external(job_t *job, const char *job_key)
+/* An external root that opens to job->job_key (NULL: none); mt_service_stop gives its
+ * refusal count. */
+static mt_service_t *job_external(job_t *job)
 {
-    mt_service_t *root = mt_service_start(root_service, (void *)job_key);
+    mt_service_t *root = mt_service_start(root_service, (void *)job->job_key);
     cr_assert_not_null(root, "the external root did not start");
     snprintf(job->root, sizeof(job->root), "%s", mt_service_info(root));
     job->root_mode = "external";
-    job->job_key = job_key;
-    job->timeout_ms = TIMEOUT_MS;
     return root;
 }
 
 static mnnvl_status_t job_create(const job_t *job, int rank, int size, mnnvl_comm_t *comm)
 {
-    mnnvl_config_t cfg = mt_config(job->root, job->job_key, job->timeout_ms);
+    mnnvl_config_t cfg =
+        mt_config(job->root, job->job_key, job->timeout_ms ? job->timeout_ms : TIMEOUT_MS);
     if (job->root_mode)
         mnnvl_config_set(cfg, "root_mode", job->root_mode);
     mnnvl_status_t st = mnnvl_comm_create(cfg, rank, size, -1, comm);
     mnnvl_config_destroy(cfg);
     return st;
+}
+
+/* A rank of the job (arg) that runs job->body on a communicator created for it and
+ * destroyed afterwards. */
+static int with_comm(int rank, int size, void *arg)
+{
+    const job_t *job = arg;
+    mnnvl_comm_t comm;
+    if (mt_fail(job_create(job, rank, size, &comm), rank, "comm_create"))
+        return 1;
+    int rc = job->body(comm, rank, job);
+    mnnvl_comm_destroy(comm);
+    return rc;
+}
+
+/* Runs fn(rank, size, &job) on `ranks` processes, the root hosted by rank 0; returns the
+ * number of ranks that failed (exit codes in codes, which may be NULL). */
+static int run_rank0(job_t job, int ranks, mt_rank_fn fn, int *codes)
+{
+    job_rank0(&job);
+    return mt_run_ranks(ranks, fn, &job, RANKS_TIMEOUT_S, codes);
+}
+
+/* The same with an external root, stopped once the ranks are done; *refusals (may be NULL)
+ * receives the number of connections it refused. */
+static int run_external(job_t job, int ranks, mt_rank_fn fn, int *refusals)
+{
+    mt_service_t *root = job_external(&job);
+    int rc = mt_run_ranks(ranks, fn, &job, RANKS_TIMEOUT_S, NULL);
+    int refused = mt_service_stop(root);
+    if (refusals)
+        *refusals = refused;
+    return rc;
 }
 
 static uint8_t pattern(int rank, size_t i, size_t salt)
@@ -100,12 +136,11 @@ static double elapsed_ms(uint64_t since)
 
 /* ---------------------------------------------------------------------------------------- */
 
-static int allgather_sizes_rank(int rank, int size, void *arg)
+static int allgather_sizes_body(mnnvl_comm_t comm, int rank, const job_t *job)
 {
+    (void)job;
+    int size = mnnvl_comm_size(comm);
     static const size_t sizes[] = {1, 1024, 64 * 1024, 1024 * 1024};
-    mnnvl_comm_t comm;
-    if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
-        return 1;
     int rc = 0;
     for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]) && rc == 0; s++) {
         size_t bytes = sizes[s];
@@ -129,25 +164,20 @@ static int allgather_sizes_rank(int rank, int size, void *arg)
     }
     if (rc == 0)
         rc = mt_fail(mnnvl_comm_finalize(comm), rank, "finalize");
-    mnnvl_comm_destroy(comm);
     return rc;
 }
 
 Test(bootstrap, allgather_8_ranks_1B_to_1MiB)
 {
-    job_t job;
-    job_rank0(&job);
-    cr_assert_eq(mt_run_ranks(8, allgather_sizes_rank, &job, RANKS_TIMEOUT_S, NULL), 0);
+    cr_assert_eq(run_rank0((job_t){.body = allgather_sizes_body}, 8, with_comm, NULL), 0);
 }
 
 /* ---------------------------------------------------------------------------------------- */
 
-static int broadcast_rank(int rank, int size, void *arg)
+static int broadcast_body(mnnvl_comm_t comm, int rank, const job_t *job)
 {
+    (void)job;
     enum { BYTES = 5000, ROOT = 2 };
-    mnnvl_comm_t comm;
-    if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
-        return 1;
     uint8_t buf[BYTES];
     for (size_t i = 0; i < BYTES; i++)
         buf[i] = rank == ROOT ? pattern(ROOT, i, 1) : 0;
@@ -158,25 +188,20 @@ static int broadcast_rank(int rank, int size, void *arg)
             rc = 1;
         }
     }
-    mnnvl_comm_destroy(comm);
     return rc;
 }
 
 Test(bootstrap, broadcast_from_rank_2)
 {
-    job_t job;
-    job_rank0(&job);
-    cr_assert_eq(mt_run_ranks(4, broadcast_rank, &job, RANKS_TIMEOUT_S, NULL), 0);
+    cr_assert_eq(run_rank0((job_t){.body = broadcast_body}, 4, with_comm, NULL), 0);
 }
 
 /* ---------------------------------------------------------------------------------------- */
 
 /* Rank 3 arrives 300 ms late: nobody may leave the barrier before it. */
-static int barrier_rank(int rank, int size, void *arg)
+static int barrier_body(mnnvl_comm_t comm, int rank, const job_t *job)
 {
-    mnnvl_comm_t comm;
-    if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
-        return 1;
+    (void)job;
     int rc = mt_fail(mnnvl_comm_barrier(comm), rank, "barrier 1");
     if (rank == 3)
         usleep(300 * 1000);
@@ -189,35 +214,23 @@ static int barrier_rank(int rank, int size, void *arg)
     }
     for (int i = 0; i < 20 && rc == 0; i++)
         rc = mt_fail(mnnvl_comm_barrier(comm), rank, "barrier loop");
-    mnnvl_comm_destroy(comm);
     return rc;
 }
 
 Test(bootstrap, barrier_waits_for_the_last_rank)
 {
-    job_t job;
-    job_rank0(&job);
-    cr_assert_eq(mt_run_ranks(4, barrier_rank, &job, RANKS_TIMEOUT_S, NULL), 0);
+    cr_assert_eq(run_rank0((job_t){.body = barrier_body}, 4, with_comm, NULL), 0);
 }
 
 /* ---------------------------------------------------------------------------------------- */
 
-typedef struct kill_job {
-    job_t job;
-    int victim;
-} kill_job_t;
-
 /* The victim dies with SIGKILL while the others wait in a barrier; they must fail (not
  * hang) within timeout_ms + 2 s, measured inside each of them. */
-static int killed_rank_body(int rank, int size, void *arg)
+static int killed_body(mnnvl_comm_t comm, int rank, const job_t *job)
 {
-    kill_job_t *kj = arg;
-    mnnvl_comm_t comm;
-    if (mt_fail(job_create(&kj->job, rank, size, &comm), rank, "comm_create"))
-        return 1;
     if (mt_fail(mnnvl_comm_barrier(comm), rank, "first barrier"))
         return 1;
-    if (rank == kj->victim) {
+    if (rank == job->victim) {
         usleep(200 * 1000);
         raise(SIGKILL);
     }
@@ -234,21 +247,18 @@ static int killed_rank_body(int rank, int size, void *arg)
         fprintf(stderr, "rank %d: barrier failed only after %.0f ms\n", rank, ms);
         rc = 1;
     }
-    if (st == MNNVL_ERR_PEER_LOST && kj->victim != 0 && !strstr(mnnvl_last_error(), "rank 2")) {
+    if (st == MNNVL_ERR_PEER_LOST && job->victim != 0 && !strstr(mnnvl_last_error(), "rank 2")) {
         fprintf(stderr, "rank %d: the sentence does not name rank 2: %s\n", rank,
                 mnnvl_last_error());
         rc = 1;
     }
-    mnnvl_comm_destroy(comm);
     return rc;
 }
 
 static void run_kill(int victim)
 {
-    kill_job_t kj = {.victim = victim};
-    job_rank0(&kj.job);
     int codes[4];
-    mt_run_ranks(4, killed_rank_body, &kj, RANKS_TIMEOUT_S, codes);
+    run_rank0((job_t){.body = killed_body, .victim = victim}, 4, with_comm, codes);
     for (int r = 0; r < 4; r++)
         cr_expect_eq(codes[r], r == victim ? 128 + SIGKILL : 0, "rank %d exited with %d", r,
                      codes[r]);
@@ -299,21 +309,18 @@ static int auth_rank(int rank, int size, void *arg)
 
 Test(bootstrap, wrong_job_key_is_refused_and_logged)
 {
-    job_t job;
-    mt_service_t *root = job_external(&job, "right key of the test 0123456789abcdef");
-    int rc = mt_run_ranks(4, auth_rank, &job, RANKS_TIMEOUT_S, NULL);
-    int refusals = mt_service_stop(root);
+    int refusals = 0;
+    int rc = run_external((job_t){.job_key = "right key of the test 0123456789abcdef"}, 4,
+                          auth_rank, &refusals);
     cr_assert_eq(rc, 0);
     cr_assert_geq(refusals, 1, "the root logged no refusal");
 }
 
 /* ---------------------------------------------------------------------------------------- */
 
-static int mismatch_rank(int rank, int size, void *arg)
+static int mismatch_body(mnnvl_comm_t comm, int rank, const job_t *job)
 {
-    mnnvl_comm_t comm;
-    if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
-        return 1;
+    (void)job;
     uint8_t send[16] = {0};
     uint8_t recv[16 * 4];
     mnnvl_status_t st = mnnvl_comm_allgather(comm, send, recv, rank == 3 ? 16 : 8);
@@ -325,15 +332,12 @@ static int mismatch_rank(int rank, int size, void *arg)
     }
     /* Every rank got the same answer, so the communicator is still usable. */
     rc = rc || mt_fail(mnnvl_comm_allgather(comm, send, recv, 8), rank, "allgather after");
-    mnnvl_comm_destroy(comm);
     return rc;
 }
 
 Test(bootstrap, unequal_allgather_sizes_give_mismatch_everywhere)
 {
-    job_t job;
-    job_rank0(&job);
-    cr_assert_eq(mt_run_ranks(4, mismatch_rank, &job, RANKS_TIMEOUT_S, NULL), 0);
+    cr_assert_eq(run_rank0((job_t){.body = mismatch_body}, 4, with_comm, NULL), 0);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -358,11 +362,9 @@ static int check_split(mnnvl_comm_t parent, const mnnvl_mapping_t *m, mnnvl_grou
     return rc;
 }
 
-static int split_rank(int rank, int size, void *arg)
+static int split_body(mnnvl_comm_t comm, int rank, const job_t *job)
 {
-    mnnvl_comm_t comm;
-    if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
-        return 1;
+    (void)job;
     mnnvl_mapping_t m = {.struct_size = sizeof(mnnvl_mapping_t),
                          .world_size = 4,
                          .rank = rank,
@@ -375,15 +377,12 @@ static int split_rank(int rank, int size, void *arg)
     int rc = check_split(comm, &m, MNNVL_GROUP_TP, rank - rank % 2, 1);
     rc = rc || check_split(comm, &m, MNNVL_GROUP_PP, rank % 2, 2);
     rc = rc || mt_fail(mnnvl_comm_barrier(comm), rank, "parent barrier");
-    mnnvl_comm_destroy(comm);
     return rc;
 }
 
 Test(bootstrap, split_tp_and_pp_groups)
 {
-    job_t job;
-    job_rank0(&job);
-    cr_assert_eq(mt_run_ranks(4, split_rank, &job, RANKS_TIMEOUT_S, NULL), 0);
+    cr_assert_eq(run_rank0((job_t){.body = split_body}, 4, with_comm, NULL), 0);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -410,30 +409,36 @@ static int many_comms_rank(int rank, int size, void *arg)
 
 Test(bootstrap, twenty_communicators_in_a_row_on_one_external_root)
 {
-    job_t job;
-    mt_service_t *root = job_external(&job, "key of twenty communicators 0123456789");
-    int rc = mt_run_ranks(4, many_comms_rank, &job, RANKS_TIMEOUT_S, NULL);
-    mt_service_stop(root);
-    cr_assert_eq(rc, 0);
+    job_t job = {.job_key = "key of twenty communicators 0123456789"};
+    cr_assert_eq(run_external(job, 4, many_comms_rank, NULL), 0);
 }
 
 Test(bootstrap, communicators_in_a_row_with_rank0_roots_on_one_port)
 {
-    job_t job;
-    job_rank0(&job);
-    cr_assert_eq(mt_run_ranks(4, many_comms_rank, &job, RANKS_TIMEOUT_S, NULL), 0);
+    cr_assert_eq(run_rank0((job_t){0}, 4, many_comms_rank, NULL), 0);
 }
 
 /* ---------------------------------------------------------------------------------------- */
 
+/* One of four ranks that are threads of this process. */
 typedef struct thread_rank {
     const job_t *job;
     int rank;
     int failed;
-    pthread_t thread;
 } thread_rank_t;
 
-static void *thread_rank_main(void *arg)
+/* Runs fn on four thread ranks of job and expects each to succeed. */
+static void run_thread_ranks(const job_t *job, void *(*fn)(void *))
+{
+    thread_rank_t t[4];
+    for (int r = 0; r < 4; r++)
+        t[r] = (thread_rank_t){.job = job, .rank = r};
+    mt_run_threads(4, fn, t, sizeof(t[0]));
+    for (int r = 0; r < 4; r++)
+        cr_expect_eq(t[r].failed, 0, "thread rank %d failed", r);
+}
+
+static void *many_comms_thread(void *arg)
 {
     thread_rank_t *t = arg;
     t->failed = many_comms_rank(t->rank, 4, (void *)t->job);
@@ -442,18 +447,10 @@ static void *thread_rank_main(void *arg)
 
 Test(bootstrap, four_ranks_as_threads_of_one_process)
 {
-    job_t job;
-    mt_service_t *root = job_external(&job, NULL);
-    thread_rank_t t[4];
-    for (int r = 0; r < 4; r++) {
-        t[r] = (thread_rank_t){.job = &job, .rank = r};
-        cr_assert_eq(pthread_create(&t[r].thread, NULL, thread_rank_main, &t[r]), 0);
-    }
-    for (int r = 0; r < 4; r++)
-        pthread_join(t[r].thread, NULL);
+    job_t job = {0};
+    mt_service_t *root = job_external(&job);
+    run_thread_ranks(&job, many_comms_thread);
     mt_service_stop(root);
-    for (int r = 0; r < 4; r++)
-        cr_expect_eq(t[r].failed, 0, "thread rank %d failed", r);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -467,11 +464,9 @@ static void *abort_later(void *arg)
 
 /* Rank 0 blocks in a barrier that rank 1 joins only much later; another thread of rank 0
  * aborts. Rank 0's barrier must return at once, and rank 1 must learn PEER_LOST. */
-static int abort_rank(int rank, int size, void *arg)
+static int abort_body(mnnvl_comm_t comm, int rank, const job_t *job)
 {
-    mnnvl_comm_t comm;
-    if (mt_fail(job_create(arg, rank, size, &comm), rank, "comm_create"))
-        return 1;
+    (void)job;
     int rc = 0;
     uint64_t t0 = mnnvl_now_ms();
     if (rank == 0) {
@@ -495,25 +490,20 @@ static int abort_rank(int rank, int size, void *arg)
             rc = 1;
         }
     }
-    mnnvl_comm_destroy(comm);
     return rc;
 }
 
 Test(bootstrap, abort_from_another_thread_wakes_a_blocked_barrier)
 {
-    job_t job;
-    mt_service_t *root = job_external(&job, NULL);
-    job.timeout_ms = 10000;
-    int rc = mt_run_ranks(2, abort_rank, &job, RANKS_TIMEOUT_S, NULL);
-    mt_service_stop(root);
-    cr_assert_eq(rc, 0);
+    cr_assert_eq(run_external((job_t){.body = abort_body, .timeout_ms = 10000}, 2, with_comm, NULL),
+                 0);
 }
 
 /* ---------------------------------------------------------------------------------------- */
 
 Test(bootstrap, external_root_nobody_listening_times_out)
 {
-    job_t job;
+    job_t job = {0};
     job_rank0(&job);
     job.root_mode = "external";
     job.timeout_ms = 1000;
@@ -548,11 +538,7 @@ static int partial_group_rank(int rank, int size, void *arg)
 
 Test(bootstrap, group_that_never_forms_says_who_is_missing)
 {
-    job_t job;
-    mt_service_t *root = job_external(&job, NULL);
-    int rc = mt_run_ranks(2, partial_group_rank, &job, RANKS_TIMEOUT_S, NULL);
-    mt_service_stop(root);
-    cr_assert_eq(rc, 0);
+    cr_assert_eq(run_external((job_t){0}, 2, partial_group_rank, NULL), 0);
 }
 
 Test(bootstrap, missing_root_is_invalid_argument)
@@ -606,10 +592,7 @@ static int rank0_gives_up_rank(int rank, int size, void *arg)
 
 Test(bootstrap, rank_that_joined_learns_who_never_came_when_the_root_host_gives_up)
 {
-    job_t job;
-    job_rank0(&job);
-    int rc = mt_run_ranks(2, rank0_gives_up_rank, &job, RANKS_TIMEOUT_S, NULL);
-    cr_assert_eq(rc, 0);
+    cr_assert_eq(run_rank0((job_t){0}, 2, rank0_gives_up_rank, NULL), 0);
 }
 
 /* Many missing ranks are listed as ranges. */
@@ -631,18 +614,14 @@ static int ranges_rank(int rank, int size, void *arg)
 
 Test(bootstrap, missing_ranks_are_listed_as_ranges)
 {
-    job_t job;
-    mt_service_t *root = job_external(&job, NULL);
-    int rc = mt_run_ranks(5, ranges_rank, &job, RANKS_TIMEOUT_S, NULL);
-    mt_service_stop(root);
-    cr_assert_eq(rc, 0);
+    cr_assert_eq(run_external((job_t){0}, 5, ranges_rank, NULL), 0);
 }
 
 /* ---------------------------------------------------------------------------------------- */
 
 Test(bootstrap, shrink_checks_its_arguments_locally)
 {
-    job_t job;
+    job_t job = {0};
     job_rank0(&job);
     mnnvl_comm_t comm = NULL, child = NULL;
     cr_assert_eq(job_create(&job, 0, 1, &comm), MNNVL_SUCCESS, "%s", mnnvl_last_error());
@@ -661,15 +640,16 @@ Test(bootstrap, shrink_checks_its_arguments_locally)
     mnnvl_comm_destroy(comm);
 }
 
-static job_t threads_job;
-
 static void *shrink_thread(void *arg)
 {
-    int rank = (int)(intptr_t)arg;
+    thread_rank_t *t = arg;
+    int rank = t->rank;
     mnnvl_comm_t comm = NULL, child = NULL;
-    if (job_create(&threads_job, rank, 4, &comm) != MNNVL_SUCCESS)
-        return (void *)1;
-    intptr_t bad = 0;
+    if (job_create(t->job, rank, 4, &comm) != MNNVL_SUCCESS) {
+        t->failed = 1;
+        return NULL;
+    }
+    int bad = 0;
     if (rank == 3) {
         int twice[2] = {1, 1};
         bad = mnnvl_comm_shrink(comm, twice, 2, &child) != MNNVL_ERR_INVALID_ARGUMENT;
@@ -688,20 +668,15 @@ static void *shrink_thread(void *arg)
         fprintf(stderr, "rank %d: shrink: %s\n", rank, mnnvl_last_error());
     mnnvl_comm_destroy(child);
     mnnvl_comm_destroy(comm);
-    return (void *)bad;
+    t->failed = bad;
+    return NULL;
 }
 
 /* Four threads of one process; rank 3 passes duplicates, rank 2 excludes itself: both fail
  * locally at once. Ranks 0 and 1 shrink to {0, 1} without them. */
 Test(bootstrap, shrink_refuses_duplicates_and_self_and_keeps_parent_order)
 {
-    job_rank0(&threads_job);
-    pthread_t t[4];
-    for (intptr_t r = 0; r < 4; r++)
-        cr_assert_eq(pthread_create(&t[r], NULL, shrink_thread, (void *)r), 0);
-    for (int r = 0; r < 4; r++) {
-        void *bad = NULL;
-        pthread_join(t[r], &bad);
-        cr_expect_null(bad, "rank %d failed", r);
-    }
+    job_t job = {0};
+    job_rank0(&job);
+    run_thread_ranks(&job, shrink_thread);
 }

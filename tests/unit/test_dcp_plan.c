@@ -73,22 +73,16 @@ Test(dcp_plan, workspace_size_follows_the_layout_and_grows_with_every_dimension)
     }
     mnnvl_dcp_a2a_params_t base = valid(4, 128, 128, MNNVL_DTYPE_BF16, 2);
     size_t b = mnnvl_dcp_a2a_workspace_size(&base);
-    mnnvl_dcp_a2a_params_t more = base;
-    more.cp_size = 8;
-    cr_assert_gt(mnnvl_dcp_a2a_workspace_size(&more), b);
-    more = base;
-    more.max_entries = 129;
-    cr_assert_gt(mnnvl_dcp_a2a_workspace_size(&more), b);
-    more = base;
-    more.head_dim = 136;
-    cr_assert_gt(mnnvl_dcp_a2a_workspace_size(&more), b);
-    more = base;
-    more.stats_lanes = 5;
-    cr_assert_gt(mnnvl_dcp_a2a_workspace_size(&more), b);
+    /* cp_size, max_entries, head_dim and stats_lanes, each one step past base. */
+    const mnnvl_dcp_a2a_params_t grown[] = {
+        valid(8, 128, 128, MNNVL_DTYPE_BF16, 2), valid(4, 129, 128, MNNVL_DTYPE_BF16, 2),
+        valid(4, 128, 136, MNNVL_DTYPE_BF16, 2), valid(4, 128, 128, MNNVL_DTYPE_BF16, 5)};
+    for (size_t i = 0; i < sizeof(grown) / sizeof(grown[0]); i++)
+        cr_assert_gt(mnnvl_dcp_a2a_workspace_size(&grown[i]), b, "grown dimension %zu", i);
     /* The LSE base changes no byte of the layout. */
-    more = base;
-    more.lse_base = MNNVL_LSE_BASE_2;
-    cr_assert_eq(mnnvl_dcp_a2a_workspace_size(&more), b);
+    mnnvl_dcp_a2a_params_t other_base = base;
+    other_base.lse_base = MNNVL_LSE_BASE_2;
+    cr_assert_eq(mnnvl_dcp_a2a_workspace_size(&other_base), b);
 }
 
 static void expect_refused(mnnvl_dcp_a2a_params_t p, const char *needle)

@@ -17,6 +17,8 @@
 
 #include "bootstrap/auth.h"
 #include "bootstrap/plugins/star.h"
+#include "rank_threads.h"
+#include "star_stub.h"
 
 TestSuite(star_auth, .timeout = 60);
 
@@ -83,13 +85,6 @@ static void fake_send_start(star_t *st, star_send_t *s)
         route(m);
 }
 
-static int fake_send_test(star_t *st, star_send_t *s)
-{
-    (void)st;
-    (void)s;
-    return 1;
-}
-
 static void fake_send_end(star_t *st, star_send_t *s)
 {
     (void)st;
@@ -110,11 +105,6 @@ static void fake_wait(star_t *st, uint64_t until)
     pthread_cond_timedwait(&moved, &lock, &ts);
 }
 
-static void fake_poll(star_t *st)
-{
-    (void)st;
-}
-
 static void fake_wake(star_t *st)
 {
     (void)st;
@@ -126,13 +116,6 @@ static const char *fake_link_broken(star_t *st, int rank)
     (void)st;
     (void)rank;
     return NULL;
-}
-
-static mnnvl_status_t fake_adopt(star_t *st, star_msg_t *hello)
-{
-    (void)st;
-    (void)hello;
-    return MNNVL_SUCCESS;
 }
 
 static mnnvl_status_t fake_connect_root(star_t *st, uint64_t deadline)
@@ -192,13 +175,13 @@ static void fake_free(star_t *st)
 static const star_ops_t fake_ops = {
     .name = "fake",
     .send_start = fake_send_start,
-    .send_test = fake_send_test,
+    .send_test = star_stub_send_test,
     .send_end = fake_send_end,
     .wait = fake_wait,
-    .poll = fake_poll,
+    .poll = star_stub_poll,
     .wake = fake_wake,
     .link_broken = fake_link_broken,
-    .adopt = fake_adopt,
+    .adopt = star_stub_adopt,
     .connect_root = fake_connect_root,
     .unlink = fake_unlink,
     .address = fake_address,
@@ -321,11 +304,7 @@ static void *run_rank(void *arg)
 
 static void run_pair(rank_run_t runs[2])
 {
-    pthread_t t[2];
-    for (int i = 0; i < 2; i++)
-        cr_assert_eq(pthread_create(&t[i], NULL, run_rank, &runs[i]), 0);
-    for (int i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
+    mt_run_threads(2, run_rank, runs, sizeof(runs[0]));
     star_lobby_clear(&lobby);
     relay = NULL;
 }
@@ -561,37 +540,23 @@ static void run_tampered(enum relay_mode how, const char *name, const mnnvl_stat
 static const mnnvl_status_t auth_or_lost[] = {MNNVL_ERR_AUTH, MNNVL_ERR_PEER_LOST};
 static const mnnvl_status_t any_clear[] = {MNNVL_ERR_AUTH, MNNVL_ERR_PEER_LOST, MNNVL_ERR_TIMEOUT};
 
-Test(star_auth, relay_flipping_a_contribution_byte_fails_with_auth)
-{
-    run_tampered(FLIP_CONTRIB, "flip", auth_or_lost, 2);
-}
+/* One test per tampering: the relay's mode, the name its messages say, and the failures
+ * that count as noticing it. */
+#define TAMPER_TEST(test, how, name, allowed)                                   \
+    Test(star_auth, test)                                                       \
+    {                                                                           \
+        run_tampered(how, name, allowed, sizeof(allowed) / sizeof(allowed[0])); \
+    }
 
-Test(star_auth, relay_flipping_a_result_byte_fails_the_rank_with_auth)
-{
-    run_tampered(FLIP_RESULT, "flip result", auth_or_lost, 2);
-}
-
-Test(star_auth, relay_flipping_a_header_field_fails_with_auth)
-{
-    run_tampered(FLIP_HEADER, "flip header", auth_or_lost, 2);
-}
-
-Test(star_auth, relay_replaying_a_frame_fails_with_auth)
-{
-    run_tampered(REPLAY, "replay", auth_or_lost, 2);
-}
-
+TAMPER_TEST(relay_flipping_a_contribution_byte_fails_with_auth, FLIP_CONTRIB, "flip", auth_or_lost)
+TAMPER_TEST(relay_flipping_a_result_byte_fails_the_rank_with_auth, FLIP_RESULT, "flip result",
+            auth_or_lost)
+TAMPER_TEST(relay_flipping_a_header_field_fails_with_auth, FLIP_HEADER, "flip header", auth_or_lost)
+TAMPER_TEST(relay_replaying_a_frame_fails_with_auth, REPLAY, "replay", auth_or_lost)
 /* A missing frame is not detected by its MAC: its receiver times out waiting for it (and
  * the other rank learns of that), never completing with data it did not get. */
-Test(star_auth, relay_dropping_a_frame_fails_clearly)
-{
-    run_tampered(DROP, "drop", any_clear, 3);
-}
-
-Test(star_auth, relay_reordering_two_frames_fails_clearly)
-{
-    run_tampered(REORDER, "reorder", any_clear, 3);
-}
+TAMPER_TEST(relay_dropping_a_frame_fails_clearly, DROP, "drop", any_clear)
+TAMPER_TEST(relay_reordering_two_frames_fails_clearly, REORDER, "reorder", any_clear)
 
 /* ---------------------------------------------------------------------------------------- */
 /* A child: its own handshake, without any message over the parent                          */

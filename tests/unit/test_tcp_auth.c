@@ -22,37 +22,18 @@
 #include "bootstrap/tcp_wire.h"
 #include "deadline.h"
 #include "log.h"
+#include "rank_threads.h"
+#include "tcp_fixture.h"
 
 TestSuite(tcp_auth, .timeout = 60);
 
-static const char *cfg_get(const void *config, const char *key)
-{
-    if (strcmp(key, "root") == 0)
-        return config;
-    if (strcmp(key, "root_mode") == 0)
-        return "external";
-    return "";
-}
-
-static void quiet_error(mnnvl_status_t status, const char *sentence)
-{
-    (void)status;
-    (void)sentence;
-}
-
-static void quiet_log(mnnvl_log_level_t level, const char *line)
-{
-    (void)level;
-    (void)line;
-}
+#define RIGHT_KEY "right horse battery staple 0123456789"
+#define WRONG_KEY "wrong horse battery staple 0123456789"
+#define RELAY_KEY "k3y of the relay test 0123456789abcdef"
 
 typedef struct rank_run {
-    const char *root; /* the address this rank connects to (the root or the relay) */
-    const char *key;
-    int rank;
-    int size;
-    int timeout_ms;
-    int ops; /* allgathers after create */
+    mt_tcp_rank_t who; /* who.root: the address it connects to (the root or the relay) */
+    int ops;           /* allgathers after create */
     mnnvl_status_t create;
     mnnvl_status_t op[2];
     int op_data_ok[2];
@@ -60,33 +41,30 @@ typedef struct rank_run {
     char why[1024];
 } rank_run_t;
 
+/* A rank to run: `ops` allgathers after create (0: create only). */
+static rank_run_t rank_of(const char *root, const char *key, int rank, int size, int timeout_ms,
+                          int ops)
+{
+    return (rank_run_t){.who = {root, key, "auth", rank, size, timeout_ms}, .ops = ops};
+}
+
 /* Creates a tcp bootstrap and runs up to two allgathers of 8 bytes whose content depends
  * on rank and round, recording each status and whether the data came back intact. */
 static void *run_rank(void *arg)
 {
     rank_run_t *r = arg;
-    mnnvl_bootstrap_args_t args = {.abi_version = MNNVL_BOOTSTRAP_ABI_VERSION,
-                                   .rank = r->rank,
-                                   .size = r->size,
-                                   .timeout_ms = r->timeout_ms,
-                                   .job_key = r->key,
-                                   .comm_name = "auth",
-                                   .config_get = cfg_get,
-                                   .config = r->root,
-                                   .set_error = quiet_error,
-                                   .log = quiet_log};
     mnnvl_bootstrap_t *bs = NULL;
     uint64_t start = mnnvl_now_ms();
-    r->create = mnnvl_bootstrap_tcp_create(&args, &bs);
+    r->create = mt_tcp_create(&r->who, &bs);
     r->create_ms = mnnvl_now_ms() - start;
     snprintf(r->why, sizeof(r->why), "%s", r->create ? mnnvl_last_error() : "");
     for (int i = 0; i < r->ops && r->create == MNNVL_SUCCESS; i++) {
         uint8_t mine[8];
         uint8_t all[8 * 4];
-        memset(mine, 0x10 * (i + 1) + r->rank, sizeof(mine));
+        memset(mine, 0x10 * (i + 1) + r->who.rank, sizeof(mine));
         r->op[i] = bs->ops->allgather(bs, mine, all, sizeof(mine));
         r->op_data_ok[i] = 1;
-        for (int p = 0; p < r->size; p++)
+        for (int p = 0; p < r->who.size; p++)
             for (int b = 0; b < 8; b++)
                 r->op_data_ok[i] &= all[8 * p + b] == (uint8_t)(0x10 * (i + 1) + p);
         if (r->op[i] != MNNVL_SUCCESS && !r->why[0])
@@ -108,8 +86,7 @@ static atomic_int key_in_log;
 static void log_sink(mnnvl_log_level_t level, const char *line, void *user)
 {
     (void)user;
-    if (strstr(line, "wrong horse battery staple 0123456789") ||
-        strstr(line, "right horse battery staple 0123456789"))
+    if (strstr(line, WRONG_KEY) || strstr(line, RIGHT_KEY))
         atomic_store(&key_in_log, 1);
     if (level <= MNNVL_LOG_WARN && strstr(line, "refused") && strstr(line, "AUTH") &&
         strstr(line, "127.0.0.1:")) {
@@ -122,16 +99,9 @@ static void log_sink(mnnvl_log_level_t level, const char *line, void *user)
 Test(tcp_auth, wrong_key_is_refused_at_once_on_both_sides)
 {
     mnnvl_set_log_callback(log_sink, NULL);
-    mnnvl_tcp_root_t *root = NULL;
-    cr_assert_eq(
-        mnnvl_tcp_root_start("127.0.0.1:0", "right horse battery staple 0123456789", &root),
-        MNNVL_SUCCESS);
+    mnnvl_tcp_root_t *root = mt_tcp_root(RIGHT_KEY);
     uint64_t start = mnnvl_now_ms();
-    rank_run_t r = {.root = mnnvl_tcp_root_address(root),
-                    .key = "wrong horse battery staple 0123456789",
-                    .rank = 1,
-                    .size = 2,
-                    .timeout_ms = 10000};
+    rank_run_t r = rank_of(mnnvl_tcp_root_address(root), WRONG_KEY, 1, 2, 10000, 0);
     run_rank(&r);
     mnnvl_tcp_root_stop(root);
     mnnvl_set_log_callback(NULL, NULL);
@@ -150,22 +120,11 @@ Test(tcp_auth, wrong_key_is_refused_at_once_on_both_sides)
 Test(tcp_auth, waiting_rank_learns_that_the_root_refused_a_wrong_key)
 {
     mnnvl_set_log_level(MNNVL_LOG_NONE);
-    mnnvl_tcp_root_t *root = NULL;
-    cr_assert_eq(
-        mnnvl_tcp_root_start("127.0.0.1:0", "right horse battery staple 0123456789", &root),
-        MNNVL_SUCCESS);
+    mnnvl_tcp_root_t *root = mt_tcp_root(RIGHT_KEY);
     const char *address = mnnvl_tcp_root_address(root);
-    rank_run_t intruder = {.root = address,
-                           .key = "wrong horse battery staple 0123456789",
-                           .rank = 1,
-                           .size = 2,
-                           .timeout_ms = 5000};
+    rank_run_t intruder = rank_of(address, WRONG_KEY, 1, 2, 5000, 0);
     run_rank(&intruder);
-    rank_run_t waiting = {.root = address,
-                          .key = "right horse battery staple 0123456789",
-                          .rank = 0,
-                          .size = 2,
-                          .timeout_ms = 800};
+    rank_run_t waiting = rank_of(address, RIGHT_KEY, 0, 2, 800, 0);
     run_rank(&waiting);
     mnnvl_tcp_root_stop(root);
     mnnvl_set_log_level(MNNVL_LOG_WARN);
@@ -181,24 +140,12 @@ Test(tcp_auth, waiting_rank_learns_that_the_root_refused_a_wrong_key)
 
 Test(tcp_auth, right_key_works)
 {
-    mnnvl_tcp_root_t *root = NULL;
-    cr_assert_eq(
-        mnnvl_tcp_root_start("127.0.0.1:0", "right horse battery staple 0123456789", &root),
-        MNNVL_SUCCESS);
+    mnnvl_tcp_root_t *root = mt_tcp_root(RIGHT_KEY);
     const char *address = mnnvl_tcp_root_address(root);
     rank_run_t r[3];
-    pthread_t t[3];
-    for (int i = 0; i < 3; i++) {
-        r[i] = (rank_run_t){.root = address,
-                            .key = "right horse battery staple 0123456789",
-                            .rank = i,
-                            .size = 3,
-                            .timeout_ms = 10000,
-                            .ops = 2};
-        pthread_create(&t[i], NULL, run_rank, &r[i]);
-    }
     for (int i = 0; i < 3; i++)
-        pthread_join(t[i], NULL);
+        r[i] = rank_of(address, RIGHT_KEY, i, 3, 10000, 2);
+    mt_run_threads(3, run_rank, r, sizeof(r[0]));
     mnnvl_tcp_root_stop(root);
     for (int i = 0; i < 3; i++) {
         cr_expect_eq(r[i].create, MNNVL_SUCCESS, "rank %d: %s", i, r[i].why);
@@ -279,9 +226,8 @@ Test(tcp_auth, unauthenticated_probe_learns_nothing_key_derived)
     int n[2];
     char address[2][MNNVL_SOCK_ADDR_MAX];
     for (int k = 0; k < 2; k++) {
-        mnnvl_tcp_root_t *root = NULL;
         mnnvl_set_log_level(MNNVL_LOG_NONE);
-        cr_assert_eq(mnnvl_tcp_root_start("127.0.0.1:0", keys[k], &root), MNNVL_SUCCESS);
+        mnnvl_tcp_root_t *root = mt_tcp_root(keys[k]);
         snprintf(address[k], sizeof(address[k]), "%s", mnnvl_tcp_root_address(root));
         probe(address[k], nonce, &cap[k]);
         mnnvl_tcp_root_stop(root);
@@ -492,29 +438,13 @@ static void relay_stop(relay_t *r)
  * and the relayed rank must fail with AUTH. */
 static void run_tampered(enum relay_mode mode, const char *name)
 {
-    mnnvl_tcp_root_t *root = NULL;
     mnnvl_set_log_level(MNNVL_LOG_NONE);
-    cr_assert_eq(
-        mnnvl_tcp_root_start("127.0.0.1:0", "k3y of the relay test 0123456789abcdef", &root),
-        MNNVL_SUCCESS);
+    mnnvl_tcp_root_t *root = mt_tcp_root(RELAY_KEY);
     relay_t relay;
     relay_start(&relay, mnnvl_tcp_root_address(root), mode);
-    rank_run_t r[2] = {{.root = mnnvl_tcp_root_address(root),
-                        .key = "k3y of the relay test 0123456789abcdef",
-                        .size = 2,
-                        .timeout_ms = 6000,
-                        .ops = 2},
-                       {.root = relay.address,
-                        .key = "k3y of the relay test 0123456789abcdef",
-                        .rank = 1,
-                        .size = 2,
-                        .timeout_ms = 1500,
-                        .ops = 2}};
-    pthread_t t[2];
-    for (int i = 0; i < 2; i++)
-        pthread_create(&t[i], NULL, run_rank, &r[i]);
-    for (int i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
+    rank_run_t r[2] = {rank_of(mnnvl_tcp_root_address(root), RELAY_KEY, 0, 2, 6000, 2),
+                       rank_of(relay.address, RELAY_KEY, 1, 2, 1500, 2)};
+    mt_run_threads(2, run_rank, r, sizeof(r[0]));
     relay_stop(&relay);
     mnnvl_tcp_root_stop(root);
     mnnvl_set_log_level(MNNVL_LOG_WARN);
@@ -537,27 +467,15 @@ static void run_tampered(enum relay_mode mode, const char *name)
     }
 }
 
-Test(tcp_auth, relay_flipping_a_coll_byte_fails_with_auth)
-{
-    run_tampered(RELAY_FLIP, "flip");
-}
+/* One test per tampering: the relay's mode and the name its messages say. */
+#define TAMPER_TEST(test, mode, name) \
+    Test(tcp_auth, test)              \
+    {                                 \
+        run_tampered(mode, name);     \
+    }
 
-Test(tcp_auth, relay_dropping_a_frame_fails_with_auth)
-{
-    run_tampered(RELAY_DROP, "drop");
-}
-
-Test(tcp_auth, relay_replaying_a_frame_fails_with_auth)
-{
-    run_tampered(RELAY_REPLAY, "replay");
-}
-
-Test(tcp_auth, relay_reordering_two_frames_fails_with_auth)
-{
-    run_tampered(RELAY_REORDER, "reorder");
-}
-
-Test(tcp_auth, relay_flipping_a_result_byte_fails_the_rank_with_auth)
-{
-    run_tampered(RELAY_FLIP_DOWN, "flip down");
-}
+TAMPER_TEST(relay_flipping_a_coll_byte_fails_with_auth, RELAY_FLIP, "flip")
+TAMPER_TEST(relay_dropping_a_frame_fails_with_auth, RELAY_DROP, "drop")
+TAMPER_TEST(relay_replaying_a_frame_fails_with_auth, RELAY_REPLAY, "replay")
+TAMPER_TEST(relay_reordering_two_frames_fails_with_auth, RELAY_REORDER, "reorder")
+TAMPER_TEST(relay_flipping_a_result_byte_fails_the_rank_with_auth, RELAY_FLIP_DOWN, "flip down")

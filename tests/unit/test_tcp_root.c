@@ -7,7 +7,6 @@
  * it reaches the root, the rank side and the handshake directly. */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,8 @@
 #include "bootstrap/tcp.h"
 #include "bootstrap/tcp_wire.h"
 #include "deadline.h"
+#include "rank_threads.h"
+#include "tcp_fixture.h"
 
 TestSuite(tcp_root, .timeout = 60);
 
@@ -82,6 +83,17 @@ static void send_hello(int fd, uint64_t group, uint32_t rank, uint32_t size, uin
     send_frame(fd, MNNVL_WIRE_HELLO, hello, sizeof(hello));
 }
 
+/* A root of the test's own (empty job key) and its hostile member: connected as
+ * hostile_connect does, then announced by a HELLO as rank 0 of `size` in `group`. */
+static int hostile_member(mnnvl_tcp_root_t **root, int rcvbuf, uint64_t group, uint32_t size,
+                          uint32_t timeout_ms)
+{
+    *root = mt_tcp_root("");
+    int fd = hostile_connect(mnnvl_tcp_root_address(*root), rcvbuf);
+    send_hello(fd, group, 0, size, timeout_ms);
+    return fd;
+}
+
 /* Reads and discards until the root closes the connection; 1 when it did within ms. */
 static int closed_within(int fd, int ms)
 {
@@ -96,31 +108,8 @@ static int closed_within(int fd, int ms)
     }
 }
 
-static const char *cfg_get(const void *config, const char *key)
-{
-    const char *root = config;
-    if (strcmp(key, "root") == 0)
-        return root;
-    if (strcmp(key, "root_mode") == 0)
-        return "external";
-    return "";
-}
-
-static void quiet_error(mnnvl_status_t status, const char *sentence)
-{
-    (void)status;
-    (void)sentence;
-}
-
-static void quiet_log(mnnvl_log_level_t level, const char *line)
-{
-    (void)level;
-    (void)line;
-}
-
 typedef struct honest {
-    const char *root;
-    int rank;
+    mt_tcp_rank_t who;
     mnnvl_status_t status;
     char why[512];
 } honest_t;
@@ -129,18 +118,8 @@ typedef struct honest {
 static void *honest_rank(void *arg)
 {
     honest_t *h = arg;
-    mnnvl_bootstrap_args_t args = {.abi_version = MNNVL_BOOTSTRAP_ABI_VERSION,
-                                   .rank = h->rank,
-                                   .size = 2,
-                                   .timeout_ms = 3000,
-                                   .job_key = "",
-                                   .comm_name = "honest",
-                                   .config_get = cfg_get,
-                                   .config = h->root,
-                                   .set_error = quiet_error,
-                                   .log = quiet_log};
     mnnvl_bootstrap_t *bs = NULL;
-    h->status = mnnvl_bootstrap_tcp_create(&args, &bs);
+    h->status = mt_tcp_create(&h->who, &bs);
     if (h->status == MNNVL_SUCCESS)
         h->status = bs->ops->barrier(bs);
     snprintf(h->why, sizeof(h->why), "%s", h->status ? mnnvl_last_error() : "");
@@ -151,12 +130,9 @@ static void *honest_rank(void *arg)
 
 static void expect_honest_job_works(const char *root)
 {
-    honest_t h[2] = {{root, 0, MNNVL_SUCCESS, ""}, {root, 1, MNNVL_SUCCESS, ""}};
-    pthread_t t[2];
-    for (int i = 0; i < 2; i++)
-        pthread_create(&t[i], NULL, honest_rank, &h[i]);
-    for (int i = 0; i < 2; i++)
-        pthread_join(t[i], NULL);
+    honest_t h[2] = {{.who = {root, "", "honest", 0, 2, 3000}},
+                     {.who = {root, "", "honest", 1, 2, 3000}}};
+    mt_run_threads(2, honest_rank, h, sizeof(h[0]));
     for (int i = 0; i < 2; i++)
         cr_expect_eq(h[i].status, MNNVL_SUCCESS, "honest rank %d beside the hostile member: %s", i,
                      h[i].why);
@@ -167,10 +143,8 @@ static void expect_honest_job_works(const char *root)
 Test(tcp_root, query_burst_does_not_stall_another_job)
 {
     mnnvl_tcp_root_t *root = NULL;
-    cr_assert_eq(mnnvl_tcp_root_start("127.0.0.1:0", "", &root), MNNVL_SUCCESS);
+    int fd = hostile_member(&root, 4096, 0x1234, 1 << 20, 60000); /* a group that never forms */
     const char *address = mnnvl_tcp_root_address(root);
-    int fd = hostile_connect(address, 4096);
-    send_hello(fd, 0x1234, 0, 1 << 20, 60000); /* a huge group that never forms */
     size_t one = MNNVL_WIRE_HEADER_BYTES + MNNVL_WIRE_MAC_BYTES;
     size_t n = (256 << 10) / one;
     uint8_t *burst = malloc(n * one);
@@ -193,9 +167,7 @@ Test(tcp_root, query_burst_does_not_stall_another_job)
 Test(tcp_root, member_that_never_reads_is_dropped)
 {
     mnnvl_tcp_root_t *root = NULL;
-    cr_assert_eq(mnnvl_tcp_root_start("127.0.0.1:0", "", &root), MNNVL_SUCCESS);
-    int fd = hostile_connect(mnnvl_tcp_root_address(root), 4096);
-    send_hello(fd, 0x99, 0, 1, 60000); /* a group of one forms at once */
+    int fd = hostile_member(&root, 4096, 0x99, 1, 60000); /* a group of one forms at once */
     size_t bytes = 64 << 10;
     uint8_t *coll = calloc(1, MNNVL_WIRE_COLL_FIXED + bytes);
     coll[0] = MNNVL_WIRE_OP_ALLGATHER;
@@ -231,9 +203,7 @@ static long vm_kib(void)
 Test(tcp_root, huge_coll_header_reserves_nothing_and_is_dropped_when_overdue)
 {
     mnnvl_tcp_root_t *root = NULL;
-    cr_assert_eq(mnnvl_tcp_root_start("127.0.0.1:0", "", &root), MNNVL_SUCCESS);
-    int fd = hostile_connect(mnnvl_tcp_root_address(root), 0);
-    send_hello(fd, 0x77, 0, 1, 500);
+    int fd = hostile_member(&root, 0, 0x77, 1, 500);
     long before = vm_kib();
     uint8_t msg[MNNVL_WIRE_HEADER_BYTES + MNNVL_WIRE_COLL_FIXED] = {0};
     mnnvl_wire_header(msg, MNNVL_WIRE_COLL, MNNVL_WIRE_COLL_FIXED + MNNVL_WIRE_MAX_RESULT);
@@ -256,9 +226,7 @@ Test(tcp_root, huge_coll_header_reserves_nothing_and_is_dropped_when_overdue)
 Test(tcp_root, group_that_never_forms_is_timed_out_and_told_who_is_missing)
 {
     mnnvl_tcp_root_t *root = NULL;
-    cr_assert_eq(mnnvl_tcp_root_start("127.0.0.1:0", "", &root), MNNVL_SUCCESS);
-    int fd = hostile_connect(mnnvl_tcp_root_address(root), 0);
-    send_hello(fd, 0x55, 0, 6, 300);
+    int fd = hostile_member(&root, 0, 0x55, 6, 300);
     uint8_t head[MNNVL_WIRE_HEADER_BYTES];
     uint64_t deadline = mnnvl_deadline_after(6000);
     cr_assert_eq(mnnvl_sock_recv_all(fd, head, sizeof(head), deadline, NULL), MNNVL_SUCCESS,
