@@ -27,9 +27,12 @@
  * tries to connect again, answering -FI_EAGAIN for as long as nothing accepts. So a rank
  * waiting for a peer sends it a PING every PING_MS, and a send to a peer that already took
  * one of our messages and now stays unsendable for OFI_LOST_AFTER_MS means it is gone:
- * PEER_LOST (an inference from rxm's behaviour, not a report). Where sends neither fail nor
- * stall (a host that vanished without closing its connections: the kernel buffers them),
- * the wait ends with TIMEOUT.
+ * PEER_LOST (an inference from rxm's behaviour, not a report). A PING alone on the endpoint
+ * can only stall for want of a connection, so it says so after OFI_GONE_AFTER_MS (ofi_ep.h).
+ * The liveness watcher (star.h) pings the same way between collectives: rank 0 each member,
+ * a member rank 0, so a killed rank is known in about PING_MS + OFI_GONE_AFTER_MS. Where
+ * sends neither fail nor stall (a host that vanished without closing its connections: the
+ * kernel buffers them), the wait ends with TIMEOUT.
  */
 #include <netdb.h>
 #include <poll.h>
@@ -50,7 +53,7 @@
 #define EXPORT __attribute__((visibility("default")))
 #define DEFAULT_PROVIDER "tcp;ofi_rxm"
 #define POLL_SLICE_MS 50
-#define PING_MS 250
+#define PING_MS 100
 
 typedef struct ofi_proc {
     pid_t pid;
@@ -152,11 +155,10 @@ static void ofi_wait(star_t *st, uint64_t until)
         (void)!read(proc->wake_fd, &drained, sizeof(drained));
 }
 
-static void ofi_poll(star_t *st)
+static int ofi_poll(star_t *st)
 {
     ofi_ep_t *e = ((ofi_comm_t *)st)->ep;
-    if (e)
-        ofi_ep_progress(e);
+    return e ? ofi_ep_progress(e) : 0;
 }
 
 static void ofi_wake(star_t *st)

@@ -22,7 +22,8 @@
  * openucx/ucx#11235): every request is accepted and an unwanted connection closed.
  *
  * Peer loss: endpoints use UCX's peer error handling, so a rank that dies breaks its
- * connection and star.c reports PEER_LOST.
+ * connection and star.c reports PEER_LOST; between collectives the liveness watcher's polls
+ * (star.h) run the error handler, so a killed rank is known within milliseconds.
  */
 #include <netdb.h>
 #include <poll.h>
@@ -358,10 +359,12 @@ static void ucx_wait(star_t *st, uint64_t until)
     pthread_mutex_lock(&proc->lock);
 }
 
-static void ucx_poll(star_t *st)
+static int ucx_poll(star_t *st)
 {
-    while (ucp_worker_progress(((ucx_comm_t *)st)->proc->worker))
-        ;
+    unsigned events = 0, n;
+    while ((n = ucp_worker_progress(((ucx_comm_t *)st)->proc->worker)) != 0)
+        events += n;
+    return (int)events;
 }
 
 static void ucx_wake(star_t *st)

@@ -91,9 +91,10 @@ static void op_wait(star_t *st, uint64_t until)
     (void)until;
     next_message((fuzz_star_t *)st);
 }
-static void op_poll(star_t *st)
+static int op_poll(star_t *st)
 {
     (void)st;
+    return 0;
 }
 static void op_wake(star_t *st)
 {

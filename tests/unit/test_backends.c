@@ -25,6 +25,9 @@
 #include "testutil.h"
 
 #define MIB ((size_t)1 << 20)
+/* How soon every survivor must record a killed rank, for the backends with liveness (tcp,
+ * ucx, ofi): well under peer_timeout_ms (1000 by default), with room for a loaded host. */
+#define LIVENESS_MS 500
 
 /* ---------------------------------------------------------------------------------------- */
 /* Child processes                                                                          */
@@ -177,6 +180,7 @@ static void target_init(bk_target_t *t, const char *backend, const store_server_
     snprintf(t->prefix, sizeof(t->prefix), "mnnvl-test-%d", (int)getpid());
     t->timeout_ms = timeout_ms;
     t->max_bytes = max_bytes;
+    t->liveness_ms = LIVENESS_MS;
     /* The backends that authenticate run every scenario with a job key (torch-store's
      * authentication is tested by its own suite). */
     if (strcmp(backend, "tcp") == 0 || strcmp(backend, "ucx") == 0 || strcmp(backend, "ofi") == 0)
@@ -184,8 +188,8 @@ static void target_init(bk_target_t *t, const char *backend, const store_server_
                  (int)getpid());
 }
 
-/* Runs a scenario with forked ranks on a backend and checks every exit code. The killed
- * scenario expects the last rank to die by SIGKILL. */
+/* Runs a scenario with forked ranks on a backend and checks every exit code (the
+ * scenario's victims die by SIGKILL). */
 static void run_forked(const char *backend, const char *scenario, int size, int timeout_ms,
                        size_t max_bytes)
 {
@@ -197,23 +201,15 @@ static void run_forked(const char *backend, const char *scenario, int size, int 
     bk_target_t t;
     target_init(&t, backend, store ? &server : NULL, timeout_ms, max_bytes);
     int codes[64] = {0};
-    mt_rank_fn fn = strcmp(scenario, "collectives") == 0       ? bk_collectives
-                    : strcmp(scenario, "many") == 0            ? bk_many_comms
-                    : strcmp(scenario, "wrong_key") == 0       ? bk_wrong_key
-                    : strcmp(scenario, "shrink") == 0          ? bk_shrink_killed
-                    : strcmp(scenario, "shrink_alive") == 0    ? bk_shrink_alive
-                    : strcmp(scenario, "shrink_mismatch") == 0 ? bk_shrink_mismatch
-                                                               : bk_killed_rank;
+    bk_scenario_fn fn = bk_scenario(scenario);
+    cr_assert(fn != NULL, "no scenario %s", scenario);
     uint64_t start = mnnvl_now_ms();
     mt_run_ranks(size, fn, &t, 300, codes);
     int elapsed = (int)(mnnvl_now_ms() - start);
     if (store)
         store_stop(&server);
-    int killed = strcmp(scenario, "killed") == 0 || strncmp(scenario, "shrink", 6) == 0;
-    if (strcmp(scenario, "shrink_alive") == 0)
-        killed = 0;
     for (int r = 0; r < size; r++) {
-        int expected = killed && r == size - 1 ? 128 + SIGKILL : 0;
+        int expected = bk_victim(scenario, r, size) ? 128 + SIGKILL : 0;
         cr_expect_eq(codes[r], expected, "%s %s, %d ranks: rank %d exited with %d, expected %d",
                      backend, scenario, size, r, codes[r], expected);
     }
@@ -334,6 +330,35 @@ Test(ofi, wrong_key, .timeout = 120)
 {
     run_forked("ofi", "wrong_key", 3, 10000, 0);
 }
+
+/* Liveness (poll_lost): a killed rank is in every survivor's mnnvl_comm_failed_ranks within
+ * LIVENESS_MS, with no call of theirs; a rank that leaves gracefully never is. The
+ * backends that have it; the collectives' timeout is long, so nothing here is a timeout. */
+#define LIVENESS_SUITE(tag, name)                       \
+    Test(tag, liveness_killed, .timeout = 120)          \
+    {                                                   \
+        run_forked(name, "liveness", 4, 30000, 0);      \
+    }                                                   \
+    Test(tag, liveness_killed_root, .timeout = 120)     \
+    {                                                   \
+        run_forked(name, "liveness_root", 3, 30000, 0); \
+    }                                                   \
+    Test(tag, liveness_two_killed, .timeout = 120)      \
+    {                                                   \
+        run_forked(name, "liveness_two", 4, 30000, 0);  \
+    }                                                   \
+    Test(tag, liveness_graceful_member, .timeout = 120) \
+    {                                                   \
+        run_forked(name, "graceful", 3, 30000, 0);      \
+    }                                                   \
+    Test(tag, liveness_graceful_root, .timeout = 120)   \
+    {                                                   \
+        run_forked(name, "graceful_root", 3, 30000, 0); \
+    }
+
+LIVENESS_SUITE(tcp, "tcp")
+LIVENESS_SUITE(ucx, "ucx")
+LIVENESS_SUITE(ofi, "ofi")
 
 /* mpi cannot prove a job key (the MPI job is the trust boundary): setting one is an error,
  * reported before MPI is touched. */
