@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "deadline.h"
@@ -397,16 +396,9 @@ int bk_wrong_key(int rank, int size, void *target)
 
 /* How long a survivor looks at its record at most (the bounds under test are shorter). */
 #define LIVENESS_LOOK_MS 10000
-/* How long the graceful scenarios watch for a wrong report: longer than any backend takes
+/* How long the graceful scenario watches for a wrong report: longer than any backend takes
  * to find a death. */
 #define GRACEFUL_WATCH_MS 2000
-
-static int64_t realtime_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Polls comm's record until it holds `want` ranks or `until` passed (mnnvl_now_ms time);
  * the list into `list`, its length returned (-1: the call failed). */
@@ -423,10 +415,26 @@ static int await_record(mnnvl_comm_t comm, int rank, int want, uint64_t until,
     }
 }
 
+/* Nothing failed yet, and mnnvl_comm_failed_ranks checks its arguments. */
+static int check_clean_record(mnnvl_comm_t comm, int rank)
+{
+    int count = -1;
+    mnnvl_rank_failure_t list[1];
+    if (mt_fail(mnnvl_comm_failed_ranks(comm, list, 1, &count), rank, "failed_ranks") ||
+        count != 0 ||
+        mnnvl_comm_failed_ranks(comm, NULL, 1, &count) != MNNVL_ERR_INVALID_ARGUMENT ||
+        mnnvl_comm_failed_ranks(comm, list, -1, &count) != MNNVL_ERR_INVALID_ARGUMENT ||
+        mnnvl_comm_failed_ranks(comm, NULL, 0, &count) != MNNVL_SUCCESS || count != 0) {
+        fprintf(stderr, "rank %d: failed ranks before any fault, or wrong argument checks\n", rank);
+        return 1;
+    }
+    return 0;
+}
+
 /* The record of `what` must list exactly the ranks in dead[] (n, ascending), reason
- * CONNECTION, recorded at or after start_ms (CLOCK_REALTIME) and within bound_ms of t0. */
+ * CONNECTION, recorded at or after wall_ms (mnnvl_wall_ms) and within bound_ms of t0. */
 static int check_record(mnnvl_comm_t comm, int rank, const char *what, const int *dead, int n,
-                        uint64_t t0, int64_t start_ms, int bound_ms)
+                        uint64_t t0, int64_t wall_ms, int bound_ms)
 {
     mnnvl_rank_failure_t list[8];
     int count = await_record(comm, rank, n, t0 + LIVENESS_LOOK_MS, list, 8);
@@ -436,56 +444,48 @@ static int check_record(mnnvl_comm_t comm, int rank, const char *what, const int
     int bad = count != n || took > bound_ms;
     for (int i = 0; !bad && i < n; i++)
         bad = list[i].rank != dead[i] || list[i].reason != MNNVL_FAILURE_CONNECTION ||
-              list[i].since_ms < start_ms - 50 || list[i].since_ms > start_ms + took + 50;
+              list[i].since_ms < wall_ms - 50 || list[i].since_ms > wall_ms + took + 50;
     fprintf(stderr, "rank %d: %s: %d of %d deaths recorded after %d ms (bound %d ms)%s\n", rank,
             what, count, n, took, bound_ms, bad ? ": WRONG" : "");
     for (int i = 0; bad && i < count && i < 8; i++)
         fprintf(stderr, "rank %d:   entry %d: rank %d, reason %d, %lld ms after the barrier\n",
                 rank, i, list[i].rank, (int)list[i].reason,
-                (long long)(list[i].since_ms - start_ms));
+                (long long)(list[i].since_ms - wall_ms));
     return bad;
 }
 
-/* kill_first: the rank that dies right after the barrier; kill_second: the one that dies
- * once its record shows the first death (-1: none); with_child: a child watches too. */
-static int liveness(int rank, int size, const bk_target_t *t, const char *name, int kill_first,
-                    int kill_second, int with_child)
+int bk_liveness(int rank, int size, void *target)
 {
+    const bk_target_t *t = target;
+    int first = bk_scenario_rank(t->scenario, "first", size);
+    int second = bk_scenario_rank(t->scenario, "second", size);
+    /* A child has its own links and watcher; when rank 0 dies, tcp's child cannot tell
+     * (its root lived in rank 0's process). */
+    int with_child = first != 0;
     mnnvl_comm_t comm = NULL, child = NULL;
-    if (mt_fail(create_settled(t, name, rank, size, &comm), rank, "comm_create") ||
-        (with_child && mt_fail(mnnvl_comm_shrink(comm, NULL, 0, &child), rank, "comm_shrink")))
-        return 1;
-    int count = -1;
-    mnnvl_rank_failure_t list[8];
-    if (mt_fail(mnnvl_comm_failed_ranks(comm, list, 8, &count), rank, "failed_ranks") ||
-        count != 0) {
-        fprintf(stderr, "rank %d: %d failed ranks before any fault\n", rank, count);
-        return 1;
-    }
-    if ((child && mt_fail(mnnvl_comm_barrier(child), rank, "barrier on the child")) ||
+    if (mt_fail(create_settled(t, t->scenario, rank, size, &comm), rank, "comm_create") ||
+        (with_child && mt_fail(mnnvl_comm_shrink(comm, NULL, 0, &child), rank, "comm_shrink")) ||
+        check_clean_record(comm, rank) ||
+        (child && mt_fail(mnnvl_comm_barrier(child), rank, "barrier on the child")) ||
         mt_fail(mnnvl_comm_barrier(comm), rank, "barrier"))
         return 1;
     uint64_t t0 = mnnvl_now_ms();
-    int64_t start_ms = realtime_ms();
-    if (rank == kill_first)
+    int64_t wall_ms = mnnvl_wall_ms();
+    if (rank == first)
         raise(SIGKILL);
-    if (rank == kill_second) {
-        int seen = await_record(comm, rank, 1, t0 + LIVENESS_LOOK_MS, list, 8);
-        if (seen != 1 || list[0].rank != kill_first) {
-            fprintf(stderr, "rank %d: the first death was not recorded (%d ranks)\n", rank, seen);
+    if (rank == second) {
+        mnnvl_rank_failure_t seen;
+        if (await_record(comm, rank, 1, t0 + LIVENESS_LOOK_MS, &seen, 1) != 1) {
+            fprintf(stderr, "rank %d: the first death was not recorded\n", rank);
             return 1;
         }
         raise(SIGKILL);
     }
-    int dead[2] = {kill_first, kill_second}, n = kill_second >= 0 ? 2 : 1;
-    if (n == 2 && dead[1] < dead[0]) {
-        dead[0] = kill_second;
-        dead[1] = kill_first;
-    }
-    int bound = n * t->liveness_ms;
-    int bad = check_record(comm, rank, "communicator", dead, n, t0, start_ms, bound);
+    int n = second >= 0 ? 2 : 1;
+    int dead[2] = {first < second || n == 1 ? first : second, first < second ? second : first};
+    int bad = check_record(comm, rank, "communicator", dead, n, t0, wall_ms, n * t->liveness_ms);
     if (child)
-        bad |= check_record(child, rank, "child", dead, n, t0, start_ms, bound);
+        bad |= check_record(child, rank, "child", dead, n, t0, wall_ms, n * t->liveness_ms);
     mnnvl_status_t st = mnnvl_comm_barrier(comm);
     if (st != MNNVL_ERR_PEER_LOST) {
         fprintf(stderr, "rank %d: the barrier after the deaths returned %s\n", rank,
@@ -497,51 +497,35 @@ static int liveness(int rank, int size, const bk_target_t *t, const char *name, 
     return bad;
 }
 
-int bk_liveness(int rank, int size, void *target)
+int bk_graceful(int rank, int size, void *target)
 {
-    return liveness(rank, size, target, "liveness", size - 1, -1, 1);
-}
-
-int bk_liveness_root(int rank, int size, void *target)
-{
-    return liveness(rank, size, target, "liveness_root", 0, -1, 0);
-}
-
-int bk_liveness_two(int rank, int size, void *target)
-{
-    return liveness(rank, size, target, "liveness_two", size - 1, 1, 1);
-}
-
-static int graceful(int rank, int size, const bk_target_t *t, const char *name, int leaver)
-{
+    const bk_target_t *t = target;
+    int leaver = bk_scenario_rank(t->scenario, "leaver", size);
     mnnvl_comm_t comm = NULL;
-    if (mt_fail(create_settled(t, name, rank, size, &comm), rank, "comm_create") ||
+    if (mt_fail(create_settled(t, t->scenario, rank, size, &comm), rank, "comm_create") ||
         mt_fail(mnnvl_comm_barrier(comm), rank, "barrier"))
         return 1;
     if (rank == leaver) {
+        /* tcp's rank 0 waits for the others' leaving (its root serves them), not for their
+         * timeout. */
+        uint64_t t0 = mnnvl_now_ms();
         mnnvl_comm_destroy(comm);
+        int took = (int)(mnnvl_now_ms() - t0);
+        if (took > GRACEFUL_WATCH_MS + KILL_GRACE_S * 1000) {
+            fprintf(stderr, "rank %d: destroy took %d ms\n", rank, took);
+            return 1;
+        }
         return 0; /* and the process ends: its connections close */
     }
     mnnvl_rank_failure_t list[8];
     int count = await_record(comm, rank, 1, mnnvl_now_ms() + GRACEFUL_WATCH_MS, list, 8);
-    int bad = count != 0;
     if (count > 0)
         fprintf(stderr,
                 "rank %d: rank %d recorded as failed (reason %d) after rank %d left "
                 "gracefully\n",
                 rank, list[0].rank, (int)list[0].reason, leaver);
     mnnvl_comm_destroy(comm);
-    return bad;
-}
-
-int bk_graceful(int rank, int size, void *target)
-{
-    return graceful(rank, size, target, "graceful", size - 1);
-}
-
-int bk_graceful_root(int rank, int size, void *target)
-{
-    return graceful(rank, size, target, "graceful_root", 0);
+    return count != 0;
 }
 
 int bk_measure(int rank, int size, void *target)
@@ -566,25 +550,29 @@ int bk_measure(int rank, int size, void *target)
     return bad;
 }
 
-/* The scenarios by name, with the ranks that kill themselves in each. */
+#define NONE (-1)
+#define LAST (-2) /* the last rank */
+
+/* The scenarios by name, with the ranks that play a part in them. */
 static const struct {
     const char *name;
     bk_scenario_fn fn;
-    int victims; /* 1: the last rank; 2: rank 0; 3: the last rank and rank 1 */
+    int first, second; /* ranks that kill themselves: at once, and after the first died */
+    int leaver;        /* the rank that leaves gracefully */
 } scenarios[] = {
-    {"collectives", bk_collectives, 0},
-    {"many", bk_many_comms, 0},
-    {"killed", bk_killed_rank, 1},
-    {"wrong_key", bk_wrong_key, 0},
-    {"measure", bk_measure, 0},
-    {"shrink", bk_shrink_killed, 1},
-    {"shrink_alive", bk_shrink_alive, 0},
-    {"shrink_mismatch", bk_shrink_mismatch, 1},
-    {"liveness", bk_liveness, 1},
-    {"liveness_root", bk_liveness_root, 2},
-    {"liveness_two", bk_liveness_two, 3},
-    {"graceful", bk_graceful, 0},
-    {"graceful_root", bk_graceful_root, 0},
+    {"collectives", bk_collectives, NONE, NONE, NONE},
+    {"many", bk_many_comms, NONE, NONE, NONE},
+    {"killed", bk_killed_rank, LAST, NONE, NONE},
+    {"wrong_key", bk_wrong_key, NONE, NONE, NONE},
+    {"measure", bk_measure, NONE, NONE, NONE},
+    {"shrink", bk_shrink_killed, LAST, NONE, NONE},
+    {"shrink_alive", bk_shrink_alive, NONE, NONE, NONE},
+    {"shrink_mismatch", bk_shrink_mismatch, LAST, NONE, NONE},
+    {"liveness", bk_liveness, LAST, NONE, NONE},
+    {"liveness_root", bk_liveness, 0, NONE, NONE},
+    {"liveness_two", bk_liveness, LAST, 1, NONE},
+    {"graceful", bk_graceful, NONE, NONE, LAST},
+    {"graceful_root", bk_graceful, NONE, NONE, 0},
 };
 
 static int scenario_index(const char *name)
@@ -601,15 +589,26 @@ bk_scenario_fn bk_scenario(const char *name)
     return i < 0 ? NULL : scenarios[i].fn;
 }
 
-int bk_victim(const char *name, int rank, int size)
+int bk_scenario_rank(const char *name, const char *part, int size)
 {
     int i = scenario_index(name);
-    int v = i < 0 ? 0 : scenarios[i].victims;
-    return ((v & 1) && rank == size - 1) || (v == 2 && rank == 0) || (v == 3 && rank == 1);
+    if (i < 0)
+        return NONE;
+    int r = strcmp(part, "first") == 0    ? scenarios[i].first
+            : strcmp(part, "second") == 0 ? scenarios[i].second
+                                          : scenarios[i].leaver;
+    return r == LAST ? size - 1 : r;
+}
+
+int bk_victim(const char *name, int rank, int size)
+{
+    return rank == bk_scenario_rank(name, "first", size) ||
+           rank == bk_scenario_rank(name, "second", size);
 }
 
 int bk_run_scenario(const char *name, int rank, int size, bk_target_t *t)
 {
     bk_scenario_fn fn = bk_scenario(name);
+    snprintf(t->scenario, sizeof(t->scenario), "%s", name);
     return fn ? fn(rank, size, t) : -1;
 }

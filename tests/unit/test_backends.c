@@ -9,6 +9,7 @@
 #endif
 
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -203,6 +204,7 @@ static void run_forked(const char *backend, const char *scenario, int size, int 
     int codes[64] = {0};
     bk_scenario_fn fn = bk_scenario(scenario);
     cr_assert(fn != NULL, "no scenario %s", scenario);
+    snprintf(t.scenario, sizeof(t.scenario), "%s", scenario);
     uint64_t start = mnnvl_now_ms();
     mt_run_ranks(size, fn, &t, 300, codes);
     int elapsed = (int)(mnnvl_now_ms() - start);
@@ -332,28 +334,28 @@ Test(ofi, wrong_key, .timeout = 120)
 }
 
 /* Liveness (poll_lost): a killed rank is in every survivor's mnnvl_comm_failed_ranks within
- * LIVENESS_MS, with no call of theirs; a rank that leaves gracefully never is. The
- * backends that have it; the collectives' timeout is long, so nothing here is a timeout. */
-#define LIVENESS_SUITE(tag, name)                       \
-    Test(tag, liveness_killed, .timeout = 120)          \
-    {                                                   \
-        run_forked(name, "liveness", 4, 30000, 0);      \
-    }                                                   \
-    Test(tag, liveness_killed_root, .timeout = 120)     \
-    {                                                   \
-        run_forked(name, "liveness_root", 3, 30000, 0); \
-    }                                                   \
-    Test(tag, liveness_two_killed, .timeout = 120)      \
-    {                                                   \
-        run_forked(name, "liveness_two", 4, 30000, 0);  \
-    }                                                   \
-    Test(tag, liveness_graceful_member, .timeout = 120) \
-    {                                                   \
-        run_forked(name, "graceful", 3, 30000, 0);      \
-    }                                                   \
-    Test(tag, liveness_graceful_root, .timeout = 120)   \
-    {                                                   \
-        run_forked(name, "graceful_root", 3, 30000, 0); \
+ * LIVENESS_MS, with no call of theirs; a rank that leaves gracefully never is. For the
+ * backends that have it, one test per scenario (tag::liveness, parameterized); the
+ * collectives' timeout is long, so nothing here is a timeout. */
+typedef struct liveness_case {
+    char scenario[16]; /* an array: Criterion copies the case into another process image */
+    int size;
+} liveness_case_t;
+
+static liveness_case_t liveness_cases[] = {
+    {"liveness", 4}, {"liveness_root", 3}, {"liveness_two", 4},
+    {"graceful", 3}, {"graceful_root", 3},
+};
+
+#define LIVENESS_SUITE(tag, name)                                                       \
+    ParameterizedTestParameters(tag, liveness)                                          \
+    {                                                                                   \
+        return cr_make_param_array(liveness_case_t, liveness_cases,                     \
+                                   sizeof(liveness_cases) / sizeof(liveness_cases[0])); \
+    }                                                                                   \
+    ParameterizedTest(liveness_case_t *c, tag, liveness, .timeout = 120)                \
+    {                                                                                   \
+        run_forked(name, c->scenario, c->size, 30000, 0);                               \
     }
 
 LIVENESS_SUITE(tcp, "tcp")
