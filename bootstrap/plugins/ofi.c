@@ -50,7 +50,6 @@
 #include "ofi_ep.h"
 #include "star.h"
 
-#define EXPORT __attribute__((visibility("default")))
 #define DEFAULT_PROVIDER "tcp;ofi_rxm"
 #define POLL_SLICE_MS 50
 #define PING_MS 100
@@ -388,12 +387,7 @@ static ofi_comm_t *comm_new(ofi_proc_t *proc, int rank, int size, int timeout_ms
         goto fail;
     for (int r = 0; r < size; r++)
         c->addr[r] = FI_ADDR_UNSPEC;
-    if (!locked)
-        pthread_mutex_lock(&proc->lock);
-    int added = star_registry_add(&proc->registry, &c->star) == 0;
-    if (!locked)
-        pthread_mutex_unlock(&proc->lock);
-    if (added)
+    if (star_register(&c->star, &proc->registry, locked) == 0)
         return c;
 fail:
     star_release(&c->star);
@@ -471,28 +465,14 @@ static mnnvl_status_t ofi_create(const mnnvl_bootstrap_args_t *args, mnnvl_boots
     if (!c)
         return star_fail(&like, MNNVL_ERR_NO_MEMORY, "out of memory");
     star_t *st = &c->star;
-    snprintf(st->root, sizeof(st->root), "%s", like.root);
-    st->key = like.key;
+    star_take_like(st, &like);
     uint64_t deadline = star_now_ms() + (uint64_t)args->timeout_ms;
     if (args->size > 1) {
         pthread_mutex_lock(&proc->lock);
         s = attach_ep(c, provider, deadline);
         pthread_mutex_unlock(&proc->lock);
     }
-    if (s == MNNVL_SUCCESS)
-        s = star_form(st, c->ep ? &c->ep->lobby : NULL, args->comm_name, deadline);
-    if (s != MNNVL_SUCCESS) {
-        ofi_free(st);
-        return s;
-    }
-    star_fill_interface(st);
-    *out = &st->bs;
-    return MNNVL_SUCCESS;
+    return star_finish(st, s, c->ep ? &c->ep->lobby : NULL, args, deadline, out);
 }
 
-EXPORT const mnnvl_bootstrap_plugin_t mnnvl_bootstrap_plugin_v2 = {
-    .version = MNNVL_BOOTSTRAP_ABI_VERSION,
-    .size = sizeof(mnnvl_bootstrap_plugin_t),
-    .name = "ofi",
-    .create = ofi_create,
-};
+STAR_PLUGIN("ofi", ofi_create);

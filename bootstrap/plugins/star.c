@@ -88,6 +88,37 @@ mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_boots
     return MNNVL_SUCCESS;
 }
 
+void star_take_like(star_t *st, const star_t *like)
+{
+    snprintf(st->root, sizeof(st->root), "%s", like->root);
+    st->key = like->key;
+}
+
+int star_register(star_t *st, star_registry_t *r, int locked)
+{
+    if (!locked)
+        pthread_mutex_lock(st->lock);
+    int rc = star_registry_add(r, st);
+    if (!locked)
+        pthread_mutex_unlock(st->lock);
+    return rc;
+}
+
+mnnvl_status_t star_finish(star_t *st, mnnvl_status_t s, star_lobby_t *lobby,
+                           const mnnvl_bootstrap_args_t *args, uint64_t deadline,
+                           mnnvl_bootstrap_t **out)
+{
+    if (s == MNNVL_SUCCESS)
+        s = star_form(st, lobby, args->comm_name, deadline);
+    if (s != MNNVL_SUCCESS) {
+        st->ops->free(st);
+        return s;
+    }
+    star_fill_interface(st);
+    *out = &st->bs;
+    return MNNVL_SUCCESS;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Frame authentication                                                                     */
 /* ---------------------------------------------------------------------------------------- */

@@ -261,9 +261,31 @@ void star_release(star_t *st);
 mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_bootstrap_args_t *args,
                           mnnvl_bootstrap_t **out);
 
+/* Gives the new communicator st what star_begin read into `like` (root, key). */
+void star_take_like(star_t *st, const star_t *like);
+
+/* Adds st to its transport's registry, under st->lock unless the caller holds it
+ * (`locked`). 0 on success, -1 when out of memory. */
+int star_register(star_t *st, star_registry_t *r, int locked);
+
 /* Forms the communicator by `deadline` (star_now_ms() time): rank 0 from `lobby`, members
  * through connect_root. Size 1 forms at once. */
 mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name, uint64_t deadline);
+
+/* The end of every star plugin's create, after the transport's own setup returned s: forms
+ * st (star_form) and hands it out in *out, or frees it (ops->free) and returns the failure. */
+mnnvl_status_t star_finish(star_t *st, mnnvl_status_t s, star_lobby_t *lobby,
+                           const mnnvl_bootstrap_args_t *args, uint64_t deadline,
+                           mnnvl_bootstrap_t **out);
+
+/* The plugin's exported entry (bootstrap.h), for `create`. */
+#define STAR_PLUGIN(plugin_name, create_fn)                      \
+    __attribute__((visibility("default")))                       \
+    const mnnvl_bootstrap_plugin_t mnnvl_bootstrap_plugin_v2 = { \
+        .version = MNNVL_BOOTSTRAP_ABI_VERSION,                  \
+        .size = sizeof(mnnvl_bootstrap_plugin_t),                \
+        .name = (plugin_name),                                   \
+        .create = (create_fn)}
 
 /* The public id of the communicator `name` of `size` ranks that HELLO carries (a hash of the
  * name: nothing from the key). */

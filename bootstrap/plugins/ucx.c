@@ -39,7 +39,6 @@
 #include "hostport.h"
 #include "star.h"
 
-#define EXPORT __attribute__((visibility("default")))
 #define AM_ID 0x4d4e /* "MN" */
 #define POLL_SLICE_MS 50
 
@@ -628,12 +627,7 @@ static ucx_comm_t *comm_new(ucx_proc_t *proc, int rank, int size, int timeout_ms
     if (!c->links || star_init(&c->star, &ucx_ops, &proc->lock, rank, size, timeout_ms,
                                set_error) != MNNVL_SUCCESS)
         goto fail;
-    if (!locked)
-        pthread_mutex_lock(&proc->lock);
-    int added = star_registry_add(&proc->registry, &c->star) == 0;
-    if (!locked)
-        pthread_mutex_unlock(&proc->lock);
-    if (added)
+    if (star_register(&c->star, &proc->registry, locked) == 0)
         return c;
 fail:
     star_release(&c->star);
@@ -706,28 +700,14 @@ static mnnvl_status_t ucx_create(const mnnvl_bootstrap_args_t *args, mnnvl_boots
         return star_fail(&like, MNNVL_ERR_NO_MEMORY, "out of memory");
     }
     star_t *st = &c->star;
-    snprintf(st->root, sizeof(st->root), "%s", like.root);
-    st->key = like.key;
+    star_take_like(st, &like);
     uint64_t deadline = star_now_ms() + (uint64_t)args->timeout_ms;
     if (args->size > 1 && args->rank == 0) {
         pthread_mutex_lock(&proc->lock);
         s = listen_at_root(c, deadline);
         pthread_mutex_unlock(&proc->lock);
     }
-    if (s == MNNVL_SUCCESS)
-        s = star_form(st, c->listener ? &c->listener->lobby : NULL, args->comm_name, deadline);
-    if (s != MNNVL_SUCCESS) {
-        ucx_free(st);
-        return s;
-    }
-    star_fill_interface(st);
-    *out = &st->bs;
-    return MNNVL_SUCCESS;
+    return star_finish(st, s, c->listener ? &c->listener->lobby : NULL, args, deadline, out);
 }
 
-EXPORT const mnnvl_bootstrap_plugin_t mnnvl_bootstrap_plugin_v2 = {
-    .version = MNNVL_BOOTSTRAP_ABI_VERSION,
-    .size = sizeof(mnnvl_bootstrap_plugin_t),
-    .name = "ucx",
-    .create = ucx_create,
-};
+STAR_PLUGIN("ucx", ucx_create);
