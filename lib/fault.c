@@ -12,8 +12,9 @@
  *   note() (the watcher) and by scan() (a kernel wrote the byte), which the watcher runs
  *   every tick and mnnvl_comm_failed_ranks on every call.
  *
- * The watcher thread calls the bootstrap's poll_lost, the one bootstrap call that may run
- * beside the owner's calls (bootstrap/bootstrap.h); nothing else of the bootstrap. It is
+ * The watcher thread calls the bootstrap's poll_lost (tcp, ucx and ofi have it), the one
+ * bootstrap call that may run beside the owner's calls (bootstrap/bootstrap.h); nothing else
+ * of the bootstrap. It is
  * stopped and joined before the bootstrap is destroyed. */
 #include <pthread.h>
 #include <stdatomic.h>
