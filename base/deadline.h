@@ -21,6 +21,15 @@ static inline double mnnvl_now_ms_precise(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Wall-clock milliseconds (CLOCK_REALTIME), for times handed to users, which they compare
+ * across processes and hosts (mnnvl_rank_failure_t's since_ms); never for deadlines. */
+static inline int64_t mnnvl_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static inline uint64_t mnnvl_deadline_after(int timeout_ms)
 {
     return mnnvl_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);

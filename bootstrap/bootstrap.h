@@ -95,8 +95,9 @@ typedef struct mnnvl_bootstrap_ops {
     void (*destroy)(mnnvl_bootstrap_t *bs);
     /* New operations go here, and are optional: check MNNVL_BOOTSTRAP_HAS_OP first. */
 
-    /* Liveness, optional: absent or NULL when the backend cannot tell (then a dead rank is
-     * found only by the per-peer bound of fault-tolerant kernels). Waits at most wait_ms (0:
+    /* Liveness, optional (tcp, and the star plugins ucx and ofi, have it): absent or NULL when
+     * the backend cannot tell (torch-store, mpi: then a dead rank is found only by the
+     * per-peer bound of fault-tolerant kernels). Waits at most wait_ms (0:
      * returns at once) for news of ranks that died or aborted (a rank that left with destroy is not
      * reported), and writes up to `capacity` of the ranks newly known to be lost into
      * `ranks`, their number into *count; each rank is reported once. Returns SUCCESS (also

@@ -12,8 +12,9 @@
  *   note() (the watcher) and by scan() (a kernel wrote the byte), which the watcher runs
  *   every tick and mnnvl_comm_failed_ranks on every call.
  *
- * The watcher thread calls the bootstrap's poll_lost, the one bootstrap call that may run
- * beside the owner's calls (bootstrap/bootstrap.h); nothing else of the bootstrap. It is
+ * The watcher thread calls the bootstrap's poll_lost (tcp, ucx and ofi have it), the one
+ * bootstrap call that may run beside the owner's calls (bootstrap/bootstrap.h); nothing else
+ * of the bootstrap. It is
  * stopped and joined before the bootstrap is destroyed. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,6 +24,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "deadline.h"
 #include "error.h"
 #include "fault.h"
 #include "fault_state.h"
@@ -32,13 +34,6 @@
 #define WATCH_POLL_MS 10
 /* Most ranks one poll_lost call reports. */
 #define WATCH_BATCH 64
-
-static int64_t realtime_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *reason_text(int reason)
 {
@@ -53,7 +48,7 @@ static int remember(mnnvl_fault_state_t *f, int rank, int reason)
     if (f->seen[rank].reason != 0)
         return 0;
     f->seen[rank].reason = reason;
-    f->seen[rank].since_ms = realtime_ms();
+    f->seen[rank].since_ms = mnnvl_wall_ms();
     f->failed++;
     return 1;
 }

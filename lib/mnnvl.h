@@ -337,8 +337,8 @@ MNNVL_API mnnvl_status_t mnnvl_comm_get_async_error(mnnvl_comm_t comm, mnnvl_sta
 /* An operation created with `fault_tolerant = 1` in its params (MoE all-to-all, all-reduce,
  * DCP all-to-all) bounds every wait on a peer by a per-peer limit (params peer_timeout_ms, 0
  * meaning the config key peer_timeout_ms, default 1000 ms) and by the communicator's
- * liveness: where the bootstrap can tell (tcp), a watcher thread of the communicator learns
- * within milliseconds that a rank's connection dropped. A rank that misses the bound, or
+ * liveness: where the bootstrap can tell (tcp, ucx, ofi), a watcher thread of the communicator
+ * learns within milliseconds that a rank's connection dropped. A rank that misses the bound, or
  * whose connection dropped, is marked dead in a device-resident mask of the communicator,
  * for good; every launch reads the mask, so a CUDA graph captured before the death skips the
  * dead rank at every later replay. Then:

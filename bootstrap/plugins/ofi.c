@@ -27,9 +27,12 @@
  * tries to connect again, answering -FI_EAGAIN for as long as nothing accepts. So a rank
  * waiting for a peer sends it a PING every PING_MS, and a send to a peer that already took
  * one of our messages and now stays unsendable for OFI_LOST_AFTER_MS means it is gone:
- * PEER_LOST (an inference from rxm's behaviour, not a report). Where sends neither fail nor
- * stall (a host that vanished without closing its connections: the kernel buffers them),
- * the wait ends with TIMEOUT.
+ * PEER_LOST (an inference from rxm's behaviour, not a report). A PING alone on the endpoint
+ * can only stall for want of a connection, so it says so after OFI_GONE_AFTER_MS (ofi_ep.h).
+ * The liveness watcher (star.h) pings the same way between collectives: rank 0 each member,
+ * a member rank 0, so a killed rank is known in about PING_MS + OFI_GONE_AFTER_MS. Where
+ * sends neither fail nor stall (a host that vanished without closing its connections: the
+ * kernel buffers them), the wait ends with TIMEOUT.
  */
 #include <netdb.h>
 #include <poll.h>
@@ -47,10 +50,9 @@
 #include "ofi_ep.h"
 #include "star.h"
 
-#define EXPORT __attribute__((visibility("default")))
 #define DEFAULT_PROVIDER "tcp;ofi_rxm"
 #define POLL_SLICE_MS 50
-#define PING_MS 250
+#define PING_MS 100
 
 typedef struct ofi_proc {
     pid_t pid;
@@ -152,11 +154,10 @@ static void ofi_wait(star_t *st, uint64_t until)
         (void)!read(proc->wake_fd, &drained, sizeof(drained));
 }
 
-static void ofi_poll(star_t *st)
+static int ofi_poll(star_t *st)
 {
     ofi_ep_t *e = ((ofi_comm_t *)st)->ep;
-    if (e)
-        ofi_ep_progress(e);
+    return e ? ofi_ep_progress(e) : 0;
 }
 
 static void ofi_wake(star_t *st)
@@ -386,12 +387,7 @@ static ofi_comm_t *comm_new(ofi_proc_t *proc, int rank, int size, int timeout_ms
         goto fail;
     for (int r = 0; r < size; r++)
         c->addr[r] = FI_ADDR_UNSPEC;
-    if (!locked)
-        pthread_mutex_lock(&proc->lock);
-    int added = star_registry_add(&proc->registry, &c->star) == 0;
-    if (!locked)
-        pthread_mutex_unlock(&proc->lock);
-    if (added)
+    if (star_register(&c->star, &proc->registry, locked) == 0)
         return c;
 fail:
     star_release(&c->star);
@@ -469,28 +465,14 @@ static mnnvl_status_t ofi_create(const mnnvl_bootstrap_args_t *args, mnnvl_boots
     if (!c)
         return star_fail(&like, MNNVL_ERR_NO_MEMORY, "out of memory");
     star_t *st = &c->star;
-    snprintf(st->root, sizeof(st->root), "%s", like.root);
-    st->key = like.key;
+    star_take_like(st, &like);
     uint64_t deadline = star_now_ms() + (uint64_t)args->timeout_ms;
     if (args->size > 1) {
         pthread_mutex_lock(&proc->lock);
         s = attach_ep(c, provider, deadline);
         pthread_mutex_unlock(&proc->lock);
     }
-    if (s == MNNVL_SUCCESS)
-        s = star_form(st, c->ep ? &c->ep->lobby : NULL, args->comm_name, deadline);
-    if (s != MNNVL_SUCCESS) {
-        ofi_free(st);
-        return s;
-    }
-    star_fill_interface(st);
-    *out = &st->bs;
-    return MNNVL_SUCCESS;
+    return star_finish(st, s, c->ep ? &c->ep->lobby : NULL, args, deadline, out);
 }
 
-EXPORT const mnnvl_bootstrap_plugin_t mnnvl_bootstrap_plugin_v2 = {
-    .version = MNNVL_BOOTSTRAP_ABI_VERSION,
-    .size = sizeof(mnnvl_bootstrap_plugin_t),
-    .name = "ofi",
-    .create = ofi_create,
-};
+STAR_PLUGIN("ofi", ofi_create);

@@ -203,6 +203,20 @@ int ofi_ep_progress(ofi_ep_t *e)
 /* Sending                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
+/* 1 when op is a PING and no other send of the endpoint holds the provider's queues (every
+ * part it posted completed). rxm then answers -FI_EAGAIN to a peer that took our messages
+ * before only because it has no connection to it any more: the peer's end closed it, which a
+ * live endpoint never does (the plugin keeps them open until exit). */
+static int alone_ping(const ofi_ep_t *e, const ofi_op_t *op)
+{
+    if (op->h.type != STAR_PING || op->buf)
+        return 0;
+    for (const ofi_op_t *o = e->ops; o; o = o->next)
+        if (o != op && o->done < o->posted)
+            return 0;
+    return 1;
+}
+
 /* Hands the parts not yet posted to the provider; -FI_EAGAIN (rxm is still connecting, or
  * its queues are full) leaves them for the next try. */
 static void op_post(ofi_ep_t *e, ofi_op_t *op)
@@ -223,12 +237,12 @@ static void op_post(ofi_ep_t *e, ofi_op_t *op)
         }
         if (rc == -FI_EAGAIN) {
             uint64_t now = star_now_ms();
+            int after = alone_ping(e, op) ? OFI_GONE_AFTER_MS : OFI_LOST_AFTER_MS;
             if (!op->stalled_since)
                 op->stalled_since = now;
-            else if (op->known && now - op->stalled_since >= OFI_LOST_AFTER_MS)
+            else if (op->known && now - op->stalled_since >= (uint64_t)after)
                 snprintf(op->why, sizeof(op->why),
-                         "its endpoint is gone: rxm could not reconnect to it for %d ms",
-                         OFI_LOST_AFTER_MS);
+                         "its endpoint is gone: rxm could not reconnect to it for %d ms", after);
             return;
         }
         if (rc != 0) {

@@ -62,7 +62,8 @@ int ofi_ep_progress(ofi_ep_t *e);
 
 /* Starts sending header h (its aux is the endpoint's to set) and buf to `to`; `known`: the
  * peer took one of our messages before, so a send that cannot even be posted for
- * OFI_LOST_AFTER_MS means its endpoint is gone. NULL when out of memory. */
+ * OFI_LOST_AFTER_MS (a lone PING: OFI_GONE_AFTER_MS) means its endpoint is gone. NULL when
+ * out of memory. */
 ofi_op_t *ofi_op_start(ofi_ep_t *e, const star_hdr_t *h, star_buf_t *buf, fi_addr_t to, int known);
 /* 0 while in flight, 1 once sent, -1 when it failed (why). Retries a postponed post. */
 int ofi_op_test(ofi_ep_t *e, ofi_op_t *op, char *why, size_t why_len);
@@ -70,5 +71,8 @@ int ofi_op_test(ofi_ep_t *e, ofi_op_t *op, char *why, size_t why_len);
 void ofi_op_end(ofi_ep_t *e, ofi_op_t *op);
 
 #define OFI_LOST_AFTER_MS 1000
+/* The same for a PING while no other send holds the endpoint's queues: then nothing but a
+ * missing connection stalls it (see alone_ping in ofi_ep.c). */
+#define OFI_GONE_AFTER_MS 200
 
 #endif

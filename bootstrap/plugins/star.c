@@ -1,7 +1,8 @@
-/* The star protocol of the ucx and ofi plugins; see star.h. About 1200 lines: one state
+/* The star protocol of the ucx and ofi plugins; see star.h. About 1350 lines: one state
  * machine (forming with its job-key handshake, which a child's meeting runs too, frame
- * authentication, collectives, failures, children) whose parts share the same static send
- * and wait helpers; splitting it would make those helpers an internal interface. */
+ * authentication, collectives, failures, children, liveness) whose parts share the same
+ * static send and wait helpers; splitting it would make those helpers an internal
+ * interface. */
 #include "star.h"
 
 #include <sched.h>
@@ -55,6 +56,8 @@ void star_release(star_t *st)
     st->peers = NULL;
     free(st->table);
     st->table = NULL;
+    free(st->news);
+    st->news = NULL;
 }
 
 mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_bootstrap_args_t *args,
@@ -82,6 +85,37 @@ mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_boots
     snprintf(like->root, sizeof(like->root), "%s", root);
     if (mnnvl_auth_derive_key(args->job_key, &like->key) != MNNVL_SUCCESS)
         return star_fail(like, MNNVL_ERR_BOOTSTRAP, "libsodium failed to initialize (sodium_init)");
+    return MNNVL_SUCCESS;
+}
+
+void star_take_like(star_t *st, const star_t *like)
+{
+    snprintf(st->root, sizeof(st->root), "%s", like->root);
+    st->key = like->key;
+}
+
+int star_register(star_t *st, star_registry_t *r, int locked)
+{
+    if (!locked)
+        pthread_mutex_lock(st->lock);
+    int rc = star_registry_add(r, st);
+    if (!locked)
+        pthread_mutex_unlock(st->lock);
+    return rc;
+}
+
+mnnvl_status_t star_finish(star_t *st, mnnvl_status_t s, star_lobby_t *lobby,
+                           const mnnvl_bootstrap_args_t *args, uint64_t deadline,
+                           mnnvl_bootstrap_t **out)
+{
+    if (s == MNNVL_SUCCESS)
+        s = star_form(st, lobby, args->comm_name, deadline);
+    if (s != MNNVL_SUCCESS) {
+        st->ops->free(st);
+        return s;
+    }
+    star_fill_interface(st);
+    *out = &st->bs;
     return MNNVL_SUCCESS;
 }
 
@@ -159,6 +193,13 @@ static int handshake_expected(const star_t *st, const star_msg_t *m)
     return (m->h.type == STAR_CHALLENGE || m->h.type == STAR_REJECT) && m->h.rank == 0;
 }
 
+/* Liveness news about `rank` (poll_lost reports it once). */
+static void mark_dead(star_t *st, int rank)
+{
+    if (rank >= 0 && rank < st->bs.size && rank != st->bs.rank)
+        st->peers[rank].dead = 1;
+}
+
 void star_deliver(star_t *st, star_msg_t *m)
 {
     int from = m->h.rank;
@@ -167,7 +208,7 @@ void star_deliver(star_t *st, star_msg_t *m)
         free(m);
         return;
     }
-    if (m->h.type == STAR_BYE || m->h.type == STAR_ABORT) {
+    if (m->h.type == STAR_BYE || m->h.type == STAR_ABORT || m->h.type == STAR_LOST) {
         if (m->h.type == STAR_BYE && known)
             st->peers[from].bye = 1;
         if (m->h.type == STAR_ABORT && st->abort_origin < 0) {
@@ -175,6 +216,10 @@ void star_deliver(star_t *st, star_msg_t *m)
             st->abort_status = m->h.status;
             st->abort_seq = m->h.seq;
         }
+        /* A rank that aborted counts as lost, as in the tcp root; LOST comes from rank 0
+         * only (authentic() takes nothing else on a member). */
+        if (m->h.type == STAR_ABORT || (m->h.type == STAR_LOST && st->bs.rank != 0))
+            mark_dead(st, m->h.origin);
         free(m);
         return;
     }
@@ -1176,8 +1221,112 @@ static void star_destroy(mnnvl_bootstrap_t *bs)
     }
     for (int r = 0; r < st->bs.size; r++)
         end(st, &st->peers[r].ping);
+    for (int i = 0; i < st->n_news; i++)
+        end(st, &st->news[i]);
+    st->n_news = 0;
     pthread_mutex_unlock(st->lock);
     st->ops->free(st);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Liveness                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+/* Rank 0: starts a LOST naming `lost` to every member that can still hear it. The sends
+ * finish over later polls (news_progress): the watcher never waits for a member. */
+static void news_start(star_t *st, int lost)
+{
+    for (int r = 1; r < st->bs.size; r++) {
+        star_peer_t *p = &st->peers[r];
+        if (r == lost || !p->joined || p->bye || p->dead || link_lost(st, r))
+            continue;
+        if (st->n_news == st->cap_news) {
+            int cap = st->cap_news ? 2 * st->cap_news : 8;
+            star_send_t *v = realloc(st->news, sizeof(*v) * (size_t)cap);
+            if (!v)
+                return; /* that member learns it from its next collective */
+            st->news = v;
+            st->cap_news = cap;
+        }
+        star_send_t *s = &st->news[st->n_news++];
+        fill(st, s, r, STAR_LOST, 0, MNNVL_ERR_PEER_LOST, NULL);
+        s->h.origin = lost;
+        start(st, s);
+    }
+}
+
+/* Rank 0: ends the LOST frames that went out; one that failed means that member is lost. */
+static void news_progress(star_t *st)
+{
+    for (int i = 0; i < st->n_news;) {
+        star_send_t *s = &st->news[i];
+        int r = s->op ? st->ops->send_test(st, s) : -1;
+        if (r == 0) {
+            i++;
+            continue;
+        }
+        if (r < 0 && !st->peers[s->to].lost[0])
+            snprintf(st->peers[s->to].lost, sizeof(st->peers[0].lost), "%s", s->why);
+        end(st, s);
+        st->news[i] = st->news[--st->n_news];
+    }
+}
+
+/* One look, under the lock: moves the transport (and wakes a waiting owner when that
+ * delivered something, which its wait would otherwise find only at its next slice), checks
+ * the links it watches (rank 0: every member; a member: rank 0), tells the members what rank
+ * 0 found, and moves what is new into `ranks`. */
+static mnnvl_status_t liveness_locked(star_t *st, int *ranks, int capacity, int *count)
+{
+    if (atomic_load(&st->aborted))
+        return star_fail(st, MNNVL_ERR_ABORTED, "liveness: the communicator was aborted");
+    if (st->liveness_ended)
+        return star_fail(st, MNNVL_ERR_PEER_LOST,
+                         "liveness: rank 0 is gone or left, so which ranks are alive is unknown "
+                         "from now on");
+    if (st->ops->poll(st) > 0)
+        st->ops->wake(st);
+    int hub = st->bs.rank == 0;
+    if (hub)
+        news_progress(st);
+    for (int r = hub ? 1 : 0; r < (hub ? st->bs.size : 1); r++) {
+        star_peer_t *p = &st->peers[r];
+        if (!p->joined || p->bye || p->dead)
+            continue;
+        ping(st, r);
+        if (link_lost(st, r))
+            p->dead = 1;
+    }
+    for (int r = 0; r < st->bs.size; r++) {
+        star_peer_t *p = &st->peers[r];
+        if (hub && p->dead && !p->told) {
+            p->told = 1;
+            news_start(st, r);
+        }
+        if (p->dead && !p->reported && *count < capacity) {
+            p->reported = 1;
+            ranks[(*count)++] = r;
+        }
+    }
+    /* Rank 0 gone (or left, or aborted) takes the news with it: the next call says so. */
+    st->liveness_ended = !hub && (st->peers[0].bye || st->peers[0].reported);
+    return MNNVL_SUCCESS;
+}
+
+/* See bootstrap.h. The lock is held for a poll, never across the pause. */
+static mnnvl_status_t star_poll_lost(mnnvl_bootstrap_t *bs, int wait_ms, int *ranks, int capacity,
+                                     int *count)
+{
+    star_t *st = bs->state;
+    *count = 0;
+    for (int pass = 0;; pass++) {
+        pthread_mutex_lock(st->lock);
+        mnnvl_status_t s = liveness_locked(st, ranks, capacity, count);
+        pthread_mutex_unlock(st->lock);
+        if (s != MNNVL_SUCCESS || *count > 0 || pass > 0 || wait_ms <= 0)
+            return s;
+        star_pause_ms(wait_ms);
+    }
 }
 
 static const mnnvl_bootstrap_ops_t star_bootstrap_ops = {
@@ -1189,6 +1338,7 @@ static const mnnvl_bootstrap_ops_t star_bootstrap_ops = {
     .child = star_child,
     .abort = star_abort,
     .destroy = star_destroy,
+    .poll_lost = star_poll_lost,
 };
 
 void star_fill_interface(star_t *st)

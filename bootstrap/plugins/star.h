@@ -33,6 +33,14 @@
  * the result (RESULT) or an ERROR (MISMATCH). Failures: a rank that times out or aborts
  * sends ABORT; rank 0 passes an ABORT or a lost link on to every member, so that pending and
  * later calls fail with PEER_LOST everywhere. Leaving: BYE.
+ * Liveness (star_poll_lost, the library's watcher thread): between collectives nobody else
+ * moves the transport, so the watcher does, a poll at a time under the lock; messages it
+ * receives wait in their communicator's queue as ever. Rank 0 watches every member's link
+ * (its transport's own report, or PINGs for transports that learn of a dead peer only by
+ * sending to it) and takes an ABORT as its sender's end; for each member lost without a BYE
+ * it sends LOST {origin: that rank} to every other member. A member reports what LOST and
+ * ABORT name, and rank 0 itself when its link to rank 0 breaks without a BYE. LOST is news
+ * only: the collectives fail as before (rank 0's ABORT).
  *
  * One outcome per collective: rank 0 decides each collective once it holds every part; from
  * then on its RESULTs stand, whatever happens to the members afterwards (a member that dies
@@ -70,6 +78,7 @@ enum {
     STAR_PING, /* liveness probe; dropped by the receiving transport */
     STAR_CHALLENGE,
     STAR_PROOF,
+    STAR_LOST, /* rank 0 to a member: rank `origin` was lost (liveness news) */
 };
 
 typedef struct star_hdr {
@@ -82,7 +91,7 @@ typedef struct star_hdr {
     uint64_t bytes; /* payload length */
     int32_t status; /* ERROR, ABORT: the failure's status */
     int32_t size;   /* the sender's communicator size */
-    int32_t origin; /* ABORT: the rank where the failure started */
+    int32_t origin; /* ABORT: the rank where the failure started; LOST: the lost rank */
     uint32_t pad;
     uint64_t aux;  /* the transport's own (ofi: the tag of a separate payload message) */
     uint64_t fseq; /* the frame's number on its link (authenticated frames) */
@@ -141,8 +150,9 @@ typedef struct star_ops {
      * something arrives, the process is woken, or `until` (star_now_ms() time); releases
      * st->lock while sleeping. */
     void (*wait)(star_t *st, uint64_t until);
-    /* Progresses the transport once, without sleeping or releasing the lock. */
-    void (*poll)(star_t *st);
+    /* Progresses the transport once, without sleeping or releasing the lock; returns how
+     * many events it handled (0: nothing happened). */
+    int (*poll)(star_t *st);
     /* Wakes a wait of st from another thread (abort). */
     void (*wake)(star_t *st);
     /* NULL while the transport knows nothing wrong with the link to `rank`, else why. */
@@ -173,6 +183,11 @@ typedef struct star_peer {
     char lost[200];   /* a send to it failed: why */
     star_send_t ping; /* ping.op != NULL while a PING is in flight */
     uint64_t ping_at;
+    /* Liveness: known lost (its link broke without a BYE, or an ABORT or LOST named it);
+     * reported by poll_lost; rank 0 told the other members. */
+    int dead;
+    int reported;
+    int told;
     /* The link's authentication: the session once the handshake (forming or a child's
      * meeting) made one; rank 0 keeps both nonces of a member it challenged until that
      * member proves. */
@@ -212,6 +227,9 @@ struct star {
     int formed;           /* forming is over: handshake messages are dropped */
     int is_child;         /* a child: its rank 0 takes HELLOs from its queue, not a lobby */
     char forged[240];     /* a frame failed authentication: why (then every call fails AUTH) */
+    star_send_t *news;    /* rank 0: LOST frames in flight (liveness) */
+    int n_news, cap_news;
+    int liveness_ended; /* a member: rank 0 is gone or left, and with it the news */
 };
 
 /* The communicators of one transport, for routing by token. */
@@ -243,9 +261,31 @@ void star_release(star_t *st);
 mnnvl_status_t star_begin(star_t *like, const star_ops_t *ops, const mnnvl_bootstrap_args_t *args,
                           mnnvl_bootstrap_t **out);
 
+/* Gives the new communicator st what star_begin read into `like` (root, key). */
+void star_take_like(star_t *st, const star_t *like);
+
+/* Adds st to its transport's registry, under st->lock unless the caller holds it
+ * (`locked`). 0 on success, -1 when out of memory. */
+int star_register(star_t *st, star_registry_t *r, int locked);
+
 /* Forms the communicator by `deadline` (star_now_ms() time): rank 0 from `lobby`, members
  * through connect_root. Size 1 forms at once. */
 mnnvl_status_t star_form(star_t *st, star_lobby_t *lobby, const char *comm_name, uint64_t deadline);
+
+/* The end of every star plugin's create, after the transport's own setup returned s: forms
+ * st (star_form) and hands it out in *out, or frees it (ops->free) and returns the failure. */
+mnnvl_status_t star_finish(star_t *st, mnnvl_status_t s, star_lobby_t *lobby,
+                           const mnnvl_bootstrap_args_t *args, uint64_t deadline,
+                           mnnvl_bootstrap_t **out);
+
+/* The plugin's exported entry (bootstrap.h), for `create`. */
+#define STAR_PLUGIN(plugin_name, create_fn)                      \
+    __attribute__((visibility("default")))                       \
+    const mnnvl_bootstrap_plugin_t mnnvl_bootstrap_plugin_v2 = { \
+        .version = MNNVL_BOOTSTRAP_ABI_VERSION,                  \
+        .size = sizeof(mnnvl_bootstrap_plugin_t),                \
+        .name = (plugin_name),                                   \
+        .create = (create_fn)}
 
 /* The public id of the communicator `name` of `size` ranks that HELLO carries (a hash of the
  * name: nothing from the key). */

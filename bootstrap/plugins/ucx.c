@@ -22,7 +22,8 @@
  * openucx/ucx#11235): every request is accepted and an unwanted connection closed.
  *
  * Peer loss: endpoints use UCX's peer error handling, so a rank that dies breaks its
- * connection and star.c reports PEER_LOST.
+ * connection and star.c reports PEER_LOST; between collectives the liveness watcher's polls
+ * (star.h) run the error handler, so a killed rank is known within milliseconds.
  */
 #include <netdb.h>
 #include <poll.h>
@@ -38,7 +39,6 @@
 #include "hostport.h"
 #include "star.h"
 
-#define EXPORT __attribute__((visibility("default")))
 #define AM_ID 0x4d4e /* "MN" */
 #define POLL_SLICE_MS 50
 
@@ -358,10 +358,12 @@ static void ucx_wait(star_t *st, uint64_t until)
     pthread_mutex_lock(&proc->lock);
 }
 
-static void ucx_poll(star_t *st)
+static int ucx_poll(star_t *st)
 {
-    while (ucp_worker_progress(((ucx_comm_t *)st)->proc->worker))
-        ;
+    unsigned events = 0, n;
+    while ((n = ucp_worker_progress(((ucx_comm_t *)st)->proc->worker)) != 0)
+        events += n;
+    return (int)events;
 }
 
 static void ucx_wake(star_t *st)
@@ -625,12 +627,7 @@ static ucx_comm_t *comm_new(ucx_proc_t *proc, int rank, int size, int timeout_ms
     if (!c->links || star_init(&c->star, &ucx_ops, &proc->lock, rank, size, timeout_ms,
                                set_error) != MNNVL_SUCCESS)
         goto fail;
-    if (!locked)
-        pthread_mutex_lock(&proc->lock);
-    int added = star_registry_add(&proc->registry, &c->star) == 0;
-    if (!locked)
-        pthread_mutex_unlock(&proc->lock);
-    if (added)
+    if (star_register(&c->star, &proc->registry, locked) == 0)
         return c;
 fail:
     star_release(&c->star);
@@ -703,28 +700,14 @@ static mnnvl_status_t ucx_create(const mnnvl_bootstrap_args_t *args, mnnvl_boots
         return star_fail(&like, MNNVL_ERR_NO_MEMORY, "out of memory");
     }
     star_t *st = &c->star;
-    snprintf(st->root, sizeof(st->root), "%s", like.root);
-    st->key = like.key;
+    star_take_like(st, &like);
     uint64_t deadline = star_now_ms() + (uint64_t)args->timeout_ms;
     if (args->size > 1 && args->rank == 0) {
         pthread_mutex_lock(&proc->lock);
         s = listen_at_root(c, deadline);
         pthread_mutex_unlock(&proc->lock);
     }
-    if (s == MNNVL_SUCCESS)
-        s = star_form(st, c->listener ? &c->listener->lobby : NULL, args->comm_name, deadline);
-    if (s != MNNVL_SUCCESS) {
-        ucx_free(st);
-        return s;
-    }
-    star_fill_interface(st);
-    *out = &st->bs;
-    return MNNVL_SUCCESS;
+    return star_finish(st, s, c->listener ? &c->listener->lobby : NULL, args, deadline, out);
 }
 
-EXPORT const mnnvl_bootstrap_plugin_t mnnvl_bootstrap_plugin_v2 = {
-    .version = MNNVL_BOOTSTRAP_ABI_VERSION,
-    .size = sizeof(mnnvl_bootstrap_plugin_t),
-    .name = "ucx",
-    .create = ucx_create,
-};
+STAR_PLUGIN("ucx", ucx_create);

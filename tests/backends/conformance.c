@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "deadline.h"
 #include "testutil.h"
@@ -393,6 +394,144 @@ int bk_wrong_key(int rank, int size, void *target)
     return bad;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Liveness                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+/* How long a survivor looks at its record at most (the bounds under test are shorter). */
+#define LIVENESS_LOOK_MS 10000
+/* How long the graceful scenario watches for a wrong report: longer than any backend takes
+ * to find a death. */
+#define GRACEFUL_WATCH_MS 2000
+
+/* Polls comm's record until it holds `want` ranks or `until` passed (mnnvl_now_ms time);
+ * the list into `list`, its length returned (-1: the call failed). */
+static int await_record(mnnvl_comm_t comm, int rank, int want, uint64_t until,
+                        mnnvl_rank_failure_t *list, int capacity)
+{
+    int count = 0;
+    for (;;) {
+        if (mt_fail(mnnvl_comm_failed_ranks(comm, list, capacity, &count), rank, "failed_ranks"))
+            return -1;
+        if (count >= want || mnnvl_now_ms() >= until)
+            return count;
+        usleep(2000); /* a poll of the record, not a wait for an event */
+    }
+}
+
+/* Nothing failed yet, and mnnvl_comm_failed_ranks checks its arguments. */
+static int check_clean_record(mnnvl_comm_t comm, int rank)
+{
+    int count = -1;
+    mnnvl_rank_failure_t list[1];
+    if (mt_fail(mnnvl_comm_failed_ranks(comm, list, 1, &count), rank, "failed_ranks") ||
+        count != 0 ||
+        mnnvl_comm_failed_ranks(comm, NULL, 1, &count) != MNNVL_ERR_INVALID_ARGUMENT ||
+        mnnvl_comm_failed_ranks(comm, list, -1, &count) != MNNVL_ERR_INVALID_ARGUMENT ||
+        mnnvl_comm_failed_ranks(comm, NULL, 0, &count) != MNNVL_SUCCESS || count != 0) {
+        fprintf(stderr, "rank %d: failed ranks before any fault, or wrong argument checks\n", rank);
+        return 1;
+    }
+    return 0;
+}
+
+/* The record of `what` must list exactly the ranks in dead[] (n, ascending), reason
+ * CONNECTION, recorded at or after wall_ms (mnnvl_wall_ms) and within bound_ms of t0. */
+static int check_record(mnnvl_comm_t comm, int rank, const char *what, const int *dead, int n,
+                        uint64_t t0, int64_t wall_ms, int bound_ms)
+{
+    mnnvl_rank_failure_t list[8];
+    int count = await_record(comm, rank, n, t0 + LIVENESS_LOOK_MS, list, 8);
+    int took = (int)(mnnvl_now_ms() - t0);
+    if (count < 0)
+        return 1;
+    int bad = count != n || took > bound_ms;
+    for (int i = 0; !bad && i < n; i++)
+        bad = list[i].rank != dead[i] || list[i].reason != MNNVL_FAILURE_CONNECTION ||
+              list[i].since_ms < wall_ms - 50 || list[i].since_ms > wall_ms + took + 50;
+    fprintf(stderr, "rank %d: %s: %d of %d deaths recorded after %d ms (bound %d ms)%s\n", rank,
+            what, count, n, took, bound_ms, bad ? ": WRONG" : "");
+    for (int i = 0; bad && i < count && i < 8; i++)
+        fprintf(stderr, "rank %d:   entry %d: rank %d, reason %d, %lld ms after the barrier\n",
+                rank, i, list[i].rank, (int)list[i].reason,
+                (long long)(list[i].since_ms - wall_ms));
+    return bad;
+}
+
+int bk_liveness(int rank, int size, void *target)
+{
+    const bk_target_t *t = target;
+    int first = bk_scenario_rank(t->scenario, "first", size);
+    int second = bk_scenario_rank(t->scenario, "second", size);
+    /* A child has its own links and watcher; when rank 0 dies, tcp's child cannot tell
+     * (its root lived in rank 0's process). */
+    int with_child = first != 0;
+    mnnvl_comm_t comm = NULL, child = NULL;
+    if (mt_fail(create_settled(t, t->scenario, rank, size, &comm), rank, "comm_create") ||
+        (with_child && mt_fail(mnnvl_comm_shrink(comm, NULL, 0, &child), rank, "comm_shrink")) ||
+        check_clean_record(comm, rank) ||
+        (child && mt_fail(mnnvl_comm_barrier(child), rank, "barrier on the child")) ||
+        mt_fail(mnnvl_comm_barrier(comm), rank, "barrier"))
+        return 1;
+    uint64_t t0 = mnnvl_now_ms();
+    int64_t wall_ms = mnnvl_wall_ms();
+    if (rank == first)
+        raise(SIGKILL);
+    if (rank == second) {
+        mnnvl_rank_failure_t seen;
+        if (await_record(comm, rank, 1, t0 + LIVENESS_LOOK_MS, &seen, 1) != 1) {
+            fprintf(stderr, "rank %d: the first death was not recorded\n", rank);
+            return 1;
+        }
+        raise(SIGKILL);
+    }
+    int n = second >= 0 ? 2 : 1;
+    int dead[2] = {first < second || n == 1 ? first : second, first < second ? second : first};
+    int bad = check_record(comm, rank, "communicator", dead, n, t0, wall_ms, n * t->liveness_ms);
+    if (child)
+        bad |= check_record(child, rank, "child", dead, n, t0, wall_ms, n * t->liveness_ms);
+    mnnvl_status_t st = mnnvl_comm_barrier(comm);
+    if (st != MNNVL_ERR_PEER_LOST) {
+        fprintf(stderr, "rank %d: the barrier after the deaths returned %s\n", rank,
+                mnnvl_status_string(st));
+        bad = 1;
+    }
+    mnnvl_comm_destroy(child);
+    mnnvl_comm_destroy(comm);
+    return bad;
+}
+
+int bk_graceful(int rank, int size, void *target)
+{
+    const bk_target_t *t = target;
+    int leaver = bk_scenario_rank(t->scenario, "leaver", size);
+    mnnvl_comm_t comm = NULL;
+    if (mt_fail(create_settled(t, t->scenario, rank, size, &comm), rank, "comm_create") ||
+        mt_fail(mnnvl_comm_barrier(comm), rank, "barrier"))
+        return 1;
+    if (rank == leaver) {
+        /* tcp's rank 0 waits for the others' leaving (its root serves them), not for their
+         * timeout. */
+        uint64_t t0 = mnnvl_now_ms();
+        mnnvl_comm_destroy(comm);
+        int took = (int)(mnnvl_now_ms() - t0);
+        if (took > GRACEFUL_WATCH_MS + KILL_GRACE_S * 1000) {
+            fprintf(stderr, "rank %d: destroy took %d ms\n", rank, took);
+            return 1;
+        }
+        return 0; /* and the process ends: its connections close */
+    }
+    mnnvl_rank_failure_t list[8];
+    int count = await_record(comm, rank, 1, mnnvl_now_ms() + GRACEFUL_WATCH_MS, list, 8);
+    if (count > 0)
+        fprintf(stderr,
+                "rank %d: rank %d recorded as failed (reason %d) after rank %d left "
+                "gracefully\n",
+                rank, list[0].rank, (int)list[0].reason, leaver);
+    mnnvl_comm_destroy(comm);
+    return count != 0;
+}
+
 int bk_measure(int rank, int size, void *target)
 {
     const bk_target_t *t = target;
@@ -415,23 +554,65 @@ int bk_measure(int rank, int size, void *target)
     return bad;
 }
 
+#define NONE (-1)
+#define LAST (-2) /* the last rank */
+
+/* The scenarios by name, with the ranks that play a part in them. */
+static const struct {
+    const char *name;
+    bk_scenario_fn fn;
+    int first, second; /* ranks that kill themselves: at once, and after the first died */
+    int leaver;        /* the rank that leaves gracefully */
+} scenarios[] = {
+    {"collectives", bk_collectives, NONE, NONE, NONE},
+    {"many", bk_many_comms, NONE, NONE, NONE},
+    {"killed", bk_killed_rank, LAST, NONE, NONE},
+    {"wrong_key", bk_wrong_key, NONE, NONE, NONE},
+    {"measure", bk_measure, NONE, NONE, NONE},
+    {"shrink", bk_shrink_killed, LAST, NONE, NONE},
+    {"shrink_alive", bk_shrink_alive, NONE, NONE, NONE},
+    {"shrink_mismatch", bk_shrink_mismatch, LAST, NONE, NONE},
+    {"liveness", bk_liveness, LAST, NONE, NONE},
+    {"liveness_root", bk_liveness, 0, NONE, NONE},
+    {"liveness_two", bk_liveness, LAST, 1, NONE},
+    {"graceful", bk_graceful, NONE, NONE, LAST},
+    {"graceful_root", bk_graceful, NONE, NONE, 0},
+};
+
+static int scenario_index(const char *name)
+{
+    for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++)
+        if (strcmp(name, scenarios[i].name) == 0)
+            return (int)i;
+    return -1;
+}
+
+bk_scenario_fn bk_scenario(const char *name)
+{
+    int i = scenario_index(name);
+    return i < 0 ? NULL : scenarios[i].fn;
+}
+
+int bk_scenario_rank(const char *name, const char *part, int size)
+{
+    int i = scenario_index(name);
+    if (i < 0)
+        return NONE;
+    int r = strcmp(part, "first") == 0    ? scenarios[i].first
+            : strcmp(part, "second") == 0 ? scenarios[i].second
+                                          : scenarios[i].leaver;
+    return r == LAST ? size - 1 : r;
+}
+
+int bk_victim(const char *name, int rank, int size)
+{
+    return rank == bk_scenario_rank(name, "first", size) ||
+           rank == bk_scenario_rank(name, "second", size);
+}
+
 int bk_run_scenario(const char *name, int rank, int size, bk_target_t *t)
 {
-    if (strcmp(name, "collectives") == 0)
-        return bk_collectives(rank, size, t);
-    if (strcmp(name, "many") == 0)
-        return bk_many_comms(rank, size, t);
-    if (strcmp(name, "killed") == 0)
-        return bk_killed_rank(rank, size, t);
-    if (strcmp(name, "wrong_key") == 0)
-        return bk_wrong_key(rank, size, t);
-    if (strcmp(name, "measure") == 0)
-        return bk_measure(rank, size, t);
-    if (strcmp(name, "shrink") == 0)
-        return bk_shrink_killed(rank, size, t);
-    if (strcmp(name, "shrink_alive") == 0)
-        return bk_shrink_alive(rank, size, t);
-    if (strcmp(name, "shrink_mismatch") == 0)
-        return bk_shrink_mismatch(rank, size, t);
-    return -1;
+    bk_scenario_fn fn = bk_scenario(name);
+    snprintf(t->scenario, sizeof(t->scenario), "%s", name);
+    return fn ? fn(rank, size, t) : -1;
 }

@@ -13,8 +13,10 @@ typedef struct bk_target {
     char address[128]; /* root (tcp, ucx, ofi) or store (torch-store); "" for mpi */
     char prefix[64];   /* store_prefix (torch-store) */
     int timeout_ms;
-    size_t max_bytes; /* the largest allgather of bk_collectives */
-    char job_key[80]; /* "" for none (mpi cannot prove one) */
+    size_t max_bytes;  /* the largest allgather of bk_collectives */
+    char job_key[80];  /* "" for none (mpi cannot prove one) */
+    int liveness_ms;   /* the liveness scenarios: how soon every survivor records a death */
+    char scenario[32]; /* the scenario's name (bk_run_scenario sets it) */
 } bk_target_t;
 
 /* A config for the target, with comm_name `name`; aborts the process on failure. */
@@ -49,11 +51,33 @@ int bk_shrink_mismatch(int rank, int size, void *target);
  * well before timeout_ms, and the others with AUTH, PEER_LOST or TIMEOUT. */
 int bk_wrong_key(int rank, int size, void *target);
 
+/* Liveness, for backends with poll_lost: after a first barrier, the victims die by SIGKILL
+ * ("liveness": the last rank; "liveness_root": rank 0; "liveness_two": the last rank, then
+ * rank 1 once its own record shows that death). Every survivor's mnnvl_comm_failed_ranks
+ * must list exactly the victims, reason CONNECTION, within t->liveness_ms of the barrier
+ * per death, without any call of its own on the communicator; so must the record of a
+ * child (mnnvl_comm_shrink excluding nobody, made before the deaths) unless rank 0 dies.
+ * The next barrier then fails with PEER_LOST. Reads t->scenario. */
+int bk_liveness(int rank, int size, void *target);
+
+/* A rank leaves gracefully right after a first barrier ("graceful": the last rank;
+ * "graceful_root": rank 0): it destroys the communicator and its process ends. No other
+ * rank may record any failure for the next 2 s. Reads t->scenario. */
+int bk_graceful(int rank, int size, void *target);
+
 /* allgather(64 B) + barrier on a fresh communicator; prints the time of both on rank 0. */
 int bk_measure(int rank, int size, void *target);
 
 /* Runs a scenario by name ("collectives", "many", "killed", "wrong_key", "measure",
- * "shrink", "shrink_alive", "shrink_mismatch"); -1 if unknown. */
+ * "shrink", "shrink_alive", "shrink_mismatch", "liveness", "liveness_root", "liveness_two",
+ * "graceful", "graceful_root"); -1 if unknown. bk_scenario finds the body (NULL if unknown). */
+typedef int (*bk_scenario_fn)(int rank, int size, void *target);
+bk_scenario_fn bk_scenario(const char *name);
+/* The rank that plays `part` ("first", "second": the victims that kill themselves;
+ * "leaver") in the scenario, -1 for none. */
+int bk_scenario_rank(const char *name, const char *part, int size);
+/* 1 when `rank` kills itself in the scenario (its exit status is then 128 + SIGKILL). */
+int bk_victim(const char *name, int rank, int size);
 int bk_run_scenario(const char *name, int rank, int size, bk_target_t *t);
 
 #endif

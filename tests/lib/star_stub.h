@@ -9,8 +9,8 @@
 /* send_test: always sent. */
 int star_stub_send_test(star_t *st, star_send_t *s);
 
-/* poll: nothing to progress. */
-void star_stub_poll(star_t *st);
+/* poll: nothing to progress (0 events). */
+int star_stub_poll(star_t *st);
 
 /* adopt: the HELLO's sender needs no link of its own. */
 mnnvl_status_t star_stub_adopt(star_t *st, star_msg_t *hello);

@@ -9,6 +9,7 @@
 #endif
 
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -25,6 +26,9 @@
 #include "testutil.h"
 
 #define MIB ((size_t)1 << 20)
+/* How soon every survivor must record a killed rank, for the backends with liveness (tcp,
+ * ucx, ofi): well under peer_timeout_ms (1000 by default), with room for a loaded host. */
+#define LIVENESS_MS 500
 
 /* ---------------------------------------------------------------------------------------- */
 /* Child processes                                                                          */
@@ -177,6 +181,7 @@ static void target_init(bk_target_t *t, const char *backend, const store_server_
     snprintf(t->prefix, sizeof(t->prefix), "mnnvl-test-%d", (int)getpid());
     t->timeout_ms = timeout_ms;
     t->max_bytes = max_bytes;
+    t->liveness_ms = LIVENESS_MS;
     /* The backends that authenticate run every scenario with a job key (torch-store's
      * authentication is tested by its own suite). */
     if (strcmp(backend, "tcp") == 0 || strcmp(backend, "ucx") == 0 || strcmp(backend, "ofi") == 0)
@@ -184,8 +189,8 @@ static void target_init(bk_target_t *t, const char *backend, const store_server_
                  (int)getpid());
 }
 
-/* Runs a scenario with forked ranks on a backend and checks every exit code. The killed
- * scenario expects the last rank to die by SIGKILL. */
+/* Runs a scenario with forked ranks on a backend and checks every exit code (the
+ * scenario's victims die by SIGKILL). */
 static void run_forked(const char *backend, const char *scenario, int size, int timeout_ms,
                        size_t max_bytes)
 {
@@ -197,23 +202,16 @@ static void run_forked(const char *backend, const char *scenario, int size, int 
     bk_target_t t;
     target_init(&t, backend, store ? &server : NULL, timeout_ms, max_bytes);
     int codes[64] = {0};
-    mt_rank_fn fn = strcmp(scenario, "collectives") == 0       ? bk_collectives
-                    : strcmp(scenario, "many") == 0            ? bk_many_comms
-                    : strcmp(scenario, "wrong_key") == 0       ? bk_wrong_key
-                    : strcmp(scenario, "shrink") == 0          ? bk_shrink_killed
-                    : strcmp(scenario, "shrink_alive") == 0    ? bk_shrink_alive
-                    : strcmp(scenario, "shrink_mismatch") == 0 ? bk_shrink_mismatch
-                                                               : bk_killed_rank;
+    bk_scenario_fn fn = bk_scenario(scenario);
+    cr_assert(fn != NULL, "no scenario %s", scenario);
+    snprintf(t.scenario, sizeof(t.scenario), "%s", scenario);
     uint64_t start = mnnvl_now_ms();
     mt_run_ranks(size, fn, &t, 300, codes);
     int elapsed = (int)(mnnvl_now_ms() - start);
     if (store)
         store_stop(&server);
-    int killed = strcmp(scenario, "killed") == 0 || strncmp(scenario, "shrink", 6) == 0;
-    if (strcmp(scenario, "shrink_alive") == 0)
-        killed = 0;
     for (int r = 0; r < size; r++) {
-        int expected = killed && r == size - 1 ? 128 + SIGKILL : 0;
+        int expected = bk_victim(scenario, r, size) ? 128 + SIGKILL : 0;
         cr_expect_eq(codes[r], expected, "%s %s, %d ranks: rank %d exited with %d, expected %d",
                      backend, scenario, size, r, codes[r], expected);
     }
@@ -308,6 +306,35 @@ FORKED_SUITE(ofi, "ofi")
  * (the star plugins; tcp has tests/unit/test_tcp_auth.c, mpi refuses a job_key). */
 CALL_TEST(ucx, wrong_key, 120, run_forked("ucx", "wrong_key", 3, 10000, 0))
 CALL_TEST(ofi, wrong_key, 120, run_forked("ofi", "wrong_key", 3, 10000, 0))
+
+/* Liveness (poll_lost): a killed rank is in every survivor's mnnvl_comm_failed_ranks within
+ * LIVENESS_MS, with no call of theirs; a rank that leaves gracefully never is. For the
+ * backends that have it, one test per scenario (tag::liveness, parameterized); the
+ * collectives' timeout is long, so nothing here is a timeout. */
+typedef struct liveness_case {
+    char scenario[16]; /* an array: Criterion copies the case into another process image */
+    int size;
+} liveness_case_t;
+
+static liveness_case_t liveness_cases[] = {
+    {"liveness", 4}, {"liveness_root", 3}, {"liveness_two", 4},
+    {"graceful", 3}, {"graceful_root", 3},
+};
+
+#define LIVENESS_SUITE(tag, name)                                                       \
+    ParameterizedTestParameters(tag, liveness)                                          \
+    {                                                                                   \
+        return cr_make_param_array(liveness_case_t, liveness_cases,                     \
+                                   sizeof(liveness_cases) / sizeof(liveness_cases[0])); \
+    }                                                                                   \
+    ParameterizedTest(liveness_case_t *c, tag, liveness, .timeout = 120)                \
+    {                                                                                   \
+        run_forked(name, c->scenario, c->size, 30000, 0);                               \
+    }
+
+LIVENESS_SUITE(tcp, "tcp")
+LIVENESS_SUITE(ucx, "ucx")
+LIVENESS_SUITE(ofi, "ofi")
 
 /* mpi cannot prove a job key (the MPI job is the trust boundary): setting one is an error,
  * reported before MPI is touched. */
