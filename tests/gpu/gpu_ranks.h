@@ -5,6 +5,7 @@
 
 #include <cuda_runtime.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -21,6 +22,14 @@ static inline int gpu_device(const gpu_job_t *job, int rank)
     return rank % (job->gpus > 0 ? job->gpus : 1);
 }
 
+/* The configuration of job's communicators: tcp on job's root, the GPU tests' job key, job's
+ * timeout_ms scaled by mt_time_scale. */
+static inline mnnvl_config_t gpu_config(const gpu_job_t *job)
+{
+    return mt_config(job->root, "gpu-test-key-0123456789abcdef0123456789",
+                     job->timeout_ms * mt_time_scale());
+}
+
 /* Creates rank's communicator on gpu_device(job, rank), or prints why not and returns NULL. */
 static inline mnnvl_comm_t gpu_comm(const gpu_job_t *job, int rank, int size)
 {
@@ -31,8 +40,7 @@ static inline mnnvl_comm_t gpu_comm(const gpu_job_t *job, int rank, int size)
         fprintf(stderr, "rank %d: CUDA did not start on device %d\n", rank, device);
         return NULL;
     }
-    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key-0123456789abcdef0123456789",
-                                   job->timeout_ms * mt_time_scale());
+    mnnvl_config_t cfg = gpu_config(job);
     mnnvl_comm_t comm = NULL;
     mnnvl_status_t st = mnnvl_comm_create(cfg, rank, size, device, &comm);
     mnnvl_config_destroy(cfg);
@@ -45,45 +53,159 @@ static inline mnnvl_comm_t gpu_comm(const gpu_job_t *job, int rank, int size)
     return comm;
 }
 
-#define CUDA_OK(rank, call)                                                                   \
-    do {                                                                                      \
-        cudaError_t e_ = (call);                                                              \
-        if (e_ != cudaSuccess) {                                                              \
-            fprintf(stderr, "rank %d: %s failed: %s\n", rank, #call, cudaGetErrorString(e_)); \
-            return 1;                                                                         \
-        }                                                                                     \
+/* Prints "rank R: CALL failed: error" and returns 1 when e is not cudaSuccess, else 0. */
+static inline int gpu_cuda_fail(cudaError_t e, int rank, const char *call)
+{
+    if (e == cudaSuccess)
+        return 0;
+    fprintf(stderr, "rank %d: %s failed: %s\n", rank, call, cudaGetErrorString(e));
+    return 1;
+}
+
+#define CUDA_OK(rank, call)                     \
+    do {                                        \
+        if (gpu_cuda_fail((call), rank, #call)) \
+            return 1;                           \
     } while (0)
+
+/* gpu_comm, and in *s a non-blocking stream for the test's calls (it does not wait for the
+ * legacy stream, so the bodies synchronise the device after their uploads). */
+static inline mnnvl_comm_t gpu_comm_stream(const gpu_job_t *job, int rank, int size,
+                                           cudaStream_t *s)
+{
+    mnnvl_comm_t comm = gpu_comm(job, rank, size);
+    if (!comm || gpu_cuda_fail(cudaStreamCreateWithFlags(s, cudaStreamNonBlocking), rank,
+                               "cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)"))
+        return NULL;
+    return comm;
+}
+
+/* The status the communicator's kernels recorded (MNNVL_SUCCESS: none). */
+static inline mnnvl_status_t gpu_async_error(mnnvl_comm_t comm)
+{
+    mnnvl_status_t async = MNNVL_SUCCESS;
+    mnnvl_comm_get_async_error(comm, &async);
+    return async;
+}
+
+/* 0 when no kernel of comm recorded an error; else prints it and returns 1. */
+static inline int gpu_no_async_error(mnnvl_comm_t comm, int rank)
+{
+    mnnvl_status_t async = gpu_async_error(comm);
+    if (async == MNNVL_SUCCESS)
+        return 0;
+    fprintf(stderr, "rank %d: async error %s: %s\n", rank, mnnvl_status_string(async),
+            mnnvl_last_error());
+    return 1;
+}
+
+/* The end of a body begun by gpu_comm_stream: gpu_no_async_error, then the stream and the
+ * communicator are destroyed. */
+static inline int gpu_comm_stream_end(mnnvl_comm_t comm, int rank, cudaStream_t s)
+{
+    int bad = gpu_no_async_error(comm, rank);
+    cudaStreamDestroy(s);
+    mnnvl_comm_destroy(comm);
+    return bad;
+}
+
+/* For the tests whose last rank stops calling: after a host barrier, the last rank sleeps
+ * past job's timeout (the others' kernels give up meanwhile) and returns 1; the others return
+ * 0 at once. */
+static inline int gpu_last_rank_stops(mnnvl_comm_t comm, const gpu_job_t *job, int rank, int size)
+{
+    mnnvl_comm_barrier(comm);
+    if (rank != size - 1)
+        return 0;
+    usleep((unsigned)(job->timeout_ms + 1500) * 1000u);
+    return 1;
+}
+
+/* Ends the capture on s into *graph and instantiates it into *exec. */
+static inline int gpu_capture_end(int rank, cudaStream_t s, cudaGraph_t *graph,
+                                  cudaGraphExec_t *exec)
+{
+    CUDA_OK(rank, cudaStreamEndCapture(s, graph));
+    CUDA_OK(rank, cudaGraphInstantiate(exec, *graph, 0));
+    return 0;
+}
+
+/* Destroys gpu_capture_end's instance, then its graph. */
+static inline void gpu_graph_destroy(cudaGraph_t graph, cudaGraphExec_t exec)
+{
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+}
+
+/* Starts `size` ranks of fn on the visible GPUs, rank r's exit code into codes[r], killing
+ * them after timeout_s seconds. Returns -1 when the test must skip (no GPU), else how many
+ * ranks failed. */
+static inline int gpu_run_ranks(gpu_job_t *job, int size, mt_rank_fn fn, int timeout_s, int *codes)
+{
+    job->gpus = mt_gpus_for_ranks(size);
+    if (job->gpus == 0)
+        return -1;
+    mt_loopback_root(job->root, sizeof(job->root));
+    return mt_run_ranks(size, fn, job, timeout_s, codes);
+}
 
 /* Runs `fn` as `size` ranks on the visible GPUs (one is enough) unless the test must skip;
  * asserts every rank succeeded. */
 #define RUN_ON_GPUS(size, fn, job)                                                          \
     do {                                                                                    \
-        (job)->gpus = mt_gpus_for_ranks(size);                                              \
-        if ((job)->gpus == 0)                                                               \
-            return;                                                                         \
-        mt_loopback_root((job)->root, sizeof((job)->root));                                 \
         int codes_[16];                                                                     \
-        int failed_ = mt_run_ranks(size, fn, job, 600, codes_);                             \
+        int failed_ = gpu_run_ranks((job), (size), fn, 600, codes_);                        \
+        if (failed_ < 0)                                                                    \
+            return;                                                                         \
         for (int r_ = 0; r_ < (size); r_++)                                                 \
             cr_expect_eq(codes_[r_], 0, "rank %d exited with %d", r_, codes_[r_]);          \
         cr_assert_eq(failed_, 0, "%d of %d ranks failed (see their stderr above)", failed_, \
                      (int)(size));                                                          \
     } while (0)
 
+/* The test suite::name, running `body` as `ranks` ranks on the visible GPUs with the given
+ * timeout_ms (scaled by mt_time_scale). */
+#define GPU_TEST_ONLY(suite, name, ranks, body, timeout) \
+    Test(suite, name)                                    \
+    {                                                    \
+        gpu_job_t job = {.timeout_ms = (timeout)};       \
+        RUN_ON_GPUS(ranks, body, &job);                  \
+    }
+
+/* GPU_TEST_ONLY, and body registered for exec'd ranks (MNNVL_RANK_LAUNCHER). */
+#define GPU_TEST(suite, name, ranks, body, timeout) \
+    MT_RANK_FN(body, gpu_job_t)                     \
+    GPU_TEST_ONLY(suite, name, ranks, body, timeout)
+
 /* Defines the tests suite::name_2_ranks and suite::name_4_ranks, running `body` as 2 and 4
  * ranks on the visible GPUs with the given timeout_ms (scaled by mt_time_scale), and
  * registers body for exec'd ranks (MNNVL_RANK_LAUNCHER). */
-#define GPU_TESTS_2_AND_4(suite, name, body, timeout) \
-    MT_RANK_FN(body, gpu_job_t)                       \
-    Test(suite, name##_2_ranks)                       \
-    {                                                 \
-        gpu_job_t job = {.timeout_ms = (timeout)};    \
-        RUN_ON_GPUS(2, body, &job);                   \
-    }                                                 \
-    Test(suite, name##_4_ranks)                       \
-    {                                                 \
-        gpu_job_t job = {.timeout_ms = (timeout)};    \
-        RUN_ON_GPUS(4, body, &job);                   \
-    }
+#define GPU_TESTS_2_AND_4(suite, name, body, timeout)      \
+    MT_RANK_FN(body, gpu_job_t)                            \
+    GPU_TEST_ONLY(suite, name##_2_ranks, 2, body, timeout) \
+    GPU_TEST_ONLY(suite, name##_4_ranks, 4, body, timeout)
+
+/* A test body that starts on gpu_comm_stream's communicator and stream, and owns them (most
+ * bodies end with gpu_comm_stream_end). */
+typedef int (*gpu_stream_body_fn)(mnnvl_comm_t comm, cudaStream_t s, int rank, int size,
+                                  const gpu_job_t *job);
+
+/* Runs body as rank `rank` of `size` on gpu_comm_stream's pair; 1 when that failed. */
+static inline int gpu_run_stream_body(gpu_stream_body_fn body, int rank, int size, void *arg)
+{
+    cudaStream_t s;
+    mnnvl_comm_t comm = gpu_comm_stream(arg, rank, size, &s);
+    if (!comm)
+        return 1;
+    return body(comm, s, rank, size, arg);
+}
+
+/* GPU_TESTS_2_AND_4 of a gpu_stream_body_fn. */
+#define GPU_STREAM_TESTS_2_AND_4(suite, name, body, timeout) \
+    static int body##_rank(int rank, int size, void *arg)    \
+    {                                                        \
+        return gpu_run_stream_body(body, rank, size, arg);   \
+    }                                                        \
+    GPU_TESTS_2_AND_4(suite, name, body##_rank, timeout)
 
 #endif

@@ -6,9 +6,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "deadline.h"
+#include "gpu_host.h"
 #include "gpu_ranks.h"
 #include "hash.h"
 
@@ -36,10 +36,7 @@ static double elem_get(mnnvl_dtype_t dt, const void *buf, size_t i)
         memcpy(&h, &b, 2);
         return (double)h;
     }
-    uint32_t u = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
+    return bf16_to_f32(b);
 }
 
 static void elem_set(mnnvl_dtype_t dt, void *buf, size_t i, float v)
@@ -57,13 +54,7 @@ static void elem_set(mnnvl_dtype_t dt, void *buf, size_t i, float v)
 /* Deterministic, never-zero-heavy inputs in [-2, 2): a hash of (seed, rank, index). */
 static float input_value(uint64_t seed, int rank, size_t i)
 {
-    uint64_t x = seed * 0x9e3779b97f4a7c15ull ^ ((uint64_t)rank << 40) ^ i;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return (float)((double)(x >> 11) / (double)(1ull << 53) * 4.0 - 2.0);
+    return hash_to_pm2(mix(seed * 0x9e3779b97f4a7c15ull ^ ((uint64_t)rank << 40) ^ i));
 }
 
 static void fill_input(mnnvl_dtype_t dt, uint64_t seed, int rank, size_t count, void *buf)
@@ -178,27 +169,11 @@ static int checked_call(mnnvl_comm_t comm, mnnvl_allreduce_t ar, mnnvl_dtype_t d
     return bad;
 }
 
-static int no_async_error(mnnvl_comm_t comm, int rank)
-{
-    mnnvl_status_t async = MNNVL_SUCCESS;
-    mnnvl_comm_get_async_error(comm, &async);
-    if (async == MNNVL_SUCCESS)
-        return 0;
-    fprintf(stderr, "rank %d: async error %s: %s\n", rank, mnnvl_status_string(async),
-            mnnvl_last_error());
-    return 1;
-}
-
 /* ---- the tests ---------------------------------------------------------------------- */
 
 /* Every dtype and strategy, counts 1 .. larger than the workspace, in and out of place. */
-static int sizes_body(int rank, int size, void *arg)
+static int sizes_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size, const gpu_job_t *job)
 {
-    mnnvl_comm_t comm = gpu_comm(arg, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     const size_t max_count = 1u << 20;
     const size_t counts[] = {1, 7, 1000, 4096, (1u << 20) + 3, (5u << 20) + 11};
     const mnnvl_dtype_t dtypes[] = {MNNVL_DTYPE_BF16, MNNVL_DTYPE_FP16, MNNVL_DTYPE_FP32};
@@ -220,23 +195,15 @@ static int sizes_body(int rank, int size, void *arg)
             mnnvl_allreduce_destroy(ar);
         }
     }
-    int bad = no_async_error(comm, rank);
-    cudaStreamDestroy(s);
-    mnnvl_comm_destroy(comm);
-    return bad;
+    return gpu_comm_stream_end(comm, rank, s);
 }
 
-GPU_TESTS_2_AND_4(allreduce, every_dtype_strategy_and_size, sizes_body, 30000)
+GPU_STREAM_TESTS_2_AND_4(allreduce, every_dtype_strategy_and_size, sizes_body, 30000)
 
 /* -0.0, +inf and NaN inputs: -0 must not be taken for "empty" (no hang), inf and NaN pass
  * through the sum. */
-static int special_body(int rank, int size, void *arg)
+static int special_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size, const gpu_job_t *job)
 {
-    mnnvl_comm_t comm = gpu_comm(arg, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     for (int strategy = MNNVL_ALLREDUCE_ONESHOT; strategy <= MNNVL_ALLREDUCE_TWOSHOT; strategy++) {
         mnnvl_allreduce_t ar = make_allreduce(comm, MNNVL_DTYPE_BF16, 4096, strategy, rank);
         if (!ar)
@@ -269,24 +236,20 @@ static int special_body(int rank, int size, void *arg)
         free(host);
         mnnvl_allreduce_destroy(ar);
     }
-    int bad = no_async_error(comm, rank);
+    int bad = gpu_no_async_error(comm, rank);
     mnnvl_comm_destroy(comm);
     return bad;
 }
 
-GPU_TESTS_2_AND_4(allreduce, negative_zero_inf_and_nan, special_body, 20000)
+GPU_STREAM_TESTS_2_AND_4(allreduce, negative_zero_inf_and_nan, special_body, 20000)
 
 /* 1000 back-to-back calls alternating a one-shot and a two-shot size, with the inputs
  * changing from call to call (a rotation bug would surface as stale data or a hang). */
 #define ROUNDS 1000
 #define INPUT_SETS 4
-static int rotation_body(int rank, int size, void *arg)
+static int rotation_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size,
+                         const gpu_job_t *job)
 {
-    mnnvl_comm_t comm = gpu_comm(arg, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     const mnnvl_dtype_t dt = MNNVL_DTYPE_BF16;
     const size_t sizes[2] = {1000, 600000}; /* 2 KB one-shot, 1.2 MB two-shot under AUTO */
     mnnvl_allreduce_t ar = make_allreduce(comm, dt, 1u << 20, MNNVL_ALLREDUCE_AUTO, rank);
@@ -319,24 +282,19 @@ static int rotation_body(int rank, int size, void *arg)
             CUDA_OK(rank, cudaDeviceSynchronize());
         }
     }
-    int bad = no_async_error(comm, rank);
+    int bad = gpu_no_async_error(comm, rank);
     mnnvl_allreduce_destroy(ar);
     mnnvl_comm_destroy(comm);
     free(host);
     return bad;
 }
 
-GPU_TESTS_2_AND_4(allreduce, thousand_calls_alternating_sizes, rotation_body, 30000)
+GPU_STREAM_TESTS_2_AND_4(allreduce, thousand_calls_alternating_sizes, rotation_body, 30000)
 
 /* Ten calls captured into a graph and replayed 100 times; the inputs change between some
  * replays, so stale Lamport data would be caught. */
-static int graph_body(int rank, int size, void *arg)
+static int graph_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size, const gpu_job_t *job)
 {
-    mnnvl_comm_t comm = gpu_comm(arg, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     const mnnvl_dtype_t dt = MNNVL_DTYPE_BF16;
     const size_t counts[10] = {8, 4096, 100000, 300000, 3, 65536, 1u << 20, 17, 2048, 500000};
     mnnvl_allreduce_t ar = make_allreduce(comm, dt, 1u << 20, MNNVL_ALLREDUCE_AUTO, rank);
@@ -353,8 +311,8 @@ static int graph_body(int rank, int size, void *arg)
     for (int c = 0; c < 10; c++)
         if (mt_fail(mnnvl_allreduce(ar, in[c], out[c], counts[c], s), rank, "captured allreduce"))
             return 1;
-    CUDA_OK(rank, cudaStreamEndCapture(s, &graph));
-    CUDA_OK(rank, cudaGraphInstantiate(&exec, graph, 0));
+    if (gpu_capture_end(rank, s, &graph, &exec))
+        return 1;
     for (int replay = 0; replay < 100; replay++) {
         int check = replay % 25 == 24;
         if (replay % 25 == 0) { /* new inputs for the next stretch of replays */
@@ -376,16 +334,32 @@ static int graph_body(int rank, int size, void *arg)
                 return 1;
         }
     }
-    int bad = no_async_error(comm, rank);
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
+    int bad = gpu_no_async_error(comm, rank);
+    gpu_graph_destroy(graph, exec);
     mnnvl_allreduce_destroy(ar);
     mnnvl_comm_destroy(comm);
     free(host);
     return bad;
 }
 
-GPU_TESTS_2_AND_4(allreduce, ten_calls_in_a_graph_replayed_100_times, graph_body, 30000)
+GPU_STREAM_TESTS_2_AND_4(allreduce, ten_calls_in_a_graph_replayed_100_times, graph_body, 30000)
+
+/* A communicator of the same ranks beside gpu_comm's, named `name`, on the first one's root
+ * (rank 0's: root_mode external); `opt`, when not NULL, is a key set to "1" first. */
+static mnnvl_comm_t another_comm(const gpu_job_t *job, int rank, int size, const char *opt,
+                                 const char *name, const char *what)
+{
+    mnnvl_config_t cfg = gpu_config(job);
+    if (opt)
+        mnnvl_config_set(cfg, opt, "1");
+    mnnvl_config_set(cfg, "comm_name", name);
+    mnnvl_config_set(cfg, "root_mode", "external");
+    mnnvl_comm_t comm = NULL;
+    if (mt_fail(mnnvl_comm_create(cfg, rank, size, gpu_device(job, rank), &comm), rank, what))
+        return NULL;
+    mnnvl_config_destroy(cfg);
+    return comm;
+}
 
 /* Two handles on two communicators, used alternately; plus caching and argument checks. */
 static int two_comms_body(int rank, int size, void *arg)
@@ -394,15 +368,9 @@ static int two_comms_body(int rank, int size, void *arg)
     mnnvl_comm_t a = gpu_comm(job, rank, size);
     if (!a)
         return 1;
-    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key-0123456789abcdef0123456789",
-                                   job->timeout_ms * mt_time_scale());
-    mnnvl_config_set(cfg, "comm_name", "second");
-    mnnvl_config_set(cfg, "root_mode", "external"); /* rank 0's root from the first comm */
-    mnnvl_comm_t b = NULL;
-    if (mt_fail(mnnvl_comm_create(cfg, rank, size, gpu_device(job, rank), &b), rank,
-                "second comm_create"))
+    mnnvl_comm_t b = another_comm(job, rank, size, NULL, "second", "second comm_create");
+    if (!b)
         return 1;
-    mnnvl_config_destroy(cfg);
     cudaStream_t s;
     CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     mnnvl_allreduce_t ra =
@@ -437,7 +405,7 @@ static int two_comms_body(int rank, int size, void *arg)
     if (bad)
         fprintf(stderr, "rank %d: an argument check did not give the expected status\n", rank);
     cudaFree(dev);
-    bad |= no_async_error(a, rank) | no_async_error(b, rank);
+    bad |= gpu_no_async_error(a, rank) | gpu_no_async_error(b, rank);
     mnnvl_allreduce_destroy(ra);
     mnnvl_allreduce_destroy(rb);
     mnnvl_comm_destroy(b);
@@ -445,13 +413,7 @@ static int two_comms_body(int rank, int size, void *arg)
     return bad;
 }
 
-MT_RANK_FN(two_comms_body, gpu_job_t)
-
-Test(allreduce, two_communicators_alternately_and_argument_checks)
-{
-    gpu_job_t job = {.timeout_ms = 20000};
-    RUN_ON_GPUS(2, two_comms_body, &job);
-}
+GPU_TEST(allreduce, two_communicators_alternately_and_argument_checks, 2, two_comms_body, 20000)
 
 /* Caller-provided buffers: refused without the opt-in or with the wrong count; with both,
  * a table of buffers from another allocation works. */
@@ -480,16 +442,10 @@ static int external_body(int rank, int size, void *arg)
         return 1;
     }
     mnnvl_comm_destroy(comm);
-    mnnvl_config_t cfg = mt_config(job->root, "gpu-test-key-0123456789abcdef0123456789",
-                                   job->timeout_ms * mt_time_scale());
-    mnnvl_config_set(cfg, "external_buffers", "1");
-    mnnvl_config_set(cfg, "comm_name", "ext");
-    mnnvl_config_set(cfg, "root_mode", "external");
     /* rank 0 keeps the first communicator's root alive through `mem` */
-    if (mt_fail(mnnvl_comm_create(cfg, rank, size, gpu_device(job, rank), &comm), rank,
-                "comm_create"))
+    comm = another_comm(job, rank, size, "external_buffers", "ext", "comm_create");
+    if (!comm)
         return 1;
-    mnnvl_config_destroy(cfg);
     p.external_buffer_count = size - 1;
     if (mnnvl_allreduce_create(comm, &p, &ar) != MNNVL_ERR_INVALID_ARGUMENT) {
         fprintf(stderr, "rank %d: a short buffer table was accepted\n", rank);
@@ -509,7 +465,7 @@ static int external_body(int rank, int size, void *arg)
     for (int i = 0; i < 5; i++)
         if (checked_call(comm, ar, MNNVL_DTYPE_BF16, 4000 + i, 300 + i, i % 2, s, "external"))
             return 1;
-    int bad = no_async_error(comm, rank);
+    int bad = gpu_no_async_error(comm, rank);
     mnnvl_allreduce_destroy(ar);
     mnnvl_comm_barrier(comm);
     mnnvl_comm_destroy(comm);
@@ -517,23 +473,11 @@ static int external_body(int rank, int size, void *arg)
     return bad;
 }
 
-MT_RANK_FN(external_body, gpu_job_t)
-
-Test(allreduce, external_buffers_are_an_explicit_opt_in)
-{
-    gpu_job_t job = {.timeout_ms = 20000};
-    RUN_ON_GPUS(2, external_body, &job);
-}
+GPU_TEST(allreduce, external_buffers_are_an_explicit_opt_in, 2, external_body, 20000)
 
 /* Fused all-reduce + residual + RMSNorm against a float64 reference. */
-static int fused_body(int rank, int size, void *arg)
+static int fused_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size, const gpu_job_t *job)
 {
-    gpu_job_t *job = arg;
-    mnnvl_comm_t comm = gpu_comm(job, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     const mnnvl_dtype_t dt = MNNVL_DTYPE_BF16;
     const size_t hidden = 7168, token_counts[] = {1, 8, 32, 128};
     const float eps = 1e-6f;
@@ -617,12 +561,12 @@ static int fused_body(int rank, int size, void *arg)
             mnnvl_allreduce_destroy(ar);
         }
     }
-    int bad = no_async_error(comm, rank);
+    int bad = gpu_no_async_error(comm, rank);
     mnnvl_comm_destroy(comm);
     return bad;
 }
 
-GPU_TESTS_2_AND_4(allreduce, fused_residual_rmsnorm, fused_body, 30000)
+GPU_STREAM_TESTS_2_AND_4(allreduce, fused_residual_rmsnorm, fused_body, 30000)
 
 /* The last rank stops calling: the others' kernels end with TIMEOUT, no trap, the process
  * stays usable. */
@@ -645,15 +589,11 @@ static int stop_body(int rank, int size, void *arg)
     if (mt_fail(mnnvl_allreduce(ar, buf, buf, 1u << 16, s), rank, "first allreduce"))
         return 1;
     CUDA_OK(rank, cudaStreamSynchronize(s));
-    mnnvl_comm_barrier(comm);
-    if (rank == size - 1) {
-        usleep((unsigned)(job->timeout_ms + 1500) * 1000u);
+    if (gpu_last_rank_stops(comm, job, rank, size))
         return 0; /* exits without destroying: a crashed rank */
-    }
     mnnvl_allreduce(ar, buf, buf, 1u << 16, s);
     cudaError_t sync = cudaStreamSynchronize(s);
-    mnnvl_status_t async = MNNVL_SUCCESS;
-    mnnvl_comm_get_async_error(comm, &async);
+    mnnvl_status_t async = gpu_async_error(comm);
     if (sync != cudaSuccess || async != MNNVL_ERR_TIMEOUT) {
         fprintf(stderr, "rank %d: sync %s, async %s (%s)\n", rank, cudaGetErrorString(sync),
                 mnnvl_status_string(async), mnnvl_last_error());

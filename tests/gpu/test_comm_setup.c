@@ -57,23 +57,8 @@ static int bad_device_body(int rank, int size, void *arg)
     return bad;
 }
 
-MT_RANK_FN(bad_device_body, gpu_job_t)
-
-static void run_bad_device(int size)
-{
-    gpu_job_t job = {.timeout_ms = 40000};
-    RUN_ON_GPUS(size, bad_device_body, &job);
-}
-
-Test(comm_setup, a_rank_with_a_bad_device_fails_every_rank_at_once_2_ranks)
-{
-    run_bad_device(2);
-}
-
-Test(comm_setup, a_rank_with_a_bad_device_fails_every_rank_at_once_4_ranks)
-{
-    run_bad_device(4);
-}
+GPU_TESTS_2_AND_4(comm_setup, a_rank_with_a_bad_device_fails_every_rank_at_once, bad_device_body,
+                  40000)
 
 /* Every rank asks for `handle_type` (job->param: 0 auto, 1 fabric, 2 posix-fd). Exit code 10:
  * created, and the handle type agreed (allgathered, all equal) and usable (a symmetric
@@ -129,12 +114,9 @@ MT_RANK_FN(handle_type_body, gpu_job_t)
 static void run_handle_type(int size, int type, int may_be_unsupported)
 {
     gpu_job_t job = {.timeout_ms = 40000, .param = type};
-    job.gpus = mt_gpus_for_ranks(size);
-    if (job.gpus == 0)
-        return;
-    mt_loopback_root(job.root, sizeof(job.root));
     int codes[16];
-    mt_run_ranks(size, handle_type_body, &job, 600, codes);
+    if (gpu_run_ranks(&job, size, handle_type_body, 600, codes) < 0)
+        return;
     for (int r = 0; r < size; r++) {
         cr_expect(codes[r] == 10 || (may_be_unsupported && codes[r] == 20),
                   "rank %d exited with %d (10: created, 20: UNSUPPORTED)", r, codes[r]);

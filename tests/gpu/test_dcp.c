@@ -7,21 +7,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "gpu_host.h"
 #include "gpu_ranks.h"
 #include "hash.h"
 
 MT_SUITE(dcp, 300)
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
 
 typedef struct shape {
     mnnvl_dtype_t dtype;
@@ -47,12 +38,8 @@ static mnnvl_dcp_a2a_params_t params_of(const shape_t *sh)
 
 static double decode(mnnvl_dtype_t t, uint16_t b)
 {
-    if (t == MNNVL_DTYPE_BF16) {
-        uint32_t u = (uint32_t)b << 16;
-        float f;
-        memcpy(&f, &u, 4);
-        return f;
-    }
+    if (t == MNNVL_DTYPE_BF16)
+        return bf16_to_f32(b);
     int e = b >> 10 & 31, m = b & 1023;
     double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
     return b >> 15 ? -v : v;
@@ -133,6 +120,23 @@ static int poison_outputs(const shape_t *sh, int rank, bufs_t *b)
     return 0;
 }
 
+/* One call of n entries on poisoned outputs, the transpose or (with `merge`) the LSE merge,
+ * and the wait for it; 1 when any of it failed. */
+static int poisoned_call(mnnvl_dcp_a2a_t d, const shape_t *sh, int rank, bufs_t *b, int merge,
+                         int n, cudaStream_t s, const char *ctx)
+{
+    if (poison_outputs(sh, rank, b))
+        return 1;
+    CUDA_OK(rank, cudaDeviceSynchronize());
+    mnnvl_status_t st =
+        merge ? mnnvl_dcp_a2a_lse_reduce(d, b->in_o, b->in_stats, n, b->out, b->out_lse, s)
+              : mnnvl_dcp_a2a(d, b->in_o, b->in_stats, n, b->out_o, b->out_stats, s);
+    if (mt_fail(st, rank, ctx))
+        return 1;
+    CUDA_OK(rank, cudaStreamSynchronize(s));
+    return 0;
+}
+
 /* This rank's inputs of table `seed` for all max_entries entries into in_o / in_stats. */
 static int fill_inputs(const shape_t *sh, uint64_t seed, int rank, uint16_t *in_o, float *in_stats)
 {
@@ -150,6 +154,23 @@ static int fill_inputs(const shape_t *sh, uint64_t seed, int rank, uint16_t *in_
     CUDA_OK(rank, cudaMemcpy(in_stats, st, stat_elems(sh, n) * 4, cudaMemcpyHostToDevice));
     free(o), free(st);
     return 0;
+}
+
+/* A handle of shape sh on comm and buffers for it, in_o and in_stats holding this rank's
+ * inputs of table `seed`; 1 when any of it failed. */
+static int a2a_open(mnnvl_comm_t comm, int rank, const shape_t *sh, uint64_t seed,
+                    mnnvl_dcp_a2a_t *d, bufs_t *b)
+{
+    mnnvl_dcp_a2a_params_t p = params_of(sh);
+    return mt_fail(mnnvl_dcp_a2a_create(comm, &p, d), rank, "dcp_a2a_create") ||
+           bufs_alloc(sh, rank, b) || fill_inputs(sh, seed, rank, b->in_o, b->in_stats);
+}
+
+/* Frees the buffers, then the handle. */
+static void a2a_close(mnnvl_dcp_a2a_t d, bufs_t *b)
+{
+    bufs_free(b);
+    mnnvl_dcp_a2a_destroy(d);
 }
 
 /* The transpose of n entries of table `seed`, bit for bit; with `tail`, rows from n up to
@@ -246,79 +267,44 @@ static int check_merge(const shape_t *sh, uint64_t seed, int rank, int n, const 
     return bad != 0;
 }
 
-static int no_async_error(mnnvl_comm_t comm, int rank)
-{
-    mnnvl_status_t async = MNNVL_SUCCESS;
-    mnnvl_comm_get_async_error(comm, &async);
-    if (async == MNNVL_SUCCESS)
-        return 0;
-    fprintf(stderr, "rank %d: async error %s: %s\n", rank, mnnvl_status_string(async),
-            mnnvl_last_error());
-    return 1;
-}
-
 /* ---- the tests ---------------------------------------------------------------------- */
 
 /* The transpose for bf16 and fp16, D 64/128/512, S 2/4, entries 0, 1, 16, 128 and the
  * handle's maximum (200); each call on poisoned outputs, so untouched rows are checked too. */
-static int transpose_body(int rank, int size, void *arg)
+static int transpose_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size,
+                          const gpu_job_t *job)
 {
-    mnnvl_comm_t comm = gpu_comm(arg, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     const mnnvl_dtype_t types[] = {MNNVL_DTYPE_BF16, MNNVL_DTYPE_FP16};
     const int dims[] = {64, 128, 512}, lanes[] = {2, 4}, counts[] = {0, 1, 16, 128, 200};
     for (int t = 0; t < 2; t++)
         for (int di = 0; di < 3; di++)
             for (int li = 0; li < 2; li++) {
                 shape_t sh = {types[t], dims[di], lanes[li], size, 200, MNNVL_LSE_BASE_E};
-                mnnvl_dcp_a2a_params_t p = params_of(&sh);
+                uint64_t seed = 1000 + (uint64_t)(t * 100 + di * 10 + li);
                 mnnvl_dcp_a2a_t d;
                 bufs_t b;
-                if (mt_fail(mnnvl_dcp_a2a_create(comm, &p, &d), rank, "dcp_a2a_create") ||
-                    bufs_alloc(&sh, rank, &b))
-                    return 1;
-                uint64_t seed = 1000 + (uint64_t)(t * 100 + di * 10 + li);
-                if (fill_inputs(&sh, seed, rank, b.in_o, b.in_stats))
+                if (a2a_open(comm, rank, &sh, seed, &d, &b))
                     return 1;
                 for (int ci = 0; ci < 5; ci++) {
                     char ctx[96];
                     snprintf(ctx, sizeof(ctx), "%s D %d S %d entries %d", t ? "fp16" : "bf16", sh.d,
                              sh.s, counts[ci]);
-                    if (poison_outputs(&sh, rank, &b))
-                        return 1;
-                    CUDA_OK(rank, cudaDeviceSynchronize());
-                    if (mt_fail(mnnvl_dcp_a2a(d, b.in_o, b.in_stats, counts[ci], b.out_o,
-                                              b.out_stats, s),
-                                rank, ctx))
-                        return 1;
-                    CUDA_OK(rank, cudaStreamSynchronize(s));
-                    if (check_transpose(&sh, seed, rank, counts[ci], 1, &b, ctx))
+                    if (poisoned_call(d, &sh, rank, &b, 0, counts[ci], s, ctx) ||
+                        check_transpose(&sh, seed, rank, counts[ci], 1, &b, ctx))
                         return 1;
                 }
-                bufs_free(&b);
-                mnnvl_dcp_a2a_destroy(d);
+                a2a_close(d, &b);
             }
-    int bad = no_async_error(comm, rank);
-    cudaStreamDestroy(s);
-    mnnvl_comm_destroy(comm);
-    return bad;
+    return gpu_comm_stream_end(comm, rank, s);
 }
 
-GPU_TESTS_2_AND_4(dcp, transpose_is_bit_exact, transpose_body, 30000)
+GPU_STREAM_TESTS_2_AND_4(dcp, transpose_is_bit_exact, transpose_body, 30000)
 
 /* The merge against float64, both dtypes and LSE bases, D 64 and 512, including -inf sources
  * (whose O is NaN) and entries without any source; two runs give identical bits; creating
  * the same parameters again returns the cached handle. */
-static int merge_body(int rank, int size, void *arg)
+static int merge_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size, const gpu_job_t *job)
 {
-    mnnvl_comm_t comm = gpu_comm(arg, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     const shape_t shapes[] = {
         {MNNVL_DTYPE_BF16, 64, 2, size, 150, MNNVL_LSE_BASE_E},
         {MNNVL_DTYPE_FP16, 512, 4, size, 150, MNNVL_LSE_BASE_E},
@@ -344,15 +330,8 @@ static int merge_body(int rank, int size, void *arg)
             snprintf(ctx, sizeof(ctx), "merge shape %d entries %d", k, counts[ci]);
             uint64_t first = 0, second = 1;
             for (int run = 0; run < 2; run++) {
-                if (poison_outputs(sh, rank, &b))
-                    return 1;
-                CUDA_OK(rank, cudaDeviceSynchronize());
-                if (mt_fail(mnnvl_dcp_a2a_lse_reduce(d, b.in_o, b.in_stats, counts[ci], b.out,
-                                                     b.out_lse, s),
-                            rank, ctx))
-                    return 1;
-                CUDA_OK(rank, cudaStreamSynchronize(s));
-                if (check_merge(sh, 77 + (uint64_t)k, rank, counts[ci], &b, ctx,
+                if (poisoned_call(d, sh, rank, &b, 1, counts[ci], s, ctx) ||
+                    check_merge(sh, 77 + (uint64_t)k, rank, counts[ci], &b, ctx,
                                 run ? &second : &first))
                     return 1;
             }
@@ -364,29 +343,20 @@ static int merge_body(int rank, int size, void *arg)
                     "lse_reduce without out_lse"))
             return 1;
         CUDA_OK(rank, cudaStreamSynchronize(s));
-        bufs_free(&b);
-        mnnvl_dcp_a2a_destroy(d);
+        a2a_close(d, &b);
     }
-    int bad = no_async_error(comm, rank);
-    cudaStreamDestroy(s);
-    mnnvl_comm_destroy(comm);
-    return bad;
+    return gpu_comm_stream_end(comm, rank, s);
 }
 
-GPU_TESTS_2_AND_4(dcp, lse_reduce_matches_float64, merge_body, 30000)
+GPU_STREAM_TESTS_2_AND_4(dcp, lse_reduce_matches_float64, merge_body, 30000)
 
 /* 1000 calls in a row, transposes and merges alternating, entry counts and input tables
  * changing every call (the same on every rank), checked every 100 calls; then one transpose
  * and one merge captured in a graph, replayed 100 times with new inputs copied in between
  * stretches of 25 replays. */
 #define TABLES 4
-static int rounds_body(int rank, int size, void *arg)
+static int rounds_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size, const gpu_job_t *job)
 {
-    mnnvl_comm_t comm = gpu_comm(arg, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     shape_t sh = {MNNVL_DTYPE_BF16, 128, 2, size, 64, MNNVL_LSE_BASE_E};
     mnnvl_dcp_a2a_params_t p = params_of(&sh);
     mnnvl_dcp_a2a_t d;
@@ -428,8 +398,8 @@ static int rounds_body(int rank, int size, void *arg)
         mt_fail(mnnvl_dcp_a2a_lse_reduce(d, b.in_o, b.in_stats, n, b.out, b.out_lse, s), rank,
                 "captured lse_reduce"))
         return 1;
-    CUDA_OK(rank, cudaStreamEndCapture(s, &graph));
-    CUDA_OK(rank, cudaGraphInstantiate(&exec, graph, 0));
+    if (gpu_capture_end(rank, s, &graph, &exec))
+        return 1;
     for (int replay = 0; replay < 100; replay++) {
         const int t = replay / 25;
         if (replay % 25 == 0) {
@@ -452,19 +422,17 @@ static int rounds_body(int rank, int size, void *arg)
             check_merge(&sh, 500 + (uint64_t)t, rank, n, &b, ctx, &hash))
             return 1;
     }
-    int bad = no_async_error(comm, rank);
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
+    int bad = gpu_no_async_error(comm, rank);
+    gpu_graph_destroy(graph, exec);
     for (int i = 0; i < TABLES; i++)
         bufs_free(&table[i]);
-    bufs_free(&b);
-    mnnvl_dcp_a2a_destroy(d);
+    a2a_close(d, &b);
     cudaStreamDestroy(s);
     mnnvl_comm_destroy(comm);
     return bad;
 }
 
-GPU_TESTS_2_AND_4(dcp, thousand_calls_and_a_graph, rounds_body, 30000)
+GPU_STREAM_TESTS_2_AND_4(dcp, thousand_calls_and_a_graph, rounds_body, 30000)
 
 /* cp_size 1: both calls are the identity (the merge of one source returns it unchanged, and
  * an entry whose only source is empty gives zeros and -inf). */
@@ -474,12 +442,9 @@ static int identity_body(int rank, int size, void *arg)
     if (!comm)
         return 1;
     shape_t sh = {MNNVL_DTYPE_FP16, 128, 4, 1, 40, MNNVL_LSE_BASE_E};
-    mnnvl_dcp_a2a_params_t p = params_of(&sh);
     mnnvl_dcp_a2a_t d;
     bufs_t b;
-    if (mt_fail(mnnvl_dcp_a2a_create(comm, &p, &d), rank, "dcp_a2a_create") ||
-        bufs_alloc(&sh, rank, &b) || fill_inputs(&sh, 9, rank, b.in_o, b.in_stats) ||
-        poison_outputs(&sh, rank, &b))
+    if (a2a_open(comm, rank, &sh, 9, &d, &b) || poison_outputs(&sh, rank, &b))
         return 1;
     CUDA_OK(rank, cudaDeviceSynchronize());
     if (mt_fail(mnnvl_dcp_a2a(d, b.in_o, b.in_stats, 33, b.out_o, b.out_stats, NULL), rank,
@@ -515,20 +480,13 @@ static int identity_body(int rank, int size, void *arg)
             return fprintf(stderr, "cp 1: lse[%d] = %g, input %g\n", e, lse_out[e], l), 1;
     }
     free(in), free(out), free(merged), free(lse_in), free(lse_out);
-    int bad = no_async_error(comm, rank);
-    bufs_free(&b);
-    mnnvl_dcp_a2a_destroy(d);
+    int bad = gpu_no_async_error(comm, rank);
+    a2a_close(d, &b);
     mnnvl_comm_destroy(comm);
     return bad;
 }
 
-MT_RANK_FN(identity_body, gpu_job_t)
-
-Test(dcp, cp_1_is_the_identity)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(1, identity_body, &job);
-}
+GPU_TEST(dcp, cp_1_is_the_identity, 1, identity_body, 30000)
 
 /* Expects `st` to be `want` with `needle` in the sentence. */
 static int expect(int rank, mnnvl_status_t st, mnnvl_status_t want, const char *needle,
@@ -589,8 +547,7 @@ static int errors_body(int rank, int size, void *arg)
     if (bad || d != NULL)
         return 1;
     bufs_t b;
-    if (mt_fail(mnnvl_dcp_a2a_create(comm, &p, &d), rank, "dcp_a2a_create") ||
-        bufs_alloc(&sh, rank, &b) || fill_inputs(&sh, 3, rank, b.in_o, b.in_stats))
+    if (a2a_open(comm, rank, &sh, 3, &d, &b))
         return 1;
     const char *c_o = (const char *)b.in_o, *c_st = (const char *)b.in_stats;
     bad |= expect(rank, mnnvl_dcp_a2a(d, b.in_o, b.in_stats, 33, b.out_o, b.out_stats, s),
@@ -632,9 +589,8 @@ static int errors_body(int rank, int size, void *arg)
     CUDA_OK(rank, cudaStreamSynchronize(s));
     if (check_transpose(&sh, 3, rank, 5, 1, &b, "after the refusals"))
         return 1;
-    bad = no_async_error(comm, rank);
-    bufs_free(&b);
-    mnnvl_dcp_a2a_destroy(d);
+    bad = gpu_no_async_error(comm, rank);
+    a2a_close(d, &b);
     cudaStreamDestroy(s);
     mnnvl_comm_destroy(comm);
     return bad;
@@ -644,26 +600,19 @@ GPU_TESTS_2_AND_4(dcp, every_validation_error, errors_body, 30000)
 
 /* Rank 1 passes one entry more than the others: every rank's kernel records MISMATCH
  * (nothing hangs), and later calls return ABORTED. */
-static int mismatch_body(int rank, int size, void *arg)
+static int mismatch_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size,
+                         const gpu_job_t *job)
 {
-    mnnvl_comm_t comm = gpu_comm(arg, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     shape_t sh = {MNNVL_DTYPE_BF16, 64, 2, size, 32, MNNVL_LSE_BASE_E};
-    mnnvl_dcp_a2a_params_t p = params_of(&sh);
     mnnvl_dcp_a2a_t d;
     bufs_t b;
-    if (mt_fail(mnnvl_dcp_a2a_create(comm, &p, &d), rank, "dcp_a2a_create") ||
-        bufs_alloc(&sh, rank, &b) || fill_inputs(&sh, 5, rank, b.in_o, b.in_stats))
+    if (a2a_open(comm, rank, &sh, 5, &d, &b))
         return 1;
     if (mt_fail(mnnvl_dcp_a2a(d, b.in_o, b.in_stats, rank == 1 ? 17 : 16, b.out_o, b.out_stats, s),
                 rank, "dcp_a2a"))
         return 1;
     CUDA_OK(rank, cudaStreamSynchronize(s));
-    mnnvl_status_t async = MNNVL_SUCCESS;
-    mnnvl_comm_get_async_error(comm, &async);
+    mnnvl_status_t async = gpu_async_error(comm);
     if (async != MNNVL_ERR_MISMATCH || !strstr(mnnvl_last_error(), "DCP all-to-all")) {
         fprintf(stderr, "rank %d: entry mismatch gave async %s (%s), want MISMATCH\n", rank,
                 mnnvl_status_string(async), mnnvl_last_error());
@@ -671,45 +620,32 @@ static int mismatch_body(int rank, int size, void *arg)
     }
     if (mnnvl_dcp_a2a(d, b.in_o, b.in_stats, 16, b.out_o, b.out_stats, s) != MNNVL_ERR_ABORTED)
         return fprintf(stderr, "rank %d: a call after MISMATCH was not ABORTED\n", rank), 1;
-    bufs_free(&b);
-    mnnvl_dcp_a2a_destroy(d);
+    a2a_close(d, &b);
     cudaStreamDestroy(s);
     mnnvl_comm_destroy(comm);
     return 0;
 }
 
-GPU_TESTS_2_AND_4(dcp, entry_count_mismatch_on_every_rank, mismatch_body, 30000)
+GPU_STREAM_TESTS_2_AND_4(dcp, entry_count_mismatch_on_every_rank, mismatch_body, 30000)
 
 /* The last rank stops calling: the others' kernels end with TIMEOUT naming it, no trap, the
  * process stays usable (cudaMemcpy works) and later calls return ABORTED. */
-static int stop_body(int rank, int size, void *arg)
+static int stop_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size, const gpu_job_t *job)
 {
-    gpu_job_t *job = arg;
-    mnnvl_comm_t comm = gpu_comm(job, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     shape_t sh = {MNNVL_DTYPE_BF16, 128, 2, size, 16, MNNVL_LSE_BASE_E};
-    mnnvl_dcp_a2a_params_t p = params_of(&sh);
     mnnvl_dcp_a2a_t d;
     bufs_t b;
-    if (mt_fail(mnnvl_dcp_a2a_create(comm, &p, &d), rank, "dcp_a2a_create") ||
-        bufs_alloc(&sh, rank, &b) || fill_inputs(&sh, 8, rank, b.in_o, b.in_stats))
+    if (a2a_open(comm, rank, &sh, 8, &d, &b))
         return 1;
     if (mt_fail(mnnvl_dcp_a2a_lse_reduce(d, b.in_o, b.in_stats, 16, b.out, b.out_lse, s), rank,
                 "first lse_reduce"))
         return 1;
     CUDA_OK(rank, cudaStreamSynchronize(s));
-    mnnvl_comm_barrier(comm);
-    if (rank == size - 1) {
-        usleep((unsigned)(job->timeout_ms + 1500) * 1000u);
+    if (gpu_last_rank_stops(comm, job, rank, size))
         return 0; /* exits without destroying: a crashed rank */
-    }
     mnnvl_dcp_a2a(d, b.in_o, b.in_stats, 16, b.out_o, b.out_stats, s);
     cudaError_t sync = cudaStreamSynchronize(s);
-    mnnvl_status_t async = MNNVL_SUCCESS;
-    mnnvl_comm_get_async_error(comm, &async);
+    mnnvl_status_t async = gpu_async_error(comm);
     char peer[32];
     snprintf(peer, sizeof(peer), "for peer %d", size - 1);
     if (sync != cudaSuccess || async != MNNVL_ERR_TIMEOUT || !strstr(mnnvl_last_error(), peer)) {
@@ -725,10 +661,9 @@ static int stop_body(int rank, int size, void *arg)
         mnnvl_dcp_a2a_lse_reduce(d, b.in_o, b.in_stats, 16, b.out, b.out_lse, s) !=
             MNNVL_ERR_ABORTED)
         return fprintf(stderr, "rank %d: not usable / not ABORTED after the timeout\n", rank), 1;
-    bufs_free(&b);
-    mnnvl_dcp_a2a_destroy(d);
+    a2a_close(d, &b);
     mnnvl_comm_destroy(comm);
     return 0;
 }
 
-GPU_TESTS_2_AND_4(dcp, a_rank_that_stops_calling_gives_timeout, stop_body, 5000)
+GPU_STREAM_TESTS_2_AND_4(dcp, a_rank_that_stops_calling_gives_timeout, stop_body, 5000)

@@ -24,13 +24,8 @@ static int check_no_async_error(mnnvl_comm_t comm, int rank)
 
 /* 1000 barriers back to back, then a skew check: the last rank arrives 300 ms late, so every
  * other rank's barrier must take about that long. */
-static int many_body(int rank, int size, void *arg)
+static int many_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size, const gpu_job_t *job)
 {
-    mnnvl_comm_t comm = gpu_comm(arg, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     for (int i = 0; i < 1000; i++)
         if (mt_fail(mnnvl_comm_device_barrier(comm, s), rank, "device_barrier"))
             return 1;
@@ -59,25 +54,20 @@ static int many_body(int rank, int size, void *arg)
     return bad;
 }
 
-GPU_TESTS_2_AND_4(device_barrier, thousand_in_a_row, many_body, 20000)
+GPU_STREAM_TESTS_2_AND_4(device_barrier, thousand_in_a_row, many_body, 20000)
 
 /* Ten barriers captured once, replayed 100 times; the epoch advances on the device, so each
  * replay is a real barrier (checked with a late rank on the last replay). */
-static int graph_body(int rank, int size, void *arg)
+static int graph_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size, const gpu_job_t *job)
 {
-    mnnvl_comm_t comm = gpu_comm(arg, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     cudaGraph_t graph;
     cudaGraphExec_t exec;
     CUDA_OK(rank, cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
     for (int i = 0; i < 10; i++)
         if (mt_fail(mnnvl_comm_device_barrier(comm, s), rank, "device_barrier in capture"))
             return 1;
-    CUDA_OK(rank, cudaStreamEndCapture(s, &graph));
-    CUDA_OK(rank, cudaGraphInstantiate(&exec, graph, 0));
+    if (gpu_capture_end(rank, s, &graph, &exec))
+        return 1;
     for (int i = 0; i < 100; i++)
         CUDA_OK(rank, cudaGraphLaunch(exec, s));
     CUDA_OK(rank, cudaStreamSynchronize(s));
@@ -93,14 +83,35 @@ static int graph_body(int rank, int size, void *arg)
         return 1;
     }
     int bad = check_no_async_error(comm, rank);
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
+    gpu_graph_destroy(graph, exec);
     cudaStreamDestroy(s);
     mnnvl_comm_destroy(comm);
     return bad;
 }
 
-GPU_TESTS_2_AND_4(device_barrier, captured_graph_replayed_100_times, graph_body, 20000)
+GPU_STREAM_TESTS_2_AND_4(device_barrier, captured_graph_replayed_100_times, graph_body, 20000)
+
+/* After a host barrier, rank `idle` sleeps idle_ms and destroys its communicator without
+ * joining the device barrier that the others enqueue on a new non-blocking stream *s, at time
+ * *t0. Returns -1 on rank `idle`, 1 on a failure, 0 when the barrier is enqueued. */
+static int barrier_without(mnnvl_comm_t comm, int rank, int idle, unsigned idle_ms, cudaStream_t *s,
+                           uint64_t *t0)
+{
+    if (mt_fail(mnnvl_comm_barrier(comm), rank, "host barrier"))
+        return 1;
+    if (rank == idle) {
+        nanosleep(
+            &(struct timespec){.tv_sec = idle_ms / 1000, .tv_nsec = idle_ms % 1000 * 1000000L},
+            NULL);
+        mnnvl_comm_destroy(comm);
+        return -1;
+    }
+    CUDA_OK(rank, cudaStreamCreateWithFlags(s, cudaStreamNonBlocking));
+    *t0 = mnnvl_now_ms();
+    if (mt_fail(mnnvl_comm_device_barrier(comm, *s), rank, "device_barrier"))
+        return 1;
+    return 0;
+}
 
 /* The last rank never calls the barrier. The others' kernels give up after timeout_ms,
  * record TIMEOUT naming that peer, and the process stays usable: no trap, a later
@@ -111,18 +122,11 @@ static int skip_body(int rank, int size, void *arg)
     mnnvl_comm_t comm = gpu_comm(job, rank, size);
     if (!comm)
         return 1;
-    if (mt_fail(mnnvl_comm_barrier(comm), rank, "host barrier"))
-        return 1;
-    if (rank == size - 1) {
-        usleep((unsigned)(job->timeout_ms + 1500) * 1000u);
-        mnnvl_comm_destroy(comm);
-        return 0;
-    }
     cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    uint64_t t0 = mnnvl_now_ms();
-    if (mt_fail(mnnvl_comm_device_barrier(comm, s), rank, "device_barrier"))
-        return 1;
+    uint64_t t0;
+    int started = barrier_without(comm, rank, size - 1, job->timeout_ms + 1500u, &s, &t0);
+    if (started != 0)
+        return started < 0 ? 0 : 1;
     cudaError_t sync = cudaStreamSynchronize(s);
     uint64_t took = mnnvl_now_ms() - t0;
     if (sync != cudaSuccess) {
@@ -130,8 +134,7 @@ static int skip_body(int rank, int size, void *arg)
                 cudaGetErrorString(sync));
         return 1;
     }
-    mnnvl_status_t async = MNNVL_SUCCESS;
-    mnnvl_comm_get_async_error(comm, &async);
+    mnnvl_status_t async = gpu_async_error(comm);
     char expect_peer[32];
     snprintf(expect_peer, sizeof(expect_peer), "peer %d", size - 1);
     if (async != MNNVL_ERR_TIMEOUT || !strstr(mnnvl_last_error(), expect_peer)) {
@@ -171,24 +174,16 @@ static int abort_body(int rank, int size, void *arg)
     mnnvl_comm_t comm = gpu_comm(arg, rank, size);
     if (!comm)
         return 1;
-    if (mt_fail(mnnvl_comm_barrier(comm), rank, "host barrier"))
-        return 1;
-    if (rank == 1) {
-        nanosleep(&(struct timespec){.tv_sec = 2, .tv_nsec = 500000000}, NULL);
-        mnnvl_comm_destroy(comm);
-        return 0;
-    }
     cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    uint64_t t0 = mnnvl_now_ms();
-    if (mt_fail(mnnvl_comm_device_barrier(comm, s), rank, "device_barrier"))
-        return 1;
+    uint64_t t0;
+    int started = barrier_without(comm, rank, 1, 2500, &s, &t0);
+    if (started != 0)
+        return started < 0 ? 0 : 1;
     usleep(200 * 1000);
     mnnvl_comm_abort(comm);
     CUDA_OK(rank, cudaStreamSynchronize(s));
     uint64_t took = mnnvl_now_ms() - t0;
-    mnnvl_status_t async = MNNVL_SUCCESS;
-    mnnvl_comm_get_async_error(comm, &async);
+    mnnvl_status_t async = gpu_async_error(comm);
     if (async != MNNVL_ERR_ABORTED || took > 1500) {
         fprintf(stderr, "rank %d: after abort: async %s, kernel ran %llu ms\n", rank,
                 mnnvl_status_string(async), (unsigned long long)took);
@@ -199,10 +194,4 @@ static int abort_body(int rank, int size, void *arg)
     return 0;
 }
 
-MT_RANK_FN(abort_body, gpu_job_t)
-
-Test(device_barrier, abort_stops_a_waiting_kernel)
-{
-    gpu_job_t job = {.timeout_ms = 20000};
-    RUN_ON_GPUS(2, abort_body, &job);
-}
+GPU_TEST(device_barrier, abort_stops_a_waiting_kernel, 2, abort_body, 20000)

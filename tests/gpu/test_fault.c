@@ -77,11 +77,6 @@ static int goes_to(int size, int s, int t, int d)
     return 0;
 }
 
-static mnnvl_comm_t fault_comm(const gpu_job_t *job, int rank, int size)
-{
-    return gpu_comm(job, rank, size);
-}
-
 /* Every rank's pid, so rank 0 can end a stopped victim. */
 static int gather_pids(mnnvl_comm_t comm, int rank, int32_t *pids)
 {
@@ -141,8 +136,7 @@ static int check_failed(mnnvl_comm_t comm, int rank, int victim, int mode)
                        rank, n, n ? list[0].rank : -1, n ? (int)list[0].reason : -1, victim,
                        (int)want),
                1;
-    mnnvl_status_t async = MNNVL_SUCCESS;
-    mnnvl_comm_get_async_error(comm, &async);
+    mnnvl_status_t async = gpu_async_error(comm);
     char name[32];
     snprintf(name, sizeof(name), "rank %d", victim);
     if (async != MNNVL_ERR_PEER_LOST || !strstr(mnnvl_last_error(), name))
@@ -156,7 +150,7 @@ static int moe_body(int rank, int size, void *arg)
 {
     const gpu_job_t *job = arg;
     const int mode = job->param, victim = size - 1;
-    mnnvl_comm_t comm = fault_comm(job, rank, size);
+    mnnvl_comm_t comm = gpu_comm(job, rank, size);
     if (!comm)
         return 1;
     int32_t pids[64];
@@ -210,8 +204,8 @@ static int moe_body(int rank, int size, void *arg)
                     "captured dispatch") ||
             mt_fail(mnnvl_moe_a2a_combine(a2a, expert, out, s), rank, "captured combine"))
             return 1;
-        CUDA_OK(rank, cudaStreamEndCapture(s, &graph));
-        CUDA_OK(rank, cudaGraphInstantiate(&exec, graph, 0));
+        if (gpu_capture_end(rank, s, &graph, &exec))
+            return 1;
         cudaGraphDestroy(graph);
     }
     uint8_t lost[TOKENS];
@@ -281,11 +275,10 @@ static int collective_body(int rank, int size, void *arg)
 {
     const gpu_job_t *job = arg;
     const int victim = size - 1, dcp = job->param & OP_DCP;
-    mnnvl_comm_t comm = fault_comm(job, rank, size);
+    cudaStream_t s;
+    mnnvl_comm_t comm = gpu_comm_stream(job, rank, size, &s);
     if (!comm)
         return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     mnnvl_allreduce_t ar = NULL;
     mnnvl_dcp_a2a_t d = NULL;
     size_t in_bytes, out_bytes;
@@ -336,8 +329,7 @@ static int collective_body(int rank, int size, void *arg)
         CUDA_OK(rank, cudaStreamSynchronize(s)); /* a trap would fail this */
         uint64_t took = mnnvl_now_ms() - t0;
         CUDA_OK(rank, cudaMemcpy(h_out, out, out_bytes, cudaMemcpyDeviceToHost));
-        mnnvl_status_t async = MNNVL_SUCCESS;
-        mnnvl_comm_get_async_error(comm, &async);
+        mnnvl_status_t async = gpu_async_error(comm);
         char name[32];
         snprintf(name, sizeof(name), "rank %d", victim);
         /* Call 2 is the victim's last: a survivor may already know of its death when that
@@ -401,7 +393,7 @@ static int exporter_body(int rank, int size, void *arg)
     const gpu_job_t *job = arg;
     const int victim = size - 1;
     const size_t bytes = 2u << 20;
-    mnnvl_comm_t comm = fault_comm(job, rank, size);
+    mnnvl_comm_t comm = gpu_comm(job, rank, size);
     if (!comm)
         return 1;
     mnnvl_mem_t mem;
@@ -452,12 +444,9 @@ MT_RANK_FN(exporter_body, gpu_job_t)
 static void run_with_victim(int size, mt_rank_fn fn, int param)
 {
     gpu_job_t job = {.timeout_ms = 30000, .param = param};
-    job.gpus = mt_gpus_for_ranks(size);
-    if (job.gpus == 0)
-        return;
-    mt_loopback_root(job.root, sizeof(job.root));
     int codes[16];
-    mt_run_ranks(size, fn, &job, 300, codes);
+    if (gpu_run_ranks(&job, size, fn, 300, codes) < 0)
+        return;
     for (int r = 0; r < size; r++) {
         /* Under a launcher (compute-sanitizer), the launcher exits with the victim's signal
          * number as its status instead of dying of it. */
@@ -470,43 +459,20 @@ static void run_with_victim(int size, mt_rank_fn fn, int param)
     }
 }
 
-Test(fault, moe_sigkill_eager_4_ranks)
-{
-    run_with_victim(4, moe_body, 0);
-}
-Test(fault, moe_sigkill_graph_4_ranks)
-{
-    run_with_victim(4, moe_body, MODE_GRAPH);
-}
-Test(fault, moe_sigstop_eager_4_ranks)
-{
-    run_with_victim(4, moe_body, MODE_STOP);
-}
-Test(fault, moe_sigstop_graph_4_ranks)
-{
-    run_with_victim(4, moe_body, MODE_GRAPH | MODE_STOP);
-}
-Test(fault, moe_sigkill_eager_3_ranks)
-{
-    run_with_victim(3, moe_body, 0);
-}
-Test(fault, allreduce_oneshot_sigkill_4_ranks)
-{
-    run_with_victim(4, collective_body, 0);
-}
-Test(fault, allreduce_twoshot_sigkill_4_ranks)
-{
-    run_with_victim(4, collective_body, OP_TWOSHOT);
-}
-Test(fault, dcp_sigkill_4_ranks)
-{
-    run_with_victim(4, collective_body, OP_DCP);
-}
-Test(fault, dead_exporter_memory_2_ranks)
-{
-    run_with_victim(2, exporter_body, 0);
-}
-Test(fault, dead_exporter_memory_4_ranks)
-{
-    run_with_victim(4, exporter_body, 0);
-}
+/* The test fault::name: run_with_victim(size, fn, param). */
+#define VICTIM_TEST(name, size, fn, param) \
+    Test(fault, name)                      \
+    {                                      \
+        run_with_victim(size, fn, param);  \
+    }
+
+VICTIM_TEST(moe_sigkill_eager_4_ranks, 4, moe_body, 0)
+VICTIM_TEST(moe_sigkill_graph_4_ranks, 4, moe_body, MODE_GRAPH)
+VICTIM_TEST(moe_sigstop_eager_4_ranks, 4, moe_body, MODE_STOP)
+VICTIM_TEST(moe_sigstop_graph_4_ranks, 4, moe_body, MODE_GRAPH | MODE_STOP)
+VICTIM_TEST(moe_sigkill_eager_3_ranks, 3, moe_body, 0)
+VICTIM_TEST(allreduce_oneshot_sigkill_4_ranks, 4, collective_body, 0)
+VICTIM_TEST(allreduce_twoshot_sigkill_4_ranks, 4, collective_body, OP_TWOSHOT)
+VICTIM_TEST(dcp_sigkill_4_ranks, 4, collective_body, OP_DCP)
+VICTIM_TEST(dead_exporter_memory_2_ranks, 2, exporter_body, 0)
+VICTIM_TEST(dead_exporter_memory_4_ranks, 4, exporter_body, 0)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gpu_host.h"
 #include "gpu_ranks.h"
 #include "hash.h"
 
@@ -15,29 +16,12 @@ MT_SUITE(moe, 300)
 
 #define HIDDEN 256
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
-
 static uint16_t f32_to_bf16(float f)
 {
     uint32_t u;
     memcpy(&u, &f, 4);
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
-}
-
-static float bf16_to_f32(uint16_t b)
-{
-    uint32_t u = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
 }
 
 /* One test scenario: what every rank would pass. */
@@ -85,7 +69,7 @@ static float weight_of(const scenario_t *sc, int s, int t, int k)
 static uint16_t hidden_of(const scenario_t *sc, int s, int t, int h)
 {
     uint64_t x = mix(sc->seed * 13 + ((uint64_t)s << 44) + ((uint64_t)t << 20) + (uint64_t)h);
-    return f32_to_bf16((float)((double)(x >> 11) / (double)(1ull << 53) * 4.0 - 2.0));
+    return f32_to_bf16(hash_to_pm2(x));
 }
 
 static int owner_of(const scenario_t *sc, int e)
@@ -347,13 +331,9 @@ static int round_trip(mnnvl_comm_t comm, mnnvl_moe_a2a_t a2a, const scenario_t *
 
 /* The scenarios of one GPU count: top_k 1, 3, 8, 22; uneven experts; zero tokens on one rank
  * and on every rank; zero-copy and staged combine; each round trip done twice. */
-static int scenarios_body(int rank, int size, void *arg)
+static int scenarios_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size,
+                          const gpu_job_t *job)
 {
-    mnnvl_comm_t comm = gpu_comm(arg, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     const scenario_t list[] = {
         {size, 16, 8, 64, 1, -1, 1},  {size, 10, 3, 64, 2, -1, 0}, {size, 64, 1, 40, 3, -1, 1},
         {size, 64, 22, 40, 4, -1, 0}, {size, 32, 8, 64, 5, 1, 1},  {size, 32, 8, 64, 6, -2, 0},
@@ -372,26 +352,19 @@ static int scenarios_body(int rank, int size, void *arg)
             return fprintf(stderr, "rank %d: scenario %zu differs between runs\n", rank, i), 1;
         mnnvl_moe_a2a_destroy(a2a);
     }
-    mnnvl_status_t async = MNNVL_SUCCESS;
-    mnnvl_comm_get_async_error(comm, &async);
-    if (async != MNNVL_SUCCESS)
-        return fprintf(stderr, "rank %d: async %s\n", rank, mnnvl_last_error()), 1;
+    if (gpu_no_async_error(comm, rank))
+        return 1;
     cudaStreamDestroy(s);
     mnnvl_comm_destroy(comm);
     return 0;
 }
 
-GPU_TESTS_2_AND_4(moe, round_trips, scenarios_body, 30000)
+GPU_STREAM_TESTS_2_AND_4(moe, round_trips, scenarios_body, 30000)
 
 /* Wrong usage and wrong sizes: INVALID_ARGUMENT / INVALID_USAGE on the host, MISMATCH on the
  * device when the ranks disagree on R. */
-static int errors_body(int rank, int size, void *arg)
+static int errors_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size, const gpu_job_t *job)
 {
-    mnnvl_comm_t comm = gpu_comm(arg, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     scenario_t sc = {size, 16, 4, 64, 9, -1, 0};
     mnnvl_moe_a2a_params_t p = params_of(&sc);
     mnnvl_moe_a2a_t a2a = NULL;
@@ -427,8 +400,7 @@ static int errors_body(int rank, int size, void *arg)
         MNNVL_ERR_INVALID_USAGE)
         return fprintf(stderr, "rank %d: a second dispatch without combine accepted\n", rank), 1;
     CUDA_OK(rank, cudaStreamSynchronize(s));
-    mnnvl_status_t async = MNNVL_SUCCESS;
-    mnnvl_comm_get_async_error(comm, &async);
+    mnnvl_status_t async = gpu_async_error(comm);
     if (async != MNNVL_ERR_MISMATCH) {
         fprintf(stderr, "rank %d: R mismatch gave async %s (%s), want MISMATCH\n", rank,
                 mnnvl_status_string(async), mnnvl_last_error());
@@ -441,20 +413,15 @@ static int errors_body(int rank, int size, void *arg)
     return 0;
 }
 
-GPU_TESTS_2_AND_4(moe, wrong_sizes_and_usage, errors_body, 20000)
+GPU_STREAM_TESTS_2_AND_4(moe, wrong_sizes_and_usage, errors_body, 20000)
 
 /* 1000 dispatch/combine rounds with varying token counts, then a captured graph replayed 100
  * times. The expert output is 1.0 everywhere, so a token's result is the number of ranks it
  * went to (exact in bf16). */
 #define TABLES 8
 #define R_FIXED 64
-static int rounds_body(int rank, int size, void *arg)
+static int rounds_body(mnnvl_comm_t comm, cudaStream_t s, int rank, int size, const gpu_job_t *job)
 {
-    mnnvl_comm_t comm = gpu_comm(arg, rank, size);
-    if (!comm)
-        return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     scenario_t sc = {size, 32, 4, R_FIXED, 0, -1, 0};
     mnnvl_moe_a2a_params_t p = params_of(&sc);
     mnnvl_moe_a2a_t a2a;
@@ -518,8 +485,8 @@ static int rounds_body(int rank, int size, void *arg)
                 rank, "captured dispatch") ||
         mt_fail(mnnvl_moe_a2a_combine(a2a, ones, out, s), rank, "captured combine"))
         return 1;
-    CUDA_OK(rank, cudaStreamEndCapture(s, &graph));
-    CUDA_OK(rank, cudaGraphInstantiate(&exec, graph, 0));
+    if (gpu_capture_end(rank, s, &graph, &exec))
+        return 1;
     for (int replay = 0; replay < 100; replay++) {
         if (replay % 25 == 0) {
             CUDA_OK(rank, cudaStreamSynchronize(s));
@@ -543,16 +510,13 @@ static int rounds_body(int rank, int size, void *arg)
                        1;
         }
     }
-    mnnvl_status_t async = MNNVL_SUCCESS;
-    mnnvl_comm_get_async_error(comm, &async);
-    if (async != MNNVL_SUCCESS)
-        return fprintf(stderr, "rank %d: async %s\n", rank, mnnvl_last_error()), 1;
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
+    if (gpu_no_async_error(comm, rank))
+        return 1;
+    gpu_graph_destroy(graph, exec);
     mnnvl_moe_a2a_destroy(a2a);
     mnnvl_comm_destroy(comm);
     free(h), free(h_ones), free(got);
     return 0;
 }
 
-GPU_TESTS_2_AND_4(moe, thousand_rounds_and_a_graph, rounds_body, 30000)
+GPU_STREAM_TESTS_2_AND_4(moe, thousand_rounds_and_a_graph, rounds_body, 30000)

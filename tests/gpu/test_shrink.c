@@ -78,12 +78,9 @@ MT_RANK_FN(shrink_body, gpu_job_t)
 Test(shrink, survivors_of_a_killed_rank_allocate_and_barrier)
 {
     gpu_job_t job = {.timeout_ms = 3000};
-    job.gpus = mt_gpus_for_ranks(4);
-    if (job.gpus == 0)
-        return;
-    mt_loopback_root(job.root, sizeof(job.root));
     int codes[4];
-    mt_run_ranks(4, shrink_body, &job, 300, codes);
+    if (gpu_run_ranks(&job, 4, shrink_body, 300, codes) < 0)
+        return;
     for (int r = 0; r < 4; r++)
         cr_expect_eq(codes[r], r == 3 ? 128 + SIGKILL : 0, "rank %d exited with %d", r, codes[r]);
 }

@@ -152,13 +152,8 @@ static int capture_and_lifetime_body(int rank, int size, void *arg)
     return 0;
 }
 
-MT_RANK_FN(capture_and_lifetime_body, gpu_job_t)
-
-Test(symmem, capture_is_refused_and_memory_keeps_its_communicator)
-{
-    gpu_job_t job = {.timeout_ms = 30000};
-    RUN_ON_GPUS(2, capture_and_lifetime_body, &job);
-}
+GPU_TEST(symmem, capture_is_refused_and_memory_keeps_its_communicator, 2, capture_and_lifetime_body,
+         30000)
 
 static int cpu_only_body(int rank, int size, void *arg)
 {

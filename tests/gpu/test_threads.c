@@ -98,11 +98,10 @@ static int allreduce_rounds(mnnvl_comm_t comm, mnnvl_allreduce_t ar, float *in, 
 
 static int thread_body(int rank, int size, const gpu_job_t *job)
 {
-    mnnvl_comm_t comm = gpu_comm(job, rank, size);
+    cudaStream_t s;
+    mnnvl_comm_t comm = gpu_comm_stream(job, rank, size, &s);
     if (!comm)
         return 1;
-    cudaStream_t s;
-    CUDA_OK(rank, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     const size_t words = (1u << 20) / 4;
     mnnvl_mem_t mem = NULL;
     mnnvl_allreduce_t ar = NULL;

@@ -251,16 +251,22 @@ SCENARIOS = [allreduce_eager, allreduce_graph, residual_rmsnorm, dlpack_keepaliv
 # Driver
 # -------------------------------------------------------------------------------------------
 
-def worker(name, rank, root):
+def run_scenario(rank, call):
+    """A worker's run of call() on rank's device: 0, or SKIP_EXIT when libmnnvl says UNSUPPORTED.
+    test_gpu_dcp.py's workers run through here too."""
     import torch
 
     torch.cuda.set_device(device_of(rank))
     try:
-        globals()[name](rank, root)
+        call()
     except mnnvl.UnsupportedError as exc:
         print("rank %d: %s" % (rank, exc))
         return SKIP_EXIT
     return 0
+
+
+def worker(name, rank, root):
+    return run_scenario(rank, lambda: globals()[name](rank, root))
 
 
 def free_port():
@@ -279,61 +285,86 @@ def why_skip():
     return None
 
 
+def visible_gpus(strict):
+    """How many GPUs torch sees, or None when the scenarios cannot run: then why not is printed
+    as TAP, a failure when strict (MNNVL_REQUIRE_GPU=1)."""
+    reason = why_skip()
+    if not reason:
+        import torch
+
+        return torch.cuda.device_count()
+    if strict:
+        print("1..1\nnot ok 1 - GPU tests required (MNNVL_REQUIRE_GPU=1): %s" % reason)
+    else:
+        print("1..0 # SKIP %s" % reason)
+    return None
+
+
+def run_ranks(script, name, size, args, timeout):
+    """(exit codes, outputs) of `script --worker NAME RANK ARGS... ROOT` for each of `size` ranks
+    on a fresh root, each killed after `timeout` seconds."""
+    root = "127.0.0.1:%d" % free_port()
+    procs = [subprocess.Popen([sys.executable, script, "--worker", name, str(r)] + args + [root],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for r in range(size)]
+    outputs, codes = [], []
+    for p in procs:
+        try:
+            out, _ = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+            out += "\n(killed after %d s)" % timeout
+        outputs.append(out)
+        codes.append(p.returncode)
+    return codes, outputs
+
+
+def report(n, name, took, codes, outputs, strict):
+    """Prints TAP test n's line and its ranks' output; returns 1 when it failed, else 0."""
+    failed = 0
+    if all(c == 0 for c in codes):
+        print("ok %d - %s (%s)" % (n, name, took))
+    elif all(c in (0, SKIP_EXIT) for c in codes) and not strict:
+        print("ok %d - %s # SKIP %s" % (n, name, " ".join(o.strip() for o in outputs)[:200]))
+    else:
+        failed = 1
+        print("not ok %d - %s (exit codes %s)" % (n, name, codes))
+    for r, out in enumerate(outputs):
+        for line in out.splitlines():
+            print("# rank %d: %s" % (r, line))
+    sys.stdout.flush()
+    return failed
+
+
+def exit_from(call):
+    """A worker's end: exits with call()'s result, or with 1 and the traceback of what it raised."""
+    try:
+        sys.exit(call())
+    except SystemExit:
+        raise
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(1)
+
+
 def main():
     strict = os.environ.get("MNNVL_REQUIRE_GPU") == "1"
-    reason = why_skip()
-    if reason:
-        if strict:
-            print("1..1\nnot ok 1 - GPU tests required (MNNVL_REQUIRE_GPU=1): %s" % reason)
-            return 1
-        print("1..0 # SKIP %s" % reason)
-        return 0
-    import torch
-
-    gpus = torch.cuda.device_count()
+    gpus = visible_gpus(strict)
+    if gpus is None:
+        return 1 if strict else 0
     print("1..%d" % len(SCENARIOS))
     print("# %d ranks on %d GPU(s): %d per GPU" % (SIZE, gpus, (SIZE + gpus - 1) // gpus))
     failed = 0
     for n, scenario in enumerate(SCENARIOS, 1):
-        root = "127.0.0.1:%d" % free_port()
         start = time.time()
-        procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker",
-                                   scenario.__name__, str(r), root],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                 for r in range(SIZE)]
-        outputs, codes = [], []
-        for p in procs:
-            try:
-                out, _ = p.communicate(timeout=300)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                out, _ = p.communicate()
-                out += "\n(killed after 300 s)"
-            outputs.append(out)
-            codes.append(p.returncode)
+        codes, outputs = run_ranks(os.path.abspath(__file__), scenario.__name__, SIZE, [], 300)
         took = "%.1f s" % (time.time() - start)
-        if all(c == 0 for c in codes):
-            print("ok %d - %s (%s)" % (n, scenario.__name__, took))
-        elif all(c in (0, SKIP_EXIT) for c in codes) and not strict:
-            print("ok %d - %s # SKIP %s" % (n, scenario.__name__,
-                                          " ".join(o.strip() for o in outputs)[:200]))
-        else:
-            failed += 1
-            print("not ok %d - %s (exit codes %s)" % (n, scenario.__name__, codes))
-        for r, out in enumerate(outputs):
-            for line in out.splitlines():
-                print("# rank %d: %s" % (r, line))
-        sys.stdout.flush()
+        failed += report(n, scenario.__name__, took, codes, outputs, strict)
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--worker":
-        try:
-            sys.exit(worker(sys.argv[2], int(sys.argv[3]), sys.argv[4]))
-        except SystemExit:
-            raise
-        except BaseException:
-            traceback.print_exc()
-            sys.exit(1)
+        exit_from(lambda: worker(sys.argv[2], int(sys.argv[3]), sys.argv[4]))
     sys.exit(main())

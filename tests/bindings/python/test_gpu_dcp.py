@@ -12,28 +12,22 @@ Ranks may share a GPU: rank r uses cuda:(r % torch.cuda.device_count()), so one 
 every scenario (correct, not fast). Each scenario runs this file again as
 `test_gpu_dcp.py --worker SCENARIO RANK SIZE ROOT` in one process per rank (no CUDA before a
 fork). Skips visibly without torch, without a GPU or with a libmnnvl built without CUDA;
-MNNVL_REQUIRE_GPU=1 makes a skip a failure.
+MNNVL_REQUIRE_GPU=1 makes a skip a failure. The driver and the skip rules are test_gpu.py's
+(same directory).
 """
 
 import os
-import socket
-import subprocess
 import sys
 import time
-import traceback
 
-import mnnvl
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mnnvl  # noqa: E402
+from test_gpu import (device_of, exit_from, report, run_ranks, run_scenario,  # noqa: E402
+                      visible_gpus)
 
 SIZES = (2, 4)
 MAX_ENTRIES = 128
 JOB_KEY = "python-gpu-dcp-test-0123456789abcdef0123"
-SKIP_EXIT = 77
-
-
-def device_of(rank):
-    import torch
-
-    return rank % torch.cuda.device_count()
 
 
 def cp_group(rank, size, root):
@@ -246,65 +240,14 @@ SCENARIOS = [transpose_eager, lse_reduce_eager, in_cuda_graph]
 # -------------------------------------------------------------------------------------------
 
 def worker(name, rank, size, root):
-    import torch
-
-    torch.cuda.set_device(device_of(rank))
-    try:
-        globals()[name](rank, size, root)
-    except mnnvl.UnsupportedError as exc:
-        print("rank %d: %s" % (rank, exc))
-        return SKIP_EXIT
-    return 0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def why_skip():
-    try:
-        import torch
-    except ImportError:
-        return "no torch for %s" % sys.executable
-    if not torch.cuda.is_available() or torch.cuda.device_count() < 1:
-        return "needs a GPU, torch sees none"
-    return None
-
-
-def run(scenario, size):
-    """(exit codes, outputs) of the scenario's `size` ranks."""
-    root = "127.0.0.1:%d" % free_port()
-    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker",
-                               scenario.__name__, str(r), str(size), root],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for r in range(size)]
-    outputs, codes = [], []
-    for p in procs:
-        try:
-            out, _ = p.communicate(timeout=600)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            out, _ = p.communicate()
-            out += "\n(killed after 600 s)"
-        outputs.append(out)
-        codes.append(p.returncode)
-    return codes, outputs
+    return run_scenario(rank, lambda: globals()[name](rank, size, root))
 
 
 def main():
     strict = os.environ.get("MNNVL_REQUIRE_GPU") == "1"
-    reason = why_skip()
-    if reason:
-        if strict:
-            print("1..1\nnot ok 1 - GPU tests required (MNNVL_REQUIRE_GPU=1): %s" % reason)
-            return 1
-        print("1..0 # SKIP %s" % reason)
-        return 0
-    import torch
-
-    gpus = torch.cuda.device_count()
+    gpus = visible_gpus(strict)
+    if gpus is None:
+        return 1 if strict else 0
     print("1..%d" % (len(SCENARIOS) * len(SIZES)))
     failed, n = 0, 0
     for size in SIZES:
@@ -313,30 +256,14 @@ def main():
             name = "%s cp %d (%d rank(s) per GPU)" % (scenario.__name__, size,
                                                      (size + gpus - 1) // gpus)
             start = time.time()
-            codes, outputs = run(scenario, size)
+            codes, outputs = run_ranks(os.path.abspath(__file__), scenario.__name__, size,
+                                       [str(size)], 600)
             took = "%.1f s" % (time.time() - start)
-            if all(c == 0 for c in codes):
-                print("ok %d - %s (%s)" % (n, name, took))
-            elif all(c in (0, SKIP_EXIT) for c in codes) and not strict:
-                print("ok %d - %s # SKIP %s" % (n, name,
-                                              " ".join(o.strip() for o in outputs)[:200]))
-            else:
-                failed += 1
-                print("not ok %d - %s (exit codes %s)" % (n, name, codes))
-            for r, out in enumerate(outputs):
-                for line in out.splitlines():
-                    print("# rank %d: %s" % (r, line))
-            sys.stdout.flush()
+            failed += report(n, name, took, codes, outputs, strict)
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 6 and sys.argv[1] == "--worker":
-        try:
-            sys.exit(worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]))
-        except SystemExit:
-            raise
-        except BaseException:
-            traceback.print_exc()
-            sys.exit(1)
+        exit_from(lambda: worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]))
     sys.exit(main())

@@ -15,7 +15,6 @@ python3 tests/bindings/python/test_gpu_views.py).
 import gc
 import os
 import sys
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mnnvl  # noqa: E402
@@ -135,11 +134,5 @@ for _scenario in SCENARIOS:
 
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--worker":
-        try:
-            sys.exit(test_gpu.worker(sys.argv[2], int(sys.argv[3]), sys.argv[4]))
-        except SystemExit:
-            raise
-        except BaseException:
-            traceback.print_exc()
-            sys.exit(1)
+        test_gpu.exit_from(lambda: test_gpu.worker(sys.argv[2], int(sys.argv[3]), sys.argv[4]))
     sys.exit(test_gpu.main())
