@@ -291,7 +291,11 @@ static mnnvl_status_t join_once(tcp_state_t *st, uint64_t deadline)
 {
     char what[MNNVL_WIRE_MAX_LABEL + 64];
     snprintf(what, sizeof(what), "joining comm '%s' of %d ranks", st->label, st->size);
-    mnnvl_status_t s = mnnvl_sock_connect(st->root_address, deadline, &st->aborted, &st->fd);
+    /* The root of this process is reached over a socket pair, which it knows for its host's
+     * (tcp_root.c: one outcome when rank 0 dies right after a collective). */
+    mnnvl_status_t s = st->embedded
+                           ? mnnvl_tcp_root_connect_local(st->embedded, &st->fd)
+                           : mnnvl_sock_connect(st->root_address, deadline, &st->aborted, &st->fd);
     if (s != MNNVL_SUCCESS)
         return mnnvl_error_wrap(s, "tcp bootstrap: %s, rank %d found no root", what, st->rank);
     s = mnnvl_auth_client(st->fd, &st->key, st->root_address, deadline, &st->aborted, &st->sess);
@@ -505,8 +509,12 @@ static void tcp_destroy(mnnvl_bootstrap_t *bs)
         return;
     tcp_bootstrap_t *tb = (tcp_bootstrap_t *)bs;
     tcp_state_t *st = &tb->st;
-    /* BYE tells the root this departure is not a failure. */
-    if (st->fd >= 0 && !atomic_load(&st->aborted) && !st->broken)
+    /* BYE tells the root this departure is not a failure, also after a failure of another
+     * rank (PEER_LOST): otherwise the members still there would record this live rank as
+     * dead. Not after this rank said it gave up (abort, or mark_broken's ABORT). */
+    int gave_up = atomic_load(&st->aborted) || st->broken == MNNVL_ERR_TIMEOUT ||
+                  st->broken == MNNVL_ERR_AUTH;
+    if (st->fd >= 0 && !gave_up)
         send_frame_nowait(st, MNNVL_WIRE_BYE, NULL);
     bootstrap_free(tb);
 }

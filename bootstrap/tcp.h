@@ -38,6 +38,13 @@ void mnnvl_tcp_root_retain(mnnvl_tcp_root_t *root);
  * NULL is a no-op. Thread-safe. */
 void mnnvl_tcp_root_stop(mnnvl_tcp_root_t *root);
 
+/* A connection to the root from its own process (rank 0's ranks in root_mode=rank0): one end
+ * of a socket pair in *fd, which the caller owns and uses as it would a connection to the
+ * root's address. What the root sends on such a connection about a collective goes out only
+ * after the group's other members were written theirs (tcp_root.c says why). Returns
+ * BOOTSTRAP or NO_MEMORY. Thread-safe. */
+mnnvl_status_t mnnvl_tcp_root_connect_local(mnnvl_tcp_root_t *root, int *fd);
+
 /* Makes the last stop wait, after the output linger, until no member of a formed group is
  * still connected (each has left with BYE or dropped), for at most its timeout_ms or 10 s. For
  * the root that rank 0 hosts (root_mode=rank0): its end would read as rank 0's death to the

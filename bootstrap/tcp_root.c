@@ -18,12 +18,15 @@
  * that does not form is told who never joined and dropped after that timeout. A peer over
  * a bound is dropped with a log line naming it.
  *
- * Why one file of ~1500 lines: the root is one state machine (connections, groups,
- * collectives, bounds, the loop) whose handlers share the connection and group structs and
- * the one reap() point; split across files they would need those internals in a header that
- * every part could then change behind the others' backs.
+ * One outcome when rank 0 dies right after a collective (root_mode=rank0): the root lives
+ * in rank 0's process, so if rank 0 learned a collective's outcome before the others were
+ * sent theirs, a SIGKILL just after it would leave them with PEER_LOST for a collective
+ * rank 0 saw succeed. The host's own connections (mnnvl_tcp_root_connect_local, a socket
+ * pair) are therefore written only once the group's other members have been written every
+ * outcome queued for them (group.outcomes_queued): what the others were sent is in their
+ * sockets before rank 0 can act on its own.
  *
- * Why one file of about 1400 lines: the connection state machine, its bounds, the groups
+ * Why one file of about 1500 lines: the connection state machine, its bounds, the groups
  * and their collectives share private structures and the no-re-entry rule above; split
  * apart they would need a private header exposing all of it, for no gain in what a reader
  * must hold.
@@ -31,6 +34,7 @@
 #include "tcp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -92,6 +96,7 @@ struct out_msg {
     int is_status;     /* a STATUS: while queued, further QUERYs are dropped */
     size_t tag_len;    /* MNNVL_WIRE_MAC_BYTES once the connection is authenticated, else 0 */
     uint8_t tag[MNNVL_WIRE_MAC_BYTES]; /* sent after the blob */
+    int is_outcome; /* a collective's result or error, counted in the group until sent */
     size_t head_len;
     uint8_t head[]; /* the frame header and any small payload */
 };
@@ -133,6 +138,8 @@ struct conn {
     uint64_t frame_since; /* when the frame now arriving began (in_len > 0) */
     struct group *group;
     int rank;
+    int host;           /* a connection of the root's own process (mnnvl_tcp_root_connect_local) */
+    int out_outcomes;   /* of the queued messages, outcomes counted in group->outcomes_queued */
     int timeout_ms;     /* announced in HELLO */
     uint64_t joined_ms; /* when it said HELLO */
 };
@@ -160,6 +167,7 @@ struct group {
     uint64_t bytes;
     struct blob *result;
     mnnvl_status_t coll_status; /* MISMATCH or NO_MEMORY once known */
+    int outcomes_queued;        /* outcomes not yet written to the members other than the host */
     char coll_msg[MNNVL_WIRE_MAX_TEXT];
     /* Who is missing, for STATUS and timeouts: rebuilt when `changes` moved on. */
     int ever_joined; /* ranks that said HELLO to this forming group, gone since or not */
@@ -188,6 +196,11 @@ struct mnnvl_tcp_root {
     int refused;                /* connections refused for a wrong job key */
     char last_refused[MNNVL_SOCK_ADDR_MAX];
     uint64_t accept_paused_until;
+    /* Socket ends of mnnvl_tcp_root_connect_local, for the root's thread to adopt. */
+    pthread_mutex_t local_lock;
+    int *local_fds;
+    size_t nlocal;
+    size_t local_cap;
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -264,6 +277,7 @@ static struct out_msg *conn_queue(struct conn *c, uint16_t type, const void *pay
     m->next = NULL;
     m->blob = blob;
     m->is_status = 0;
+    m->is_outcome = 0;
     if (blob) {
         blob->refs++;
         c->out_results++;
@@ -289,10 +303,11 @@ static struct out_msg *conn_queue(struct conn *c, uint16_t type, const void *pay
     return m;
 }
 
-static void conn_send_error(struct conn *c, mnnvl_status_t status, int rank, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static struct out_msg *conn_send_error(struct conn *c, mnnvl_status_t status, int rank,
+                                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static void conn_send_error(struct conn *c, mnnvl_status_t status, int rank, const char *fmt, ...)
+static struct out_msg *conn_send_error(struct conn *c, mnnvl_status_t status, int rank,
+                                       const char *fmt, ...)
 {
     uint8_t msg[MNNVL_WIRE_ERROR_FIXED + MNNVL_WIRE_MAX_TEXT];
     va_list ap;
@@ -304,7 +319,7 @@ static void conn_send_error(struct conn *c, mnnvl_status_t status, int rank, con
                                                      : (size_t)n;
     mnnvl_wire_put32(msg, (uint32_t)status);
     mnnvl_wire_put32(msg + 4, (uint32_t)rank);
-    conn_queue(c, MNNVL_WIRE_ERROR, msg, MNNVL_WIRE_ERROR_FIXED + text, NULL);
+    return conn_queue(c, MNNVL_WIRE_ERROR, msg, MNNVL_WIRE_ERROR_FIXED + text, NULL);
 }
 
 /* Writes what the socket takes now; a CLOSING connection dies once all is written. */
@@ -343,6 +358,10 @@ static void conn_flush(struct conn *c)
         c->out_count--;
         c->out_results -= m->blob != NULL;
         c->status_queued &= !m->is_status;
+        if (m->is_outcome) {
+            c->out_outcomes--;
+            c->group->outcomes_queued--;
+        }
         blob_unref(m->blob);
         free(m);
     }
@@ -424,6 +443,11 @@ static void group_detach(struct mnnvl_tcp_root *r, struct conn *c)
     if (g->members[c->rank] == c)
         g->members[c->rank] = NULL; /* state stays: it did join (and gave up) */
     g->changes++;
+    /* A member that is gone holds the host back no longer. */
+    for (struct out_msg *m = c->out_head; m; m = m->next)
+        m->is_outcome = 0;
+    g->outcomes_queued -= c->out_outcomes;
+    c->out_outcomes = 0;
     c->group = NULL;
     if (--g->attached > 0)
         return;
@@ -690,14 +714,26 @@ static void coll_finish(struct group *g)
         struct conn *m = g->members[i];
         if (!m)
             continue;
+        struct out_msg *o;
         if (g->coll_status != MNNVL_SUCCESS)
-            conn_send_error(m, g->coll_status, -1, "%s", g->coll_msg);
+            o = conn_send_error(m, g->coll_status, -1, "%s", g->coll_msg);
         else if (g->op == MNNVL_WIRE_OP_BROADCAST && (uint32_t)i == g->bcast_root)
-            conn_queue(m, MNNVL_WIRE_RESULT, NULL, 0, NULL);
+            o = conn_queue(m, MNNVL_WIRE_RESULT, NULL, 0, NULL);
         else
-            conn_queue(m, MNNVL_WIRE_RESULT, NULL, 0, g->result);
+            o = conn_queue(m, MNNVL_WIRE_RESULT, NULL, 0, g->result);
+        if (o && !m->host) {
+            o->is_outcome = 1;
+            m->out_outcomes++;
+            g->outcomes_queued++;
+        }
     }
     coll_reset(g);
+}
+
+/* A host connection waits while the others of its group have outcomes to be written. */
+static int held_back(const struct conn *c)
+{
+    return c->host && c->group && c->group->outcomes_queued > 0;
 }
 
 static const char *op_name(uint8_t op)
@@ -1101,6 +1137,28 @@ static int conns_reserve(struct mnnvl_tcp_root *r)
     return 0;
 }
 
+/* A new connection on fd, waiting for its CHALLENGE; NULL (fd closed) when out of memory. */
+static struct conn *conn_add(struct mnnvl_tcp_root *r, int fd, int host)
+{
+    struct conn *c = conns_reserve(r) == 0 ? calloc(1, sizeof(*c)) : NULL;
+    if (!c) {
+        MNNVL_WARN("tcp root %s: out of memory; dropping a connection", r->address);
+        close(fd);
+        return NULL;
+    }
+    c->root = r;
+    c->fd = fd;
+    c->host = host;
+    c->state = CONN_CHALLENGE;
+    c->since_ms = mnnvl_now_ms();
+    if (host)
+        snprintf(c->peer, sizeof(c->peer), "this process");
+    else
+        mnnvl_sock_peer_name(fd, c->peer, sizeof(c->peer));
+    r->conns[r->nconns++] = c;
+    return c;
+}
+
 static void accept_all(struct mnnvl_tcp_root *r)
 {
     for (;;) {
@@ -1116,20 +1174,20 @@ static void accept_all(struct mnnvl_tcp_root *r)
             }
             return;
         }
-        struct conn *c = conns_reserve(r) == 0 ? calloc(1, sizeof(*c)) : NULL;
-        if (!c) {
-            MNNVL_WARN("tcp root %s: out of memory; dropping a connection", r->address);
-            close(fd);
-            return;
-        }
         mnnvl_sock_nodelay(fd);
-        c->root = r;
-        c->fd = fd;
-        c->state = CONN_CHALLENGE;
-        c->since_ms = mnnvl_now_ms();
-        mnnvl_sock_peer_name(fd, c->peer, sizeof(c->peer));
-        r->conns[r->nconns++] = c;
+        if (!conn_add(r, fd, 0))
+            return;
     }
+}
+
+/* Adopts the socket ends that mnnvl_tcp_root_connect_local handed over. */
+static void adopt_local(struct mnnvl_tcp_root *r)
+{
+    pthread_mutex_lock(&r->local_lock);
+    for (size_t i = 0; i < r->nlocal; i++)
+        conn_add(r, r->local_fds[i], 1);
+    r->nlocal = 0;
+    pthread_mutex_unlock(&r->local_lock);
 }
 
 /* Tells a member of a group that did not form who never joined, and lets it go. */
@@ -1237,7 +1295,7 @@ static int poll_all(struct mnnvl_tcp_root *r, size_t *polled)
     int backlog = 0;
     for (size_t i = 0; i < r->nconns; i++) {
         struct conn *c = r->conns[i];
-        short ev = (short)(POLLIN | (c->out_head ? POLLOUT : 0));
+        short ev = (short)(POLLIN | (c->out_head && !held_back(c) ? POLLOUT : 0));
         r->pfds[i + 2] = (struct pollfd){.fd = c->fd, .events = ev};
         backlog |= c->backlog;
     }
@@ -1297,9 +1355,12 @@ static void loop_once(struct mnnvl_tcp_root *r)
     }
     if (r->pfds[1].revents)
         accept_all(r);
-    for (size_t i = 0; i < r->nconns; i++)
-        if (r->conns[i]->out_head)
-            conn_flush(r->conns[i]);
+    adopt_local(r);
+    /* The others first, so that a host connection they held back goes out in this turn. */
+    for (int host = 0; host < 2; host++)
+        for (size_t i = 0; i < r->nconns; i++)
+            if (r->conns[i]->host == host && r->conns[i]->out_head && !held_back(r->conns[i]))
+                conn_flush(r->conns[i]);
     sweep(r);
     reap(r);
 }
@@ -1358,6 +1419,10 @@ static void root_free(struct mnnvl_tcp_root *r)
         close(r->listen_fd);
     if (r->wake_fd >= 0)
         close(r->wake_fd);
+    for (size_t i = 0; i < r->nlocal; i++)
+        close(r->local_fds[i]);
+    free(r->local_fds);
+    pthread_mutex_destroy(&r->local_lock);
     free(r->conns);
     free(r->pfds);
     free(r);
@@ -1385,6 +1450,7 @@ mnnvl_status_t mnnvl_tcp_root_start(const char *listen_address, const char *job_
         return mnnvl_error(MNNVL_ERR_NO_MEMORY, "tcp root: out of memory");
     r->listen_fd = -1;
     r->wake_fd = -1;
+    pthread_mutex_init(&r->local_lock, NULL);
     atomic_init(&r->refs, 1);
     atomic_init(&r->stop, 0);
     atomic_init(&r->outlive_members, 0);
@@ -1424,6 +1490,46 @@ const char *mnnvl_tcp_root_address(const mnnvl_tcp_root_t *root)
 void mnnvl_tcp_root_retain(mnnvl_tcp_root_t *root)
 {
     atomic_fetch_add(&root->refs, 1);
+}
+
+mnnvl_status_t mnnvl_tcp_root_connect_local(mnnvl_tcp_root_t *root, int *fd)
+{
+    *fd = -1;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return mnnvl_error(MNNVL_ERR_BOOTSTRAP, "tcp root %s: socketpair failed: %s", root->address,
+                           strerror(errno));
+    int flags = fcntl(sv[0], F_GETFL);
+    if (flags < 0 || fcntl(sv[0], F_SETFL, flags | O_NONBLOCK) != 0) {
+        int err = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return mnnvl_error(MNNVL_ERR_BOOTSTRAP, "tcp root %s: fcntl failed: %s", root->address,
+                           strerror(err));
+    }
+    pthread_mutex_lock(&root->local_lock);
+    int room = root->nlocal < root->local_cap;
+    if (!room) {
+        size_t cap = root->local_cap * 2 + 4;
+        int *fds = reallocarray(root->local_fds, cap, sizeof(*fds));
+        if (fds) {
+            root->local_fds = fds;
+            root->local_cap = cap;
+            room = 1;
+        }
+    }
+    if (room)
+        root->local_fds[root->nlocal++] = sv[0];
+    pthread_mutex_unlock(&root->local_lock);
+    if (!room) {
+        close(sv[0]);
+        close(sv[1]);
+        return mnnvl_error(MNNVL_ERR_NO_MEMORY, "tcp root %s: out of memory", root->address);
+    }
+    uint64_t one = 1;
+    (void)!write(root->wake_fd, &one, sizeof(one));
+    *fd = sv[1];
+    return MNNVL_SUCCESS;
 }
 
 void mnnvl_tcp_root_outlive_members(mnnvl_tcp_root_t *root)

@@ -1207,8 +1207,10 @@ static void star_destroy(mnnvl_bootstrap_t *bs)
     pthread_mutex_lock(st->lock);
     if (st->bs.size > 1 && atomic_load(&st->aborted)) {
         tell_abort(st, MNNVL_ERR_ABORTED, st->bs.rank, STAR_CLOSE_GRACE_MS);
-    } else if (st->bs.size > 1 && !st->broken) {
-        /* BYE makes the departure graceful: a peer still waiting on us fails at once. */
+    } else if (st->bs.size > 1 && !st->told_abort) {
+        /* BYE makes the departure graceful: a peer still waiting on us fails at once. Also
+         * after another rank's failure (PEER_LOST), or the members still there would record
+         * this live rank as dead; not after this rank told them it gave up. */
         int *to = malloc(sizeof(*to) * (size_t)st->bs.size);
         int n = 0;
         for (int r = 0; to && r < st->bs.size; r++)

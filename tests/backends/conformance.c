@@ -403,6 +403,8 @@ int bk_wrong_key(int rank, int size, void *target)
 /* How long the graceful scenario watches for a wrong report: longer than any backend takes
  * to find a death. */
 #define GRACEFUL_WATCH_MS 2000
+/* How long the last survivor of a liveness scenario watches the others leave. */
+#define AFTER_WATCH_MS 1000
 
 /* Polls comm's record until it holds `want` ranks or `until` passed (mnnvl_now_ms time);
  * the list into `list`, its length returned (-1: the call failed). */
@@ -495,6 +497,20 @@ int bk_liveness(int rank, int size, void *target)
         fprintf(stderr, "rank %d: the barrier after the deaths returned %s\n", rank,
                 mnnvl_status_string(st));
         bad = 1;
+    }
+    /* The other survivors leave now, after that failure, and gracefully: the lowest one
+     * stays a while and must not record them as dead. */
+    int keeper = 0;
+    while (keeper == first || keeper == second)
+        keeper++;
+    if (rank == keeper) {
+        mnnvl_rank_failure_t list[8];
+        int count = await_record(comm, rank, n + 1, mnnvl_now_ms() + AFTER_WATCH_MS, list, 8);
+        if (count != n) {
+            fprintf(stderr, "rank %d: %d deaths recorded once the other survivors left, not %d\n",
+                    rank, count, n);
+            bad = 1;
+        }
     }
     mnnvl_comm_destroy(child);
     mnnvl_comm_destroy(comm);

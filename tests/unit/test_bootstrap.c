@@ -274,6 +274,46 @@ Test(bootstrap, sigkilled_root_host_fails_the_others)
     run_kill(0);
 }
 
+/* Rank 0, which hosts the root, dies the moment its allgather returns: the others must have
+ * been sent that allgather's result already (one outcome), so they report SUCCESS with the
+ * right bytes, not PEER_LOST for a collective rank 0 saw succeed. 256 KiB per rank, so
+ * that writing the results takes the root a while; rounds, because the race is narrow. */
+static int root_host_dies_after_body(mnnvl_comm_t comm, int rank, const job_t *job)
+{
+    (void)job;
+    enum { BYTES = 256 << 10 };
+    int size = mnnvl_comm_size(comm);
+    if (mt_fail(mnnvl_comm_barrier(comm), rank, "first barrier"))
+        return 1;
+    uint8_t *mine = malloc(BYTES);
+    uint8_t *all = malloc((size_t)BYTES * (size_t)size);
+    for (size_t i = 0; i < BYTES; i++)
+        mine[i] = pattern(rank, i, 3);
+    int rc = mt_fail(mnnvl_comm_allgather(comm, mine, all, BYTES), rank, "allgather");
+    if (rank == 0)
+        raise(SIGKILL);
+    for (int r = 0; rc == 0 && r < size; r++)
+        for (size_t i = 0; rc == 0 && i < BYTES; i++)
+            if (all[(size_t)r * BYTES + i] != pattern(r, i, 3)) {
+                fprintf(stderr, "rank %d: byte %zu of rank %d wrong\n", rank, i, r);
+                rc = 1;
+            }
+    free(mine);
+    free(all);
+    return rc;
+}
+
+Test(bootstrap, root_host_killed_right_after_an_allgather_leaves_the_others_its_result)
+{
+    for (int round = 0; round < 10; round++) {
+        int codes[4];
+        run_rank0((job_t){.body = root_host_dies_after_body}, 4, with_comm, codes);
+        for (int r = 0; r < 4; r++)
+            cr_assert_eq(codes[r], r == 0 ? 128 + SIGKILL : 0, "round %d: rank %d exited with %d",
+                         round, r, codes[r]);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 /* Ranks 0..2 form a job with the right key; the fourth process claims rank 0 of the same
