@@ -59,18 +59,15 @@ static int read_until(int fd, void *buf, size_t len, uint64_t deadline)
     return 0;
 }
 
+/* The messages are at most INFO_MAX bytes on an otherwise idle socket pair, whose buffer
+ * takes them whole in one send. */
 static int write_all(int fd, const void *buf, size_t len)
 {
-    size_t put = 0;
-    while (put < len) {
-        ssize_t w = send(fd, (const char *)buf + put, len - put, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        put += (size_t)w;
-    }
-    return 0;
+    ssize_t w;
+    do
+        w = send(fd, buf, len, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    return w == (ssize_t)len ? 0 : -1;
 }
 
 void mt_service_ready(mt_service_io_t *io, const char *info)
