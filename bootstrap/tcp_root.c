@@ -24,7 +24,8 @@
  * rank 0 saw succeed. The host's own connections (mnnvl_tcp_root_connect_local, a socket
  * pair) are therefore written only once the group's other members have been written every
  * outcome queued for them (group.outcomes_queued): what the others were sent is in their
- * sockets before rank 0 can act on its own.
+ * sockets before rank 0 can act on its own. The price: a member that stops reading holds
+ * rank 0's call back until it reads, is dropped, or rank 0's own timeout_ms runs out.
  *
  * Why one file of about 1500 lines: the connection state machine, its bounds, the groups
  * and their collectives share private structures and the no-re-entry rule above; split
