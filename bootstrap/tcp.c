@@ -400,11 +400,18 @@ static mnnvl_status_t check_usable(const tcp_state_t *st, const char *what)
 /* Records a failure after which the connection is out of step with the root. A rank that
  * gives up on a collective (timed out, or got a frame that failed its MAC) says so, so that its
  * peers fail now rather than time out too. */
+/* A failure of this rank's own that mark_broken announces to the root with ABORT (this rank
+ * gives up), as opposed to one it only heard of (PEER_LOST). */
+static int gives_up(mnnvl_status_t s)
+{
+    return s == MNNVL_ERR_TIMEOUT || s == MNNVL_ERR_AUTH;
+}
+
 static mnnvl_status_t mark_broken(tcp_state_t *st, mnnvl_status_t s, const char *what)
 {
     st->broken = s;
     snprintf(st->broken_msg, sizeof(st->broken_msg), "%s", mnnvl_last_error());
-    if (s == MNNVL_ERR_TIMEOUT || s == MNNVL_ERR_AUTH) {
+    if (gives_up(s)) {
         char reason[128];
         if (s == MNNVL_ERR_TIMEOUT)
             snprintf(reason, sizeof(reason), "%s timed out after %d ms", what, st->timeout_ms);
@@ -512,9 +519,7 @@ static void tcp_destroy(mnnvl_bootstrap_t *bs)
     /* BYE tells the root this departure is not a failure, also after a failure of another
      * rank (PEER_LOST): otherwise the members still there would record this live rank as
      * dead. Not after this rank said it gave up (abort, or mark_broken's ABORT). */
-    int gave_up = atomic_load(&st->aborted) || st->broken == MNNVL_ERR_TIMEOUT ||
-                  st->broken == MNNVL_ERR_AUTH;
-    if (st->fd >= 0 && !gave_up)
+    if (st->fd >= 0 && !atomic_load(&st->aborted) && !gives_up(st->broken))
         send_frame_nowait(st, MNNVL_WIRE_BYE, NULL);
     bootstrap_free(tb);
 }
