@@ -114,17 +114,11 @@ template <typename T, bool FT = false>
 static __device__ __forceinline__ bool poll(const uint4 *slot, const mnnvl_wait_params_t *wait,
                                             int peer, vec<T> *out, int scale = 1)
 {
-    if (FT) {
-        mnnvl_ft_waiter_t w = mnnvl_ft_begin(wait);
-        for (;;) {
+    if (FT)
+        return mnnvl_ft_wait(wait, MNNVL_OP_ALLREDUCE, peer, true, scale, [&] {
             out->raw = load_volatile(slot);
-            if (is_ready(*out))
-                return true;
-            if (mnnvl_ft_should_stop(wait, &w, MNNVL_OP_ALLREDUCE, peer, true, scale) !=
-                MNNVL_FT_WAIT)
-                return false;
-        }
-    }
+            return is_ready(*out);
+        });
     mnnvl_waiter_t w = mnnvl_wait_begin();
     for (;;) {
         out->raw = load_volatile(slot);

@@ -206,13 +206,10 @@ static __device__ bool signal_and_wait_live(const mnnvl_dcp_args_t &a, int c, ui
         uint64_t seen;
         bool arrived = true;
         if (FT) {
-            mnnvl_ft_waiter_t w = mnnvl_ft_begin(&a.wait);
-            while ((int32_t)((uint32_t)((seen = load_acquire_sys_u64(flag)) >> 32) - epoch) < 0) {
-                if (mnnvl_ft_should_stop(&a.wait, &w, op, p, true, 1) != MNNVL_FT_WAIT) {
-                    arrived = false;
-                    break;
-                }
-            }
+            arrived = mnnvl_ft_wait(&a.wait, op, p, true, 1, [&] {
+                seen = load_acquire_sys_u64(flag);
+                return (int32_t)((uint32_t)(seen >> 32) - epoch) >= 0;
+            });
         } else {
             mnnvl_waiter_t w = mnnvl_wait_begin();
             while ((int32_t)((uint32_t)((seen = load_acquire_sys_u64(flag)) >> 32) - epoch) < 0) {

@@ -1,6 +1,6 @@
 /* The kernel side of fault tolerance: the wait that the fault-tolerant instantiations of the
- * MoE, all-reduce and DCP kernels use instead of mnnvl_wait_should_stop(), and the marking of
- * a dead rank.
+ * MoE, all-reduce and DCP kernels use instead of mnnvl_wait_should_stop() (mnnvl_ft_wait), and
+ * the marking of a dead rank.
  *
  * Only instantiations with the template switch FT = true include calls to these; with it
  * off, the kernels are the ones without fault tolerance, instruction for instruction (see
@@ -90,41 +90,41 @@ static __device__ __forceinline__ mnnvl_ft_waiter_t mnnvl_ft_begin(const mnnvl_w
     return w;
 }
 
+/* What a failed poll of a wait found (mnnvl_ft_look). */
 enum {
-    MNNVL_FT_WAIT = 0, /* keep polling */
-    MNNVL_FT_GONE =
-        1, /* the peer is dead (now marked), or `any` and some rank is: go on without it */
-    MNNVL_FT_STOP = 2 /* abort, another error, or timeout_ns: the operation stops */
+    MNNVL_FT_WAIT = 0, /* nothing yet: keep polling */
+    MNNVL_FT_GONE,     /* the peer, or with `any` some rank, is in the mask already */
+    MNNVL_FT_DROPPED,  /* the host's byte: the bootstrap lost the peer's connection */
+    MNNVL_FT_LATE,     /* the peer missed the per-peer bound */
+    MNNVL_FT_ABORTED,  /* the communicator is being aborted */
+    MNNVL_FT_FAILED,   /* another error (not PEER_LOST) is recorded already */
+    MNNVL_FT_TIMED_OUT /* the whole wait ran past timeout_ns */
 };
 
-/* Call once per failed poll of a wait on `peer`. `any`: the operation cannot finish without
- * every rank (all-reduce, DCP), so a death anywhere ends the wait. `scale`: the per-peer bound
- * in units of peer_timeout_ns, 2 for a wait on data that the peer sends only after it heard
- * from every rank (two-shot's second phase), so that the rank that held everybody up is the
- * one marked, not the peer it held up.
+/* Looks at the communicator's state after a failed poll of a wait on `peer`, and changes
+ * nothing but the waiter. `any`: the operation cannot finish without every rank
+ * (all-reduce, DCP), so a death anywhere ends the wait. `scale`: the per-peer bound in units
+ * of peer_timeout_ns, 2 for a wait on data that the peer sends only after it heard from every
+ * rank (two-shot's second phase), so that the rank that held everybody up is the one marked,
+ * not the peer it held up.
  *
  * The per-peer bound restarts whenever another rank was marked dead meanwhile: a live peer
  * that itself waited out the dead rank before it could signal is late by up to one bound,
  * and must not be marked for it. Like mnnvl_wait_should_stop, the host-mapped words and the
  * clock are read only every 256 polls. */
-static __device__ __forceinline__ int mnnvl_ft_should_stop(const mnnvl_wait_params_t *p,
-                                                           mnnvl_ft_waiter_t *w, int op, int peer,
-                                                           bool any, int scale)
+static __device__ __forceinline__ int
+mnnvl_ft_look(const mnnvl_wait_params_t *p, mnnvl_ft_waiter_t *w, int peer, bool any, int scale)
 {
     if ((++w->spins & 255u) != 0)
         return MNNVL_FT_WAIT;
     volatile mnnvl_device_control_t *control = p->control;
-    if (control->abort) {
-        mnnvl_record_error(p->control, MNNVL_ERR_ABORTED, op, peer);
-        return MNNVL_FT_STOP;
-    }
+    if (control->abort)
+        return MNNVL_FT_ABORTED;
     const uint64_t error = control->error;
     if (error != 0 && (int)(error & 0xff) != -MNNVL_ERR_PEER_LOST)
-        return MNNVL_FT_STOP;
-    if (control->dead[peer] != 0) {
-        mnnvl_ft_mark_dead(p, op, peer, MNNVL_DEAD_CONNECTION);
-        return MNNVL_FT_GONE;
-    }
+        return MNNVL_FT_FAILED;
+    if (control->dead[peer] != 0)
+        return MNNVL_FT_DROPPED;
     const unsigned long long mask = mnnvl_ft_mask(p);
     if (mnnvl_ft_is_dead(mask, peer) || (any && mask != 0))
         return MNNVL_FT_GONE;
@@ -133,15 +133,52 @@ static __device__ __forceinline__ int mnnvl_ft_should_stop(const mnnvl_wait_para
         w->mask = mask;
         w->peer_ns = now;
     }
-    if (now - w->peer_ns > (uint64_t)scale * p->peer_timeout_ns) {
-        mnnvl_ft_mark_dead(p, op, peer, MNNVL_DEAD_PEER_TIMEOUT);
-        return MNNVL_FT_GONE;
-    }
-    if (now - w->start_ns > p->timeout_ns) {
-        mnnvl_record_error(p->control, MNNVL_ERR_TIMEOUT, op, peer);
-        return MNNVL_FT_STOP;
-    }
+    if (now - w->peer_ns > (uint64_t)scale * p->peer_timeout_ns)
+        return MNNVL_FT_LATE;
+    if (now - w->start_ns > p->timeout_ns)
+        return MNNVL_FT_TIMED_OUT;
     return MNNVL_FT_WAIT;
+}
+
+/* Acts on what mnnvl_ft_look found: marks the peer dead, or records why the operation
+ * stops; nothing for a rank already in the mask or an error already recorded. */
+static __device__ __forceinline__ void mnnvl_ft_settle(const mnnvl_wait_params_t *p, int op,
+                                                       int peer, int found)
+{
+    switch (found) {
+    case MNNVL_FT_DROPPED: mnnvl_ft_mark_dead(p, op, peer, MNNVL_DEAD_CONNECTION); break;
+    case MNNVL_FT_LATE: mnnvl_ft_mark_dead(p, op, peer, MNNVL_DEAD_PEER_TIMEOUT); break;
+    case MNNVL_FT_ABORTED: mnnvl_record_error(p->control, MNNVL_ERR_ABORTED, op, peer); break;
+    case MNNVL_FT_TIMED_OUT: mnnvl_record_error(p->control, MNNVL_ERR_TIMEOUT, op, peer); break;
+    default: break;
+    }
+}
+
+/* The fault-tolerant wait on `peer`: polls `ready()` (true once the peer's data or flag is
+ * there) until it holds, or until mnnvl_ft_look finds a reason to give up; true when it
+ * arrived. See mnnvl_ft_look for `any` and `scale`.
+ *
+ * Before giving up it looks once more, after a fence: a peer can send and then die between
+ * this thread's last poll and its look at the death (ranks that share a GPU time-slice, so a
+ * thread can be off the GPU for milliseconds right there). What the peer sent before it died
+ * is there by the time its death is known, and it counts: the peer is not marked, and no
+ * other wait of an `any` operation gives up on account of it. */
+template <typename Ready>
+static __device__ __forceinline__ bool mnnvl_ft_wait(const mnnvl_wait_params_t *p, int op, int peer,
+                                                     bool any, int scale, Ready ready)
+{
+    mnnvl_ft_waiter_t w = mnnvl_ft_begin(p);
+    while (!ready()) {
+        const int found = mnnvl_ft_look(p, &w, peer, any, scale);
+        if (found == MNNVL_FT_WAIT)
+            continue;
+        __threadfence_system(); /* the death seen before the last look at the data */
+        if (ready())
+            return true;
+        mnnvl_ft_settle(p, op, peer, found);
+        return false;
+    }
+    return true;
 }
 
 #endif

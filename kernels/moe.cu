@@ -135,11 +135,10 @@ static __device__ void dispatch_handshake(const mnnvl_moe_args_t &a, unsigned lo
         const uint32_t *flag = &at<uint32_t>(mine, a.dispatch_flags)[p];
         bool arrived = true;
         if (FT) {
-            arrived = !mnnvl_ft_is_dead(dead, p);
-            mnnvl_ft_waiter_t w = mnnvl_ft_begin(&a.wait);
-            while (arrived && (int32_t)(mnnvl_load_acquire_sys(flag) - epoch) < 0)
-                arrived = mnnvl_ft_should_stop(&a.wait, &w, MNNVL_OP_MOE_DISPATCH, p, false, 1) ==
-                          MNNVL_FT_WAIT;
+            arrived = !mnnvl_ft_is_dead(dead, p) &&
+                      mnnvl_ft_wait(&a.wait, MNNVL_OP_MOE_DISPATCH, p, false, 1, [&] {
+                          return (int32_t)(mnnvl_load_acquire_sys(flag) - epoch) >= 0;
+                      });
             if (!arrived) /* this round has nothing from p: its rows are not there */
                 at<volatile int32_t>(mine, a.recv_counts)[p] = 0;
         } else {
@@ -300,11 +299,8 @@ static __device__ void combine_barrier(const mnnvl_moe_args_t &a, uint32_t epoch
         if (FT) {
             if (mnnvl_ft_is_dead(dead, p))
                 continue;
-            mnnvl_ft_waiter_t w = mnnvl_ft_begin(&a.wait);
-            while ((int32_t)(mnnvl_load_acquire_sys(flag) - epoch) < 0)
-                if (mnnvl_ft_should_stop(&a.wait, &w, MNNVL_OP_MOE_COMBINE, p, false, 1) !=
-                    MNNVL_FT_WAIT)
-                    break;
+            mnnvl_ft_wait(&a.wait, MNNVL_OP_MOE_COMBINE, p, false, 1,
+                          [&] { return (int32_t)(mnnvl_load_acquire_sys(flag) - epoch) >= 0; });
             continue;
         }
         mnnvl_waiter_t w = mnnvl_wait_begin();
