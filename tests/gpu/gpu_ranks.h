@@ -4,7 +4,9 @@
 #define MNNVL_GPU_RANKS_H
 
 #include <cuda_runtime.h>
+#include <errno.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -110,14 +112,19 @@ static inline int gpu_comm_stream_end(mnnvl_comm_t comm, int rank, cudaStream_t 
 }
 
 /* For the tests whose last rank stops calling: after a host barrier, the last rank sleeps
- * past job's timeout (the others' kernels give up meanwhile) and returns 1; the others return
- * 0 at once. */
+ * past the communicators' timeout (job's, scaled by mt_time_scale as gpu_comm scales it; the
+ * others' kernels give up meanwhile) and returns 1; the others return 0 at once. A shorter
+ * sleep would end the rank before the others time out, and they would see its death
+ * (PEER_LOST from the liveness watcher) instead of the TIMEOUT under test. */
 static inline int gpu_last_rank_stops(mnnvl_comm_t comm, const gpu_job_t *job, int rank, int size)
 {
     mnnvl_comm_barrier(comm);
     if (rank != size - 1)
         return 0;
-    usleep((unsigned)(job->timeout_ms + 1500) * 1000u);
+    const long ms = (long)job->timeout_ms * mt_time_scale() + 1500;
+    struct timespec pause = {ms / 1000, ms % 1000 * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
+        ;
     return 1;
 }
 

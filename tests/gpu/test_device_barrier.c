@@ -124,7 +124,9 @@ static int skip_body(int rank, int size, void *arg)
         return 1;
     cudaStream_t s;
     uint64_t t0;
-    int started = barrier_without(comm, rank, size - 1, job->timeout_ms + 1500u, &s, &t0);
+    /* Past the communicators' timeout, scaled as gpu_comm scales it. */
+    int started = barrier_without(comm, rank, size - 1,
+                                  (unsigned)(job->timeout_ms * mt_time_scale()) + 1500u, &s, &t0);
     if (started != 0)
         return started < 0 ? 0 : 1;
     cudaError_t sync = cudaStreamSynchronize(s);
