@@ -24,12 +24,35 @@ static inline int gpu_device(const gpu_job_t *job, int rank)
     return rank % (job->gpus > 0 ? job->gpus : 1);
 }
 
-/* The configuration of job's communicators: tcp on job's root, the GPU tests' job key, job's
- * timeout_ms scaled by mt_time_scale. */
+/* The timeout_ms of job's communicators: job's, scaled by mt_time_scale. */
+static inline int gpu_timeout_ms(const gpu_job_t *job)
+{
+    return job->timeout_ms * mt_time_scale();
+}
+
+/* How long a rank that stops calling sleeps: past the communicators' timeout, so that the
+ * others time out while it still lives. A shorter sleep would end the rank first, and they
+ * would see its death (PEER_LOST from the liveness watcher) instead of the TIMEOUT under
+ * test. */
+static inline long gpu_past_timeout_ms(const gpu_job_t *job)
+{
+    return (long)gpu_timeout_ms(job) + 1500;
+}
+
+/* Sleeps ms milliseconds, also across signals (usleep's unsigned microseconds overflow past
+ * about 71 minutes, and it may refuse a second or more). */
+static inline void gpu_sleep_ms(long ms)
+{
+    struct timespec pause = {ms / 1000, ms % 1000 * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
+        ;
+}
+
+/* The configuration of job's communicators: tcp on job's root, the GPU tests' job key,
+ * gpu_timeout_ms. */
 static inline mnnvl_config_t gpu_config(const gpu_job_t *job)
 {
-    return mt_config(job->root, "gpu-test-key-0123456789abcdef0123456789",
-                     job->timeout_ms * mt_time_scale());
+    return mt_config(job->root, "gpu-test-key-0123456789abcdef0123456789", gpu_timeout_ms(job));
 }
 
 /* Creates rank's communicator on gpu_device(job, rank), or prints why not and returns NULL. */
@@ -112,19 +135,14 @@ static inline int gpu_comm_stream_end(mnnvl_comm_t comm, int rank, cudaStream_t 
 }
 
 /* For the tests whose last rank stops calling: after a host barrier, the last rank sleeps
- * past the communicators' timeout (job's, scaled by mt_time_scale as gpu_comm scales it; the
- * others' kernels give up meanwhile) and returns 1; the others return 0 at once. A shorter
- * sleep would end the rank before the others time out, and they would see its death
- * (PEER_LOST from the liveness watcher) instead of the TIMEOUT under test. */
+ * gpu_past_timeout_ms (the others' kernels give up meanwhile) and returns 1; the others
+ * return 0 at once. */
 static inline int gpu_last_rank_stops(mnnvl_comm_t comm, const gpu_job_t *job, int rank, int size)
 {
     mnnvl_comm_barrier(comm);
     if (rank != size - 1)
         return 0;
-    const long ms = (long)job->timeout_ms * mt_time_scale() + 1500;
-    struct timespec pause = {ms / 1000, ms % 1000 * 1000000L};
-    while (nanosleep(&pause, &pause) != 0 && errno == EINTR)
-        ;
+    gpu_sleep_ms(gpu_past_timeout_ms(job));
     return 1;
 }
 

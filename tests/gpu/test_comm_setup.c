@@ -27,7 +27,7 @@ static int bad_device_body(int rank, int size, void *arg)
     const gpu_job_t *job = arg;
     const int bad_rank = size - 1;
     const int device = rank == bad_rank ? 4096 : gpu_device(job, rank);
-    mnnvl_config_t cfg = mt_config(job->root, SETUP_KEY, job->timeout_ms * mt_time_scale());
+    mnnvl_config_t cfg = mt_config(job->root, SETUP_KEY, gpu_timeout_ms(job));
     mnnvl_comm_t comm = (mnnvl_comm_t)&comm; /* must be reset to NULL */
     double start = now_s();
     mnnvl_status_t st = mnnvl_comm_create(cfg, rank, size, device, &comm);
@@ -49,9 +49,9 @@ static int bad_device_body(int rank, int size, void *arg)
         bad = 1;
     }
     /* Far below timeout_ms: the failure travelled in the setup round, nobody timed out. */
-    if (took > job->timeout_ms * mt_time_scale() / 2000.0) {
+    if (took > gpu_timeout_ms(job) / 2000.0) {
         fprintf(stderr, "rank %d: comm_create took %.1f s of a %d ms timeout\n", rank, took,
-                job->timeout_ms * mt_time_scale());
+                gpu_timeout_ms(job));
         bad = 1;
     }
     return bad;
@@ -68,7 +68,7 @@ static int handle_type_body(int rank, int size, void *arg)
 {
     const gpu_job_t *job = arg;
     static const char *const types[] = {"auto", "fabric", "posix-fd"};
-    mnnvl_config_t cfg = mt_config(job->root, SETUP_KEY, job->timeout_ms * mt_time_scale());
+    mnnvl_config_t cfg = mt_config(job->root, SETUP_KEY, gpu_timeout_ms(job));
     if (mnnvl_config_set(cfg, "handle_type", types[job->param]) != MNNVL_SUCCESS)
         return 1;
     mnnvl_comm_t comm = NULL;

@@ -94,15 +94,13 @@ GPU_STREAM_TESTS_2_AND_4(device_barrier, captured_graph_replayed_100_times, grap
 /* After a host barrier, rank `idle` sleeps idle_ms and destroys its communicator without
  * joining the device barrier that the others enqueue on a new non-blocking stream *s, at time
  * *t0. Returns -1 on rank `idle`, 1 on a failure, 0 when the barrier is enqueued. */
-static int barrier_without(mnnvl_comm_t comm, int rank, int idle, unsigned idle_ms, cudaStream_t *s,
+static int barrier_without(mnnvl_comm_t comm, int rank, int idle, long idle_ms, cudaStream_t *s,
                            uint64_t *t0)
 {
     if (mt_fail(mnnvl_comm_barrier(comm), rank, "host barrier"))
         return 1;
     if (rank == idle) {
-        nanosleep(
-            &(struct timespec){.tv_sec = idle_ms / 1000, .tv_nsec = idle_ms % 1000 * 1000000L},
-            NULL);
+        gpu_sleep_ms(idle_ms);
         mnnvl_comm_destroy(comm);
         return -1;
     }
@@ -124,9 +122,7 @@ static int skip_body(int rank, int size, void *arg)
         return 1;
     cudaStream_t s;
     uint64_t t0;
-    /* Past the communicators' timeout, scaled as gpu_comm scales it. */
-    int started = barrier_without(comm, rank, size - 1,
-                                  (unsigned)(job->timeout_ms * mt_time_scale()) + 1500u, &s, &t0);
+    int started = barrier_without(comm, rank, size - 1, gpu_past_timeout_ms(job), &s, &t0);
     if (started != 0)
         return started < 0 ? 0 : 1;
     cudaError_t sync = cudaStreamSynchronize(s);
@@ -144,8 +140,8 @@ static int skip_body(int rank, int size, void *arg)
                 mnnvl_status_string(async), mnnvl_last_error(), expect_peer);
         return 1;
     }
-    /* gpu_comm scaled the communicator's timeout (sanitizer runs): the bound is that one. */
-    const uint64_t bound = (uint64_t)job->timeout_ms * (uint64_t)mt_time_scale();
+    /* The communicator's timeout as gpu_comm set it (scaled in sanitizer runs). */
+    const uint64_t bound = (uint64_t)gpu_timeout_ms(job);
     if (took + 100 < bound || took > bound + 3000) {
         fprintf(stderr, "rank %d: kernel gave up after %llu ms with timeout_ms %llu\n", rank,
                 (unsigned long long)took, (unsigned long long)bound);
