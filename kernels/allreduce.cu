@@ -33,6 +33,7 @@
 #include "kernels/device_wait.cuh"
 #include "kernels/elem.cuh"
 #include "kernels/fault.cuh"
+#include "kernels/load.cuh"
 
 template <typename T> static __device__ __forceinline__ vec<T> empty_vec()
 {
@@ -418,30 +419,54 @@ static int launch_kernel(K kernel, const mnnvl_allreduce_args_t *args, size_t wo
 
 enum { PLAIN_THREADS = 512, SMALL_ROW_THREADS = 512, LARGE_ROW_THREADS = 512 };
 
+/* The kernels of one element type and switch, for launch() and for loading them all:
+ * the plain all-reduce, and the fused one with two vectors per thread for short rows (more
+ * threads, fewer serial polls) and up to 64 values per thread for long rows (the limit that
+ * keeps the kernel free of spills). */
+template <typename T, bool FT> struct kernels_of {
+    static constexpr int VPT = 64 / vec<T>::NV;
+    static constexpr auto plain = allreduce_kernel<T, 0, PLAIN_THREADS, 2, FT>;
+    static constexpr auto short_rows = allreduce_kernel<T, 2, SMALL_ROW_THREADS, 1, FT>;
+    static constexpr auto long_rows = allreduce_kernel<T, VPT, LARGE_ROW_THREADS, 1, FT>;
+};
+
 template <typename T, bool FT> static int launch(const mnnvl_allreduce_args_t *args, void *stream)
 {
+    typedef kernels_of<T, FT> k;
     constexpr int NV = vec<T>::NV;
     /* Cached occupancy of each instance (the kernels never change at run time). */
     static int plain_cache, small_cache, large_cache;
     if (!args->residual_out) {
         const size_t vectors = (args->count + NV - 1) / NV;
-        return launch_kernel(allreduce_kernel<T, 0, PLAIN_THREADS, 2, FT>, args,
-                             (vectors + PLAIN_THREADS - 1) / PLAIN_THREADS, PLAIN_THREADS,
-                             &plain_cache, stream);
+        return launch_kernel(k::plain, args, (vectors + PLAIN_THREADS - 1) / PLAIN_THREADS,
+                             PLAIN_THREADS, &plain_cache, stream);
     }
-    /* Fused: one row per block iteration. Rows up to 2*SMALL_ROW_THREADS vectors take two
-     * vectors per thread (more threads, fewer serial polls); longer rows up to 64 values per
-     * thread (the limit that keeps the kernel free of spills). */
+    /* Fused: one row per block iteration. */
     const size_t per_row = args->hidden / NV, rows = args->count / args->hidden;
     if (per_row <= 2 * SMALL_ROW_THREADS) {
         int threads = (int)((per_row + 1) / 2 + 31) / 32 * 32;
-        return launch_kernel(allreduce_kernel<T, 2, SMALL_ROW_THREADS, 1, FT>, args, rows,
-                             threads < 64 ? 64 : threads, &small_cache, stream);
+        return launch_kernel(k::short_rows, args, rows, threads < 64 ? 64 : threads, &small_cache,
+                             stream);
     }
-    constexpr int VPT = 64 / NV;
-    int threads = (int)((per_row + VPT - 1) / VPT + 31) / 32 * 32;
-    return launch_kernel(allreduce_kernel<T, VPT, LARGE_ROW_THREADS, 1, FT>, args, rows, threads,
-                         &large_cache, stream);
+    int threads = (int)((per_row + k::VPT - 1) / k::VPT + 31) / 32 * 32;
+    return launch_kernel(k::long_rows, args, rows, threads, &large_cache, stream);
+}
+
+template <typename T, bool FT> static int load()
+{
+    typedef kernels_of<T, FT> k;
+    return mnnvl_load(k::plain, k::short_rows, k::long_rows);
+}
+
+extern "C" int mnnvl_load_allreduce_kernels(void)
+{
+    const int err[] = {load<float, false>(),         load<float, true>(),
+                       load<__half, false>(),        load<__half, true>(),
+                       load<__nv_bfloat16, false>(), load<__nv_bfloat16, true>()};
+    for (int e : err)
+        if (e)
+            return e;
+    return 0;
 }
 
 extern "C" int mnnvl_launch_allreduce(const mnnvl_allreduce_args_t *args, void *stream)

@@ -5,6 +5,7 @@
  * epoch lives in device memory and advances inside the kernel, so a captured graph replays
  * correctly; flags only grow, so nothing is ever reset. One thread per peer. */
 #include "kernels/device_wait.cuh"
+#include "kernels/load.cuh"
 
 static __global__ void barrier_kernel(mnnvl_barrier_args_t a)
 {
@@ -35,4 +36,9 @@ extern "C" int mnnvl_launch_barrier(const mnnvl_barrier_args_t *args, void *stre
     int threads = args->size < 1024 ? ((args->size + 31) / 32) * 32 : 1024;
     barrier_kernel<<<1, threads, 0, (cudaStream_t)stream>>>(*args);
     return (int)cudaGetLastError();
+}
+
+extern "C" int mnnvl_load_barrier_kernels(void)
+{
+    return mnnvl_load(barrier_kernel);
 }

@@ -44,6 +44,7 @@
 #include "kernels/device_wait.cuh"
 #include "kernels/elem.cuh"
 #include "kernels/fault.cuh"
+#include "kernels/load.cuh"
 
 #define FULL_MASK 0xffffffffu
 
@@ -377,4 +378,10 @@ extern "C" int mnnvl_launch_dcp(const mnnvl_dcp_args_t *a, void *stream)
     default: return (int)cudaErrorInvalidValue;
     }
     return (int)cudaGetLastError();
+}
+
+extern "C" int mnnvl_load_dcp_kernels(void)
+{
+    return mnnvl_load(dcp_kernel<__half, false>, dcp_kernel<__half, true>,
+                      dcp_kernel<__nv_bfloat16, false>, dcp_kernel<__nv_bfloat16, true>);
 }

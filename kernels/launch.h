@@ -95,6 +95,15 @@ typedef struct mnnvl_barrier_args {
 
 int mnnvl_launch_barrier(const mnnvl_barrier_args_t *args, void *stream);
 
+/* Each kernel file's loader: loads every kernel the file may launch, now instead of at its
+ * first launch (kernels/load.cuh says why), on the current device. Returns 0 or the first
+ * cudaError_t. lib/device.c calls every one when a communicator is created. */
+int mnnvl_load_barrier_kernels(void);
+int mnnvl_load_reset_kernels(void);
+int mnnvl_load_allreduce_kernels(void);
+int mnnvl_load_moe_kernels(void);
+int mnnvl_load_dcp_kernels(void);
+
 /* Resets of protocol state (kernels/reset.cu), launched by lib/ when an operation is set up,
  * so that what "empty" means stays with the kernels that poll for it. */
 

@@ -26,6 +26,7 @@
 #include "kernels/device_wait.cuh"
 #include "kernels/elem.cuh"
 #include "kernels/fault.cuh"
+#include "kernels/load.cuh"
 
 #define FULL_MASK 0xffffffffu
 
@@ -425,4 +426,12 @@ extern "C" int mnnvl_launch_moe_combine(const mnnvl_moe_args_t *a, void *stream)
     if (a->wait.dead)
         return launch_combine<true>(a, blocks, s);
     return launch_combine<false>(a, blocks, s);
+}
+
+extern "C" int mnnvl_load_moe_kernels(void)
+{
+    return mnnvl_load(route_kernel, push_kernel<false>, push_kernel<true>, sanitize_kernel,
+                      stage_kernel, combine_kernel<float, false>, combine_kernel<float, true>,
+                      combine_kernel<__half, false>, combine_kernel<__half, true>,
+                      combine_kernel<__nv_bfloat16, false>, combine_kernel<__nv_bfloat16, true>);
 }

@@ -3,6 +3,7 @@
  * flags, counters and control blocks. */
 #include "kernels/elem.cuh"
 #include "kernels/launch.h"
+#include "kernels/load.cuh"
 
 template <typename T>
 static __global__ void lamport_reset_kernel(typename elem<T>::bits_t *buf, size_t count)
@@ -33,6 +34,12 @@ extern "C" int mnnvl_launch_lamport_reset(void *buf, size_t bytes, int dtype, vo
     case MNNVL_DTYPE_BF16: return lamport_reset<__nv_bfloat16>(buf, bytes, (cudaStream_t)stream);
     default: return (int)cudaErrorInvalidValue;
     }
+}
+
+extern "C" int mnnvl_load_reset_kernels(void)
+{
+    return mnnvl_load(lamport_reset_kernel<float>, lamport_reset_kernel<__half>,
+                      lamport_reset_kernel<__nv_bfloat16>);
 }
 
 extern "C" int mnnvl_launch_zero_reset(void *buf, size_t bytes, void *stream)

@@ -172,6 +172,30 @@ static mnnvl_status_t query_granularity(const mnnvl_device_state_t *d, int fabri
                : mnnvl_cuda_error(res, "comm_create", "cuMemGetAllocationGranularity");
 }
 
+/* Loads every kernel of the library into this device's context now. Under CUDA's lazy
+ * loading a kernel's first launch may wait for every kernel running in the context, and
+ * ranks that are threads of one process share it: a thread's first launch of a kernel would
+ * wait for a peer thread's collective kernel that waits for this thread (all-reduces of 4
+ * thread ranks timed out so on the H200). Before this communicator's first collective, no
+ * kernel of its ranks waits for a peer. */
+static mnnvl_status_t load_kernels(const mnnvl_comm_t comm)
+{
+    int (*const loaders[])(void) = {mnnvl_load_barrier_kernels, mnnvl_load_reset_kernels,
+                                    mnnvl_load_allreduce_kernels, mnnvl_load_moe_kernels,
+                                    mnnvl_load_dcp_kernels};
+    for (size_t i = 0; i < sizeof(loaders) / sizeof(loaders[0]); i++) {
+        int err = loaders[i]();
+        if (err != 0)
+            return mnnvl_error(MNNVL_ERR_CUDA,
+                               "comm_create: loading libmnnvl's kernels on device %d failed "
+                               "with CUDA runtime error %d (error 209: this build has no kernel "
+                               "image for the GPU's architecture, see configure "
+                               "--with-cuda-arch)",
+                               comm->device, err);
+    }
+    return MNNVL_SUCCESS;
+}
+
 /* Local part of setup: context, capture check, probe, control block, and the granularity
  * of each handle type this rank may end up using (gran[0] POSIX fds, gran[1] FABRIC), so
  * that nothing can fail on one rank alone once the ranks have chosen. */
@@ -190,6 +214,7 @@ static mnnvl_status_t setup_local(mnnvl_comm_t comm, rank_info_t *mine, size_t g
     MNNVL_CU("comm_create", d->cu->cuDevicePrimaryCtxRetain(&d->ctx, d->cu_device));
     MNNVL_CHECK(mnnvl_device_enter(comm, "comm_create"));
     MNNVL_CHECK(mnnvl_device_check_not_capturing(comm, "comm_create"));
+    MNNVL_CHECK(load_kernels(comm));
     const char *want = mnnvl_config_value(comm->config, "handle_type");
     mine->fabric = strcmp(want, "posix-fd") != 0 && probe_fabric(d->cu, d->cu_device);
     mine->host = host_identity();

@@ -260,7 +260,11 @@ typedef struct mnnvl_comm_s *mnnvl_comm_t;
  * copy through pinned host memory, and must not synchronise the whole context
  * (cudaDeviceSynchronize, cudaFree, copies on the legacy stream or from pageable memory) while
  * a peer thread's collective may wait for their next launch: that waits for the peer's
- * kernel, which waits for this thread, until the device-side TIMEOUT ends it (never a hang). */
+ * kernel, which waits for this thread, until the device-side TIMEOUT ends it (never a hang).
+ * The first launch of a kernel does the same under CUDA's lazy loading (the default since
+ * CUDA 12.2): this call loads every libmnnvl kernel, but the caller's own kernels must be
+ * launched once before the first collective, or the process run with
+ * CUDA_MODULE_LOADING=EAGER. */
 MNNVL_API mnnvl_status_t mnnvl_comm_create(const mnnvl_config_t config, int rank, int size,
                                            int device, mnnvl_comm_t *comm);
 

@@ -87,10 +87,11 @@ static int allreduce_rounds(mnnvl_comm_t comm, mnnvl_allreduce_t ar, float *in, 
                 bad = 1;
             }
     }
+    /* Also after a wrong result: a kernel that gave up on a peer says so here (TIMEOUT). */
     mnnvl_status_t async = MNNVL_SUCCESS;
-    if (!bad &&
-        (mnnvl_comm_get_async_error(comm, &async) != MNNVL_SUCCESS || async != MNNVL_SUCCESS)) {
-        fprintf(stderr, "rank %d: async error %s\n", rank, mnnvl_status_string(async));
+    if (mnnvl_comm_get_async_error(comm, &async) != MNNVL_SUCCESS || async != MNNVL_SUCCESS) {
+        fprintf(stderr, "rank %d: async error %s: %s\n", rank, mnnvl_status_string(async),
+                mnnvl_last_error());
         bad = 1;
     }
     return bad;
