@@ -5,7 +5,9 @@
 
 #include <cuda_runtime.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -160,6 +162,14 @@ static inline void gpu_graph_destroy(cudaGraph_t graph, cudaGraphExec_t exec)
 {
     cudaGraphExecDestroy(exec);
     cudaGraphDestroy(graph);
+}
+
+/* Whether a rank's exit code from gpu_run_ranks says it died by SIGKILL. Under a launcher
+ * (compute-sanitizer) the launcher exits with the victim's signal number as its status
+ * instead of dying of it. */
+static inline int gpu_killed(int code)
+{
+    return code == 128 + SIGKILL || (getenv("MNNVL_RANK_LAUNCHER") && code == SIGKILL);
 }
 
 /* Starts `size` ranks of fn on the visible GPUs, rank r's exit code into codes[r], killing

@@ -459,12 +459,8 @@ static void run_with_victim(int size, mt_rank_fn fn, int param)
     if (gpu_run_ranks(&job, size, fn, 300, codes) < 0)
         return;
     for (int r = 0; r < size; r++) {
-        /* Under a launcher (compute-sanitizer), the launcher exits with the victim's signal
-         * number as its status instead of dying of it. */
-        int killed =
-            codes[r] == 128 + SIGKILL || (getenv("MNNVL_RANK_LAUNCHER") && codes[r] == SIGKILL);
         if (r == size - 1)
-            cr_expect(killed, "rank %d exited with %d, not by SIGKILL", r, codes[r]);
+            cr_expect(gpu_killed(codes[r]), "rank %d exited with %d, not by SIGKILL", r, codes[r]);
         else
             cr_expect_eq(codes[r], 0, "rank %d exited with %d", r, codes[r]);
     }
