@@ -29,7 +29,12 @@
 #   tests/lib/testutil.h); the "ERROR SUMMARY: N errors" lines of the logs are added up.
 #   racecheck checks shared-memory hazards inside each kernel; it runs on every C test,
 #   which is where it applies (it does not see races through peers' symmetric memory).
-#   The Python tests and gpu_alloc fork their ranks themselves and are not run.
+#   The Python tests and gpu_alloc fork their ranks themselves and are not run. Nor is
+#   test_threads: under the sanitizer its thread ranks' collectives time out (H200,
+#   2026-12-02: memcheck, 2 thread ranks, an all-reduce of round 1 waited 300 s for its
+#   peer; synccheck, 4 thread ranks, no progress in 150 s), though two kernels of two threads
+#   of one process that wait for each other do run side by side under both tools. The cause
+#   is not found; the process-rank tests run the same kernels under the sanitizer.
 set -u
 
 usage() {
@@ -141,6 +146,10 @@ for prog in "$dir"/tests/gpu/test_*; do
     if [ ! -f "$prog" ] || [ ! -x "$prog" ]; then continue; fi
     progs=$((progs + 1))
     p=$(basename "$prog")
+    if [ -n "$sanitize" ] && [ "$p" = test_threads ]; then
+        echo "$p: not run under compute-sanitizer (its thread ranks time out there; see the top of run-suite.sh)"
+        continue
+    fi
     all=$(list_tests "$prog")
     mine=$(for t in $all; do selected "$t" && echo "$t"; done)
     n_all=$(echo "$all" | grep -c .)
