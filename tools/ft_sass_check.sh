@@ -34,17 +34,23 @@ for k in moe allreduce dcp; do
         name=$(cat "$f")
         # The new tree's name of the FT = false instantiation of this kernel.
         # A template gets one more argument; a plain kernel either stays as it is or became
-        # a template of the switch alone.
-        want=$(echo "$name" | sed -E 's/<(.*)>\(/<\1, false>(/')
-        plain=$(echo "$name" | sed -E 's/^([a-zA-Z_0-9]+)\(/void \1<false>(/')
+        # a template of the switch alone. cu++filt spells the argument `(bool)0`, c++filt
+        # `false`: either is taken.
         match=""
-        for g in "$tmp/$k.new"/*.name; do
-            case "$(cat "$g")" in
-            "$want" | "$plain") match=${g%.name}; want=$(cat "$g") ;;
-            esac
+        for f_ in false "(bool)0"; do
+            want=$(echo "$name" | sed -E "s/<(.*)>\\(/<\\1, $f_>(/")
+            plain=$(echo "$name" | sed -E "s/^([a-zA-Z_0-9]+)\\(/void \\1<$f_>(/")
+            for g in "$tmp/$k.new"/*.name; do
+                case "$(cat "$g")" in
+                "$want" | "$plain") match=${g%.name}; want=$(cat "$g") ;;
+                esac
+            done
+            [ -n "$match" ] && break
         done
         if [ -z "$match" ]; then
-            echo "MISSING $k: $name (looked for $want)"; status=1; continue
+            echo "MISSING $k: $name (looked for $want); the new tree has:"
+            cat "$tmp/$k.new"/*.name | sed 's/^/    /'
+            status=1; continue
         fi
         # Names of the kernel itself appear in its own SASS (relocations); drop them.
         if diff <(grep -v 'Function' "${f%.name}.sass") <(grep -v 'Function' "$match.sass") >/dev/null; then
