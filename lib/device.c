@@ -176,8 +176,8 @@ static mnnvl_status_t query_granularity(const mnnvl_device_state_t *d, int fabri
  * loading a kernel's first launch may wait for every kernel running in the context, and
  * ranks that are threads of one process share it: a thread's first launch of a kernel would
  * wait for a peer thread's collective kernel that waits for this thread (all-reduces of 4
- * thread ranks timed out so on the H200). Before this communicator's first collective, no
- * kernel of its ranks waits for a peer. */
+ * thread ranks timed out so on the H200). Here no kernel of this communicator waits yet, and
+ * a later communicator on the device finds every kernel loaded (this is then cheap). */
 static mnnvl_status_t load_kernels(const mnnvl_comm_t comm)
 {
     int (*const loaders[])(void) = {mnnvl_load_barrier_kernels, mnnvl_load_reset_kernels,
@@ -188,8 +188,8 @@ static mnnvl_status_t load_kernels(const mnnvl_comm_t comm)
         if (err != 0)
             return mnnvl_error(MNNVL_ERR_CUDA,
                                "comm_create: loading libmnnvl's kernels on device %d failed "
-                               "with CUDA runtime error %d (error 209: this build has no kernel "
-                               "image for the GPU's architecture, see configure "
+                               "with CUDA runtime error %d (209 means this build has no kernel "
+                               "image for the GPU's architecture: see configure "
                                "--with-cuda-arch)",
                                comm->device, err);
     }
