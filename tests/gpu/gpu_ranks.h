@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -169,7 +168,7 @@ static inline void gpu_graph_destroy(cudaGraph_t graph, cudaGraphExec_t exec)
  * instead of dying of it. */
 static inline int gpu_killed(int code)
 {
-    return code == 128 + SIGKILL || (getenv("MNNVL_RANK_LAUNCHER") && code == SIGKILL);
+    return code == 128 + SIGKILL || (mt_launcher() && code == SIGKILL);
 }
 
 /* Starts `size` ranks of fn on the visible GPUs, rank r's exit code into codes[r], killing

@@ -53,8 +53,13 @@ int mt_time_scale(void)
         fprintf(stderr, "MNNVL_TEST_TIME_SCALE=%s is not an integer in 1..1000: using 1\n", s);
         return 1;
     }
+    return mt_launcher() ? 10 : 1;
+}
+
+const char *mt_launcher(void)
+{
     const char *launcher = getenv("MNNVL_RANK_LAUNCHER");
-    return launcher && *launcher ? 10 : 1;
+    return launcher && *launcher ? launcher : NULL;
 }
 
 /* The rank's side of an exec'd rank: runs before main (after the MT_RANK_FN constructors,
@@ -126,10 +131,10 @@ static void exec_rank(const char *launcher, const char *exe, int idx, int rank, 
 
 int mt_run_ranks(int size, mt_rank_fn fn, void *arg, int timeout_s, int *exit_codes)
 {
-    const char *launcher = getenv("MNNVL_RANK_LAUNCHER");
+    const char *launcher = mt_launcher();
     int idx = -1;
     char exe[4096];
-    if (launcher && *launcher) {
+    if (launcher) {
         for (int i = 0; i < n_rank_fns && idx < 0; i++)
             if (rank_fns[i].fn == fn)
                 idx = i;

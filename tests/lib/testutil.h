@@ -26,6 +26,9 @@ int mt_run_ranks(int size, mt_rank_fn fn, void *arg, int timeout_s, int *exit_co
  * forked, with a note on stderr. */
 void mt_register_rank_fn(const char *name, mt_rank_fn fn, size_t arg_size);
 
+/* MNNVL_RANK_LAUNCHER when it is set and not empty (ranks are exec'd through it), else NULL. */
+const char *mt_launcher(void);
+
 /* Registers fn, whose argument is an `arg_type`, for exec'd ranks (see above). */
 #define MT_RANK_FN(fn, arg_type)                                         \
     __attribute__((constructor(200))) static void mt_register_##fn(void) \
